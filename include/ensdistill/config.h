@@ -1,0 +1,125 @@
+/* The experiment config: one plain struct (no pointers, so rank 0 parses and MPI_Bcast sends
+ * its bytes), parsed from YAML against a schema that documents every key (config_print_docs
+ * writes the README table). Unknown keys, wrong types and out-of-range values are errors that
+ * name file:line, the key and, for unknown keys, the nearest valid one. */
+#ifndef ENSDISTILL_CONFIG_H
+#define ENSDISTILL_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_STR 256
+#define CFG_PATH 1024
+#define CFG_MAX_LIST 16
+
+typedef struct {
+    int k, d, patches;      /* classes, dimension, patches per sample P */
+    int patches_per_view;   /* patches that carry each present view */
+    int n_train, n_test;
+    double mu;              /* fraction of single-view samples */
+    double view_lo, view_hi; /* weight of a present view ~ U[lo, hi] */
+    double weak_scale;      /* single-view samples: the other view at this fraction (rho_sv) */
+    double off_prob;        /* each off-class view present with this probability (s/k) */
+    double off_mv_lo, off_mv_hi; /* its weight in multi-view samples */
+    double off_sv_lo, off_sv_hi; /* its weight in single-view samples */
+    double feature_noise;   /* gamma: each patch gets U[0, gamma] times a random view vector */
+    char noise[CFG_STR];    /* "gauss" or "orth" */
+    double sigma;           /* noise norm (orth) or scale (gauss: N(0, sigma^2/d I)) */
+    int64_t seed;
+} MultiviewConfig;
+
+typedef struct {
+    char source[CFG_STR]; /* fashion-mnist | mnist | cifar10 | cifar100 | hdf5 | multiview | toy2 */
+    char path[CFG_PATH];  /* directory (idx, cifar) or .h5 file (hdf5) */
+    int augment;          /* random crop + flip */
+    int crop_pad;         /* zero padding of the random crop */
+    int flip;             /* random horizontal flip */
+    char labels[CFG_STR]; /* cifar100: "fine" or "coarse" */
+    int normalize;        /* per-channel mean/std from the training set */
+    int train_limit, test_limit; /* use only the first n samples; 0 = all */
+    MultiviewConfig multiview;
+} DataConfig;
+
+typedef struct {
+    char arch[CFG_STR];
+    int hidden;           /* mlp / cnn hidden width; 0 = the arch's default */
+    int filters;          /* mvconv: filters per class (m) */
+    double srelu_q, srelu_rho; /* mvconv smoothed ReLU */
+    double init_std;      /* mvconv initial weight std */
+    int random_features;  /* freeze all but the last layer */
+} ModelConfig;
+
+typedef struct {
+    int epochs;
+    int batch_size;       /* 0 = full batch ("full" in YAML) */
+    double lr, momentum, weight_decay;
+    int nesterov;
+    char schedule[CFG_STR]; /* constant | multistep | cosine */
+    int milestones[CFG_MAX_LIST];
+    int n_milestones;
+    double gamma;         /* multistep factor */
+    double warmup_epochs;
+    int eval_every;       /* test accuracy every n epochs (and the last); 0 = only at the end */
+} TrainConfig;
+
+typedef struct {
+    int members;          /* L */
+    int64_t seed;
+    char combine[CFG_STR]; /* "logits" or "probs" */
+} EnsembleConfig;
+
+typedef struct {
+    int kd, self, sum;    /* which students run (list "students: [kd, self, sum]") */
+    int seeds;            /* number of KD students (and self students) */
+    double temperature, alpha;
+    int epochs;           /* students' epochs; 0 = train.epochs */
+    double lr;            /* students' lr; 0 = train.lr */
+    int sum_epochs;       /* the sum control's epochs; 0 = train.epochs */
+    double sum_lr;        /* the sum control's lr; 0 = train.lr */
+} DistillConfig;
+
+typedef struct {
+    int ranks_per_model;  /* g */
+    int threads;          /* OpenBLAS threads per rank; 0 = auto (cores / ranks on the node) */
+} ParallelConfig;
+
+typedef struct {
+    char dir[CFG_PATH];   /* RUN_DIR */
+    int every_epochs;
+    int deflate;          /* 0 = off, 1..9 gzip level */
+} CheckpointConfig;
+
+typedef struct {
+    int batch_size;       /* evaluation batch */
+    int ece_bins;
+} EvalConfig;
+
+typedef struct {
+    char name[CFG_STR];
+    char source_file[CFG_PATH]; /* the YAML file it came from */
+    DataConfig data;
+    ModelConfig model;
+    TrainConfig train;
+    EnsembleConfig ensemble;
+    DistillConfig distill;
+    ParallelConfig parallel;
+    CheckpointConfig checkpoint;
+    EvalConfig eval;
+} Config;
+
+/* Fills every key with its default. */
+void config_defaults(Config *c);
+/* Parses path (YAML) over the defaults, then applies overrides "a.b=value" in order, then
+ * validates. Returns 0, or -1 with a one-line message in err ("FILE:LINE: key: what is wrong"). */
+int config_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err,
+                size_t err_size);
+/* Applies one "a.b=value" override. Returns 0 or -1 with a message. */
+int config_set(Config *c, const char *assignment, char *err, size_t err_size);
+/* Cross-key checks (ranges, consistency). Returns 0 or -1 with a message. */
+int config_validate(const Config *c, char *err, size_t err_size);
+/* The resolved config as YAML that config_load reads back to an equal Config (malloc'd). */
+char *config_to_yaml(const Config *c);
+/* The Markdown table of every key: key | type | default | meaning. */
+void config_print_docs(FILE *out);
+
+#endif

@@ -1,0 +1,68 @@
+/* Data sets in memory and the minibatches made from them.
+ * A data set is held once per rank in its stored type (uint8 stays uint8 until a batch is
+ * made). Sources: IDX (MNIST / Fashion-MNIST, gzip or plain), CIFAR-10/100 binary, generic
+ * HDF5 (/train and /test groups, each /images and /labels), the paper's multi-view generator
+ * and its two-class toy. */
+#ifndef ENSDISTILL_DATASET_H
+#define ENSDISTILL_DATASET_H
+
+#include "ensdistill/config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DATASET_MAX_CHANNELS 16
+
+typedef struct {
+    char name[64];           /* "fashion-mnist/train", ... for messages */
+    int N, C, H, W, K;       /* samples, channels, height, width, classes */
+    uint8_t *u8;             /* [N, C, H, W] or NULL */
+    float *f32;              /* [N, C, H, W] or NULL (multi-view: [N, P, 1, D]) */
+    int32_t *labels;         /* [N], in [0, K) */
+    uint8_t *tags;           /* [N] multi-view data: 1 multi-view, 0 single-view; else NULL */
+    int normalize;           /* apply (x - mean[c]) / std[c] when making a batch */
+    float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS]; /* u8 data: after / 255 */
+    int64_t id_base;         /* sample i has id id_base + i (train 0, test N_train) */
+    /* multi-view data */
+    int orth_noise;          /* 1: each patch also carries sparse orthogonal noise */
+    float noise_sigma;
+    float *views;            /* [K, 2, D] the view vectors v_{j,1}, v_{j,2}, or NULL */
+    int D;                   /* view dimension (multi-view) */
+} Dataset;
+
+typedef struct {
+    Dataset train, test;
+} DataSplit;
+
+/* Loads (or generates) train and test as the config says; applies train_limit / test_limit
+ * and computes normalisation statistics from the training set. Bad or missing files are
+ * user errors naming the file (ed_fail). */
+void data_load(DataSplit *split, const DataConfig *cfg);
+void dataset_free(Dataset *ds);
+void datasplit_free(DataSplit *split);
+/* Bytes the data set holds in memory. */
+size_t dataset_bytes(const Dataset *ds);
+/* Floats per sample in a batch: C*H*W. */
+static inline size_t dataset_sample_floats(const Dataset *ds) {
+    return (size_t)ds->C * ds->H * ds->W;
+}
+
+/* Augmentation of one batch: each sample's randomness is keyed by (seed, stream, sample id),
+ * stream = rng_stream(RNG_PURPOSE_AUGMENT, role, model index, epoch), so it does not depend on
+ * ranks, shards or batch position. */
+typedef struct {
+    int crop_pad; /* random crop with this much zero padding; 0 = none */
+    int flip;     /* random horizontal flip */
+    uint64_t seed, stream;
+} Augment;
+
+/* x[B, C*H*W] (normalised floats), labels[B] and ids[B] for samples idx[0..B) of ds.
+ * aug may be NULL (no augmentation). labels / ids may be NULL. */
+void dataset_make_batch(const Dataset *ds, const int *idx, int B, float *x, int32_t *labels,
+                        int64_t *ids, const Augment *aug);
+
+/* The raw readers, for tests and datagen. Each dies with ed_fail naming the file on error. */
+void idx_read_images(Dataset *ds, const char *path);  /* fills N, C=1, H, W, u8 */
+void idx_read_labels(Dataset *ds, const char *path);  /* fills labels (N must match) */
+
+#endif

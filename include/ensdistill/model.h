@@ -1,0 +1,87 @@
+/* Models: an ordered list of operations over one parameter arena, one gradient arena, one
+ * momentum arena, one buffer arena (BatchNorm statistics) and one activation arena sized for
+ * max_batch samples at build time. Nothing is allocated after model_create.
+ *
+ * Architectures by name (model_create):
+ *   mlp               flatten -> linear(hidden) -> relu -> linear(hidden) -> relu -> linear(K)
+ *   cnn               conv5x5(32)-relu-maxpool2 -> conv5x5(64)-relu-maxpool2 -> linear(hidden) -> relu -> linear(K)
+ *   resnet-<6n+2>     CIFAR ResNet (He et al. 2016), option A zero-padding shortcuts
+ *   resnet-<6n+2>-proj  the same with 1x1 conv + BN projection shortcuts (option B)
+ *   wrn-<d>-<k>       pre-activation WideResNet (Zagoruyko & Komodakis), (d-4)/6 blocks per stage
+ *   mvconv            the paper's patch network (layers.h), input [P, 1, D]
+ * sum_of > 1 builds the train-the-sum control: sum_of copies of the net under the names
+ * "nets.<i>.<name>", whose logits are added.
+ * Parameter names and shapes are those of the equivalent PyTorch module
+ * (analysis/load_torch.py builds it). */
+#ifndef ENSDISTILL_MODEL_H
+#define ENSDISTILL_MODEL_H
+
+#include "ensdistill/tensor.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char arch[64];
+    int C, H, W;     /* input shape; mvconv: C = patches P, H = 1, W = D */
+    int num_classes; /* K */
+    int max_batch;   /* activations hold this many samples */
+    int sum_of;      /* > 1: the train-the-sum control; 0 or 1: one net */
+    int random_features; /* 1: every parameter but the last layer's is frozen */
+    int hidden;          /* mlp and cnn hidden width (default 256 for mlp, 128 for cnn) */
+    /* mvconv */
+    int mv_filters;       /* M, filters per class */
+    float srelu_q, srelu_rho;
+    float init_std;       /* initial weight std */
+    int64_t mv_noise_coords; /* > 0: sparse orth-noise input, this many trained noise coords */
+    float mv_noise_sigma;
+} ModelSpec;
+
+typedef struct Op Op; /* one operation of the graph (private to src/nn) */
+
+typedef struct {
+    ModelSpec spec;
+    TensorTable tensors;
+    float *params, *grads, *momentum; /* tensors.param_floats each */
+    float *buffers;                   /* tensors.buffer_floats */
+    size_t trainable_begin, trainable_end; /* the optimizer's range in the param arena */
+    uint64_t init_seed, init_stream;       /* set by model_init (mvconv draws test-noise weights) */
+    /* graph */
+    Op *ops;
+    int n_ops;
+    int n_values;
+    void *values;            /* private value table */
+    float *acts, *dacts;     /* activation arena and its gradients */
+    size_t act_floats;
+    float *workspace;        /* shared scratch (im2col) */
+    size_t workspace_floats;
+    int32_t *int_scratch;    /* maxpool argmax */
+    size_t int_scratch_count;
+    int logits_value;
+    int cur_batch;           /* batch size of the last forward */
+    int training;            /* mode of the last forward */
+} Model;
+
+/* Builds the graph and tensor table and allocates every arena. Dies with a clear message on an
+ * unknown arch or an input shape it cannot take (ed_fail: user error). */
+Model *model_create(const ModelSpec *spec);
+void model_free(Model *m);
+/* Fills parameters and buffers deterministically from (seed, stream):
+ * conv and linear weights Kaiming-normal (fan_out) for resnet/wrn, PyTorch's default
+ * (uniform +-1/sqrt(fan_in)) for mlp/cnn and all linear layers; BN gamma 1, beta 0, running
+ * mean 0, var 1; mvconv N(0, init_std^2). Zeroes momentum. */
+void model_init(Model *m, uint64_t seed, uint64_t stream);
+/* logits[B,K] for x[B, C*H*W]; sample_ids[B] are needed only by mvconv with orth noise (may be
+ * NULL otherwise). training=1 uses batch statistics and updates BN running statistics.
+ * The returned pointer is inside the activation arena: valid until the next forward. */
+float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training);
+/* grads = d/dparams of sum(dlogits * logits) for the last forward (grads zeroed first). */
+void model_backward(Model *m, const float *dlogits);
+/* Number of parameters (all, trainable or not) and of trainable ones. */
+size_t model_param_count(const Model *m);
+/* Forward floating-point operations per sample (2 per multiply-add). */
+double model_forward_flops(const Model *m);
+/* Bytes held by the model's arenas. */
+size_t model_bytes(const Model *m);
+
+#endif

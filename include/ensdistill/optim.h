@@ -1,0 +1,31 @@
+/* SGD with momentum, Nesterov and weight decay (PyTorch's torch.optim.SGD, dampening 0), and
+ * learning-rate schedules. */
+#ifndef ENSDISTILL_OPTIM_H
+#define ENSDISTILL_OPTIM_H
+
+#include <stddef.h>
+
+/* Over params[0..n):  g = grad + wd * p;  buf = momentum * buf + g;
+ *                     p -= lr * (nesterov ? g + momentum * buf : buf).
+ * A zeroed buf makes the first step PyTorch's (buf = g). */
+void sgd_step(float *params, const float *grads, float *momentum_buf, size_t n, float lr,
+              float momentum, float weight_decay, int nesterov);
+
+typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_MULTISTEP = 1, SCHEDULE_COSINE = 2 } ScheduleKind;
+
+#define SCHEDULE_MAX_MILESTONES 16
+typedef struct {
+    ScheduleKind kind;
+    double base_lr;
+    int epochs;           /* total epochs (cosine decays to min_lr at the end) */
+    double warmup_epochs; /* linear warm-up from base_lr / (warm-up steps) to base_lr; 0 = none */
+    int milestones[SCHEDULE_MAX_MILESTONES]; /* multistep: epochs at which lr *= gamma */
+    int n_milestones;
+    double gamma;
+    double min_lr; /* cosine floor */
+} Schedule;
+
+/* The learning rate for step `step` (0-based) of epoch `epoch` (0-based), updated per step. */
+double schedule_lr(const Schedule *s, int epoch, int step, int steps_per_epoch);
+
+#endif

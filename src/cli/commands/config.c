@@ -1,0 +1,8 @@
+/* PLACEHOLDER: replaced by the module that owns this command. */
+#include "ensdistill/cli.h"
+#include <stdio.h>
+int cmd_config(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "ensdistill: 'config' is not built yet\n");
+    return 2;
+}

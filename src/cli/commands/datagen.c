@@ -1,0 +1,8 @@
+/* PLACEHOLDER: replaced by the module that owns this command. */
+#include "ensdistill/cli.h"
+#include <stdio.h>
+int cmd_datagen(int argc, char **argv) {
+    (void)argc; (void)argv;
+    fprintf(stderr, "ensdistill: 'datagen' is not built yet\n");
+    return 2;
+}
