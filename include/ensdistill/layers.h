@@ -28,7 +28,8 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
 static inline int conv2d_out_size(int H, int K, int stride, int pad) {
     return (H + 2 * pad - K) / stride + 1;
 }
-size_t conv2d_workspace_floats(int C, int H, int W, int K, int stride, int pad);
+/* Scratch the fast kernels need for a batch of B (they may im2col several samples at once). */
+size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int stride, int pad);
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int C, int H, int W, int OC, int K, int stride, int pad, float *workspace);
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
