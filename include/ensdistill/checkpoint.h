@@ -1,0 +1,120 @@
+/* HDF5 model checkpoints: one file per model (RUN_DIR/models/<role>-<index>.h5), written
+ * crash-safely (NAME.h5.tmp -> verify -> rename) and read back with checksum verification and a
+ * fall-back to NAME.prev.h5. The io module knows the tensor table and the Model arenas, never
+ * the layers, and no MPI: the caller (rank 0 or a model's group leader) decides who writes.
+ *
+ * File layout (read it with h5py; every dataset chunked with Fletcher32 checksums):
+ *   attrs  format="ensdistill-model", format_version=1, role, index, seed, arch, sum_of,
+ *          random_features, hidden, mv_filters, srelu_q, srelu_rho, init_std, mv_noise_coords,
+ *          mv_noise_sigma, num_classes, input_shape [C,H,W], epochs_total, epoch, step,
+ *          complete (0/1), config (YAML text), code_revision, compiler, written_at
+ *   /params/<state_dict name>            float32, torch shapes
+ *   /buffers/<name>                      float32; int64 for num_batches_tracked (is_integer)
+ *   /optimizer/momentum/<name>           float32, one per parameter
+ *   /state/cursor  int64 [epoch, step_in_epoch, step, complete]
+ *   /state/partial float64 [loss, correct, seen, seconds] sums of the current epoch so far
+ *   /history/{epoch,lr,train_loss,train_acc,test_acc,seconds}  one value per finished epoch
+ *   /logits/train [N,K], /logits/test [N_test,K]   float32, when the caller gives them
+ * The random generator is counter-based (rng.h), keyed by (seed, role, index, epoch, ...), so
+ * the cursor is all that resuming needs: there is no generator state to store. */
+#ifndef ENSDISTILL_CHECKPOINT_H
+#define ENSDISTILL_CHECKPOINT_H
+
+#include "ensdistill/model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CKPT_FORMAT "ensdistill-model"
+#define CKPT_FORMAT_VERSION 1
+
+/* One finished epoch. test_acc is NaN when the epoch was not evaluated. */
+typedef struct {
+    int epoch; /* 1-based: the epoch that just finished */
+    double lr, train_loss, train_acc, test_acc, seconds;
+} EpochRecord;
+
+/* The training state of one model besides its tensors. Zero-initialise it
+ * (ModelState st = {0};) before the first use; free with ckpt_state_free. */
+typedef struct {
+    char role[16];     /* "member", "kd", "self", "sum" */
+    int index;         /* model index within its role */
+    int64_t seed;      /* ensemble.seed (or the student seed) */
+    char arch[256];    /* filled by ckpt_read from the file; ckpt_write writes m->spec.arch */
+    int epochs_total;
+    int epoch;         /* epochs completed */
+    int step_in_epoch; /* steps done in the current (incomplete) epoch: mid-epoch checkpoints */
+    int64_t step;      /* optimizer steps done in all */
+    int complete;
+    double partial_loss, partial_correct, partial_seen, partial_seconds; /* current epoch sums */
+    int n_history, cap_history;
+    EpochRecord *history; /* owned by the struct; ckpt_state_free */
+} ModelState;
+
+/* What a checkpoint says about itself, read from its attributes alone (no tensors): enough to
+ * build the model it belongs to (spec, with max_batch = 0: set it) and to summarise it. */
+typedef struct {
+    char role[16];
+    int index;
+    int64_t seed;
+    ModelSpec spec; /* arch, C, H, W, num_classes, sum_of, hidden, random_features, mv_* */
+    int epochs_total, epoch, complete;
+    int64_t step;
+    int format_version;
+    char code_revision[64];
+    char written_at[32];
+    int n_history;
+    double last_test_acc;  /* NaN if no epoch was evaluated */
+    double last_train_acc; /* NaN if no epoch finished */
+    int n_train_logits, n_test_logits; /* rows of /logits/train, /logits/test; 0 if absent */
+} CkptInfo;
+
+/* "member-003" into buf: the file stem of a model, RUN_DIR/models/<stem>.h5. Returns buf. */
+const char *ckpt_model_name(char *buf, size_t size, const char *role, int index);
+
+/* Writes the checkpoint of m and st to path (NAME.h5):
+ *   1. writes NAME.h5.tmp (creating missing parent directories), closes it, fsyncs it;
+ *   2. reopens it and reads back every dataset (Fletcher32 verified by HDF5) and compares the
+ *      bytes with memory;
+ *   3. keeps the old NAME.h5 as NAME.prev.h5 (hard link, or rename where links fail), renames
+ *      the tmp file to NAME.h5 (atomic: NAME.h5 always exists once written), fsyncs the
+ *      directory, and removes NAME.prev.h5.
+ * config_text (may be NULL) is stored as the "config" attribute. train_logits [n_train, K] and
+ * test_logits [n_test, K] (K = m->spec.num_classes) are written when non-NULL. deflate: gzip
+ * level 0..9 (0 = none; DESIGN.md: 40-50x slower writes for 7-14% smaller files).
+ * Returns 0. An I/O failure or a failed verification stops with ed_fail naming the file. */
+int ckpt_write(const char *path, const Model *m, const ModelState *st, const char *config_text,
+               const float *train_logits, int n_train, const float *test_logits, int n_test,
+               int deflate);
+
+/* Loads path into m (params, buffers, momentum) and st (st's old history is freed).
+ * Returns 1 when neither path nor NAME.prev.h5 exists (nothing to resume: m and st untouched).
+ * If path is missing, unreadable, truncated, fails a checksum or lacks a tensor and
+ * NAME.prev.h5 is good, warns (ed_warn) and loads NAME.prev.h5; if neither is good, ed_fail
+ * naming the file and what is wrong. A file of another format or format_version, of another
+ * arch (or sum_of), or with a tensor of another shape (the message names the tensor and both
+ * shapes) is refused with ed_fail: never silently started over. The HDF5 error stack is
+ * silenced; a corrupted file never crashes the program. Returns 0 when loaded. */
+int ckpt_read(const char *path, Model *m, ModelState *st);
+
+/* Reads /logits/train or /logits/test (which = "train" / "test"), [n, K] float32, into out.
+ * Returns 0, or -1 if the file has no such dataset. A missing file, a shape other than [n, K]
+ * or a read/checksum error stops with ed_fail naming the file. */
+int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K);
+
+/* Reads the attributes and history length of path into info.
+ * Returns 0; 1 if path does not exist; -1 if it is not a readable checkpoint of this format
+ * (err gets a one-line reason; err may be NULL). Never stops the program. */
+int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);
+
+/* Reads every dataset of any HDF5 file (following no external links), which makes HDF5 check
+ * each chunk's Fletcher32 checksum. Returns the number of datasets checked (>= 0), or -1 with a
+ * one-line reason in err (naming the dataset) on the first failure. Never stops the program. */
+long h5_verify_file(const char *path, char *err, size_t err_size);
+
+/* Frees st->history and zeroes n_history / cap_history (the other fields are kept). */
+void ckpt_state_free(ModelState *st);
+/* Appends one epoch to st->history (grows the buffer). */
+void ckpt_state_push_epoch(ModelState *st, const EpochRecord *rec);
+
+#endif

@@ -1,0 +1,64 @@
+/* The run summary file RUN_DIR/run.h5 and the metrics log RUN_DIR/metrics.jsonl.
+ * run.h5 (written to run.h5.tmp, fsynced, renamed; read it with h5py):
+ *   attrs  format="ensdistill-run", format_version=1, code_revision, compiler, written_at,
+ *          config (YAML text), num_classes
+ *   /config                          the config text (string dataset)
+ *   /teacher/train_logits [N, K], /teacher/test_logits [N_test, K]   float32, when given
+ *   /results/table                   compound rows: name, role, n_models, test_acc, nll, ece,
+ *                                    acc_multi, acc_single, acc_std (fixed-length strings)
+ *   /results/<column>                the same table as one array per column (name and role
+ *                                    as variable-length strings)
+ *   /results/ensemble_size_acc [L]   test accuracy of the ensemble of the first n members
+ *   /models/<name>                   external links to models/<name>.h5, so
+ *     h5py.File('RUN_DIR/run.h5')['models/member-003/params/conv1.weight'] works.
+ * Like checkpoint.h, this module knows no MPI: rank 0 calls it. */
+#ifndef ENSDISTILL_RUNFILE_H
+#define ENSDISTILL_RUNFILE_H
+
+#include "ensdistill/checkpoint.h"
+
+#include <stddef.h>
+
+#define RUNFILE_FORMAT "ensdistill-run"
+#define RUNFILE_FORMAT_VERSION 1
+
+/* One row of the results table. acc_multi / acc_single are NaN unless the data is multi-view
+ * (accuracy on the multi-view / single-view test samples); acc_std is NaN unless the row is a
+ * mean over n_models models (then it is their standard deviation). Accuracies are fractions. */
+typedef struct {
+    char name[64]; /* "single", "ensemble", "kd", "self", "sum", "ensemble-of-kd", ... */
+    char role[16]; /* the role of the models it summarises */
+    int n_models;
+    double test_acc, nll, ece, acc_multi, acc_single;
+    double acc_std;
+} ResultRow;
+
+/* Writes RUN_DIR/run.h5 (see above), creating RUN_DIR if needed. config_text may be NULL.
+ * model_names[0..n_models): stems such as "member-003" (ckpt_model_name); each becomes an
+ * external link /models/<name> -> models/<name>.h5 (relative to run.h5, so a moved run
+ * directory still works). teacher_train [n_train, K] / teacher_test [n_test, K] are written
+ * when non-NULL. rows[0..n_rows) the results table; ensemble_size_acc[0..L) may be NULL (L 0).
+ * Returns 0; an I/O failure stops with ed_fail naming the file. */
+int runfile_write(const char *run_dir, const char *config_text, const char *const *model_names,
+                  int n_models, const float *teacher_train, int n_train, const float *teacher_test,
+                  int n_test, int K, const ResultRow *rows, int n_rows,
+                  const float *ensemble_size_acc, int L);
+
+/* Reads the results table of RUN_DIR/run.h5 (or of a run.h5 path) into a malloc'd array
+ * (*rows, free() it) of *n_rows rows. Returns 0; 1 if the file does not exist; -1 with a
+ * reason in err if it is unreadable. Never stops the program. */
+int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_rows, char *err,
+                         size_t err_size);
+
+/* Reads /teacher/train_logits or /teacher/test_logits (which = "train" / "test") of
+ * RUN_DIR/run.h5, [n, K], into out. Returns 0; -1 if the file or dataset is absent or its
+ * shape is not [n, K] or it fails to read (then the caller recomputes the teacher). */
+int runfile_read_teacher(const char *run_dir, const char *which, float *out, int n, int K);
+
+/* Appends one JSON line for one finished epoch of one model to RUN_DIR/metrics.jsonl:
+ * {"model":"member-003","role":"member","index":3,"epoch":1,"lr":...,"train_loss":...,
+ *  "train_acc":...,"test_acc":...|null,"seconds":...}. Creates RUN_DIR if needed. */
+void runfile_append_metrics(const char *run_dir, const char *role, int index,
+                            const EpochRecord *rec);
+
+#endif
