@@ -21,6 +21,10 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
                     int IN, int OUT);
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int IN, int OUT);
+void linear_forward_naive(float *out, const float *in, const float *weight, const float *bias,
+                          int B, int IN, int OUT);
+void linear_backward_naive(float *din, float *dweight, float *dbias, const float *dout,
+                           const float *in, const float *weight, int B, int IN, int OUT);
 
 /* ---- conv2d:  out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,K,K] + bias[OC]
  *      OH = (H + 2*pad - K) / stride + 1, OW likewise. im2col + sgemm; 1x1 stride-1 pad-0 skips
@@ -28,7 +32,10 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
 static inline int conv2d_out_size(int H, int K, int stride, int pad) {
     return (H + 2 * pad - K) / stride + 1;
 }
-/* Scratch the fast kernels need for a batch of B (they may im2col several samples at once). */
+/* Scratch the fast kernels need for a batch of B (they may im2col several samples at once).
+ * Nondecreasing in B, so scratch sized for the largest batch serves every smaller one; 0 for
+ * the 1x1 stride-1 pad-0 path. Bounded: at most about 16M floats (64 MB) unless a single
+ * sample's im2col needs more. */
 size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int stride, int pad);
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int C, int H, int W, int OC, int K, int stride, int pad, float *workspace);
@@ -71,7 +78,9 @@ void add_forward(float *out, const float *a, const float *b, size_t n);
 void accumulate(float *dx, const float *dout, size_t n);
 
 /* ---- pooling (no padding unless given; out size as conv2d_out_size) ---- */
-/* argmax[B*C*OH*OW] records the flat input index of each maximum for backward. */
+/* Padding counts as -infinity. argmax[B*C*OH*OW] records, for backward, the index h*W + w of
+ * each maximum within its (b, c) input plane (PyTorch's return_indices convention; the first
+ * maximum wins ties, NaN propagates). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
                      int K, int stride, int pad);
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
@@ -114,5 +123,14 @@ void mvconv_forward(float *out, float *pre, const float *in, const float *weight
 void mvconv_backward(float *dweight, float *dnoise_w, const float *dout, const float *pre,
                      const float *in, const MvNoise *noise, int B, int P, int D, int K, int M,
                      float q, float rho);
+/* The noise weight a pre-activation carries: noise_w[row, coord] when trained, noise_init(...)
+ * beyond, 0 without noise (noise NULL, or neither noise_w nor noise_init). */
+float mvconv_noise_weight(const MvNoise *noise, int row, int64_t coord);
+void mvconv_forward_naive(float *out, float *pre, const float *in, const float *weight,
+                          const MvNoise *noise, int B, int P, int D, int K, int M, float q,
+                          float rho);
+void mvconv_backward_naive(float *dweight, float *dnoise_w, const float *dout, const float *pre,
+                           const float *in, const MvNoise *noise, int B, int P, int D, int K,
+                           int M, float q, float rho);
 
 #endif

@@ -1,0 +1,255 @@
+/* 2-D convolution (PyTorch Conv2d semantics: cross-correlation, NCHW, weight[OC,C,K,K]).
+ * Fast path: im2col of a chunk of samples + one cblas_sgemm per chunk; 1x1 stride-1 pad-0
+ * convolutions multiply the input directly. The plain loops at the end are the tests' reference. */
+#include "ensdistill/error.h"
+#include "ensdistill/layers.h"
+#include "vecsum.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* Chunking policy: im2col enough samples at once that the sgemm has at least
+ * CONV_TARGET_COLS columns (tiny images make thin, slow products), but never more than
+ * CONV_MAX_WORKSPACE floats of scratch unless one sample alone needs more. */
+#define CONV_TARGET_COLS 4096
+#define CONV_MAX_WORKSPACE ((size_t)16 << 20)
+
+static int is_pointwise(int K, int stride, int pad) {
+    return K == 1 && stride == 1 && pad == 0;
+}
+
+/* Samples per chunk for a batch of B. */
+static int conv2d_chunk(int B, int C, int H, int W, int OC, int K, int stride, int pad) {
+    size_t ohw = (size_t)conv2d_out_size(H, K, stride, pad) * conv2d_out_size(W, K, stride, pad);
+    size_t per_sample = ((size_t)C * K * K + OC) * ohw; /* im2col columns + gathered output */
+    int nb = (int)((CONV_TARGET_COLS + ohw - 1) / ohw);
+    if (nb > B) nb = B;
+    while (nb > 1 && (size_t)nb * per_sample > CONV_MAX_WORKSPACE)
+        nb--;
+    return nb < 1 ? 1 : nb;
+}
+
+size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int stride, int pad) {
+    if (is_pointwise(K, stride, pad)) return 0;
+    size_t ohw = (size_t)conv2d_out_size(H, K, stride, pad) * conv2d_out_size(W, K, stride, pad);
+    int nb = conv2d_chunk(B, C, H, W, OC, K, stride, pad);
+    size_t col = (size_t)nb * C * K * K * ohw;
+    size_t gathered = nb > 1 ? (size_t)nb * OC * ohw : 0; /* one sample writes out directly */
+    return col + gathered;
+}
+
+/* col[C*K*K, ld] (columns col0 .. col0+OH*OW) = the receptive fields of img[C,H,W];
+ * row (c, kh, kw), column (oh, ow) holds img[c, oh*stride - pad + kh, ow*stride - pad + kw]. */
+static void im2col(float *col, size_t ld, const float *img, int C, int H, int W, int K, int stride,
+                   int pad, int OH, int OW) {
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                float *row = col + (size_t)((c * K + kh) * K + kw) * ld;
+                /* ow with 0 <= ow*stride - pad + kw < W */
+                int ow_lo = pad - kw > 0 ? (pad - kw + stride - 1) / stride : 0;
+                int ow_hi = (W - 1 + pad - kw) >= 0 ? (W - 1 + pad - kw) / stride + 1 : 0;
+                if (ow_hi > OW) ow_hi = OW;
+                if (ow_lo > ow_hi) ow_lo = ow_hi;
+                for (int oh = 0; oh < OH; oh++) {
+                    float *dst = row + (size_t)oh * OW;
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, sizeof(float) * OW);
+                        continue;
+                    }
+                    const float *src = img + ((size_t)c * H + ih) * W; /* iw = ow*s + kw - pad */
+                    for (int ow = 0; ow < ow_lo; ow++)
+                        dst[ow] = 0.0f;
+                    if (stride == 1 && ow_hi > ow_lo)
+                        memcpy(dst + ow_lo, src + ow_lo + kw - pad,
+                               sizeof(float) * (ow_hi - ow_lo));
+                    else if (stride > 1)
+                        for (int ow = ow_lo; ow < ow_hi; ow++)
+                            dst[ow] = src[ow * stride + kw - pad];
+                    for (int ow = ow_hi; ow < OW; ow++)
+                        dst[ow] = 0.0f;
+                }
+            }
+}
+
+/* img[C,H,W] += col2im(col): the adjoint of im2col. */
+static void col2im_add(float *img, const float *col, size_t ld, int C, int H, int W, int K,
+                       int stride, int pad, int OH, int OW) {
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                const float *row = col + (size_t)((c * K + kh) * K + kw) * ld;
+                int ow_lo = pad - kw > 0 ? (pad - kw + stride - 1) / stride : 0;
+                int ow_hi = (W - 1 + pad - kw) >= 0 ? (W - 1 + pad - kw) / stride + 1 : 0;
+                if (ow_hi > OW) ow_hi = OW;
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *src = row + (size_t)oh * OW;
+                    float *dst = img + ((size_t)c * H + ih) * W; /* iw = ow*s + kw - pad */
+                    if (stride == 1 && ow_hi > ow_lo) {
+                        float *d = dst + kw - pad + ow_lo;
+                        const float *s = src + ow_lo;
+                        for (int i = 0; i < ow_hi - ow_lo; i++)
+                            d[i] += s[i];
+                    } else if (stride > 1)
+                        for (int ow = ow_lo; ow < ow_hi; ow++)
+                            dst[ow * stride + kw - pad] += src[ow];
+                }
+            }
+}
+
+void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
+                    int C, int H, int W, int OC, int K, int stride, int pad, float *workspace) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    ED_CHECK(OH > 0 && OW > 0, "conv2d: empty output for %dx%d input, K=%d stride=%d pad=%d", H, W,
+             K, stride, pad);
+    const size_t ohw = (size_t)OH * OW, chw = (size_t)C * H * W, ckk = (size_t)C * K * K;
+    if (is_pointwise(K, stride, pad)) {
+        /* out[b] (OC x HW) = weight (OC x C) * in[b] (C x HW) */
+        for (int b = 0; b < B; b++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ohw, C, 1.0f, weight, C,
+                        in + b * chw, (int)ohw, 0.0f, out + b * OC * ohw, (int)ohw);
+    } else {
+        ED_CHECK(workspace, "conv2d_forward: workspace is NULL");
+        const int nb_max = conv2d_chunk(B, C, H, W, OC, K, stride, pad);
+        float *col = workspace;
+        float *gathered = workspace + (size_t)nb_max * ckk * ohw;
+        for (int b0 = 0; b0 < B; b0 += nb_max) {
+            int nb = B - b0 < nb_max ? B - b0 : nb_max;
+            size_t ld = (size_t)nb * ohw;
+            for (int j = 0; j < nb; j++)
+                im2col(col + j * ohw, ld, in + (b0 + j) * chw, C, H, W, K, stride, pad, OH, OW);
+            if (nb == 1) {
+                /* out[b] (OC x OHW) = weight (OC x CKK) * col (CKK x OHW) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ohw, (int)ckk, 1.0f,
+                            weight, (int)ckk, col, (int)ld, 0.0f, out + b0 * OC * ohw, (int)ohw);
+                continue;
+            }
+            /* gathered (OC x nb*OHW) = weight (OC x CKK) * col (CKK x nb*OHW), then scatter */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, (int)ckk, 1.0f,
+                        weight, (int)ckk, col, (int)ld, 0.0f, gathered, (int)ld);
+            for (int j = 0; j < nb; j++)
+                for (int oc = 0; oc < OC; oc++)
+                    memcpy(out + ((size_t)(b0 + j) * OC + oc) * ohw, gathered + oc * ld + j * ohw,
+                           sizeof(float) * ohw);
+        }
+    }
+    if (bias)
+        for (int b = 0; b < B; b++)
+            for (int oc = 0; oc < OC; oc++) {
+                float *o = out + ((size_t)b * OC + oc) * ohw;
+                const float v = bias[oc];
+                for (size_t i = 0; i < ohw; i++)
+                    o[i] += v;
+            }
+}
+
+void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                     const float *weight, int B, int C, int H, int W, int OC, int K, int stride,
+                     int pad, float *workspace) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    const size_t ohw = (size_t)OH * OW, chw = (size_t)C * H * W, ckk = (size_t)C * K * K;
+    /* dbias[oc] += sum over b, oh, ow of dout */
+    if (dbias)
+        for (int oc = 0; oc < OC; oc++) {
+            double s = 0.0;
+            for (int b = 0; b < B; b++)
+                s += vec_sum(dout + ((size_t)b * OC + oc) * ohw, ohw);
+            dbias[oc] += (float)s;
+        }
+    if (is_pointwise(K, stride, pad)) {
+        for (int b = 0; b < B; b++) {
+            const float *g = dout + b * OC * ohw, *x = in + b * chw;
+            /* dweight (OC x C) += dout[b] (OC x HW) * in[b]^T (HW x C) */
+            if (dweight)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, C, (int)ohw, 1.0f, g,
+                            (int)ohw, x, (int)ohw, 1.0f, dweight, C);
+            /* din[b] (C x HW) += weight^T (C x OC) * dout[b] (OC x HW) */
+            if (din)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, (int)ohw, OC, 1.0f, weight,
+                            C, g, (int)ohw, 1.0f, din + b * chw, (int)ohw);
+        }
+        return;
+    }
+    if (!dweight && !din) return;
+    ED_CHECK(workspace, "conv2d_backward: workspace is NULL");
+    const int nb_max = conv2d_chunk(B, C, H, W, OC, K, stride, pad);
+    float *col = workspace;
+    float *gathered = workspace + (size_t)nb_max * ckk * ohw;
+    for (int b0 = 0; b0 < B; b0 += nb_max) {
+        int nb = B - b0 < nb_max ? B - b0 : nb_max;
+        size_t ld = (size_t)nb * ohw;
+        const float *g = dout + b0 * OC * ohw; /* nb == 1: already OC x OHW */
+        if (nb > 1) {
+            for (int j = 0; j < nb; j++)
+                for (int oc = 0; oc < OC; oc++)
+                    memcpy(gathered + oc * ld + j * ohw, dout + ((size_t)(b0 + j) * OC + oc) * ohw,
+                           sizeof(float) * ohw);
+            g = gathered;
+        }
+        if (dweight) {
+            for (int j = 0; j < nb; j++)
+                im2col(col + j * ohw, ld, in + (b0 + j) * chw, C, H, W, K, stride, pad, OH, OW);
+            /* dweight (OC x CKK) += dout (OC x nb*OHW) * col^T (nb*OHW x CKK) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)ckk, (int)ld, 1.0f, g,
+                        (int)ld, col, (int)ld, 1.0f, dweight, (int)ckk);
+        }
+        if (din) {
+            /* dcol (CKK x nb*OHW) = weight^T (CKK x OC) * dout (OC x nb*OHW); din += col2im */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ckk, (int)ld, OC, 1.0f,
+                        weight, (int)ckk, g, (int)ld, 0.0f, col, (int)ld);
+            for (int j = 0; j < nb; j++)
+                col2im_add(din + (b0 + j) * chw, col + j * ohw, ld, C, H, W, K, stride, pad, OH,
+                           OW);
+        }
+    }
+}
+
+/* ---- reference: the definition, loop by loop ---- */
+
+/* out[b,oc,oh,ow] = bias[oc] + sum_{c,kh,kw} in[b,c,oh*s-p+kh,ow*s-p+kw] * weight[oc,c,kh,kw] */
+void conv2d_forward_naive(float *out, const float *in, const float *weight, const float *bias,
+                          int B, int C, int H, int W, int OC, int K, int stride, int pad) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double s = bias ? bias[oc] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                s += (double)in[(((size_t)b * C + c) * H + ih) * W + iw] *
+                                     weight[(((size_t)oc * C + c) * K + kh) * K + kw];
+                            }
+                    out[(((size_t)b * OC + oc) * OH + oh) * OW + ow] = (float)s;
+                }
+}
+
+/* din, dweight, dbias += the adjoints of conv2d_forward_naive for dout */
+void conv2d_backward_naive(float *din, float *dweight, float *dbias, const float *dout,
+                           const float *in, const float *weight, int B, int C, int H, int W, int OC,
+                           int K, int stride, int pad) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    float g = dout[(((size_t)b * OC + oc) * OH + oh) * OW + ow];
+                    if (dbias) dbias[oc] += g;
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                size_t xi = (((size_t)b * C + c) * H + ih) * W + iw;
+                                size_t wi = (((size_t)oc * C + c) * K + kh) * K + kw;
+                                if (dweight) dweight[wi] += g * in[xi];
+                                if (din) din[xi] += g * weight[wi];
+                            }
+                }
+}

@@ -1,0 +1,123 @@
+/* Pooling: max (with the argmax saved for backward), average (padding counted as zeros, as
+ * PyTorch's count_include_pad=True) and global average over H*W. */
+#include "ensdistill/error.h"
+#include "ensdistill/layers.h"
+#include "vecsum.h"
+
+#include <math.h>
+#include <string.h>
+
+/* out[b,c,oh,ow] = max over the window of in[b,c,oh*s-p+kh, ow*s-p+kw] (padding = -inf) */
+void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
+                     int K, int stride, int pad) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= K, "maxpool: bad shape %dx%d K=%d stride=%d pad=%d", H,
+             W, K, stride, pad);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *x = in + bc * H * W;
+        float *y = out + bc * OH * OW;
+        int32_t *am = argmax + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float best = -INFINITY;
+                int32_t at = -1;
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < K; kw++) {
+                        int iw = ow * stride - pad + kw;
+                        if (iw < 0 || iw >= W) continue;
+                        float v = x[ih * W + iw];
+                        /* first maximum wins; NaN propagates (as PyTorch) */
+                        if (at < 0 || v > best || isnan(v)) {
+                            best = v;
+                            at = ih * W + iw;
+                            if (isnan(v)) goto found;
+                        }
+                    }
+                }
+            found:
+                y[oh * OW + ow] = best;
+                am[oh * OW + ow] = at;
+            }
+    }
+}
+
+/* din[b,c,argmax] += dout[b,c,oh,ow] */
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
+                      int W, int K, int stride, int pad) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        float *dx = din + bc * H * W;
+        const float *dy = dout + bc * OH * OW;
+        const int32_t *am = argmax + bc * OH * OW;
+        for (int i = 0; i < OH * OW; i++)
+            dx[am[i]] += dy[i];
+    }
+}
+
+/* out[b,c,oh,ow] = (1 / K^2) * sum over the window of in (padding counts as zeros) */
+void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int K, int stride,
+                     int pad) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= K, "avgpool: bad shape %dx%d K=%d stride=%d pad=%d", H,
+             W, K, stride, pad);
+    const float inv = 1.0f / (float)(K * K);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *x = in + bc * H * W;
+        float *y = out + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float s = 0.0f;
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < K; kw++) {
+                        int iw = ow * stride - pad + kw;
+                        if (iw >= 0 && iw < W) s += x[ih * W + iw];
+                    }
+                }
+                y[oh * OW + ow] = s * inv;
+            }
+    }
+}
+
+/* din[window] += dout / K^2 */
+void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int stride,
+                      int pad) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    const float inv = 1.0f / (float)(K * K);
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        float *dx = din + bc * H * W;
+        const float *dy = dout + bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                const float g = dy[oh * OW + ow] * inv;
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < K; kw++) {
+                        int iw = ow * stride - pad + kw;
+                        if (iw >= 0 && iw < W) dx[ih * W + iw] += g;
+                    }
+                }
+            }
+    }
+}
+
+/* out[b,c] = (1 / HW) * sum_hw in[b,c,hw] */
+void global_avgpool_forward(float *out, const float *in, int B, int C, int HW) {
+    for (size_t bc = 0; bc < (size_t)B * C; bc++)
+        out[bc] = (float)(vec_sum(in + bc * HW, HW) / HW);
+}
+
+/* din[b,c,hw] += dout[b,c] / HW */
+void global_avgpool_backward(float *din, const float *dout, int B, int C, int HW) {
+    const float inv = 1.0f / (float)HW;
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float g = dout[bc] * inv;
+        float *dx = din + bc * HW;
+        for (int i = 0; i < HW; i++)
+            dx[i] += g;
+    }
+}

@@ -1,0 +1,479 @@
+/* Fast kernels against their plain twins (conv2d, linear, mvconv) on random shapes, and the
+ * forward values of the other layers and losses against definitions written out here.
+ * Prints the worst error of each family; exits 1 if any exceeds its tolerance. */
+#include "ensdistill/alloc.h"
+#include "ensdistill/layers.h"
+#include "ensdistill/loss.h"
+#include "ensdistill/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static Rng rng;
+static int failures;
+
+static void fill_normal(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * rng_normal(&rng);
+}
+
+static int rand_int(int lo, int hi) { /* inclusive */
+    return lo + (int)rng_below(&rng, (uint32_t)(hi - lo + 1));
+}
+
+/* max |a - b| / max(1, max |b|): a relative error that tolerates values near zero */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double e = 0.0, m = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= e)) e = d; /* NaN counts as an error */
+        if (fabs(b[i]) > m) m = fabs(b[i]);
+    }
+    return e / m;
+}
+
+/* Records the worst error of a family and reports the cases above tolerance. */
+typedef struct {
+    const char *name;
+    double tol, worst;
+    int cases;
+} Family;
+
+static void family_add(Family *f, double err, const char *what) {
+    f->cases++;
+    if (!(err <= f->worst)) f->worst = err;
+    if (!(err <= f->tol)) {
+        printf("FAIL %s: %s error %.3g > %.3g\n", f->name, what, err, f->tol);
+        failures++;
+    }
+}
+
+static void family_report(const Family *f) {
+    printf("%-22s %4d cases, worst relative error %.3g (tolerance %.3g)\n", f->name, f->cases,
+           f->worst, f->tol);
+}
+
+#define GUARD 64
+#define GUARD_VALUE 12345.0f
+
+/* ---- conv2d: fast vs naive ---- */
+static void conv_case(Family *fam, int B, int C, int H, int W, int OC, int K, int stride, int pad,
+                      int with_bias, int with_din, int ws_batch) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    if (OH <= 0 || OW <= 0) return;
+    char what[160];
+    snprintf(what, sizeof what, "B=%d C=%d %dx%d OC=%d K=%d s=%d p=%d bias=%d din=%d ws(B=%d)", B,
+             C, H, W, OC, K, stride, pad, with_bias, with_din, ws_batch);
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW,
+           nw = (size_t)OC * C * K * K;
+    size_t nws = conv2d_workspace_floats(ws_batch, C, H, W, OC, K, stride, pad);
+    float *in = xfloats(nin), *w = xfloats(nw), *bias = xfloats(OC);
+    float *out = xfloats(nout), *out_ref = xfloats(nout), *dout = xfloats(nout);
+    float *ws = xfloats(nws + GUARD);
+    float *din = xfloats(nin), *din_ref = xfloats(nin), *dw = xfloats(nw), *dw_ref = xfloats(nw);
+    float *db = xfloats(OC), *db_ref = xfloats(OC);
+    fill_normal(in, nin, 1.0f);
+    fill_normal(w, nw, 0.3f);
+    fill_normal(bias, OC, 1.0f);
+    fill_normal(dout, nout, 1.0f);
+    /* backward accumulates: start both from the same nonzero gradients */
+    fill_normal(din, nin, 1.0f);
+    fill_normal(dw, nw, 1.0f);
+    fill_normal(db, OC, 1.0f);
+    memcpy(din_ref, din, nin * sizeof(float));
+    memcpy(dw_ref, dw, nw * sizeof(float));
+    memcpy(db_ref, db, OC * sizeof(float));
+    for (int i = 0; i < GUARD; i++)
+        ws[nws + i] = GUARD_VALUE;
+
+    conv2d_forward(out, in, w, with_bias ? bias : NULL, B, C, H, W, OC, K, stride, pad, ws);
+    conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, K, stride, pad);
+    conv2d_backward(with_din ? din : NULL, dw, with_bias ? db : NULL, dout, in, w, B, C, H, W, OC,
+                    K, stride, pad, ws);
+    conv2d_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout, in, w,
+                          B, C, H, W, OC, K, stride, pad);
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s out", what);
+    family_add(fam, rel_err(out, out_ref, nout), buf);
+    snprintf(buf, sizeof buf, "%s din", what);
+    family_add(fam, rel_err(din, din_ref, nin), buf);
+    snprintf(buf, sizeof buf, "%s dweight", what);
+    family_add(fam, rel_err(dw, dw_ref, nw), buf);
+    snprintf(buf, sizeof buf, "%s dbias", what);
+    family_add(fam, rel_err(db, db_ref, OC), buf);
+    for (int i = 0; i < GUARD; i++)
+        if (ws[nws + i] != GUARD_VALUE) {
+            printf("FAIL conv2d: %s wrote past its workspace (%zu floats)\n", what, nws);
+            failures++;
+            break;
+        }
+    free(in), free(w), free(bias), free(out), free(out_ref), free(dout), free(ws);
+    free(din), free(din_ref), free(dw), free(dw_ref), free(db), free(db_ref);
+}
+
+static void test_conv2d(void) {
+    Family fam = {"conv2d fast/naive", 2e-5, 0, 0};
+    /* the paths that matter, named */
+    conv_case(&fam, 3, 5, 8, 8, 7, 1, 1, 0, 1, 1, 3);     /* 1x1 stride 1: no im2col */
+    conv_case(&fam, 3, 5, 9, 7, 7, 1, 2, 0, 0, 1, 3);     /* 1x1 stride 2: im2col */
+    conv_case(&fam, 7, 3, 32, 32, 4, 3, 1, 1, 1, 1, 7);   /* 4 + 3 samples per chunk */
+    conv_case(&fam, 11, 2, 28, 28, 3, 5, 1, 2, 1, 0, 11); /* 6 + 5 samples per chunk */
+    conv_case(&fam, 5, 4, 9, 6, 6, 3, 2, 1, 1, 1, 5);     /* stride 2, non-square, odd */
+    conv_case(&fam, 2, 3, 4, 5, 3, 5, 1, 2, 1, 1, 2);     /* kernel larger than the image */
+    conv_case(&fam, 2, 2, 3, 3, 2, 3, 3, 2, 1, 1, 2);     /* padding >= stride, tiny image */
+    conv_case(&fam, 3, 3, 10, 10, 4, 3, 1, 1, 1, 1, 8);   /* workspace sized for a larger batch */
+    conv_case(&fam, 1, 16, 16, 16, 16, 3, 1, 1, 0, 1, 1); /* a single sample */
+    /* random shapes */
+    for (int t = 0; t < 40; t++) {
+        int K = rand_int(1, 5), stride = rand_int(1, 3), pad = rand_int(0, K - 1 < 2 ? K - 1 : 2);
+        if (t % 8 == 0) K = 1, stride = 1, pad = 0;
+        int H = rand_int(K > pad ? K - pad : 1, 20), W = rand_int(K > pad ? K - pad : 1, 20);
+        int B = rand_int(1, 9), C = rand_int(1, 6), OC = rand_int(1, 8);
+        conv_case(&fam, B, C, H, W, OC, K, stride, pad, rand_int(0, 1), rand_int(0, 1),
+                  B + rand_int(0, 3));
+    }
+    /* larger images, where several chunks (and a remainder) are needed */
+    for (int t = 0; t < 6; t++) {
+        int K = 2 * rand_int(0, 2) + 1, H = rand_int(24, 40), W = rand_int(24, 40);
+        conv_case(&fam, rand_int(5, 13), rand_int(1, 3), H, W, rand_int(2, 5), K, rand_int(1, 2),
+                  K / 2, 1, 1, 13);
+    }
+    family_report(&fam);
+
+    /* the workspace must not shrink as the batch grows (the model sizes it for its largest) */
+    int monotone = 1;
+    for (int B = 1; B <= 300 && monotone; B++) {
+        size_t a = conv2d_workspace_floats(B, 16, 32, 32, 16, 3, 1, 1);
+        size_t b = conv2d_workspace_floats(B + 1, 16, 32, 32, 16, 3, 1, 1);
+        if (b < a)
+            monotone = 0, printf("FAIL conv2d workspace shrinks from B=%d to B=%d\n", B, B + 1);
+    }
+    size_t big = conv2d_workspace_floats(128, 640, 8, 8, 640, 3, 1, 1);
+    size_t one = (size_t)640 * 9 * 64;
+    printf("conv2d workspace: WRN stage-3 layer at B=128: %.1f MB (%.1f samples of im2col)\n",
+           big * 4.0 / 1e6, (double)big / one);
+    if (big > ((size_t)16 << 20) + one) {
+        printf("FAIL conv2d workspace exceeds its 64 MB budget\n");
+        monotone = 0;
+    }
+    if (!monotone) failures++;
+}
+
+/* ---- linear: fast vs naive ---- */
+static void test_linear(void) {
+    Family fam = {"linear fast/naive", 2e-5, 0, 0};
+    for (int t = 0; t < 25; t++) {
+        int B = rand_int(1, 40), IN = rand_int(1, 300), OUT = rand_int(1, 30);
+        int with_bias = t % 3 != 0, with_din = t % 4 != 1;
+        size_t nin = (size_t)B * IN, nout = (size_t)B * OUT, nw = (size_t)OUT * IN;
+        float *in = xfloats(nin), *w = xfloats(nw), *bias = xfloats(OUT), *out = xfloats(nout);
+        float *out_ref = xfloats(nout), *dout = xfloats(nout), *din = xfloats(nin);
+        float *din_ref = xfloats(nin), *dw = xfloats(nw), *dw_ref = xfloats(nw);
+        float *db = xfloats(OUT), *db_ref = xfloats(OUT);
+        fill_normal(in, nin, 1.0f);
+        fill_normal(w, nw, 0.2f);
+        fill_normal(bias, OUT, 1.0f);
+        fill_normal(dout, nout, 1.0f);
+        fill_normal(din, nin, 1.0f);
+        fill_normal(dw, nw, 1.0f);
+        fill_normal(db, OUT, 1.0f);
+        memcpy(din_ref, din, nin * 4), memcpy(dw_ref, dw, nw * 4), memcpy(db_ref, db, OUT * 4);
+        const float *bp = with_bias ? bias : NULL;
+        linear_forward(out, in, w, bp, B, IN, OUT);
+        linear_forward_naive(out_ref, in, w, bp, B, IN, OUT);
+        linear_backward(with_din ? din : NULL, dw, with_bias ? db : NULL, dout, in, w, B, IN, OUT);
+        linear_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout,
+                              in, w, B, IN, OUT);
+        char what[120];
+        snprintf(what, sizeof what, "B=%d IN=%d OUT=%d bias=%d din=%d", B, IN, OUT, with_bias,
+                 with_din);
+        family_add(&fam, rel_err(out, out_ref, nout), what);
+        family_add(&fam, rel_err(din, din_ref, nin), what);
+        family_add(&fam, rel_err(dw, dw_ref, nw), what);
+        family_add(&fam, rel_err(db, db_ref, OUT), what);
+        free(in), free(w), free(bias), free(out), free(out_ref), free(dout), free(din);
+        free(din_ref), free(dw), free(dw_ref), free(db), free(db_ref);
+    }
+    family_report(&fam);
+}
+
+/* ---- mvconv: fast vs naive, with and without noise ---- */
+static float test_noise_init(const void *ctx, int row, int64_t coord) {
+    const uint64_t *seed = ctx;
+    return rng_normal_at(*seed, 77, (uint64_t)coord * 1000003u + (uint64_t)row);
+}
+
+static void test_mvconv(void) {
+    Family fam = {"mvconv fast/naive", 2e-5, 0, 0};
+    static const uint64_t noise_seed = 99;
+    for (int t = 0; t < 16; t++) {
+        int B = rand_int(1, 6), P = rand_int(1, 9), D = rand_int(1, 40), K = rand_int(1, 5),
+            M = rand_int(1, 6);
+        if (t == 15) K = 10, M = 1700; /* wider than the backward's stack block */
+        int KM = K * M,
+            noise_kind = t % 4; /* 0 none, 1 trained + init, 2 trained only, 3 init only */
+        float q = (float)rand_int(2, 4), rho = 0.3f;
+        int64_t n_noise = noise_kind == 3 ? 0 : rand_int(1, 4 * P);
+        size_t nin = (size_t)B * P * D, nw = (size_t)KM * D, npre = (size_t)B * P * KM;
+        float *in = xfloats(nin), *w = xfloats(nw), *nwts = xfloats((size_t)KM * n_noise + 1);
+        float *out = xfloats((size_t)B * K), *out_ref = xfloats((size_t)B * K);
+        float *pre = xfloats(npre), *pre_ref = xfloats(npre), *dout = xfloats((size_t)B * K);
+        float *dw = xfloats(nw), *dw_ref = xfloats(nw);
+        float *dn = xfloats((size_t)KM * n_noise + 1), *dn_ref = xfloats((size_t)KM * n_noise + 1);
+        int64_t ids[8];
+        for (int b = 0; b < B; b++)
+            ids[b] = rand_int(0, 5);
+        fill_normal(in, nin, 1.0f);
+        fill_normal(w, nw, 0.3f);
+        fill_normal(nwts, (size_t)KM * n_noise, 0.5f);
+        fill_normal(dout, (size_t)B * K, 1.0f);
+        MvNoise noise = {noise_kind == 3 ? NULL : nwts,
+                         n_noise,
+                         0.7f,
+                         ids,
+                         noise_kind == 2 ? NULL : test_noise_init,
+                         &noise_seed};
+        const MvNoise *np = noise_kind == 0 ? NULL : &noise;
+        mvconv_forward(out, pre, in, w, np, B, P, D, K, M, q, rho);
+        mvconv_forward_naive(out_ref, pre_ref, in, w, np, B, P, D, K, M, q, rho);
+        mvconv_backward(dw, dn, dout, pre, in, np, B, P, D, K, M, q, rho);
+        mvconv_backward_naive(dw_ref, dn_ref, dout, pre_ref, in, np, B, P, D, K, M, q, rho);
+        char what[120];
+        snprintf(what, sizeof what, "B=%d P=%d D=%d K=%d M=%d noise=%d", B, P, D, K, M, noise_kind);
+        family_add(&fam, rel_err(pre, pre_ref, npre), what);
+        family_add(&fam, rel_err(out, out_ref, (size_t)B * K), what);
+        family_add(&fam, rel_err(dw, dw_ref, nw), what);
+        family_add(&fam, rel_err(dn, dn_ref, (size_t)KM * n_noise), what);
+        free(in), free(w), free(nwts), free(out), free(out_ref), free(pre), free(pre_ref);
+        free(dout), free(dw), free(dw_ref), free(dn), free(dn_ref);
+    }
+    family_report(&fam);
+}
+
+/* ---- batchnorm forward against the formula in double ---- */
+static void test_batchnorm(void) {
+    Family fam = {"batchnorm forward", 1e-5, 0, 0};
+    const int shapes[][3] = {{4, 3, 25}, {128, 5, 1}, {2, 2, 1024}, {3, 1, 7}};
+    for (int s = 0; s < 4; s++) {
+        int B = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
+        size_t n = (size_t)B * C * HW;
+        float *in = xfloats(n), *out = xfloats(n), *gamma = xfloats(C), *beta = xfloats(C);
+        float *rm = xfloats(C), *rv = xfloats(C), *mean = xfloats(C), *invstd = xfloats(C);
+        float *ref = xfloats(n);
+        fill_normal(in, n, 3.0f);
+        for (size_t i = 0; i < n; i++)
+            in[i] += 50.0f; /* a large mean tests the two-pass sums */
+        fill_normal(gamma, C, 1.0f);
+        fill_normal(beta, C, 1.0f);
+        for (int c = 0; c < C; c++)
+            rm[c] = 0.5f, rv[c] = 2.0f;
+        const float momentum = 0.1f, eps = 1e-5f;
+        batchnorm_forward(out, mean, invstd, in, gamma, beta, rm, rv, B, C, HW, momentum, eps, 1);
+        float stats[2][8];
+        for (int c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            size_t N = (size_t)B * HW;
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < HW; i++)
+                    s1 += in[((size_t)b * C + c) * HW + i];
+            double m = s1 / N;
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < HW; i++) {
+                    double d = in[((size_t)b * C + c) * HW + i] - m;
+                    s2 += d * d;
+                }
+            double var = s2 / N, inv = 1.0 / sqrt(var + eps);
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < HW; i++) {
+                    size_t k = ((size_t)b * C + c) * HW + i;
+                    ref[k] = (float)((in[k] - m) * inv * gamma[c] + beta[c]);
+                }
+            stats[0][c] = (float)(0.9 * 0.5 + 0.1 * m);
+            stats[1][c] = (float)(0.9 * 2.0 + 0.1 * s2 / (N - 1));
+            float sm = (float)m, si = (float)inv;
+            family_add(&fam, rel_err(&mean[c], &sm, 1), "saved mean");
+            family_add(&fam, rel_err(&invstd[c], &si, 1), "saved invstd");
+        }
+        char what[80];
+        snprintf(what, sizeof what, "training B=%d C=%d HW=%d", B, C, HW);
+        family_add(&fam, rel_err(out, ref, n), what);
+        family_add(&fam, rel_err(rm, stats[0], C), "running mean update");
+        family_add(&fam, rel_err(rv, stats[1], C), "running var update (unbiased)");
+        /* eval: the running statistics */
+        batchnorm_forward(out, NULL, NULL, in, gamma, beta, rm, rv, B, C, HW, momentum, eps, 0);
+        for (int c = 0; c < C; c++)
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < HW; i++) {
+                    size_t k = ((size_t)b * C + c) * HW + i;
+                    ref[k] =
+                        (float)((in[k] - rm[c]) / sqrt((double)rv[c] + eps) * gamma[c] + beta[c]);
+                }
+        snprintf(what, sizeof what, "eval B=%d C=%d HW=%d", B, C, HW);
+        family_add(&fam, rel_err(out, ref, n), what);
+        if (rm[0] != stats[0][0]) {
+            printf("FAIL batchnorm eval changed the running mean\n");
+            failures++;
+        }
+        free(in), free(out), free(gamma), free(beta), free(rm), free(rv), free(mean), free(invstd),
+            free(ref);
+    }
+    family_report(&fam);
+}
+
+/* ---- pooling, shortcut, srelu: small cases with values worked out by hand ---- */
+static void expect(const char *what, const float *got, const float *want, size_t n, double tol) {
+    double e = rel_err(got, want, n);
+    if (!(e <= tol)) {
+        printf("FAIL %s: relative error %.3g\n", what, e);
+        for (size_t i = 0; i < n; i++)
+            printf("  [%zu] got %.7g want %.7g\n", i, got[i], want[i]);
+        failures++;
+    }
+}
+
+static void test_small_layers(void) {
+    /* 1 x 1 x 4 x 4 image 0..15 */
+    float img[16];
+    for (int i = 0; i < 16; i++)
+        img[i] = (float)((i * 7) % 16); /* a permutation of 0..15 */
+    /* rows: 0 7 14 5 | 12 3 10 1 | 8 15 6 13 | 4 11 2 9 */
+    float out[16];
+    int32_t am[16];
+    maxpool_forward(out, am, img, 1, 1, 4, 4, 2, 2, 0);
+    expect("maxpool 2x2/2", out, (const float[]){12, 14, 15, 13}, 4, 0);
+    float amf[4] = {(float)am[0], (float)am[1], (float)am[2], (float)am[3]};
+    expect("maxpool argmax", amf, (const float[]){4, 2, 9, 11}, 4, 0);
+    maxpool_forward(out, am, img, 1, 1, 4, 4, 3, 2, 1); /* windows rows/cols {-1,0,1}, {1,2,3} */
+    expect("maxpool 3x3/2 pad 1", out, (const float[]){12, 14, 15, 15}, 4, 0);
+    float ties[4] = {1, 1, 1, 1};
+    maxpool_forward(out, am, ties, 1, 1, 2, 2, 2, 2, 0);
+    if (am[0] != 0) printf("FAIL maxpool tie: argmax %d, want the first (0)\n", am[0]), failures++;
+    float din[16] = {0};
+    maxpool_forward(out, am, img, 1, 1, 4, 4, 2, 2, 0);
+    maxpool_backward(din, (const float[]){1, 2, 3, 4}, am, 1, 1, 4, 4, 2, 2, 0);
+    float want_din[16] = {0};
+    want_din[4] = 1, want_din[2] = 2, want_din[9] = 3, want_din[11] = 4;
+    expect("maxpool backward", din, want_din, 16, 0);
+
+    avgpool_forward(out, img, 1, 1, 4, 4, 2, 2, 0);
+    expect("avgpool 2x2/2", out,
+           (const float[]){(0 + 7 + 12 + 3) / 4.f, (14 + 5 + 10 + 1) / 4.f, (8 + 15 + 4 + 11) / 4.f,
+                           (6 + 13 + 2 + 9) / 4.f},
+           4, 1e-7);
+    avgpool_forward(out, img, 1, 1, 4, 4, 3, 2, 1); /* zeros counted: always / 9 */
+    expect("avgpool 3x3/2 pad 1", out,
+           (const float[]){(0 + 7 + 12 + 3) / 9.f, (7 + 14 + 5 + 3 + 10 + 1) / 9.f,
+                           (12 + 3 + 8 + 15 + 4 + 11) / 9.f,
+                           (3 + 10 + 1 + 15 + 6 + 13 + 11 + 2 + 9) / 9.f},
+           4, 1e-7);
+    global_avgpool_forward(out, img, 1, 1, 16);
+    expect("global avgpool", out, (const float[]){7.5f}, 1, 1e-7);
+
+    /* shortcut: 1 x 2 x 3 x 3 -> 1 x 5 x 2 x 2, stride 2, pad_front 2 */
+    float x[18], y[20];
+    for (int i = 0; i < 18; i++)
+        x[i] = (float)(i + 1);
+    shortcut_pad_forward(y, x, 1, 2, 3, 3, 5, 2, 2);
+    expect("shortcut_pad", y,
+           (const float[]){0, 0, 0, 0, 0, 0, 0, 0, 1, 3, 7, 9, 10, 12, 16, 18, 0, 0, 0, 0}, 20, 0);
+
+    /* srelu, q = 3, rho = 0.5: 0.25^3 / (3 * 0.25) = 1/48 at z = 0.25; 2 - (2/3) 0.5 at z = 2 */
+    const float zs[5] = {-1.0f, 0.0f, 0.25f, 0.5f, 2.0f};
+    float v[5], g[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = srelu(zs[i], 3.0f, 0.5f), g[i] = srelu_grad(zs[i], 3.0f, 0.5f);
+    expect("srelu values", v, (const float[]){0, 0, 1.0f / 48, 0.5f / 3, 2.0f - 1.0f / 3}, 5, 1e-6);
+    expect("srelu gradients", g, (const float[]){0, 0, 0.25f, 1.0f, 1.0f}, 5, 1e-6);
+    /* value and slope continuous at rho */
+    const float rho = 0.37f, q = 4.0f, h = 1e-4f;
+    float lr[2] = {srelu(rho - h, q, rho), srelu_grad(rho - h, q, rho)};
+    float rr[2] = {srelu(rho + h, q, rho), srelu_grad(rho + h, q, rho)};
+    expect("srelu continuity at rho", lr, rr, 2, 1e-3);
+    printf("small layers (pool, shortcut, srelu): checked against worked values\n");
+}
+
+/* ---- losses against their definitions, written with explicit softmax ---- */
+static void test_losses(void) {
+    Family fam = {"losses", 1e-6, 0, 0};
+    enum { B = 6, K = 7 };
+    float s[B * K], t[B * K], d[B * K];
+    int32_t y[B];
+    for (int t2 = 0; t2 < 4; t2++) {
+        float shift = t2 == 3 ? 500.0f : 0.0f; /* large logits: exp overflows without the shift */
+        fill_normal(s, B * K, 2.0f), fill_normal(t, B * K, 3.0f);
+        for (int i = 0; i < B * K; i++)
+            s[i] += shift, t[i] -= shift;
+        for (int b = 0; b < B; b++)
+            y[b] = rand_int(0, K - 1);
+        const float T = t2 % 2 ? 4.0f : 1.0f, alpha = t2 == 0 ? 0.0f : 0.9f;
+        double ce = 0, kd = 0;
+        int hits = 0;
+        for (int b = 0; b < B; b++) {
+            double m = -1e30, mt = -1e30;
+            for (int k = 0; k < K; k++)
+                m = fmax(m, s[b * K + k]), mt = fmax(mt, t[b * K + k]);
+            double z = 0, zT = 0, ztT = 0;
+            for (int k = 0; k < K; k++) {
+                z += exp(s[b * K + k] - m);
+                zT += exp((s[b * K + k] - m) / T);
+                ztT += exp((t[b * K + k] - mt) / T);
+            }
+            double ce_b = -log(exp(s[b * K + y[b]] - m) / z), kl = 0;
+            for (int k = 0; k < K; k++) {
+                double p = exp((t[b * K + k] - mt) / T) / ztT,
+                       qq = exp((s[b * K + k] - m) / T) / zT;
+                kl += p * log(p / qq);
+            }
+            ce += ce_b;
+            kd += alpha * T * T * kl + (1 - alpha) * ce_b;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (s[b * K + k] > s[b * K + best]) best = k;
+            hits += best == y[b];
+        }
+        int c1 = 0, c2 = 0;
+        double got_ce = loss_cross_entropy(d, s, y, B, K, 1.0f, &c1);
+        double got_kd = loss_distill(d, s, t, y, B, K, T, alpha, 1.0f, &c2);
+        char what[80];
+        snprintf(what, sizeof what, "cross-entropy (shift %g)", shift);
+        family_add(&fam, fabs(got_ce - ce) / fmax(1.0, fabs(ce)), what);
+        snprintf(what, sizeof what, "distill T=%g alpha=%g (shift %g)", T, alpha, shift);
+        family_add(&fam, fabs(got_kd - kd) / fmax(1.0, fabs(kd)), what);
+        if (c1 != hits || c2 != hits) {
+            printf("FAIL loss correct counts %d %d, want %d\n", c1, c2, hits);
+            failures++;
+        }
+    }
+    /* a student equal to its teacher: zero KL, zero gradient */
+    float dz[B * K];
+    double l = loss_distill(dz, t, t, NULL, B, K, 4.0f, 1.0f, 0.5f, NULL);
+    float zeros[B * K] = {0};
+    family_add(&fam, fabs(l), "distill of the teacher itself");
+    family_add(&fam, rel_err(dz, zeros, B * K), "distill gradient at the teacher");
+    /* softmax sums to one */
+    float p[K];
+    softmax(p, s, K, 2.0f);
+    double sum = 0;
+    for (int k = 0; k < K; k++)
+        sum += p[k];
+    family_add(&fam, fabs(sum - 1.0), "softmax sum");
+    family_report(&fam);
+}
+
+int main(void) {
+    rng = rng_make(2024, rng_stream(RNG_PURPOSE_TEST, 1, 0, 0));
+    test_conv2d();
+    test_linear();
+    test_mvconv();
+    test_batchnorm();
+    test_small_layers();
+    test_losses();
+    if (failures) {
+        printf("kernels: %d FAILED\n", failures);
+        return 1;
+    }
+    printf("kernels: all passed\n");
+    return 0;
+}
