@@ -1,0 +1,659 @@
+/* Model checkpoints (see checkpoint.h): the HDF5 layout, the crash-safe write (tmp file, fsync,
+ * read-back byte comparison, rename with the previous file kept until the new one is in place)
+ * and the checked load with its fall-back to NAME.prev.h5. Knows the tensor table, not layers. */
+#include "ensdistill/checkpoint.h"
+
+#include "ensdistill/alloc.h"
+#include "ensdistill/error.h"
+#include "h5util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef ED_GIT_REV
+#define ED_GIT_REV "unknown"
+#endif
+#ifndef ED_COMPILER
+#define ED_COMPILER "unknown"
+#endif
+
+#define PATH_MAX_LEN 4096
+#define DSET_NAME_MAX (TENSOR_NAME_MAX + 32)
+
+static const char *const history_names[6] = {"epoch",     "lr",       "train_loss",
+                                             "train_acc", "test_acc", "seconds"};
+
+const char *ckpt_model_name(char *buf, size_t size, const char *role, int index) {
+    snprintf(buf, size, "%s-%03d", role, index);
+    return buf;
+}
+
+void ckpt_state_free(ModelState *st) {
+    free(st->history);
+    st->history = NULL;
+    st->n_history = st->cap_history = 0;
+}
+
+void ckpt_state_push_epoch(ModelState *st, const EpochRecord *rec) {
+    if (st->n_history == st->cap_history) {
+        st->cap_history = st->cap_history ? 2 * st->cap_history : 16;
+        st->history = xrealloc(st->history, (size_t)st->cap_history * sizeof(EpochRecord));
+    }
+    st->history[st->n_history++] = *rec;
+}
+
+/* ================================================================ writing */
+
+/* What was written, kept to compare the file with memory after it is closed. */
+typedef struct {
+    char name[DSET_NAME_MAX];
+    hid_t mem_type;
+    const void *data;
+    size_t nbytes;
+} Written;
+
+typedef struct {
+    H5Writer w;
+    Written *items;
+    int n, cap;
+    void **owned; /* converted copies (int64 buffers, history columns) */
+    int n_owned, cap_owned;
+} WriteCtx;
+
+static void *ctx_own(WriteCtx *c, size_t bytes) {
+    if (c->n_owned == c->cap_owned) {
+        c->cap_owned = c->cap_owned ? 2 * c->cap_owned : 16;
+        c->owned = xrealloc(c->owned, (size_t)c->cap_owned * sizeof(void *));
+    }
+    void *p = xmalloc(bytes ? bytes : 1);
+    c->owned[c->n_owned++] = p;
+    return p;
+}
+
+/* Writes one dataset and records it for the read-back comparison. */
+static void put(WriteCtx *c, const char *name, hid_t file_type, hid_t mem_type, int ndim,
+                const hsize_t *dims, const void *data) {
+    h5w_dataset(&c->w, c->w.file, name, file_type, mem_type, ndim, dims, data);
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)dims[d];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 64;
+        c->items = xrealloc(c->items, (size_t)c->cap * sizeof(Written));
+    }
+    Written *it = &c->items[c->n++];
+    snprintf(it->name, sizeof(it->name), "%s", name);
+    it->mem_type = mem_type;
+    it->data = data;
+    it->nbytes = n * H5Tget_size(mem_type);
+}
+
+static void put_tensor(WriteCtx *c, const char *group, const TensorInfo *t, const float *arena) {
+    char name[DSET_NAME_MAX];
+    snprintf(name, sizeof(name), "%s/%s", group, t->name);
+    hsize_t dims[TENSOR_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++) dims[d] = (hsize_t)t->shape[d];
+    const float *src = arena + t->offset;
+    if (t->is_integer) {
+        /* PyTorch keeps num_batches_tracked as int64. */
+        int64_t *v = ctx_own(c, t->numel * sizeof(int64_t));
+        for (size_t i = 0; i < t->numel; i++) v[i] = (int64_t)llrintf(src[i]);
+        put(c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, t->ndim, dims, v);
+    } else {
+        put(c, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->ndim, dims, src);
+    }
+}
+
+/* Reads every recorded dataset of path back and compares its bytes with memory. Returns 0, or
+ * -1 with the first difference in err. */
+static int verify_written(const char *path, const WriteCtx *c, char *err, size_t err_size) {
+    hid_t f = h5u_open_read(path);
+    if (f < 0) {
+        snprintf(err, err_size, "the file does not reopen");
+        return -1;
+    }
+    size_t max_bytes = 1;
+    for (int i = 0; i < c->n; i++)
+        if (c->items[i].nbytes > max_bytes) max_bytes = c->items[i].nbytes;
+    unsigned char *buf = xmalloc(max_bytes);
+    int rc = 0;
+    for (int i = 0; i < c->n && rc == 0; i++) {
+        const Written *it = &c->items[i];
+        int ndim;
+        hsize_t dims[8];
+        size_t n = 1;
+        if (h5r_dims(f, it->name, &ndim, dims, 8) < 0) {
+            snprintf(err, err_size, "dataset %s is missing", it->name);
+            rc = -1;
+            break;
+        }
+        for (int d = 0; d < ndim; d++) n *= (size_t)dims[d];
+        if (n * H5Tget_size(it->mem_type) != it->nbytes) {
+            snprintf(err, err_size, "dataset %s has the wrong size", it->name);
+            rc = -1;
+        } else if (h5r_read(f, it->name, it->mem_type, buf) < 0) {
+            snprintf(err, err_size, "dataset %s does not read back (checksum)", it->name);
+            rc = -1;
+        } else if (it->nbytes && memcmp(buf, it->data, it->nbytes) != 0) {
+            snprintf(err, err_size, "dataset %s reads back different bytes", it->name);
+            rc = -1;
+        }
+    }
+    free(buf);
+    H5Fclose(f);
+    return rc;
+}
+
+int ckpt_write(const char *path, const Model *m, const ModelState *st, const char *config_text,
+               const float *train_logits, int n_train, const float *test_logits, int n_test,
+               int deflate) {
+    ED_CHECK(path && m && st, "null argument");
+    ED_CHECK(st->role[0], "ModelState.role is empty");
+    ED_CHECK(st->n_history >= 0 && (st->n_history == 0 || st->history), "bad history");
+    if (deflate < 0 || deflate > 9) ed_fail("checkpoint.deflate must be 0..9, not %d", deflate);
+    char tmp[PATH_MAX_LEN], prev[PATH_MAX_LEN];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        ed_fail("checkpoint path too long: %s", path);
+    io_prev_path(prev, sizeof(prev), path);
+    io_mkdirs_parent(path);
+
+    WriteCtx c;
+    memset(&c, 0, sizeof(c));
+    h5w_create(&c.w, tmp, deflate);
+    H5Writer *w = &c.w;
+    hid_t root = w->file;
+    const ModelSpec *sp = &m->spec;
+    char now[32];
+    io_utc_now(now, sizeof(now));
+
+    /* attributes: what the file is, what model, how far, what produced it */
+    h5w_attr_str(w, root, "format", CKPT_FORMAT);
+    h5w_attr_i64(w, root, "format_version", CKPT_FORMAT_VERSION);
+    h5w_attr_str(w, root, "role", st->role);
+    h5w_attr_i64(w, root, "index", st->index);
+    h5w_attr_i64(w, root, "seed", st->seed);
+    h5w_attr_str(w, root, "arch", sp->arch);
+    h5w_attr_i64(w, root, "sum_of", sp->sum_of > 1 ? sp->sum_of : 1);
+    h5w_attr_i64(w, root, "random_features", sp->random_features);
+    h5w_attr_i64(w, root, "hidden", sp->hidden);
+    h5w_attr_i64(w, root, "num_classes", sp->num_classes);
+    int64_t input_shape[3] = {sp->C, sp->H, sp->W};
+    h5w_attr_i64_array(w, root, "input_shape", input_shape, 3);
+    h5w_attr_i64(w, root, "mv_filters", sp->mv_filters);
+    h5w_attr_f64(w, root, "srelu_q", sp->srelu_q);
+    h5w_attr_f64(w, root, "srelu_rho", sp->srelu_rho);
+    h5w_attr_f64(w, root, "init_std", sp->init_std);
+    h5w_attr_i64(w, root, "mv_noise_coords", sp->mv_noise_coords);
+    h5w_attr_f64(w, root, "mv_noise_sigma", sp->mv_noise_sigma);
+    h5w_attr_i64(w, root, "epochs_total", st->epochs_total);
+    h5w_attr_i64(w, root, "epoch", st->epoch);
+    h5w_attr_i64(w, root, "step", st->step);
+    h5w_attr_i64(w, root, "complete", st->complete ? 1 : 0);
+    h5w_attr_str(w, root, "config", config_text ? config_text : "");
+    h5w_attr_str(w, root, "code_revision", ED_GIT_REV);
+    h5w_attr_str(w, root, "compiler", ED_COMPILER);
+    h5w_attr_str(w, root, "written_at", now);
+
+    /* tensors: parameters, buffers, momentum, all under their state_dict names */
+    const TensorTable *tt = &m->tensors;
+    for (int i = 0; i < tt->count; i++) {
+        const TensorInfo *t = &tt->items[i];
+        if (t->kind == TENSOR_PARAM) put_tensor(&c, "params", t, m->params);
+        else put_tensor(&c, "buffers", t, m->buffers);
+    }
+    for (int i = 0; i < tt->count; i++) {
+        const TensorInfo *t = &tt->items[i];
+        if (t->kind == TENSOR_PARAM) put_tensor(&c, "optimizer/momentum", t, m->momentum);
+    }
+
+    /* state: where in training the model is (the generator is counter-based: no state) */
+    int64_t *cursor = ctx_own(&c, 4 * sizeof(int64_t));
+    cursor[0] = st->epoch;
+    cursor[1] = st->step_in_epoch;
+    cursor[2] = st->step;
+    cursor[3] = st->complete ? 1 : 0;
+    hsize_t four = 4;
+    put(&c, "state/cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &four, cursor);
+    double *partial = ctx_own(&c, 4 * sizeof(double));
+    partial[0] = st->partial_loss;
+    partial[1] = st->partial_correct;
+    partial[2] = st->partial_seen;
+    partial[3] = st->partial_seconds;
+    put(&c, "state/partial", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &four, partial);
+    hid_t state = H5Gopen2(root, "state", H5P_DEFAULT);
+    if (state < 0) ed_fail("cannot write %s: group state", tmp);
+    h5w_attr_str(w, state, "cursor_fields", "epoch, step_in_epoch, step, complete");
+    h5w_attr_str(w, state, "partial_fields", "loss_sum, correct_sum, seen, seconds");
+    H5Gclose(state);
+
+    /* history: one column per metric */
+    hsize_t nh = (hsize_t)st->n_history;
+    int64_t *h_epoch = ctx_own(&c, nh * sizeof(int64_t));
+    for (int e = 0; e < st->n_history; e++) h_epoch[e] = st->history[e].epoch;
+    put(&c, "history/epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
+    for (int k = 1; k < 6; k++) {
+        double *col = ctx_own(&c, nh * sizeof(double));
+        for (int e = 0; e < st->n_history; e++) {
+            const EpochRecord *r = &st->history[e];
+            double v[6] = {0, r->lr, r->train_loss, r->train_acc, r->test_acc, r->seconds};
+            col[e] = v[k];
+        }
+        char name[64];
+        snprintf(name, sizeof(name), "history/%s", history_names[k]);
+        put(&c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &nh, col);
+    }
+
+    /* logits, when the model is done */
+    int K = sp->num_classes;
+    if (train_logits) {
+        hsize_t dims[2] = {(hsize_t)n_train, (hsize_t)K};
+        put(&c, "logits/train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, train_logits);
+    }
+    if (test_logits) {
+        hsize_t dims[2] = {(hsize_t)n_test, (hsize_t)K};
+        put(&c, "logits/test", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, test_logits);
+    }
+    h5w_close(w);
+    io_fsync_file(tmp);
+
+    /* read back: every dataset, checksums and bytes; the attributes through ckpt_info */
+    char err[512];
+    if (verify_written(tmp, &c, err, sizeof(err)) < 0)
+        ed_fail("checkpoint %s did not verify after writing: %s (the previous checkpoint %s is "
+                "untouched)", tmp, err, path);
+    CkptInfo info;
+    if (ckpt_info(tmp, &info, err, sizeof(err)) != 0 || info.epoch != st->epoch ||
+        info.complete != (st->complete ? 1 : 0) || strcmp(info.spec.arch, sp->arch) != 0)
+        ed_fail("checkpoint %s did not verify after writing: attributes differ (%s)", tmp, err);
+    for (int i = 0; i < c.n_owned; i++) free(c.owned[i]);
+    free(c.owned);
+    free(c.items);
+
+    /* swap: keep the old file as NAME.prev.h5 while the new one takes its name */
+    int have_old = io_exists(path);
+    if (have_old) {
+        if (unlink(prev) != 0 && errno != ENOENT)
+            ed_fail("cannot remove stale %s: %s", prev, strerror(errno));
+        if (link(path, prev) != 0 && rename(path, prev) != 0)
+            ed_fail("cannot keep %s as %s: %s", path, prev, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) ed_fail("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    io_fsync_parent_dir(path);
+    if (io_exists(prev)) {
+        if (unlink(prev) != 0) ed_fail("cannot remove %s: %s", prev, strerror(errno));
+        io_fsync_parent_dir(path);
+    }
+    return 0;
+}
+
+/* ================================================================ reading */
+
+enum { LOAD_OK = 0, LOAD_DAMAGED = -1, LOAD_REFUSED = -2 };
+
+static int64_t attr_i64_or(hid_t f, const char *name, int64_t dflt) {
+    int64_t v;
+    return h5r_attr_i64(f, name, &v) == 0 ? v : dflt;
+}
+static double attr_f64_or(hid_t f, const char *name, double dflt) {
+    double v;
+    return h5r_attr_f64(f, name, &v) == 0 ? v : dflt;
+}
+
+/* The format attributes: LOAD_OK, or LOAD_REFUSED / LOAD_DAMAGED with the reason. */
+static int check_format(hid_t f, char *err, size_t err_size) {
+    char format[64];
+    if (h5r_attr_str(f, "format", format, sizeof(format)) < 0) {
+        snprintf(err, err_size, "no 'format' attribute: not an ensdistill checkpoint");
+        return LOAD_REFUSED;
+    }
+    if (strcmp(format, CKPT_FORMAT) != 0) {
+        snprintf(err, err_size, "attribute format is '%s', expected '%s'", format, CKPT_FORMAT);
+        return LOAD_REFUSED;
+    }
+    int64_t version;
+    if (h5r_attr_i64(f, "format_version", &version) < 0) {
+        snprintf(err, err_size, "attribute format_version is missing or unreadable");
+        return LOAD_DAMAGED;
+    }
+    if (version != CKPT_FORMAT_VERSION) {
+        snprintf(err, err_size, "attribute format_version is %lld; this build reads version %d",
+                 (long long)version, CKPT_FORMAT_VERSION);
+        return LOAD_REFUSED;
+    }
+    return LOAD_OK;
+}
+
+int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        err_size = sizeof(dummy);
+    }
+    err[0] = 0;
+    memset(info, 0, sizeof(*info));
+    info->last_test_acc = info->last_train_acc = NAN;
+    if (!io_exists(path)) {
+        snprintf(err, err_size, "no such file");
+        return 1;
+    }
+    hid_t f = h5u_open_read(path);
+    if (f < 0) {
+        snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
+        return -1;
+    }
+    int rc = check_format(f, err, err_size) == LOAD_OK ? 0 : -1;
+    int64_t index = 0, seed = 0;
+    if (rc == 0 &&
+        (h5r_attr_str(f, "role", info->role, sizeof(info->role)) < 0 ||
+         h5r_attr_i64(f, "index", &index) < 0 || h5r_attr_i64(f, "seed", &seed) < 0 ||
+         h5r_attr_str(f, "arch", info->spec.arch, sizeof(info->spec.arch)) < 0)) {
+        snprintf(err, err_size, "attribute role, index, seed or arch is missing or unreadable");
+        rc = -1;
+    }
+    if (rc == 0) {
+        info->index = (int)index;
+        info->seed = seed;
+        info->format_version = CKPT_FORMAT_VERSION;
+        ModelSpec *sp = &info->spec;
+        sp->sum_of = (int)attr_i64_or(f, "sum_of", 1);
+        sp->random_features = (int)attr_i64_or(f, "random_features", 0);
+        sp->hidden = (int)attr_i64_or(f, "hidden", 0);
+        sp->num_classes = (int)attr_i64_or(f, "num_classes", 0);
+        int64_t shape[3] = {0, 0, 0};
+        h5r_attr_i64_array(f, "input_shape", shape, 3);
+        sp->C = (int)shape[0];
+        sp->H = (int)shape[1];
+        sp->W = (int)shape[2];
+        sp->mv_filters = (int)attr_i64_or(f, "mv_filters", 0);
+        sp->srelu_q = (float)attr_f64_or(f, "srelu_q", 0);
+        sp->srelu_rho = (float)attr_f64_or(f, "srelu_rho", 0);
+        sp->init_std = (float)attr_f64_or(f, "init_std", 0);
+        sp->mv_noise_coords = attr_i64_or(f, "mv_noise_coords", 0);
+        sp->mv_noise_sigma = (float)attr_f64_or(f, "mv_noise_sigma", 0);
+        info->epochs_total = (int)attr_i64_or(f, "epochs_total", 0);
+        info->epoch = (int)attr_i64_or(f, "epoch", 0);
+        info->step = attr_i64_or(f, "step", 0);
+        info->complete = (int)attr_i64_or(f, "complete", 0);
+        h5r_attr_str(f, "code_revision", info->code_revision, sizeof(info->code_revision));
+        h5r_attr_str(f, "written_at", info->written_at, sizeof(info->written_at));
+        int ndim;
+        hsize_t dims[8];
+        if (h5r_dims(f, "history/test_acc", &ndim, dims, 8) == 0 && ndim == 1 && dims[0] > 0) {
+            int n = (int)dims[0];
+            double *acc = xmalloc((size_t)n * sizeof(double));
+            info->n_history = n;
+            if (h5r_read(f, "history/test_acc", H5T_NATIVE_DOUBLE, acc) == 0)
+                for (int e = n - 1; e >= 0; e--)
+                    if (isfinite(acc[e])) {
+                        info->last_test_acc = acc[e];
+                        break;
+                    }
+            if (h5r_read(f, "history/train_acc", H5T_NATIVE_DOUBLE, acc) == 0)
+                info->last_train_acc = acc[n - 1];
+            free(acc);
+        }
+        if (h5r_dims(f, "logits/train", &ndim, dims, 8) == 0 && ndim == 2)
+            info->n_train_logits = (int)dims[0];
+        if (h5r_dims(f, "logits/test", &ndim, dims, 8) == 0 && ndim == 2)
+            info->n_test_logits = (int)dims[0];
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+/* Checks that every link of group `group` names a tensor of the table with this kind. */
+static int check_no_extra(hid_t f, const char *group, const TensorTable *tt, TensorKind kind,
+                          char *err, size_t err_size) {
+    if (!h5r_has(f, group)) return LOAD_OK;
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    H5G_info_t gi;
+    if (g < 0 || H5Gget_info(g, &gi) < 0) {
+        if (g >= 0) H5Gclose(g);
+        snprintf(err, err_size, "group /%s is unreadable", group);
+        return LOAD_DAMAGED;
+    }
+    int rc = LOAD_OK;
+    for (hsize_t i = 0; i < gi.nlinks && rc == LOAD_OK; i++) {
+        char name[TENSOR_NAME_MAX + 1];
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name,
+                                         sizeof(name), H5P_DEFAULT);
+        if (len < 0) {
+            snprintf(err, err_size, "group /%s is unreadable", group);
+            rc = LOAD_DAMAGED;
+        } else {
+            int k = (size_t)len < sizeof(name) ? tensor_table_find(tt, name) : -1;
+            if (k < 0 || tt->items[k].kind != kind) {
+                snprintf(err, err_size,
+                         "the file has tensor /%s/%s, which this model does not have", group, name);
+                rc = LOAD_REFUSED;
+            }
+        }
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+/* Reads one tensor of the table from group into arena (shape checked). */
+static int load_tensor(hid_t f, const char *group, const TensorInfo *t, float *arena, char *err,
+                       size_t err_size) {
+    char name[DSET_NAME_MAX];
+    snprintf(name, sizeof(name), "%s/%s", group, t->name);
+    int ndim;
+    hsize_t dims[8];
+    if (!h5r_has(f, name)) {
+        snprintf(err, err_size, "tensor /%s is missing", name);
+        return LOAD_DAMAGED;
+    }
+    if (h5r_dims(f, name, &ndim, dims, 8) < 0) {
+        snprintf(err, err_size, "tensor /%s is unreadable", name);
+        return LOAD_DAMAGED;
+    }
+    int same = ndim == t->ndim;
+    for (int d = 0; same && d < ndim; d++) same = (int64_t)dims[d] == t->shape[d];
+    if (!same) {
+        char want[64], have[160];
+        size_t used = (size_t)snprintf(have, sizeof(have), "[");
+        for (int d = 0; d < ndim && used < sizeof(have); d++)
+            used += (size_t)snprintf(have + used, sizeof(have) - used, "%s%llu", d ? ", " : "",
+                                     (unsigned long long)dims[d]);
+        if (used < sizeof(have)) snprintf(have + used, sizeof(have) - used, "]");
+        snprintf(err, err_size, "tensor /%s has shape %s in the file but %s in the model", name,
+                 have, tensor_shape_str(t, want, sizeof(want)));
+        return LOAD_REFUSED;
+    }
+    if (h5r_read(f, name, H5T_NATIVE_FLOAT, arena + t->offset) < 0) {
+        snprintf(err, err_size, "tensor /%s does not read (checksum mismatch or truncated file)",
+                 name);
+        return LOAD_DAMAGED;
+    }
+    return LOAD_OK;
+}
+
+/* Loads one file into m and st. LOAD_OK, LOAD_DAMAGED or LOAD_REFUSED with the reason. */
+static int load_file(const char *path, Model *m, ModelState *st, char *err, size_t err_size) {
+    hid_t f = h5u_open_read(path);
+    if (f < 0) {
+        snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
+        return LOAD_DAMAGED;
+    }
+    int rc = check_format(f, err, err_size);
+    ModelState ns;
+    memset(&ns, 0, sizeof(ns));
+    int64_t v;
+    /* identity and architecture */
+    if (rc == LOAD_OK) {
+        if (h5r_attr_str(f, "role", ns.role, sizeof(ns.role)) < 0 ||
+            h5r_attr_i64(f, "index", &v) < 0 || h5r_attr_i64(f, "seed", &ns.seed) < 0 ||
+            h5r_attr_str(f, "arch", ns.arch, sizeof(ns.arch)) < 0) {
+            snprintf(err, err_size, "attribute role, index, seed or arch is unreadable");
+            rc = LOAD_DAMAGED;
+        } else {
+            ns.index = (int)v;
+        }
+    }
+    const ModelSpec *sp = &m->spec;
+    int model_sum_of = sp->sum_of > 1 ? sp->sum_of : 1;
+    if (rc == LOAD_OK && strcmp(ns.arch, sp->arch) != 0) {
+        snprintf(err, err_size, "attribute arch is '%s' in the file but the model is '%s'", ns.arch,
+                 sp->arch);
+        rc = LOAD_REFUSED;
+    }
+    if (rc == LOAD_OK && attr_i64_or(f, "sum_of", 1) != model_sum_of) {
+        snprintf(err, err_size, "attribute sum_of is %lld in the file but %d in the model",
+                 (long long)attr_i64_or(f, "sum_of", 1), model_sum_of);
+        rc = LOAD_REFUSED;
+    }
+    if (rc == LOAD_OK && attr_i64_or(f, "random_features", 0) != sp->random_features) {
+        snprintf(err, err_size, "attribute random_features is %lld in the file but %d in the model",
+                 (long long)attr_i64_or(f, "random_features", 0), sp->random_features);
+        rc = LOAD_REFUSED;
+    }
+    if (rc == LOAD_OK && attr_i64_or(f, "num_classes", sp->num_classes) != sp->num_classes) {
+        snprintf(err, err_size, "attribute num_classes is %lld in the file but %d in the model",
+                 (long long)attr_i64_or(f, "num_classes", 0), sp->num_classes);
+        rc = LOAD_REFUSED;
+    }
+    if (rc == LOAD_OK && st->role[0]) {
+        if (strcmp(st->role, ns.role) != 0 || st->index != ns.index) {
+            snprintf(err, err_size, "attributes role/index are %s/%d in the file, expected %s/%d",
+                     ns.role, ns.index, st->role, st->index);
+            rc = LOAD_REFUSED;
+        } else if (st->seed != ns.seed) {
+            snprintf(err, err_size,
+                     "attribute seed is %lld in the file but %lld in the config (a different "
+                     "run directory is needed for another seed)",
+                     (long long)ns.seed, (long long)st->seed);
+            rc = LOAD_REFUSED;
+        }
+    }
+    /* tensors */
+    const TensorTable *tt = &m->tensors;
+    if (rc == LOAD_OK) rc = check_no_extra(f, "params", tt, TENSOR_PARAM, err, err_size);
+    if (rc == LOAD_OK) rc = check_no_extra(f, "buffers", tt, TENSOR_BUFFER, err, err_size);
+    for (int i = 0; i < tt->count && rc == LOAD_OK; i++) {
+        const TensorInfo *t = &tt->items[i];
+        if (t->kind == TENSOR_PARAM) rc = load_tensor(f, "params", t, m->params, err, err_size);
+        else rc = load_tensor(f, "buffers", t, m->buffers, err, err_size);
+    }
+    for (int i = 0; i < tt->count && rc == LOAD_OK; i++) {
+        const TensorInfo *t = &tt->items[i];
+        if (t->kind == TENSOR_PARAM)
+            rc = load_tensor(f, "optimizer/momentum", t, m->momentum, err, err_size);
+    }
+    /* state and history */
+    if (rc == LOAD_OK) {
+        int64_t cursor[4];
+        double partial[4];
+        int ndim;
+        hsize_t dims[8];
+        if (h5r_dims(f, "state/cursor", &ndim, dims, 8) < 0 || ndim != 1 || dims[0] != 4 ||
+            h5r_read(f, "state/cursor", H5T_NATIVE_INT64, cursor) < 0 ||
+            h5r_dims(f, "state/partial", &ndim, dims, 8) < 0 || ndim != 1 || dims[0] != 4 ||
+            h5r_read(f, "state/partial", H5T_NATIVE_DOUBLE, partial) < 0) {
+            snprintf(err, err_size, "/state/cursor or /state/partial is missing or unreadable");
+            rc = LOAD_DAMAGED;
+        } else {
+            ns.epoch = (int)cursor[0];
+            ns.step_in_epoch = (int)cursor[1];
+            ns.step = cursor[2];
+            ns.complete = (int)cursor[3];
+            ns.partial_loss = partial[0];
+            ns.partial_correct = partial[1];
+            ns.partial_seen = partial[2];
+            ns.partial_seconds = partial[3];
+            ns.epochs_total = (int)attr_i64_or(f, "epochs_total", 0);
+        }
+    }
+    if (rc == LOAD_OK) {
+        int ndim;
+        hsize_t dims[8];
+        if (h5r_dims(f, "history/epoch", &ndim, dims, 8) < 0 || ndim != 1) {
+            snprintf(err, err_size, "/history/epoch is missing or unreadable");
+            rc = LOAD_DAMAGED;
+        } else {
+            int n = (int)dims[0];
+            double *cols = xmalloc((size_t)(6 * n + 1) * sizeof(double));
+            for (int k = 0; k < 6 && rc == LOAD_OK; k++) {
+                char name[64];
+                snprintf(name, sizeof(name), "history/%s", history_names[k]);
+                if (h5r_dims(f, name, &ndim, dims, 8) < 0 || ndim != 1 || (int)dims[0] != n ||
+                    h5r_read(f, name, H5T_NATIVE_DOUBLE, cols + (size_t)k * n) < 0) {
+                    snprintf(err, err_size, "/%s is missing, unreadable or of the wrong length",
+                             name);
+                    rc = LOAD_DAMAGED;
+                }
+            }
+            for (int e = 0; e < n && rc == LOAD_OK; e++) {
+                EpochRecord r = {(int)cols[e],     cols[n + e],     cols[2 * n + e],
+                                 cols[3 * n + e], cols[4 * n + e], cols[5 * n + e]};
+                ckpt_state_push_epoch(&ns, &r);
+            }
+            free(cols);
+        }
+    }
+    if (H5Fclose(f) < 0 && rc == LOAD_OK) {
+        snprintf(err, err_size, "the file does not close cleanly");
+        rc = LOAD_DAMAGED;
+    }
+    if (rc != LOAD_OK) {
+        ckpt_state_free(&ns);
+        return rc;
+    }
+    ckpt_state_free(st);
+    *st = ns;
+    return LOAD_OK;
+}
+
+int ckpt_read(const char *path, Model *m, ModelState *st) {
+    ED_CHECK(path && m && st, "null argument");
+    h5u_quiet();
+    char prev[PATH_MAX_LEN];
+    io_prev_path(prev, sizeof(prev), path);
+    int have_main = io_exists(path), have_prev = io_exists(prev);
+    if (!have_main && !have_prev) return 1;
+    char err[768] = "", err_prev[768] = "";
+    if (have_main) {
+        int rc = load_file(path, m, st, err, sizeof(err));
+        if (rc == LOAD_OK) return 0;
+        if (rc == LOAD_REFUSED) ed_fail("checkpoint %s is refused: %s", path, err);
+        if (!have_prev)
+            ed_fail("checkpoint %s is damaged: %s; there is no previous checkpoint %s to fall "
+                    "back to (move the file away to train this model from the start)",
+                    path, err, prev);
+    } else {
+        snprintf(err, sizeof(err), "it is missing (an interrupted rename)");
+    }
+    int rc = load_file(prev, m, st, err_prev, sizeof(err_prev));
+    if (rc == LOAD_REFUSED) ed_fail("checkpoint %s is refused: %s", prev, err_prev);
+    if (rc != LOAD_OK)
+        ed_fail("checkpoint %s is damaged (%s) and so is the previous one %s (%s)", path, err,
+                prev, err_prev);
+    ed_warn("checkpoint %s: %s; resuming from the previous checkpoint %s (epoch %d, step %lld)",
+            path, err, prev, st->epoch, (long long)st->step);
+    return 0;
+}
+
+int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K) {
+    ED_CHECK(strcmp(which, "train") == 0 || strcmp(which, "test") == 0, "which = %s", which);
+    hid_t f = h5u_open_read(path);
+    if (f < 0) ed_fail("cannot read logits from %s: not a readable HDF5 file", path);
+    char name[32];
+    snprintf(name, sizeof(name), "logits/%s", which);
+    if (!h5r_has(f, name)) {
+        H5Fclose(f);
+        return -1;
+    }
+    int ndim;
+    hsize_t dims[8];
+    if (h5r_dims(f, name, &ndim, dims, 8) < 0) ed_fail("%s: /%s is unreadable", path, name);
+    if (ndim != 2 || dims[0] != (hsize_t)n || dims[1] != (hsize_t)K)
+        ed_fail("%s: /%s has %d dimensions [%llu, %llu], expected [%d, %d]", path, name, ndim,
+                (unsigned long long)dims[0], ndim > 1 ? (unsigned long long)dims[1] : 0ull, n, K);
+    if (h5r_read(f, name, H5T_NATIVE_FLOAT, out) < 0)
+        ed_fail("%s: /%s does not read (checksum mismatch or truncated file)", path, name);
+    H5Fclose(f);
+    return 0;
+}

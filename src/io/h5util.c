@@ -1,0 +1,472 @@
+/* HDF5 and POSIX helpers of src/io (see h5util.h): checked attribute and dataset writes that
+ * stop naming the file, quiet reads that return an error code, whole-file verification, and
+ * mkdir -p / fsync / path helpers for crash-safe files. */
+#include "h5util.h"
+
+#include "ensdistill/alloc.h"
+#include "ensdistill/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK_BYTES_MAX (1u << 20)
+
+void h5u_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+hid_t h5u_fapl(void) {
+    hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
+    /* The 1.8+ format checksums superblock, object headers and group structures, so damaged
+     * metadata is detected like damaged data. h5py reads it. */
+    H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+    H5_CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
+    return fapl;
+}
+
+hid_t h5u_open_read(const char *path) {
+    h5u_quiet();
+    hid_t fapl = h5u_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static noreturn void writer_fail(const H5Writer *w, const char *what, const char *name) {
+    ed_fail("cannot write %s: %s '%s' failed (disk full or not writable?)", w->path, what, name);
+}
+
+void h5w_create(H5Writer *w, const char *path, int deflate) {
+    h5u_quiet();
+    w->path = path;
+    w->deflate = deflate;
+    hid_t fapl = h5u_fapl();
+    w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (w->file < 0)
+        ed_fail("cannot create %s: %s", path, errno ? strerror(errno) : "HDF5 refused it");
+}
+
+void h5w_close(H5Writer *w) {
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) writer_fail(w, "flush", "file");
+    if (H5Fclose(w->file) < 0) writer_fail(w, "close", "file");
+    w->file = -1;
+}
+
+hid_t h5w_group(H5Writer *w, hid_t loc, const char *name) {
+    hid_t lcpl = H5_CHECK(H5Pcreate(H5P_LINK_CREATE));
+    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+    hid_t g = H5Gcreate2(loc, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (g < 0) writer_fail(w, "group", name);
+    return g;
+}
+
+static void attr_write(H5Writer *w, hid_t obj, const char *name, hid_t type, hid_t space,
+                       const void *data) {
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) writer_fail(w, "attribute", name);
+    herr_t rc = H5Awrite(a, type, data);
+    H5Aclose(a);
+    if (rc < 0) writer_fail(w, "attribute", name);
+}
+
+static hid_t vlen_str_type(void) {
+    hid_t t = H5_CHECK(H5Tcopy(H5T_C_S1));
+    H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
+    H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
+    return t;
+}
+
+void h5w_attr_str(H5Writer *w, hid_t obj, const char *name, const char *value) {
+    hid_t t = vlen_str_type();
+    hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
+    const char *v = value ? value : "";
+    attr_write(w, obj, name, t, s, &v);
+    H5Sclose(s);
+    H5Tclose(t);
+}
+
+void h5w_attr_i64(H5Writer *w, hid_t obj, const char *name, int64_t value) {
+    hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
+    hid_t a_type = H5T_STD_I64LE;
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, a_type, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &value) < 0) writer_fail(w, "attribute", name);
+    H5Aclose(a);
+    H5Sclose(s);
+}
+
+void h5w_attr_f64(H5Writer *w, hid_t obj, const char *name, double value) {
+    hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &value) < 0) writer_fail(w, "attribute", name);
+    H5Aclose(a);
+    H5Sclose(s);
+}
+
+void h5w_attr_i64_array(H5Writer *w, hid_t obj, const char *name, const int64_t *values, int n) {
+    hsize_t dim = (hsize_t)n;
+    hid_t s = H5_CHECK(H5Screate_simple(1, &dim, NULL));
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, values) < 0) writer_fail(w, "attribute", name);
+    H5Aclose(a);
+    H5Sclose(s);
+}
+
+void h5w_dataset(H5Writer *w, hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
+                 int ndim, const hsize_t *dims, const void *data) {
+    ED_CHECK(ndim >= 0 && ndim <= 8, "dataset %s: %d dimensions", name, ndim);
+    hid_t dcpl = H5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
+    hid_t space;
+    if (ndim == 0) {
+        /* A scalar lives in the object header, which the file format checksums. */
+        space = H5_CHECK(H5Screate(H5S_SCALAR));
+        H5_CHECK(H5Pset_layout(dcpl, H5D_COMPACT));
+    } else {
+        hsize_t chunk[8], maxdims[8];
+        int has_zero = 0;
+        size_t row_bytes = H5Tget_size(file_type);
+        for (int d = 0; d < ndim; d++) {
+            maxdims[d] = dims[d];
+            chunk[d] = dims[d] ? dims[d] : 1;
+            if (dims[d] == 0) has_zero = 1;
+            if (d > 0) row_bytes *= (size_t)chunk[d];
+        }
+        /* An empty array can still be chunked if its first dimension may grow. */
+        if (has_zero) maxdims[0] = H5S_UNLIMITED;
+        hsize_t rows = CHUNK_BYTES_MAX / (row_bytes ? row_bytes : 1);
+        if (rows < 1) rows = 1;
+        if (chunk[0] > rows) chunk[0] = rows;
+        space = H5_CHECK(H5Screate_simple(ndim, dims, maxdims));
+        H5_CHECK(H5Pset_chunk(dcpl, ndim, chunk));
+        if (w->deflate > 0) H5_CHECK(H5Pset_deflate(dcpl, (unsigned)w->deflate));
+        H5_CHECK(H5Pset_fletcher32(dcpl));
+    }
+    hid_t lcpl = H5_CHECK(H5Pcreate(H5P_LINK_CREATE));
+    H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+    hid_t ds = H5Dcreate2(loc, name, file_type, space, lcpl, dcpl, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    H5Pclose(dcpl);
+    if (ds < 0) writer_fail(w, "dataset", name);
+    hssize_t npoints = H5Sget_simple_extent_npoints(space);
+    if (npoints > 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        writer_fail(w, "dataset", name);
+    H5Dclose(ds);
+    H5Sclose(space);
+}
+
+void h5w_string_dataset(H5Writer *w, hid_t loc, const char *name, const char *value) {
+    hid_t t = vlen_str_type();
+    hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
+    hid_t ds = H5Dcreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const char *v = value ? value : "";
+    if (ds < 0 || H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+        writer_fail(w, "dataset", name);
+    H5Dclose(ds);
+    H5Sclose(s);
+    H5Tclose(t);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+int h5r_has(hid_t loc, const char *name) {
+    /* H5Lexists needs every intermediate component to exist: check them one by one. */
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", name);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
+        *p = '/';
+    }
+    return H5Lexists(loc, buf, H5P_DEFAULT) > 0;
+}
+
+/* Reads a scalar string attribute, variable or fixed length, into a malloc'd string. */
+char *h5r_attr_str_alloc(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    char *out = NULL;
+    hid_t ft = H5Aget_type(a);
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING) {
+        if (H5Tis_variable_str(ft) > 0) {
+            hid_t mt = vlen_str_type();
+            char *v = NULL;
+            if (H5Aread(a, mt, &v) >= 0 && v) {
+                out = xstrdup(v);
+                H5free_memory(v);
+            }
+            H5Tclose(mt);
+        } else {
+            size_t n = H5Tget_size(ft);
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, n + 1);
+            H5Tset_strpad(mt, H5T_STR_NULLTERM);
+            char *v = xcalloc(n + 2, 1);
+            if (H5Aread(a, mt, v) >= 0) out = v;
+            else free(v);
+            H5Tclose(mt);
+        }
+    }
+    if (ft >= 0) H5Tclose(ft);
+    H5Aclose(a);
+    return out;
+}
+
+int h5r_attr_str(hid_t obj, const char *name, char *buf, size_t size) {
+    char *s = h5r_attr_str_alloc(obj, name);
+    if (!s) return -1;
+    snprintf(buf, size, "%s", s);
+    free(s);
+    return 0;
+}
+
+static int attr_read_num(hid_t obj, const char *name, hid_t mem_type, void *value, int n) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    int rc = -1;
+    hid_t s = H5Aget_space(a);
+    hid_t ft = H5Aget_type(a);
+    if (s >= 0 && ft >= 0 && H5Sget_simple_extent_npoints(s) == n &&
+        (H5Tget_class(ft) == H5T_INTEGER || H5Tget_class(ft) == H5T_FLOAT))
+        rc = H5Aread(a, mem_type, value) < 0 ? -1 : 0;
+    if (ft >= 0) H5Tclose(ft);
+    if (s >= 0) H5Sclose(s);
+    H5Aclose(a);
+    return rc;
+}
+
+int h5r_attr_i64(hid_t obj, const char *name, int64_t *value) {
+    return attr_read_num(obj, name, H5T_NATIVE_INT64, value, 1);
+}
+int h5r_attr_f64(hid_t obj, const char *name, double *value) {
+    return attr_read_num(obj, name, H5T_NATIVE_DOUBLE, value, 1);
+}
+int h5r_attr_i64_array(hid_t obj, const char *name, int64_t *values, int n) {
+    return attr_read_num(obj, name, H5T_NATIVE_INT64, values, n);
+}
+
+int h5r_dims(hid_t loc, const char *name, int *ndim, hsize_t *dims, int max_dims) {
+    if (!h5r_has(loc, name)) return -1;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    hid_t s = H5Dget_space(ds);
+    int rc = -1;
+    if (s >= 0) {
+        int nd = H5Sget_simple_extent_ndims(s);
+        if (nd >= 0 && nd <= max_dims && H5Sget_simple_extent_dims(s, dims, NULL) >= 0) {
+            *ndim = nd;
+            rc = 0;
+        }
+        H5Sclose(s);
+    }
+    H5Dclose(ds);
+    return rc;
+}
+
+int h5r_read(hid_t loc, const char *name, hid_t mem_type, void *out) {
+    if (!h5r_has(loc, name)) return -1;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    hid_t s = H5Dget_space(ds);
+    int rc = -1;
+    if (s >= 0) {
+        hssize_t n = H5Sget_simple_extent_npoints(s);
+        if (n == 0) rc = 0;
+        else if (n > 0) rc = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ? -1 : 0;
+        H5Sclose(s);
+    }
+    H5Dclose(ds);
+    return rc;
+}
+
+char *h5r_string_dataset(hid_t loc, const char *name) {
+    if (!h5r_has(loc, name)) return NULL;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return NULL;
+    char *out = NULL;
+    hid_t ft = H5Dget_type(ds);
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+        hid_t mt = vlen_str_type();
+        char *v = NULL;
+        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0 && v) {
+            out = xstrdup(v);
+            H5free_memory(v);
+        }
+        H5Tclose(mt);
+    }
+    if (ft >= 0) H5Tclose(ft);
+    H5Dclose(ds);
+    return out;
+}
+
+/* ---------------------------------------------------------------- verification */
+
+typedef struct {
+    long count;
+    char *err;
+    size_t err_size;
+} VerifyCtx;
+
+/* Reads one dataset whole in its own (file) type: HDF5 checks each chunk's checksum. */
+static int verify_dataset(hid_t ds, const char *name, VerifyCtx *ctx) {
+    hid_t ft = H5Dget_type(ds);
+    hid_t s = H5Dget_space(ds);
+    int rc = -1;
+    if (ft >= 0 && s >= 0) {
+        hssize_t n = H5Sget_simple_extent_npoints(s);
+        size_t esize = H5Tget_size(ft);
+        int vlen = H5Tdetect_class(ft, H5T_VLEN) > 0 ||
+                   (H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0);
+        if (n == 0) {
+            rc = 0;
+        } else if (n > 0 && esize > 0) {
+            hid_t mt = H5Tget_native_type(ft, H5T_DIR_DEFAULT);
+            if (mt >= 0) {
+                size_t msize = H5Tget_size(mt);
+                void *buf = malloc((size_t)n * msize);
+                if (buf) {
+                    if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0) {
+                        rc = 0;
+                        if (vlen) H5Dvlen_reclaim(mt, s, H5P_DEFAULT, buf);
+                    }
+                    free(buf);
+                }
+                H5Tclose(mt);
+            }
+        }
+    }
+    if (s >= 0) H5Sclose(s);
+    if (ft >= 0) H5Tclose(ft);
+    if (rc < 0)
+        snprintf(ctx->err, ctx->err_size,
+                 "dataset /%s does not read back (checksum mismatch or truncated file)", name);
+    else
+        ctx->count++;
+    return rc;
+}
+
+static herr_t verify_visit(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    VerifyCtx *ctx = data;
+    if (info->type != H5L_TYPE_HARD) return 0;
+    hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+    if (obj < 0) {
+        snprintf(ctx->err, ctx->err_size, "object /%s cannot be opened (damaged metadata)", name);
+        return -1;
+    }
+    int rc = 0;
+    if (H5Iget_type(obj) == H5I_DATASET) rc = verify_dataset(obj, name, ctx);
+    H5Oclose(obj);
+    return rc < 0 ? -1 : 0;
+}
+
+long h5u_verify_file(const char *path, char *err, size_t err_size) {
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        err_size = sizeof(dummy);
+    }
+    err[0] = 0;
+    if (!io_exists(path)) {
+        snprintf(err, err_size, "no such file");
+        return -1;
+    }
+    hid_t f = h5u_open_read(path);
+    if (f < 0) {
+        snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
+        return -1;
+    }
+    VerifyCtx ctx = {0, err, err_size};
+    herr_t rc = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, verify_visit, &ctx);
+    if (rc < 0 && !err[0]) snprintf(err, err_size, "damaged group structure");
+    H5Fclose(f);
+    return rc < 0 ? -1 : ctx.count;
+}
+
+long h5_verify_file(const char *path, char *err, size_t err_size) {
+    return h5u_verify_file(path, err, err_size);
+}
+
+/* ---------------------------------------------------------------- POSIX */
+
+void io_mkdirs(const char *dir) {
+    char buf[4096];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "%s", dir);
+    if (n >= sizeof(buf)) ed_fail("directory name too long: %s", dir);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            ed_fail("cannot create directory %s: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) ed_fail("%s is not a directory", dir);
+}
+
+static void parent_dir(char *out, size_t size, const char *path) {
+    snprintf(out, size, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (!slash) snprintf(out, size, ".");
+    else if (slash == out) out[1] = 0;
+    else *slash = 0;
+}
+
+void io_mkdirs_parent(const char *path) {
+    char dir[4096];
+    parent_dir(dir, sizeof(dir), path);
+    io_mkdirs(dir);
+}
+
+void io_fsync_file(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0) ed_fail("cannot fsync %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+void io_fsync_parent_dir(const char *path) {
+    char dir[4096];
+    parent_dir(dir, sizeof(dir), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) ed_fail("cannot open directory %s: %s", dir, strerror(errno));
+    /* Some file systems refuse fsync on a directory (EINVAL): the rename is then as durable as
+     * they make it. */
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        ed_fail("cannot fsync directory %s: %s", dir, strerror(errno));
+    close(fd);
+}
+
+int io_exists(const char *path) { return access(path, F_OK) == 0; }
+
+void io_prev_path(char *out, size_t size, const char *path) {
+    size_t n = strlen(path);
+    if (n > 3 && strcmp(path + n - 3, ".h5") == 0)
+        snprintf(out, size, "%.*s.prev.h5", (int)(n - 3), path);
+    else
+        snprintf(out, size, "%s.prev", path);
+}
+
+void io_utc_now(char *out, size_t size) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+long long io_file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
