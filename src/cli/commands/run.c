@@ -1,8 +1,178 @@
-/* PLACEHOLDER: replaced by the module that owns this command. */
+/* `ensdistill run CONFIG [--set key=value ...]`: the whole experiment on all ranks.
+ * Rank 0 parses and validates the config and broadcasts it; every rank loads the data once;
+ * the pipeline runs; a stop signal leaves every model checkpointed and exits 0. */
+#include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
+#include "ensdistill/config.h"
+#include "ensdistill/dataset.h"
+#include "ensdistill/error.h"
+#include "ensdistill/layout.h"
+#include "ensdistill/pipeline.h"
+
+#include <errno.h>
+#include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *run_usage = "usage: ensdistill run CONFIG [--set key=value ...]\n";
+
+/* Rank 0 decides; every rank learns the verdict and its message, so all stop together. */
+static int agree(int failed_on_root, const char *message) {
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_CHECK(MPI_Bcast(&failed_on_root, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (failed_on_root && rank == 0) fprintf(stderr, "ensdistill: error: %s\n", message);
+    return failed_on_root;
+}
+
+static void mkdir_p(const char *path) {
+    char buf[1200];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) ed_fail("cannot create directory %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) ed_fail("cannot create directory %s: %s", buf, strerror(errno));
+}
+
+/* The parallel section does not change results: a run may resume on another layout. */
+static char *results_relevant_yaml(const Config *cfg) {
+    Config c = *cfg;
+    config_defaults(&c);
+    Config copy = *cfg;
+    copy.parallel = c.parallel;
+    return config_to_yaml(&copy);
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = xmalloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Rank 0: RUN_DIR/config.yaml holds the resolved config. An existing one must describe the
+ * same experiment (anything but the parallel section), or resuming would mix two runs. */
+static int prepare_run_dir(const Config *cfg, const char *config_text, char *err, size_t size) {
+    char path[1200], tmp[1300];
+    if (strlen(cfg->checkpoint.dir) > 1100) {
+        snprintf(err, size, "checkpoint.dir is longer than 1100 characters");
+        return -1;
+    }
+    mkdir_p(cfg->checkpoint.dir);
+    snprintf(path, sizeof(path), "%s/models", cfg->checkpoint.dir);
+    mkdir_p(path);
+    snprintf(path, sizeof(path), "%s/config.yaml", cfg->checkpoint.dir);
+    char *old = read_text(path);
+    if (old) {
+        Config prev;
+        char perr[512];
+        int same = 0;
+        if (config_load(&prev, path, 0, NULL, perr, sizeof(perr)) == 0) {
+            char *a = results_relevant_yaml(&prev), *b = results_relevant_yaml(cfg);
+            same = strcmp(a, b) == 0;
+            free(a);
+            free(b);
+        }
+        free(old);
+        if (!same) {
+            snprintf(err, size,
+                     "%.1100s holds a run of a different config (see its config.yaml): resume it "
+                     "with that config, or set checkpoint.dir to a new directory",
+                     cfg->checkpoint.dir);
+            return -1;
+        }
+    }
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fputs(config_text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, size, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_run(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "ensdistill: 'run' is not built yet\n");
-    return 2;
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    const char *config_path = NULL;
+    char **sets = xcalloc((size_t)argc + 1, sizeof(char *));
+    int n_sets = 0, bad_args = 0;
+    char err[2048] = "";
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+            sets[n_sets++] = argv[++i];
+        else if (strncmp(argv[i], "--set=", 6) == 0)
+            sets[n_sets++] = argv[i] + 6;
+        else if (argv[i][0] != '-' && !config_path)
+            config_path = argv[i];
+        else {
+            snprintf(err, sizeof(err), "unexpected argument '%s'\n%s", argv[i], run_usage);
+            bad_args = 1;
+        }
+    }
+    if (!config_path && !bad_args) {
+        snprintf(err, sizeof(err), "no config given\n%s", run_usage);
+        bad_args = 1;
+    }
+    if (agree(bad_args, err)) {
+        free(sets);
+        return ED_EXIT_USER;
+    }
+
+    Config cfg;
+    int failed = 0;
+    if (rank == 0) failed = config_load(&cfg, config_path, n_sets, sets, err, sizeof(err)) != 0;
+    free(sets);
+    if (agree(failed, err)) return ED_EXIT_USER;
+    MPI_CHECK(MPI_Bcast(&cfg, (int)sizeof(cfg), MPI_BYTE, 0, MPI_COMM_WORLD));
+    char *config_text = config_to_yaml(&cfg);
+
+    Layout lo;
+    failed = layout_create(&lo, cfg.parallel.ranks_per_model, cfg.parallel.threads, err, sizeof(err)) != 0;
+    if (failed) {
+        if (rank == 0) fprintf(stderr, "ensdistill: error: %s\n", err);
+        free(config_text);
+        return ED_EXIT_USER;
+    }
+    if (rank == 0) failed = prepare_run_dir(&cfg, config_text, err, sizeof(err)) != 0;
+    if (agree(failed, err)) {
+        layout_free(&lo);
+        free(config_text);
+        return ED_EXIT_USER;
+    }
+
+    RunContext ctx = {.cfg = &cfg, .config_text = config_text, .lo = &lo};
+    snprintf(ctx.run_dir, sizeof(ctx.run_dir), "%s", cfg.checkpoint.dir);
+    double t0 = MPI_Wtime();
+    DataSplit data;
+    data_load(&data, &cfg.data);
+    ctx.data = &data;
+    say(&ctx, "%s: %s train %d, test %d, %dx%dx%d, %d classes (%.1f MiB per rank); run dir %s\n",
+        cfg.name, cfg.data.source, data.train.N, data.test.N, data.train.C, data.train.H,
+        data.train.W, data.train.K,
+        (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
+
+    signals_install();
+    int status = pipeline_run(&ctx);
+    if (status == JOB_STOPPED)
+        say(&ctx, "checkpointed; run again to resume\n");
+    else
+        say(&ctx, "done in %.1f s\n", MPI_Wtime() - t0);
+
+    datasplit_free(&data);
+    layout_free(&lo);
+    free(config_text);
+    return 0;
 }

@@ -1,0 +1,36 @@
+/* Rank layout: R ranks form G = R / g groups of g = parallel.ranks_per_model consecutive ranks
+ * (MPI_Comm_split). Group j trains jobs j, j+G, j+2G, ... of every phase; inside a group one
+ * model trains data-parallel. Group leaders (group rank 0) form a communicator of their own
+ * for the teacher. Also sets the OpenBLAS threads of this rank. */
+#ifndef ENSDISTILL_LAYOUT_H
+#define ENSDISTILL_LAYOUT_H
+
+#include <mpi.h>
+
+typedef struct {
+    int world_rank, world_size;
+    int ranks_per_model; /* g */
+    int n_groups;        /* G */
+    int group;           /* j: this rank's group */
+    int group_rank;      /* rank inside the group */
+    int is_leader;       /* group_rank == 0 */
+    MPI_Comm group_comm;   /* the g ranks of this group */
+    MPI_Comm leaders_comm; /* the G group leaders (MPI_COMM_NULL on other ranks) */
+    int ranks_on_node;   /* ranks sharing this node */
+    int threads;         /* OpenBLAS threads this rank uses */
+} Layout;
+
+/* Builds the layout. Returns 0, or -1 with a message when R is not a multiple of g (every
+ * rank computes the same answer, so all can stop cleanly). threads: 0 = auto
+ * (online cores / ranks on this node, at least 1). */
+int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_t err_size);
+void layout_free(Layout *lo);
+/* Group that trains job number `job` of a phase, and the world rank of its leader. */
+static inline int layout_group_of(const Layout *lo, int job) {
+    return job % lo->n_groups;
+}
+static inline int layout_leader_of(const Layout *lo, int job) {
+    return (job % lo->n_groups) * lo->ranks_per_model;
+}
+
+#endif

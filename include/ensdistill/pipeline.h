@@ -1,0 +1,83 @@
+/* The distributed experiment (DESIGN.md "The run, as data flows through it"):
+ *   phase 1 members -> phase 2 teacher -> phase 3 students -> phase 4 results.
+ * A job is one model to train; group j of the layout trains jobs j, j+G, ... of each phase.
+ * Every phase is restartable: complete models are skipped, partial ones resume from their
+ * last checkpoint, bitwise as if never interrupted. */
+#ifndef ENSDISTILL_PIPELINE_H
+#define ENSDISTILL_PIPELINE_H
+
+#include "ensdistill/config.h"
+#include "ensdistill/dataset.h"
+#include "ensdistill/layout.h"
+#include "ensdistill/model.h"
+
+#include <stdint.h>
+
+typedef enum { ROLE_MEMBER = 1, ROLE_KD = 2, ROLE_SELF = 3, ROLE_SUM = 4 } Role;
+const char *role_name(Role role);
+
+/* Everything a phase needs, the same on every rank. */
+typedef struct {
+    const Config *cfg;
+    const char *config_text; /* resolved YAML, stored in every checkpoint */
+    const Layout *lo;
+    const DataSplit *data;
+    char run_dir[1024];
+} RunContext;
+
+/* One model to train. */
+typedef struct {
+    Role role;
+    int index;
+    char name[32];         /* "member-003": its file is RUN_DIR/models/<name>.h5 */
+    int epochs;
+    double lr;
+    int sum_of;            /* > 1 for the train-the-sum control */
+    const float *teacher;  /* soft targets [N_train, K] (kd, self), or NULL: hard labels */
+} Job;
+
+/* Status of a job or phase. */
+enum { JOB_DONE = 0, JOB_STOPPED = 1 };
+
+/* The ModelSpec of a job for this config and data (max_batch: the local shard or the
+ * evaluation batch, whichever is larger). */
+ModelSpec job_model_spec(const RunContext *ctx, const Job *job);
+/* Effective global batch size (train.batch_size, 0 = the whole training set). */
+int job_global_batch(const RunContext *ctx);
+
+/* Trains one job on this rank's group (every rank of the group calls it), resuming from its
+ * checkpoint, and fills train_logits [N_train, K] and test_logits [N_test, K] on every rank of
+ * the group (eval mode, no augmentation). Returns JOB_DONE, or JOB_STOPPED when a signal
+ * asked to stop (the model was checkpointed). */
+int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits);
+
+/* Runs the four phases. Returns JOB_DONE or JOB_STOPPED (all ranks agree). */
+int pipeline_run(const RunContext *ctx);
+
+/* ---- signals (signals.c): SIGTERM / SIGUSR1 ask every rank to checkpoint and stop ---- */
+void signals_install(void);
+int signals_stop_requested(void);
+/* 1 if any rank of comm has seen a stop signal (a collective over comm). */
+int signals_any(MPI_Comm comm);
+
+/* ---- progress (progress.c): only world rank 0 prints and writes metrics.jsonl ---- */
+typedef struct {
+    char name[32];
+    char role[16];
+    int index;
+    int epoch, epochs;
+    double loss, acc, test_acc, lr, images_per_s, seconds, eta_seconds;
+} EpochReport;
+/* Called by a group leader after each epoch: rank 0 prints and logs, others send to rank 0. */
+void progress_report(const RunContext *ctx, const EpochReport *r);
+/* Rank 0: prints what other leaders have sent (non-blocking). No-op elsewhere. */
+void progress_poll(const RunContext *ctx);
+/* End of a phase: leaders tell rank 0; rank 0 prints until every group has ended the phase. */
+void progress_phase_end(const RunContext *ctx);
+/* Rank 0: a progress bar for its own model's steps when stdout is a terminal. */
+void progress_step(const RunContext *ctx, const char *name, int epoch, int epochs, int step,
+                   int steps);
+/* Rank 0: printf to stdout (other ranks print nothing). */
+void say(const RunContext *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

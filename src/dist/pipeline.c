@@ -1,0 +1,172 @@
+/* The four phases of a run (see pipeline.h and DESIGN.md). Jobs of a phase are spread over the
+ * groups round-robin; rank 0 gathers every model's test logits for the results. */
+#include "ensdistill/alloc.h"
+#include "ensdistill/error.h"
+#include "ensdistill/pipeline.h"
+#include "ensdistill/results.h"
+#include "ensdistill/teacher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TAG_TEST_LOGITS = 300 };
+
+typedef struct {
+    Job *jobs;
+    int n;
+} JobList;
+
+static void job_add(JobList *list, int cap, Role role, int index, int epochs, double lr,
+                    int sum_of, const float *teacher) {
+    ED_CHECK(list->n < cap, "too many jobs");
+    Job *j = &list->jobs[list->n++];
+    memset(j, 0, sizeof(*j));
+    j->role = role;
+    j->index = index;
+    snprintf(j->name, sizeof(j->name), "%s-%03d", role_name(role), index);
+    j->epochs = epochs;
+    j->lr = lr;
+    j->sum_of = sum_of;
+    j->teacher = teacher;
+}
+
+/* Trains this group's jobs of a phase. test_out[j] ([N_test, K], on rank 0 after the gather)
+ * receives job j's test logits; on_done(j, train_logits, test_logits) runs on every rank of the
+ * group that trained job j. Returns JOB_STOPPED if any rank was asked to stop. */
+typedef void (*JobDone)(void *ctx, int job, const float *train_logits, const float *test_logits);
+
+static int run_phase(const RunContext *ctx, const JobList *list, float **test_out, JobDone on_done,
+                     void *done_ctx) {
+    const Layout *lo = ctx->lo;
+    const int N = ctx->data->train.N, Nt = ctx->data->test.N, K = ctx->data->train.K;
+    float *train_logits = xfloats((size_t)N * K);
+    int status = JOB_DONE;
+    for (int j = lo->group; j < list->n && status == JOB_DONE; j += lo->n_groups) {
+        /* test logits land in test_out[j] on the group's ranks that hold one (rank 0 holds all) */
+        float *test_logits = test_out[j];
+        status = train_job(ctx, &list->jobs[j], train_logits, test_logits);
+        if (status == JOB_DONE && on_done) on_done(done_ctx, j, train_logits, test_logits);
+    }
+    free(train_logits);
+    progress_phase_end(ctx);
+    if (signals_any(MPI_COMM_WORLD)) return JOB_STOPPED;
+
+    /* Every job's test logits to rank 0, in job order (a leader sends its jobs in order). */
+    for (int j = 0; j < list->n; j++) {
+        int owner = layout_leader_of(lo, j);
+        if (owner == 0) continue;
+        if (lo->world_rank == 0)
+            MPI_CHECK(MPI_Recv(test_out[j], Nt * K, MPI_FLOAT, owner, TAG_TEST_LOGITS + j,
+                               MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        else if (lo->world_rank == owner)
+            MPI_CHECK(MPI_Send(test_out[j], Nt * K, MPI_FLOAT, 0, TAG_TEST_LOGITS + j,
+                               MPI_COMM_WORLD));
+    }
+    return JOB_DONE;
+}
+
+/* Per-rank state of phase 1: the fixed-point teacher sums and member 0's logits. */
+typedef struct {
+    const RunContext *ctx;
+    int64_t *acc_train, *acc_test;
+    float *self_teacher; /* member 0's training logits */
+} MemberSums;
+
+static void member_done(void *p, int job, const float *train_logits, const float *test_logits) {
+    MemberSums *s = p;
+    const DataSplit *d = s->ctx->data;
+    int probs = strcmp(s->ctx->cfg->ensemble.combine, "probs") == 0;
+    teacher_accumulate(s->acc_train, train_logits, d->train.N, d->train.K, probs);
+    teacher_accumulate(s->acc_test, test_logits, d->test.N, d->test.K, probs);
+    if (job == 0)
+        memcpy(s->self_teacher, train_logits, (size_t)d->train.N * d->train.K * sizeof(float));
+}
+
+/* test_out[j]: a buffer for every job on rank 0; elsewhere only for this group's jobs. */
+static float **alloc_test_out(const RunContext *ctx, int n) {
+    const Layout *lo = ctx->lo;
+    size_t size = (size_t)ctx->data->test.N * ctx->data->test.K;
+    float **out = xcalloc((size_t)n, sizeof(float *));
+    for (int j = 0; j < n; j++)
+        if (lo->world_rank == 0 || layout_group_of(lo, j) == lo->group) out[j] = xfloats(size);
+    return out;
+}
+
+static void free_test_out(float **out, int n) {
+    for (int j = 0; j < n; j++) free(out[j]);
+    free(out);
+}
+
+int pipeline_run(const RunContext *ctx) {
+    const Config *cfg = ctx->cfg;
+    const Layout *lo = ctx->lo;
+    const DataSplit *d = ctx->data;
+    const int L = cfg->ensemble.members, N = d->train.N, Nt = d->test.N, K = d->train.K;
+    const int probs = strcmp(cfg->ensemble.combine, "probs") == 0;
+    int status = JOB_DONE;
+
+    /* ---- phase 1: members ---- */
+    JobList members = {xcalloc((size_t)L, sizeof(Job)), 0};
+    for (int l = 0; l < L; l++)
+        job_add(&members, L, ROLE_MEMBER, l, cfg->train.epochs, cfg->train.lr, 1, NULL);
+    say(ctx, "phase 1: %d members on %d group(s) of %d rank(s), %d thread(s) per rank\n", L,
+        lo->n_groups, lo->ranks_per_model, lo->threads);
+    MemberSums sums = {ctx, xcalloc((size_t)N * K, sizeof(int64_t)),
+                       xcalloc((size_t)Nt * K, sizeof(int64_t)), xfloats((size_t)N * K)};
+    float **member_test = alloc_test_out(ctx, L);
+    status = run_phase(ctx, &members, member_test, member_done, &sums);
+
+    /* ---- phase 2: the teacher ---- */
+    float *teacher_train = NULL, *teacher_test = NULL;
+    if (status == JOB_DONE) {
+        teacher_reduce(sums.acc_train, (size_t)N * K, lo);
+        teacher_reduce(sums.acc_test, (size_t)Nt * K, lo);
+        teacher_train = xfloats((size_t)N * K);
+        teacher_test = xfloats((size_t)Nt * K);
+        teacher_finish(teacher_train, sums.acc_train, (size_t)N * K, L, probs);
+        teacher_finish(teacher_test, sums.acc_test, (size_t)Nt * K, L, probs);
+        /* member 0 belongs to group 0, whose leader is world rank 0 */
+        MPI_CHECK(MPI_Bcast(sums.self_teacher, N * K, MPI_FLOAT, 0, MPI_COMM_WORLD));
+        say(ctx, "phase 2: teacher = %s of %d members\n", probs ? "mean probabilities" : "mean logits", L);
+    }
+    free(sums.acc_train);
+    free(sums.acc_test);
+
+    /* ---- phase 3: students ---- */
+    const int S = cfg->distill.seeds;
+    int cap = 2 * S + 1;
+    JobList students = {xcalloc((size_t)cap, sizeof(Job)), 0};
+    int s_epochs = cfg->distill.epochs ? cfg->distill.epochs : cfg->train.epochs;
+    double s_lr = cfg->distill.lr > 0 ? cfg->distill.lr : cfg->train.lr;
+    int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
+    double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
+    /* The sum control is L nets in one: start it first, it is the longest job. */
+    if (cfg->distill.sum) job_add(&students, cap, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
+    if (cfg->distill.kd)
+        for (int s = 0; s < S; s++) job_add(&students, cap, ROLE_KD, s, s_epochs, s_lr, 1, teacher_train);
+    if (cfg->distill.self)
+        for (int s = 0; s < S; s++)
+            job_add(&students, cap, ROLE_SELF, s, s_epochs, s_lr, 1, sums.self_teacher);
+    float **student_test = alloc_test_out(ctx, students.n);
+    if (status == JOB_DONE && students.n > 0) {
+        say(ctx, "phase 3: %d student(s)\n", students.n);
+        status = run_phase(ctx, &students, student_test, NULL, NULL);
+    }
+
+    /* ---- phase 4: results ---- */
+    if (status == JOB_DONE && lo->world_rank == 0) {
+        say(ctx, "phase 4: results\n");
+        results_report(ctx, members.jobs, members.n, member_test, students.jobs, students.n,
+                       student_test, teacher_train, teacher_test);
+    }
+
+    free_test_out(member_test, L);
+    free_test_out(student_test, students.n);
+    free(members.jobs);
+    free(students.jobs);
+    free(sums.self_teacher);
+    free(teacher_train);
+    free(teacher_test);
+    return status;
+}

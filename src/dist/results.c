@@ -1,0 +1,155 @@
+/* The results table (see results.h). Rank 0 only; pure arithmetic on the gathered logits. */
+#include "ensdistill/alloc.h"
+#include "ensdistill/metrics.h"
+#include "ensdistill/results.h"
+#include "ensdistill/runfile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ResultRow *rows;
+    int n, cap;
+} Table;
+
+static ResultRow *table_add(Table *t, const char *name, const char *role, int n_models,
+                            const Metrics *m) {
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 32;
+        t->rows = xrealloc(t->rows, (size_t)t->cap * sizeof(ResultRow));
+    }
+    ResultRow *r = &t->rows[t->n++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->role, sizeof(r->role), "%s", role);
+    r->n_models = n_models;
+    r->test_acc = m->acc;
+    r->nll = m->nll;
+    r->ece = m->ece;
+    r->acc_multi = m->acc_multi;
+    r->acc_single = m->acc_single;
+    r->acc_std = NAN;
+    return r;
+}
+
+/* Adds one row per model of `role` and, when there is more than one, their mean +- std
+ * (row `mean_name`) and their ensemble (row `ens_name`, may be NULL). */
+static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jobs,
+                      float *const *test, Role role, const char *mean_name, const char *ens_name) {
+    const Dataset *te = &ctx->data->test;
+    const int K = te->K, bins = ctx->cfg->eval.ece_bins;
+    const float **logits = xcalloc((size_t)n_jobs, sizeof(float *));
+    Metrics *each = xcalloc((size_t)n_jobs, sizeof(Metrics));
+    int n = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        if (jobs[j].role != role) continue;
+        logits[n] = test[j];
+        each[n] = metrics_compute(test[j], te->labels, te->tags, te->N, K, bins);
+        table_add(t, jobs[j].name, role_name(role), 1, &each[n]);
+        n++;
+    }
+    if (n == 0) goto done;
+    Metrics mean = {0};
+    double sq = 0;
+    for (int i = 0; i < n; i++) {
+        mean.acc += each[i].acc / n;
+        mean.nll += each[i].nll / n;
+        mean.ece += each[i].ece / n;
+        mean.acc_multi += each[i].acc_multi / n;
+        mean.acc_single += each[i].acc_single / n;
+    }
+    for (int i = 0; i < n; i++) sq += (each[i].acc - mean.acc) * (each[i].acc - mean.acc);
+    ResultRow *r = table_add(t, mean_name, role_name(role), n, &mean);
+    r->acc_std = n > 1 ? sqrt(sq / (n - 1)) : NAN;
+    if (ens_name && n > 1) {
+        float *ens = xfloats((size_t)te->N * K);
+        Combine c = strcmp(ctx->cfg->ensemble.combine, "probs") == 0 ? COMBINE_PROBS : COMBINE_LOGITS;
+        ensemble_combine(ens, logits, n, te->N, K, c);
+        Metrics m = metrics_compute(ens, te->labels, te->tags, te->N, K, bins);
+        table_add(t, ens_name, role_name(role), n, &m);
+        free(ens);
+    }
+done:
+    free(logits);
+    free(each);
+}
+
+static const ResultRow *find(const Table *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->rows[i].name, name) == 0) return &t->rows[i];
+    return NULL;
+}
+
+static void print_row(const ResultRow *r, int multiview) {
+    char acc[48];
+    if (r->acc_std == r->acc_std)
+        snprintf(acc, sizeof(acc), "%6.2f +- %4.2f%%", 100 * r->test_acc, 100 * r->acc_std);
+    else
+        snprintf(acc, sizeof(acc), "%6.2f%%        ", 100 * r->test_acc);
+    printf("  %-16s %3d  %s  %7.4f  %6.4f", r->name, r->n_models, acc, r->nll, r->ece);
+    if (multiview) printf("  %9.2f%%  %9.2f%%", 100 * r->acc_multi, 100 * r->acc_single);
+    printf("\n");
+}
+
+void results_report(const RunContext *ctx, const Job *members, int L, float *const *member_test,
+                    const Job *students, int n_students, float *const *student_test,
+                    const float *teacher_train, const float *teacher_test) {
+    const Dataset *te = &ctx->data->test;
+    const int K = te->K, Nt = te->N, bins = ctx->cfg->eval.ece_bins;
+    const int multiview = te->tags != NULL;
+    Table t = {0};
+
+    add_group(&t, ctx, members, L, member_test, ROLE_MEMBER, "single", "ensemble");
+    add_group(&t, ctx, students, n_students, student_test, ROLE_KD, "kd", "ensemble-of-kd");
+    add_group(&t, ctx, students, n_students, student_test, ROLE_SELF, "self", NULL);
+    add_group(&t, ctx, students, n_students, student_test, ROLE_SUM, "sum", NULL);
+
+    /* the ensemble of the first n members, n = 1..L */
+    float *size_acc = xfloats((size_t)L);
+    float *ens = xfloats((size_t)Nt * K);
+    Combine c = strcmp(ctx->cfg->ensemble.combine, "probs") == 0 ? COMBINE_PROBS : COMBINE_LOGITS;
+    for (int n = 1; n <= L; n++) {
+        ensemble_combine(ens, (const float *const *)member_test, n, Nt, K, c);
+        size_acc[n - 1] = (float)metrics_compute(ens, te->labels, te->tags, Nt, K, bins).acc;
+    }
+    double dis = 0;
+    int pairs = 0;
+    for (int a = 0; a < L; a++)
+        for (int b = a + 1; b < L; b++, pairs++)
+            dis += disagreement(member_test[a], member_test[b], Nt, K);
+    dis = pairs ? dis / pairs : 0;
+
+    printf("\nresults on %d test samples (%s, %s)\n", Nt, ctx->cfg->data.source, ctx->cfg->model.arch);
+    printf("  %-16s %3s  %-15s  %7s  %6s", "model", "n", "test accuracy", "NLL", "ECE");
+    if (multiview) printf("  %10s  %10s", "multi-view", "single-view");
+    printf("\n");
+    const char *summary[] = {"single", "ensemble", "sum", "kd", "self", "ensemble-of-kd"};
+    for (size_t i = 0; i < sizeof(summary) / sizeof(summary[0]); i++) {
+        const ResultRow *r = find(&t, summary[i]);
+        if (r) print_row(r, multiview);
+    }
+    printf("  ensemble of the first n members:");
+    for (int n = 1; n <= L; n++) printf(" %d: %.2f%%", n, 100 * size_acc[n - 1]);
+    printf("\n  mean pairwise disagreement of members: %.2f%%\n", 100 * dis);
+    printf("  every model: RUN_DIR/run.h5 /results (%d rows); this run: %s/run.h5\n", t.n,
+           ctx->run_dir);
+
+    /* models/<name> links for every model of the run */
+    int n_models = L + n_students;
+    char (*names)[32] = xcalloc((size_t)n_models, sizeof(*names));
+    const char **name_ptrs = xcalloc((size_t)n_models, sizeof(char *));
+    for (int i = 0; i < n_models; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s", i < L ? members[i].name : students[i - L].name);
+        name_ptrs[i] = names[i];
+    }
+    runfile_write(ctx->run_dir, ctx->config_text, name_ptrs, n_models, teacher_train,
+                  ctx->data->train.N, teacher_test, Nt, K, t.rows, t.n, size_acc, L);
+    free(names);
+    free(name_ptrs);
+    free(size_acc);
+    free(ens);
+    free(t.rows);
+    fflush(stdout);
+}

@@ -1,0 +1,330 @@
+/* Training one model (a job) on one group of ranks: data-parallel SGD with one MPI_Allreduce of
+ * the flat gradient per step, resumable from its checkpoint at any step, and the logits the
+ * teacher needs at the end. Everything the loop touches is allocated before it starts. */
+#include "ensdistill/alloc.h"
+#include "ensdistill/checkpoint.h"
+#include "ensdistill/error.h"
+#include "ensdistill/loss.h"
+#include "ensdistill/optim.h"
+#include "ensdistill/pipeline.h"
+#include "ensdistill/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *role_name(Role role) {
+    switch (role) {
+    case ROLE_MEMBER: return "member";
+    case ROLE_KD: return "kd";
+    case ROLE_SELF: return "self";
+    case ROLE_SUM: return "sum";
+    }
+    return "?";
+}
+
+int job_global_batch(const RunContext *ctx) {
+    int N = ctx->data->train.N, B = ctx->cfg->train.batch_size;
+    return (B <= 0 || B > N) ? N : B;
+}
+
+static int div_up(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+ModelSpec job_model_spec(const RunContext *ctx, const Job *job) {
+    const Config *cfg = ctx->cfg;
+    const Dataset *tr = &ctx->data->train;
+    ModelSpec s;
+    memset(&s, 0, sizeof(s));
+    if (strlen(cfg->model.arch) >= sizeof(s.arch))
+        ed_fail("model.arch: '%.40s...' is too long", cfg->model.arch);
+    memcpy(s.arch, cfg->model.arch, strlen(cfg->model.arch) + 1);
+    s.C = tr->C;
+    s.H = tr->H;
+    s.W = tr->W;
+    s.num_classes = tr->K;
+    int local = div_up(job_global_batch(ctx), ctx->lo->ranks_per_model);
+    int eval = cfg->eval.batch_size;
+    int largest_set = tr->N > ctx->data->test.N ? tr->N : ctx->data->test.N;
+    if (eval > largest_set) eval = largest_set;
+    s.max_batch = local > eval ? local : eval;
+    s.sum_of = job->sum_of;
+    s.random_features = cfg->model.random_features;
+    s.hidden = cfg->model.hidden;
+    s.mv_filters = cfg->model.filters;
+    s.srelu_q = (float)cfg->model.srelu_q;
+    s.srelu_rho = (float)cfg->model.srelu_rho;
+    s.init_std = (float)cfg->model.init_std;
+    if (tr->orth_noise) {
+        s.mv_noise_coords = (int64_t)tr->N * tr->C; /* one coordinate per training patch */
+        s.mv_noise_sigma = tr->noise_sigma;
+    }
+    return s;
+}
+
+static Schedule job_schedule(const Config *cfg, const Job *job) {
+    Schedule s;
+    memset(&s, 0, sizeof(s));
+    const char *name = cfg->train.schedule;
+    s.kind = strcmp(name, "cosine") == 0      ? SCHEDULE_COSINE
+             : strcmp(name, "multistep") == 0 ? SCHEDULE_MULTISTEP
+                                              : SCHEDULE_CONSTANT;
+    s.base_lr = job->lr;
+    s.epochs = job->epochs;
+    s.warmup_epochs = cfg->train.warmup_epochs;
+    s.n_milestones = cfg->train.n_milestones;
+    for (int i = 0; i < s.n_milestones; i++) s.milestones[i] = cfg->train.milestones[i];
+    s.gamma = cfg->train.gamma;
+    return s;
+}
+
+/* Buffers of the training loop, sized once. */
+typedef struct {
+    float *x;          /* [max_batch, C*H*W] */
+    int32_t *labels;   /* [max_batch] */
+    int64_t *ids;      /* [max_batch] */
+    float *dlogits;    /* [max_batch, K] */
+    float *soft;       /* [max_batch, K] teacher rows of the batch */
+    int *order;        /* [N] this epoch's sample order */
+    int *rows;         /* [max_batch] consecutive sample indices for evaluation */
+} Workspace;
+
+static Workspace workspace_create(const Model *m, const Dataset *train) {
+    size_t B = (size_t)m->spec.max_batch, K = (size_t)m->spec.num_classes;
+    Workspace w = {
+        .x = xfloats(B * dataset_sample_floats(train)),
+        .labels = xcalloc(B, sizeof(int32_t)),
+        .ids = xcalloc(B, sizeof(int64_t)),
+        .dlogits = xfloats(B * K),
+        .soft = xfloats(B * K),
+        .order = xcalloc((size_t)train->N, sizeof(int)),
+        .rows = xcalloc(B, sizeof(int)),
+    };
+    return w;
+}
+
+static void workspace_free(Workspace *w) {
+    free(w->x);
+    free(w->labels);
+    free(w->ids);
+    free(w->dlogits);
+    free(w->soft);
+    free(w->order);
+    free(w->rows);
+}
+
+/* Logits of every sample of ds (eval mode, no augmentation) into out[N, K] on every rank of the
+ * group: each rank computes a contiguous share, then one MPI_Allgatherv. Returns the number of
+ * correct predictions. */
+static long evaluate(Model *m, Workspace *w, const Dataset *ds, float *out, const Layout *lo) {
+    int N = ds->N, K = m->spec.num_classes, g = lo->ranks_per_model;
+    int begin = (int)((long)N * lo->group_rank / g), end = (int)((long)N * (lo->group_rank + 1) / g);
+    for (int i = begin; i < end; i += m->spec.max_batch) {
+        int B = end - i < m->spec.max_batch ? end - i : m->spec.max_batch;
+        for (int b = 0; b < B; b++) w->rows[b] = i + b;
+        dataset_make_batch(ds, w->rows, B, w->x, NULL, w->ids, NULL);
+        const float *logits = model_forward(m, w->x, w->ids, B, 0);
+        memcpy(out + (size_t)i * K, logits, (size_t)B * K * sizeof(float));
+    }
+    if (g > 1) {
+        int *counts = xcalloc((size_t)g, sizeof(int)), *displs = xcalloc((size_t)g, sizeof(int));
+        for (int r = 0; r < g; r++) {
+            int rb = (int)((long)N * r / g), re = (int)((long)N * (r + 1) / g);
+            counts[r] = (re - rb) * K;
+            displs[r] = rb * K;
+        }
+        MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, counts, displs,
+                                 MPI_FLOAT, lo->group_comm));
+        free(counts);
+        free(displs);
+    }
+    long correct = 0;
+    for (int i = 0; i < N; i++) correct += argmax(out + (size_t)i * K, K) == ds->labels[i];
+    return correct;
+}
+
+/* FNV-1a over the parameter bytes: equal on every rank of a group, or data-parallel broke. */
+static uint64_t params_hash(const Model *m) {
+    const unsigned char *p = (const unsigned char *)m->params;
+    size_t n = m->tensors.param_floats * sizeof(float);
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void check_group_weights(const RunContext *ctx, const Job *job, const Model *m) {
+    const Layout *lo = ctx->lo;
+    if (lo->ranks_per_model == 1) return;
+    uint64_t mine = params_hash(m), lead = mine;
+    MPI_CHECK(MPI_Bcast(&lead, 1, MPI_UINT64_T, 0, lo->group_comm));
+    ED_CHECK(mine == lead, "group %d: weights differ between ranks after data-parallel training",
+             lo->group);
+    say(ctx, "%-11s weights bitwise identical on the %d ranks of its group\n", job->name,
+        lo->ranks_per_model);
+}
+
+static void save(const RunContext *ctx, const char *path, const Model *m, const ModelState *st,
+                 const float *train_logits, const float *test_logits) {
+    const Layout *lo = ctx->lo;
+    /* Running statistics are per shard: the group keeps the leader's, as PyTorch DDP does. */
+    if (lo->ranks_per_model > 1 && m->tensors.buffer_floats)
+        MPI_CHECK(MPI_Bcast(m->buffers, (int)m->tensors.buffer_floats, MPI_FLOAT, 0,
+                            lo->group_comm));
+    if (lo->is_leader)
+        ckpt_write(path, m, st, ctx->config_text, train_logits,
+                   train_logits ? ctx->data->train.N : 0, test_logits,
+                   test_logits ? ctx->data->test.N : 0, ctx->cfg->checkpoint.deflate);
+}
+
+int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits) {
+    const Config *cfg = ctx->cfg;
+    const Layout *lo = ctx->lo;
+    const Dataset *train = &ctx->data->train, *test = &ctx->data->test;
+    const int N = train->N, K = train->K, g = lo->ranks_per_model;
+    const uint64_t seed = (uint64_t)cfg->ensemble.seed;
+
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/models/%s.h5", ctx->run_dir, job->name);
+    ModelSpec spec = job_model_spec(ctx, job);
+    Model *m = model_create(&spec);
+    model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, job->role, (unsigned)job->index, 0));
+
+    ModelState st;
+    memset(&st, 0, sizeof(st));
+    snprintf(st.role, sizeof(st.role), "%s", role_name(job->role));
+    st.index = job->index;
+    st.seed = cfg->ensemble.seed;
+    st.epochs_total = job->epochs;
+    int resumed = ckpt_read(path, m, &st) == 0;
+    st.epochs_total = job->epochs;
+
+    if (resumed && st.complete) {
+        int have = ckpt_read_logits(path, "train", train_logits, N, K) == 0 &&
+                   ckpt_read_logits(path, "test", test_logits, test->N, K) == 0;
+        if (have) {
+            say(ctx, "%-11s complete: skipped (%s)\n", job->name, path);
+            model_free(m);
+            ckpt_state_free(&st);
+            return JOB_DONE;
+        }
+    }
+    if (resumed && !st.complete)
+        say(ctx, "%-11s resuming at epoch %d, step %d (%s)\n", job->name, st.epoch + 1,
+            st.step_in_epoch, path);
+
+    Workspace w = workspace_create(m, train);
+    Schedule sched = job_schedule(cfg, job);
+    const int Bg = job_global_batch(ctx), steps = div_up(N, Bg);
+    const size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
+    const int augment = cfg->data.augment;
+    int stopped = 0;
+
+    for (int epoch = st.epoch; epoch < job->epochs && !st.complete && !stopped; epoch++) {
+        Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role,
+                                                  (unsigned)job->index, (uint32_t)epoch));
+        rng_permutation(&order_rng, N, w.order);
+        Augment aug = {.crop_pad = cfg->data.crop_pad, .flip = cfg->data.flip, .seed = seed,
+                       .stream = rng_stream(RNG_PURPOSE_AUGMENT, job->role, (unsigned)job->index,
+                                            (uint32_t)epoch)};
+        /* Sums of this epoch over this rank's shards (restored when resuming mid-epoch). */
+        double loss_sum = st.partial_loss, correct = st.partial_correct, seen = st.partial_seen;
+        double t_start = MPI_Wtime() - st.partial_seconds;
+        double lr = 0;
+        for (int step = st.step_in_epoch; step < steps; step++) {
+            int b0 = step * Bg, b = (N - b0 < Bg) ? N - b0 : Bg;
+            int lo_i = (int)((long)b * lo->group_rank / g), hi_i = (int)((long)b * (lo->group_rank + 1) / g);
+            int bl = hi_i - lo_i;
+            const int *idx = w.order + b0 + lo_i;
+            lr = schedule_lr(&sched, epoch, step, steps);
+            if (bl > 0) {
+                dataset_make_batch(train, idx, bl, w.x, w.labels, w.ids, augment ? &aug : NULL);
+                const float *logits = model_forward(m, w.x, w.ids, bl, 1);
+                int ok = 0;
+                double loss;
+                if (job->teacher) {
+                    for (int i = 0; i < bl; i++)
+                        memcpy(w.soft + (size_t)i * K, job->teacher + (size_t)idx[i] * K,
+                               (size_t)K * sizeof(float));
+                    loss = loss_distill(w.dlogits, logits, w.soft, w.labels, bl, K,
+                                        (float)cfg->distill.temperature,
+                                        (float)cfg->distill.alpha, 1.0f / b, &ok);
+                } else {
+                    loss = loss_cross_entropy(w.dlogits, logits, w.labels, bl, K, 1.0f / b, &ok);
+                }
+                model_backward(m, w.dlogits);
+                loss_sum += loss;
+                correct += ok;
+                seen += bl;
+            } else {
+                memset(m->grads, 0, m->tensors.param_floats * sizeof(float));
+            }
+            /* The data-parallel sum: each rank's gradient is already scaled by 1 / global batch. */
+            if (g > 1)
+                MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->grads + tb, (int)tn, MPI_FLOAT, MPI_SUM,
+                                        lo->group_comm));
+            sgd_step(m->params + tb, m->grads + tb, m->momentum + tb, tn, (float)lr,
+                     (float)cfg->train.momentum, (float)cfg->train.weight_decay,
+                     cfg->train.nesterov);
+            st.step++;
+            progress_step(ctx, job->name, epoch + 1, job->epochs, step, steps);
+            progress_poll(ctx);
+            int stop = signals_stop_requested();
+            if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lo->group_comm));
+            if (stop && step + 1 < steps) {
+                st.epoch = epoch;
+                st.step_in_epoch = step + 1;
+                st.partial_loss = loss_sum;
+                st.partial_correct = correct;
+                st.partial_seen = seen;
+                st.partial_seconds = MPI_Wtime() - t_start;
+                save(ctx, path, m, &st, NULL, NULL);
+                stopped = 1;
+                break;
+            }
+        }
+        if (stopped) break;
+        double sums[3] = {loss_sum, correct, seen};
+        if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, lo->group_comm));
+        double seconds = MPI_Wtime() - t_start;
+        if (g > 1 && m->tensors.buffer_floats)
+            MPI_CHECK(MPI_Bcast(m->buffers, (int)m->tensors.buffer_floats, MPI_FLOAT, 0,
+                                lo->group_comm));
+        int last = epoch + 1 == job->epochs;
+        int every = cfg->train.eval_every;
+        double test_acc = NAN;
+        if (last || (every > 0 && (epoch + 1) % every == 0))
+            test_acc = (double)evaluate(m, &w, test, test_logits, lo) / test->N;
+        EpochRecord rec = {.epoch = epoch + 1, .lr = lr, .train_loss = sums[0] / sums[2],
+                           .train_acc = sums[1] / sums[2], .test_acc = test_acc,
+                           .seconds = seconds};
+        ckpt_state_push_epoch(&st, &rec);
+        st.epoch = epoch + 1;
+        st.step_in_epoch = 0;
+        st.partial_loss = st.partial_correct = st.partial_seen = st.partial_seconds = 0;
+        if (lo->is_leader) {
+            EpochReport r = {.index = job->index, .epoch = epoch + 1, .epochs = job->epochs,
+                             .loss = rec.train_loss, .acc = rec.train_acc, .test_acc = test_acc,
+                             .lr = lr, .images_per_s = sums[2] / seconds, .seconds = seconds,
+                             .eta_seconds = seconds * (job->epochs - epoch - 1)};
+            snprintf(r.name, sizeof(r.name), "%s", job->name);
+            snprintf(r.role, sizeof(r.role), "%s", role_name(job->role));
+            progress_report(ctx, &r);
+        }
+        if (!last && cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0)
+            save(ctx, path, m, &st, NULL, NULL);
+    }
+
+    if (!stopped) {
+        evaluate(m, &w, train, train_logits, lo);
+        evaluate(m, &w, test, test_logits, lo);
+        check_group_weights(ctx, job, m);
+        st.complete = 1;
+        save(ctx, path, m, &st, train_logits, test_logits);
+    }
+    workspace_free(&w);
+    model_free(m);
+    ckpt_state_free(&st);
+    return stopped ? JOB_STOPPED : JOB_DONE;
+}

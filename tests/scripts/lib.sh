@@ -1,0 +1,18 @@
+# Helpers for the script tests (sourced). ctest sets ED_BIN, ED_MPIEXEC, ED_PYTHON,
+# ED_SOURCE_DIR, ED_BUILD_DIR.
+set -euo pipefail
+: "${ED_BIN:?run through ctest}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+need_h5py() {
+    "$ED_PYTHON" -c 'import h5py, numpy' 2>/dev/null || { echo "SKIP: python3-h5py missing"; exit 77; }
+}
+# A fresh scratch directory, removed on exit.
+scratch() {
+    ED_TMP=$(mktemp -d "${TMPDIR:-/tmp}/ensdistill-test.XXXXXX")
+    trap 'rm -rf "$ED_TMP"' EXIT
+}
+# Runs ensdistill on N ranks: edrun N ARGS...
+edrun() {
+    local n=$1; shift
+    $ED_MPIEXEC -n "$n" "$ED_BIN" "$@"
+}

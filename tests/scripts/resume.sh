@@ -1,0 +1,67 @@
+# A run killed with SIGKILL in the middle of training (mpirun then stops the other rank) and
+# run again ends with bitwise the same weights, for every model, as an uninterrupted run.
+# Also: SIGUSR1 makes the run checkpoint and exit 0, and a second resume finishes it.
+source "$(dirname "$0")/lib.sh"
+need_h5py
+scratch
+cfg=$ED_SOURCE_DIR/tests/configs/tiny.yaml
+args=(--set train.epochs=4 --set data.train_limit=2048)
+edrun 2 run "$cfg" --set checkpoint.dir="$ED_TMP/ref" "${args[@]}" > "$ED_TMP/ref.log" 2>&1 \
+    || { cat "$ED_TMP/ref.log"; fail "uninterrupted run"; }
+
+# 1. SIGKILL one rank once the second epoch of some member has been checkpointed.
+$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
+    > "$ED_TMP/cut1.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 600); do
+    grep -q "epoch    2/4" "$ED_TMP/cut1.log" 2>/dev/null && break
+    sleep 0.05
+done
+victim=$(pgrep -f "ensdistill run $cfg --set checkpoint.dir=$ED_TMP/cut" | tail -1 || true)
+[ -n "$victim" ] || fail "no rank to kill (did the run finish too fast?)"
+kill -9 "$victim"
+wait "$launcher" && fail "mpirun exited 0 after a rank was killed" || true
+ls "$ED_TMP/cut/models/" > /dev/null
+complete=$(grep -c "epoch    4/4" "$ED_TMP/cut1.log" || true)
+echo "killed rank pid $victim; models finished before the kill: $complete"
+
+# 2. Resume with SIGUSR1 to every rank partway: checkpoint and exit 0.
+$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
+    > "$ED_TMP/cut2.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 600); do
+    grep -q "resuming\|epoch" "$ED_TMP/cut2.log" 2>/dev/null && break
+    sleep 0.05
+done
+pkill -USR1 -f "ensdistill run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
+wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
+grep -q "resuming\|complete: skipped" "$ED_TMP/cut2.log" || { cat "$ED_TMP/cut2.log"; fail "the second run did not resume"; }
+
+# 3. Finish.
+edrun 2 run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" > "$ED_TMP/cut3.log" 2>&1 \
+    || { cat "$ED_TMP/cut3.log"; fail "final resume"; }
+grep -q "checkpointed; run again" "$ED_TMP/cut2.log" && echo "SIGUSR1: checkpointed and exited 0"
+
+"$ED_PYTHON" - "$ED_TMP" <<'PY'
+import sys, h5py, numpy as np
+d = sys.argv[1]
+ref = h5py.File(f"{d}/ref/run.h5")
+cut = h5py.File(f"{d}/cut/run.h5")
+names = sorted(ref["models"].keys())
+assert names == sorted(cut["models"].keys()), (names, sorted(cut["models"].keys()))
+n = 0
+for name in names:
+    a, b = ref["models"][name], cut["models"][name]
+    assert b.attrs["complete"] == 1, name
+    for group in ("params", "buffers"):
+        if group not in a:
+            continue
+        for k in a[group]:
+            x, y = a[group][k][...], b[group][k][...]
+            if x.tobytes() != y.tobytes():
+                sys.exit(f"FAIL: {name}/{group}/{k} differs after resume: max |diff| {np.abs(x - y).max():g}")
+            n += 1
+for k in ("train_logits", "test_logits"):
+    assert ref["teacher"][k][...].tobytes() == cut["teacher"][k][...].tobytes(), k
+print(f"{len(names)} models, {n} tensors bitwise equal to the uninterrupted run")
+PY
