@@ -63,6 +63,41 @@ void dataset_make_batch(const Dataset *ds, const int *idx, int B, float *x, int3
 
 /* The raw readers, for tests and datagen. Each dies with ed_fail naming the file on error. */
 void idx_read_images(Dataset *ds, const char *path);  /* fills N, C=1, H, W, u8 */
-void idx_read_labels(Dataset *ds, const char *path);  /* fills labels (N must match) */
+void idx_read_labels(Dataset *ds, const char *path);  /* fills labels (N must match; < K if K set) */
+
+/* The sources. Each fills split->train and split->test (N, C, H, W, K, pixels, labels, and for
+ * generated data tags, views, D, orth noise); data_load then applies the limits, the sample ids
+ * and the normalisation statistics. Every one dies with ed_fail naming the file on bad input. */
+/* DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; K = 10. */
+void idx_load(DataSplit *split, const char *dir, const char *name);
+/* CIFAR-10 (DIR/data_batch_1..5.bin, test_batch.bin; K = 10) or CIFAR-100 (DIR/train.bin,
+ * test.bin; K = 100 fine or 20 coarse). DIR may also be the folder holding the official
+ * cifar-10-batches-bin/ or cifar-100-binary/. */
+void cifar_load(DataSplit *split, const char *dir, int cifar100, int coarse);
+/* Reads one CIFAR binary file and appends its records to ds (ds->u8 / labels grow); returns the
+ * number of records read. */
+int cifar_read_file(Dataset *ds, const char *path, int cifar100, int coarse);
+/* The generic HDF5 layout (see h5data.c and the README): /train and /test, each with images
+ * [N,C,H,W] (or [N,H,W,C] with attribute layout="NHWC"; or [N,H,W]), labels [N], optional tags;
+ * optional /views [K,2,D] and root attributes num_classes, orth_noise, noise_sigma. */
+void h5data_read(DataSplit *split, const char *path);
+/* Writes split in that layout to path (through path.tmp and a rename), with root attributes
+ * format, source, num_classes and, for generated data, noise, sigma, seed, orth_noise,
+ * noise_sigma; config_text (may be NULL) is stored as attribute "config". */
+void h5data_write(const DataSplit *split, const DataConfig *cfg, const char *config_text,
+                  const char *path);
+/* The paper's multi-view data from cfg (see multiview.c): f32 [N, P, 1, d], tags, views. */
+void multiview_generate(DataSplit *split, const MultiviewConfig *mv);
+/* The paper's two-class toy: k = 2, same storage; uses d, patches, patches_per_view, view_lo/hi,
+ * noise, sigma, seed, n_train, n_test of cfg. */
+void toy2_generate(DataSplit *split, const MultiviewConfig *mv);
+
+/* Keep only the first n samples (n <= 0 or n >= N: all); releases the rest. */
+void dataset_limit(Dataset *ds, int n);
+/* mean/std per channel from train (double accumulation; u8 after / 255), copied to test; sets
+ * normalize on both. */
+void dataset_compute_normalization(Dataset *train, Dataset *test);
+/* "fashion-mnist/train: 60000 x 1 x 28 x 28 uint8, 10 classes, 47.3 MB" into buf. */
+const char *dataset_describe(const Dataset *ds, char *buf, size_t size);
 
 #endif

@@ -1,0 +1,147 @@
+/* data_load: picks the source named by the config, then applies the sample limits, the sample
+ * ids and the normalisation statistics. Also the Dataset bookkeeping (free, bytes, limit,
+ * describe) shared by every source. */
+#include "ensdistill/alloc.h"
+#include "ensdistill/dataset.h"
+#include "ensdistill/error.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FASHION_MNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+
+void dataset_free(Dataset *ds) {
+    free(ds->u8);
+    free(ds->f32);
+    free(ds->labels);
+    free(ds->tags);
+    free(ds->views);
+    memset(ds, 0, sizeof(*ds));
+}
+
+void datasplit_free(DataSplit *split) {
+    dataset_free(&split->train);
+    dataset_free(&split->test);
+}
+
+size_t dataset_bytes(const Dataset *ds) {
+    size_t n = (size_t)ds->N, per = dataset_sample_floats(ds), bytes = 0;
+    if (ds->u8) bytes += n * per;
+    if (ds->f32) bytes += n * per * sizeof(float);
+    if (ds->labels) bytes += n * sizeof(int32_t);
+    if (ds->tags) bytes += n;
+    if (ds->views) bytes += (size_t)ds->K * 2 * ds->D * sizeof(float);
+    return bytes;
+}
+
+void dataset_limit(Dataset *ds, int n) {
+    if (n <= 0 || n >= ds->N) return;
+    size_t per = dataset_sample_floats(ds);
+    ds->N = n;
+    if (ds->u8) ds->u8 = xrealloc(ds->u8, (size_t)n * per);
+    if (ds->f32) ds->f32 = xrealloc(ds->f32, (size_t)n * per * sizeof(float));
+    if (ds->labels) ds->labels = xrealloc(ds->labels, (size_t)n * sizeof(int32_t));
+    if (ds->tags) ds->tags = xrealloc(ds->tags, (size_t)n);
+}
+
+void dataset_compute_normalization(Dataset *train, Dataset *test) {
+    int C = train->C;
+    size_t HW = (size_t)train->H * train->W, N = (size_t)train->N;
+    if (C > DATASET_MAX_CHANNELS)
+        ed_fail("%s: data.normalize needs at most %d channels, the data have %d", train->name,
+                DATASET_MAX_CHANNELS, C);
+    if (N == 0) ed_fail("%s: no training samples to compute the normalisation from", train->name);
+    double scale = train->u8 ? 1.0 / 255.0 : 1.0;
+    for (int c = 0; c < C; c++) {
+        /* mean = sum x / n;  var = sum (x - mean)^2 / n  (two passes, double) */
+        double sum = 0.0, ss = 0.0;
+        for (size_t i = 0; i < N; i++) {
+            size_t off = (i * C + c) * HW;
+            if (train->u8) {
+                uint64_t s = 0;
+                for (size_t j = 0; j < HW; j++) s += train->u8[off + j];
+                sum += (double)s;
+            } else {
+                for (size_t j = 0; j < HW; j++) sum += train->f32[off + j];
+            }
+        }
+        double mean = sum * scale / (double)(N * HW);
+        for (size_t i = 0; i < N; i++) {
+            size_t off = (i * C + c) * HW;
+            for (size_t j = 0; j < HW; j++) {
+                double x = train->u8 ? train->u8[off + j] * scale : train->f32[off + j];
+                ss += (x - mean) * (x - mean);
+            }
+        }
+        double sd = sqrt(ss / (double)(N * HW));
+        train->mean[c] = (float)mean;
+        train->std[c] = sd > 1e-8 ? (float)sd : 1.0f; /* a constant channel is only centred */
+    }
+    train->normalize = 1;
+    if (test) {
+        memcpy(test->mean, train->mean, sizeof(train->mean));
+        memcpy(test->std, train->std, sizeof(train->std));
+        test->normalize = 1;
+    }
+}
+
+const char *dataset_describe(const Dataset *ds, char *buf, size_t size) {
+    snprintf(buf, size, "%s: %d x %d x %d x %d %s, %d classes, %.1f MB", ds->name, ds->N, ds->C,
+             ds->H, ds->W, ds->u8 ? "uint8" : "float32", ds->K, dataset_bytes(ds) / 1e6);
+    return buf;
+}
+
+static void check_loaded(const Dataset *ds) {
+    ED_CHECK(ds->N >= 0 && ds->C > 0 && ds->H > 0 && ds->W > 0 && ds->K > 0,
+             "%s: source left bad shape %d x %d x %d x %d, K %d", ds->name, ds->N, ds->C, ds->H,
+             ds->W, ds->K);
+    ED_CHECK((ds->u8 != NULL) != (ds->f32 != NULL) || ds->N == 0, "%s: needs exactly one of u8/f32",
+             ds->name);
+    ED_CHECK(ds->labels != NULL || ds->N == 0, "%s: no labels", ds->name);
+}
+
+void data_load(DataSplit *split, const DataConfig *cfg) {
+    memset(split, 0, sizeof(*split));
+    const char *src = cfg->source;
+    int generated = 0;
+    if (strcmp(src, "fashion-mnist") == 0) {
+        idx_load(split, cfg->path[0] ? cfg->path : FASHION_MNIST_DEFAULT_DIR, src);
+    } else if (strcmp(src, "mnist") == 0) {
+        if (!cfg->path[0]) ed_fail("data.path: source mnist needs the directory of the IDX files");
+        idx_load(split, cfg->path, src);
+    } else if (strcmp(src, "cifar10") == 0 || strcmp(src, "cifar100") == 0) {
+        int c100 = src[5] == '1';
+        if (!cfg->path[0]) ed_fail("data.path: source %s needs the directory of the .bin files", src);
+        int coarse = 0;
+        if (c100) {
+            if (strcmp(cfg->labels, "coarse") == 0) coarse = 1;
+            else if (cfg->labels[0] && strcmp(cfg->labels, "fine") != 0)
+                ed_fail("data.labels: must be fine or coarse, got '%s'", cfg->labels);
+        }
+        cifar_load(split, cfg->path, c100, coarse);
+    } else if (strcmp(src, "hdf5") == 0) {
+        if (!cfg->path[0]) ed_fail("data.path: source hdf5 needs the .h5 file");
+        h5data_read(split, cfg->path);
+        generated = split->train.views != NULL; /* multi-view data written by datagen */
+    } else if (strcmp(src, "multiview") == 0) {
+        multiview_generate(split, &cfg->multiview);
+        generated = 1;
+    } else if (strcmp(src, "toy2") == 0) {
+        toy2_generate(split, &cfg->multiview);
+        generated = 1;
+    } else {
+        ed_fail("data.source: unknown source '%s' (fashion-mnist, mnist, cifar10, cifar100, hdf5, "
+                "multiview, toy2)",
+                src);
+    }
+    check_loaded(&split->train);
+    check_loaded(&split->test);
+    dataset_limit(&split->train, cfg->train_limit);
+    dataset_limit(&split->test, cfg->test_limit);
+    split->train.id_base = 0;
+    split->test.id_base = split->train.N;
+    /* Multi-view patches are not image channels: they are never normalised. */
+    if (cfg->normalize && !generated) dataset_compute_normalization(&split->train, &split->test);
+}
