@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     char arch[64];
@@ -60,16 +61,26 @@ typedef struct {
     int logits_value;
     int cur_batch;           /* batch size of the last forward */
     int training;            /* mode of the last forward */
+    struct ModelPrivate *priv; /* saved per-op state, init recipes, profiling (src/nn only) */
 } Model;
 
 /* Builds the graph and tensor table and allocates every arena. Dies with a clear message on an
  * unknown arch or an input shape it cannot take (ed_fail: user error). */
 Model *model_create(const ModelSpec *spec);
 void model_free(Model *m);
-/* Fills parameters and buffers deterministically from (seed, stream):
- * conv and linear weights Kaiming-normal (fan_out) for resnet/wrn, PyTorch's default
- * (uniform +-1/sqrt(fan_in)) for mlp/cnn and all linear layers; BN gamma 1, beta 0, running
- * mean 0, var 1; mvconv N(0, init_std^2). Zeroes momentum. */
+/* Fills parameters and buffers deterministically from (seed, stream), as the torch reference
+ * modules initialise themselves:
+ *   mlp, cnn   PyTorch's default: weight and bias uniform +-1/sqrt(fan_in);
+ *   resnet     (akamaster) conv and linear weights Kaiming-normal, fan_in, gain sqrt(2);
+ *              linear bias PyTorch's default uniform +-1/sqrt(fan_in);
+ *   wrn        (xternalz) conv weights Kaiming-normal, fan_out, gain sqrt(2); linear weight
+ *              PyTorch's default, linear bias 0;
+ *   BN         gamma 1, beta 0, running mean 0, var 1, num_batches_tracked 0;
+ *   mvconv     weight and noise_weight N(0, init_std^2).
+ * Tensor t of copy c (sum_of) draws from its own counter range of the stream: position
+ * (c << 52) | (t << 40), so copy 0 of a sum_of model equals the single model with the same
+ * seed and stream. mvconv noise weight [row, coord] is rng_normal_at(seed, stream,
+ * 1<<63 | c<<56 | row<<36 | coord) * init_std, trained or not. Zeroes grads and momentum. */
 void model_init(Model *m, uint64_t seed, uint64_t stream);
 /* logits[B,K] for x[B, C*H*W]; sample_ids[B] are needed only by mvconv with orth noise (may be
  * NULL otherwise). training=1 uses batch statistics and updates BN running statistics.
@@ -77,11 +88,17 @@ void model_init(Model *m, uint64_t seed, uint64_t stream);
 float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training);
 /* grads = d/dparams of sum(dlogits * logits) for the last forward (grads zeroed first). */
 void model_backward(Model *m, const float *dlogits);
-/* Number of parameters (all, trainable or not) and of trainable ones. */
+/* Number of parameters (all, trainable or not; buffers excluded). */
 size_t model_param_count(const Model *m);
+/* Number of trainable parameters (trainable_end - trainable_begin). */
+size_t model_trainable_count(const Model *m);
 /* Forward floating-point operations per sample (2 per multiply-add). */
 double model_forward_flops(const Model *m);
 /* Bytes held by the model's arenas. */
 size_t model_bytes(const Model *m);
+/* Per-op timing: when on, forward and backward accumulate wall time per op (clock_gettime,
+ * no allocation). model_print_profile prints the table, sorted by time, and resets nothing. */
+void model_set_profiling(Model *m, int on);
+void model_print_profile(const Model *m, FILE *out);
 
 #endif

@@ -18,14 +18,21 @@ typedef struct {
     ScheduleKind kind;
     double base_lr;
     int epochs;           /* total epochs (cosine decays to min_lr at the end) */
-    double warmup_epochs; /* linear warm-up from base_lr / (warm-up steps) to base_lr; 0 = none */
+    double warmup_epochs; /* linear warm-up over W = round(warmup_epochs * steps_per_epoch)
+                             steps: lr = base_lr * (t + 1) / W at global step t < W; 0 = none */
     int milestones[SCHEDULE_MAX_MILESTONES]; /* multistep: epochs at which lr *= gamma */
     int n_milestones;
     double gamma;
     double min_lr; /* cosine floor */
 } Schedule;
 
-/* The learning rate for step `step` (0-based) of epoch `epoch` (0-based), updated per step. */
+/* The learning rate for step `step` (0-based) of epoch `epoch` (0-based), updated per step.
+ * With t = epoch * steps_per_epoch + step and T = epochs * steps_per_epoch:
+ *   constant   base_lr
+ *   multistep  base_lr * gamma^(number of milestones <= epoch)   (PyTorch's MultiStepLR)
+ *   cosine     min_lr + (base_lr - min_lr) * (1 + cos(pi * t / T)) / 2, min_lr for t >= T
+ * The warm-up replaces the first W steps; the main schedule keeps its own clock (t), so after
+ * the warm-up it continues where it would have been without one. */
 double schedule_lr(const Schedule *s, int epoch, int step, int steps_per_epoch);
 
 #endif

@@ -1,0 +1,144 @@
+/* Private to src/nn: the graph a Model runs (values, ops), the builder the architectures use
+ * to declare it, and the per-tensor initialisation recipes. model.c owns the engine; models.c
+ * and model_resnet.c only call the b_* builder functions declared here. */
+#ifndef ENSDISTILL_NN_INTERNAL_H
+#define ENSDISTILL_NN_INTERNAL_H
+
+#include "ensdistill/layers.h"
+#include "ensdistill/model.h"
+#include "ensdistill/tensor.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A value: one activation tensor [B, C, H, W] of the graph. Its slot in the activation arena
+ * (and the gradient's, at the same offset in dacts) holds max_batch samples; a batch of B uses
+ * the first B * C*H*W floats. An alias (flatten) shares its source's slot. */
+typedef struct {
+    int C, H, W;
+    size_t offset;     /* floats into acts and dacts */
+    int alias_of;      /* -1, or the value whose memory this one reuses */
+    int requires_grad; /* depends on a trainable parameter: backward must reach it */
+} Value;
+
+typedef enum {
+    OP_CONV,      /* t: weight, bias (-1) */
+    OP_LINEAR,    /* t: weight, bias */
+    OP_BN,        /* t: gamma, beta, running_mean, running_var, num_batches_tracked */
+    OP_RELU,
+    OP_MAXPOOL,   /* K, stride; argmax in int scratch */
+    OP_GAP,       /* global average pool [B,C,H,W] -> [B,C,1,1] */
+    OP_SHORTCUT,  /* option-A shortcut: stride, pad (= pad_front) */
+    OP_ADD,       /* out = in + in2 */
+    OP_MVCONV,    /* t: weight, noise_weight (-1); pre-activations in saved */
+    OP_FLATTEN    /* an alias: no work, no memory */
+} OpKind;
+
+struct Op {
+    OpKind kind;
+    int in, in2, out; /* value indices (in2 = -1 unless ADD) */
+    int t[5];         /* tensor table indices (pending indices while building), -1 = none */
+    int K, stride, pad;
+    size_t saved;     /* floats into priv->saved (BN mean then invstd; mvconv pre) */
+    size_t iscratch;  /* int32s into int_scratch (maxpool argmax) */
+    int copy;         /* which net of a sum_of model */
+    char label[TENSOR_NAME_MAX]; /* module name for profiles, e.g. "layer1.0.conv1" */
+};
+
+typedef enum {
+    INIT_ZERO,
+    INIT_ONE,
+    INIT_UNIFORM,  /* U(-scale, scale) */
+    INIT_NORMAL,   /* N(0, scale^2) from the tensor's own counter range */
+    INIT_MV_NOISE  /* N(0, scale^2) at the mvconv noise positions (nn_noise_position) */
+} InitKind;
+
+typedef struct {
+    InitKind kind;
+    float scale;
+    int copy;        /* net of a sum_of model */
+    int local_index; /* index of the tensor within its net */
+} TensorInit;
+
+/* Context of the mvconv noise_init callback (untrained noise coordinates). */
+typedef struct {
+    const Model *m;
+    int copy;
+    float std;
+} MvNoiseCtx;
+
+#define NN_MAX_COPIES 64
+
+struct ModelPrivate {
+    TensorInit *inits; /* [tensors.count] */
+    float *saved;      /* per-op saved state for max_batch */
+    size_t saved_floats;
+    MvNoiseCtx noise_ctx[NN_MAX_COPIES];
+    int has_bn;
+    int profile;
+    double *op_fwd_seconds, *op_bwd_seconds; /* [n_ops] */
+    long profile_steps;
+    const int64_t *sample_ids; /* of the last forward, for mvconv backward */
+};
+
+/* ---- builder: what an architecture function declares ---- */
+typedef struct {
+    char name[TENSOR_NAME_MAX];
+    TensorKind kind;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    int is_integer;
+    int head;   /* belongs to the final linear layer (stays trainable with random_features) */
+    TensorInit init;
+} PendingTensor;
+
+typedef struct {
+    const ModelSpec *spec;
+    Value *values;
+    int n_values, cap_values;
+    Op *ops;
+    int n_ops, cap_ops;
+    PendingTensor *tensors;
+    int n_tensors, cap_tensors;
+    int net_first_tensor; /* first pending tensor of the current net (local indices) */
+    char prefix[TENSOR_NAME_MAX]; /* "" or "nets.<i>." */
+    int copy;
+    int max_batch;
+    size_t act_floats, saved_floats, int_count, workspace_floats;
+    int last_linear_op; /* the most recent linear op: the head of the net just built */
+} Builder;
+
+int b_input(Builder *b, int C, int H, int W);
+/* module(prefix + name) = Conv2d(C, OC, K, stride, pad, bias); weight init as given. */
+int b_conv(Builder *b, const char *name, int in, int OC, int K, int stride, int pad, int bias,
+           TensorInit weight_init, TensorInit bias_init);
+int b_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_init,
+             TensorInit bias_init);
+int b_bn(Builder *b, const char *name, int in);
+int b_relu(Builder *b, int in);
+int b_maxpool(Builder *b, int in, int K, int stride);
+int b_global_avgpool(Builder *b, int in);
+int b_flatten(Builder *b, int in);
+int b_add(Builder *b, int x, int y);
+int b_shortcut_pad(Builder *b, int in, int OC, int stride, int pad_front);
+int b_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coords);
+
+/* Init recipes. */
+TensorInit init_const(InitKind kind);
+TensorInit init_uniform(float bound);
+TensorInit init_normal(float std);
+
+/* Architectures (models.c / model_resnet.c): each builds one net on value `in` under the
+ * builder's prefix and returns its logits value. Unknown shapes: ed_fail. */
+int arch_mlp(Builder *b, int in, const ModelSpec *s);
+int arch_cnn(Builder *b, int in, const ModelSpec *s);
+int arch_mvconv(Builder *b, int in, const ModelSpec *s);
+int arch_resnet(Builder *b, int in, const ModelSpec *s, int depth, int projection);
+int arch_wrn(Builder *b, int in, const ModelSpec *s, int depth, int widen);
+/* Parses spec->arch and builds one net; returns the logits value. */
+int arch_build(Builder *b, int in, const ModelSpec *s);
+
+/* The counter position of mvconv noise weight [row, coord] of net `copy`. */
+uint64_t nn_noise_position(int copy, int row, int64_t coord);
+
+#endif
