@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #ifndef ED_GIT_REV
 #define ED_GIT_REV "unknown"
@@ -26,6 +27,33 @@
 
 static const char *const history_names[6] = {"epoch",     "lr",       "train_loss",
                                              "train_acc", "test_acc", "seconds"};
+
+/* Variable-length string attributes live in the file's global heap, which HDF5 does not
+ * checksum: their crc32 is kept in the (checksummed) object header as "strings_crc32". */
+static const char *const crc_attrs[7] = {"format", "role", "arch", "config", "code_revision",
+                                         "compiler", "written_at"};
+
+static int64_t strings_crc(const char *const values[7]) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < 7; i++)
+        crc = crc32(crc, (const Bytef *)values[i], (uInt)strlen(values[i]) + 1);
+    return (int64_t)crc;
+}
+
+/* 0 when the string attributes match their stored crc32, else -1 (missing counts as damaged). */
+static int check_strings_crc(hid_t f) {
+    int64_t stored;
+    if (h5r_attr_i64(f, "strings_crc32", &stored) < 0) return -1;
+    char *values[7];
+    int rc = 0;
+    for (int i = 0; i < 7; i++) {
+        values[i] = h5r_attr_str_alloc(f, crc_attrs[i]);
+        if (!values[i]) rc = -1;
+    }
+    if (rc == 0 && strings_crc((const char *const *)values) != stored) rc = -1;
+    for (int i = 0; i < 7; i++) free(values[i]);
+    return rc;
+}
 
 const char *ckpt_model_name(char *buf, size_t size, const char *role, int index) {
     snprintf(buf, size, "%s-%03d", role, index);
@@ -196,6 +224,9 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     h5w_attr_str(w, root, "code_revision", ED_GIT_REV);
     h5w_attr_str(w, root, "compiler", ED_COMPILER);
     h5w_attr_str(w, root, "written_at", now);
+    const char *crc_values[7] = {CKPT_FORMAT, st->role,    sp->arch, config_text ? config_text : "",
+                                 ED_GIT_REV,  ED_COMPILER, now};
+    h5w_attr_i64(w, root, "strings_crc32", strings_crc(crc_values));
 
     /* tensors: parameters, buffers, momentum, all under their state_dict names */
     const TensorTable *tt = &m->tensors;
@@ -322,6 +353,10 @@ static int check_format(hid_t f, char *err, size_t err_size) {
         snprintf(err, err_size, "attribute format_version is %lld; this build reads version %d",
                  (long long)version, CKPT_FORMAT_VERSION);
         return LOAD_REFUSED;
+    }
+    if (check_strings_crc(f) < 0) {
+        snprintf(err, err_size, "the string attributes (role, arch, config, ...) fail their crc32");
+        return LOAD_DAMAGED;
     }
     return LOAD_OK;
 }
