@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CKPT_FORMAT "ensdistill-model"
 #define CKPT_FORMAT_VERSION 1
@@ -111,6 +112,14 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);
  * each chunk's Fletcher32 checksum. Returns the number of datasets checked (>= 0), or -1 with a
  * one-line reason in err (naming the dataset) on the first failure. Never stops the program. */
 long h5_verify_file(const char *path, char *err, size_t err_size);
+
+/* Prints a readable summary of the checkpoint at path to out: attributes, progress, checksum
+ * status (every dataset read back), tensor counts (and every tensor with its shape and type
+ * when show_tensors), a mid-epoch cursor, logits shapes and the per-epoch history.
+ * Returns 0, or -1 when the file is unreadable or fails verification (the reason is printed). */
+int ckpt_describe(const char *path, FILE *out, int show_tensors);
+/* "1.3 MiB" into buf; returns buf. */
+const char *io_human_size(char *buf, size_t size, long long bytes);
 
 /* Frees st->history and zeroes n_history / cap_history (the other fields are kept). */
 void ckpt_state_free(ModelState *st);

@@ -18,6 +18,7 @@
 #include "ensdistill/checkpoint.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define RUNFILE_FORMAT "ensdistill-run"
 #define RUNFILE_FORMAT_VERSION 1
@@ -54,6 +55,14 @@ int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_r
  * RUN_DIR/run.h5, [n, K], into out. Returns 0; -1 if the file or dataset is absent or its
  * shape is not [n, K] or it fails to read (then the caller recomputes the teacher). */
 int runfile_read_teacher(const char *run_dir, const char *which, float *out, int n, int K);
+
+/* Prints the results table (accuracies in percent; multi/single-view columns when any row has
+ * them) to out. */
+void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows);
+/* Prints a readable summary of a run.h5 path: attributes, checksum status, teacher logits,
+ * linked models, results table, accuracy vs ensemble size. Returns 0, or -1 when it is
+ * unreadable, not a run file, or fails verification (the reason is printed). */
+int runfile_describe(const char *path, FILE *out);
 
 /* Appends one JSON line for one finished epoch of one model to RUN_DIR/metrics.jsonl:
  * {"model":"member-003","role":"member","index":3,"epoch":1,"lr":...,"train_loss":...,

@@ -228,8 +228,11 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
                                  ED_GIT_REV,  ED_COMPILER, now};
     h5w_attr_i64(w, root, "strings_crc32", strings_crc(crc_values));
 
-    /* tensors: parameters, buffers, momentum, all under their state_dict names */
+    /* tensors: parameters, buffers, momentum, all under their state_dict names, in the
+     * model's order */
     const TensorTable *tt = &m->tensors;
+    static const char *const groups[3] = {"params", "buffers", "optimizer/momentum"};
+    for (int i = 0; i < 3; i++) H5Gclose(h5w_group(w, root, groups[i]));
     for (int i = 0; i < tt->count; i++) {
         const TensorInfo *t = &tt->items[i];
         if (t->kind == TENSOR_PARAM) put_tensor(&c, "params", t, m->params);

@@ -62,7 +62,11 @@ void h5w_close(H5Writer *w) {
 hid_t h5w_group(H5Writer *w, hid_t loc, const char *name) {
     hid_t lcpl = H5_CHECK(H5Pcreate(H5P_LINK_CREATE));
     H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
-    hid_t g = H5Gcreate2(loc, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t gcpl = H5_CHECK(H5Pcreate(H5P_GROUP_CREATE));
+    /* Keep the order of creation (a model's order of tensors) for listings. */
+    H5_CHECK(H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED));
+    hid_t g = H5Gcreate2(loc, name, lcpl, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
     H5Pclose(lcpl);
     if (g < 0) writer_fail(w, "group", name);
     return g;

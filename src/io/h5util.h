@@ -27,7 +27,8 @@ typedef struct {
 void h5w_create(H5Writer *w, const char *path, int deflate);
 /* Flushes and closes; ed_fail if the close fails (e.g. the disk is full). */
 void h5w_close(H5Writer *w);
-/* Creates group `name` (with missing intermediate groups) under loc; returns it (close it). */
+/* Creates group `name` (with missing intermediate groups) under loc, tracking the creation
+ * order of its links; returns it (close it). */
 hid_t h5w_group(H5Writer *w, hid_t loc, const char *name);
 void h5w_attr_str(H5Writer *w, hid_t obj, const char *name, const char *value);
 void h5w_attr_i64(H5Writer *w, hid_t obj, const char *name, int64_t value);
