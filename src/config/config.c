@@ -1,0 +1,250 @@
+/* The public config API (config.h): defaults, loading a file with --set overrides, cross-key
+ * validation, the resolved YAML dump and the Markdown docs. Per-key work goes through the
+ * schema table (schema.c); only the checks that relate several keys live here. */
+#include "config_internal.h"
+
+#include "ensdistill/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Values that depend on other keys: checkpoint.dir defaults to runs/<name>. */
+static void resolve(Config *c) {
+    if (!c->checkpoint.dir[0]) snprintf(c->checkpoint.dir, sizeof c->checkpoint.dir, "runs/%s", c->name);
+}
+
+void config_defaults(Config *c) {
+    schema_defaults(c);
+    resolve(c);
+}
+
+/* One "key=value"; lines[key] = -1 marks it as set on the command line (lines may be NULL). */
+static int set_one(Config *c, const char *assignment, int *lines, char *err, size_t size) {
+    const char *eq = strchr(assignment, '=');
+    char key[CFG_STR], msg[512], hint[160];
+    if (!eq || eq == assignment) {
+        snprintf(err, size, "--set %s: expected key=value (e.g. --set train.lr=0.1)", assignment);
+        return -1;
+    }
+    snprintf(key, sizeof key, "%.*s", (int)(eq - assignment), assignment);
+    int k = schema_find(key);
+    if (k < 0) {
+        if (schema_is_section(key)) {
+            for (int i = 0; i < config_n_keys; i++)
+                if (strncmp(config_keys[i].path, key, strlen(key)) == 0) {
+                    snprintf(err, size, "--set %s: '%s' is a section: set one of its keys, like %s",
+                             assignment, key, config_keys[i].path);
+                    break;
+                }
+        } else {
+            schema_suggest(key, hint, sizeof hint);
+            snprintf(err, size, "--set %s: unknown key '%s'%s", assignment, key, hint);
+        }
+        return -1;
+    }
+    ConfigValue v;
+    value_from_text(&v, &config_keys[k], eq + 1);
+    if (key_apply(c, &config_keys[k], &v, msg, sizeof msg) != 0) {
+        snprintf(err, size, "--set %s: %s", assignment, msg);
+        return -1;
+    }
+    if (lines) lines[k] = -1;
+    return 0;
+}
+
+int config_set(Config *c, const char *assignment, char *err, size_t err_size) {
+    return set_one(c, assignment, NULL, err, err_size);
+}
+
+/* ---- validation ---- */
+
+typedef struct {
+    const Config *c;
+    const int *lines; /* where each key was set (see config_parse_file), or NULL */
+    char *err;
+    size_t size;
+} Checker;
+
+/* "FILE:LINE: key: message" into the checker's err (the line when the file set the key);
+ * returns -1. */
+static int bad(Checker *ck, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(Checker *ck, const char *key, const char *fmt, ...) {
+    int k = schema_find(key), line = ck->lines && k >= 0 ? ck->lines[k] : 0;
+    const char *file = ck->c->source_file;
+    int n;
+    if (file[0] && line > 0)
+        n = snprintf(ck->err, ck->size, "%s:%d: %s: ", file, line, key);
+    else if (line < 0)
+        n = snprintf(ck->err, ck->size, "--set %s: ", key);
+    else if (file[0])
+        n = snprintf(ck->err, ck->size, "%s: %s: ", file, key);
+    else
+        n = snprintf(ck->err, ck->size, "%s: ", key);
+    if (n < 0 || (size_t)n >= ck->size) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ck->err + n, ck->size - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* mlp, cnn, mvconv, resnet-<6n+2>[-proj], wrn-<6n+4>-<k> (see model.h). */
+static int arch_ok(const char *arch) {
+    int depth, width, used = -1;
+    if (!strcmp(arch, "mlp") || !strcmp(arch, "cnn") || !strcmp(arch, "mvconv")) return 1;
+    if (sscanf(arch, "resnet-%d%n", &depth, &used) == 1 && used > 0 &&
+        (arch[used] == '\0' || strcmp(arch + used, "-proj") == 0))
+        return depth >= 8 && (depth - 2) % 6 == 0;
+    used = -1;
+    if (sscanf(arch, "wrn-%d-%d%n", &depth, &width, &used) == 2 && used > 0 && arch[used] == '\0')
+        return depth >= 10 && (depth - 4) % 6 == 0 && width >= 1;
+    return 0;
+}
+
+static int validate(const Config *c, const int *lines, char *err, size_t size) {
+    Checker ck = {c, lines, err, size};
+    char msg[512];
+    for (int i = 0; i < config_n_keys; i++)
+        if (key_check(c, &config_keys[i], msg, sizeof msg) != 0) return bad(&ck, config_keys[i].path, "%s", msg);
+
+    if (!c->name[0] || strspn(c->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                           strlen(c->name))
+        return bad(&ck, "name", "use only letters, digits, '.', '_' and '-' (it names the run directory), got '%s'",
+                   c->name);
+    if (!c->checkpoint.dir[0]) return bad(&ck, "checkpoint.dir", "must not be empty");
+
+    const DataConfig *d = &c->data;
+    const MultiviewConfig *mv = &d->multiview;
+    int generated = !strcmp(d->source, "multiview") || !strcmp(d->source, "toy2");
+    if (!strcmp(d->source, "hdf5") && !d->path[0])
+        return bad(&ck, "data.path", "data.source hdf5 needs the path of an .h5 data file");
+    if (!d->path[0] && strcmp(d->source, "fashion-mnist") != 0 && !generated)
+        return bad(&ck, "data.path", "data.source %s needs the directory of its files", d->source);
+    if (!strcmp(d->labels, "coarse") && strcmp(d->source, "cifar100") != 0)
+        return bad(&ck, "data.labels", "'coarse' applies only to data.source cifar100 (source is %s)", d->source);
+    if (d->augment && generated)
+        return bad(&ck, "data.augment", "random crop and flip need images; data.source %s makes patches", d->source);
+    if (generated) {
+        int toy2 = !strcmp(d->source, "toy2"), k = toy2 ? 2 : mv->k;
+        if (mv->d < 2 * k)
+            return bad(&ck, "data.multiview.d", "must be >= 2 * classes = %d (one orthonormal vector per view), got %d",
+                       2 * k, mv->d);
+        if (mv->patches < 2 * mv->patches_per_view + toy2)
+            return bad(&ck, "data.multiview.patches", "must be >= 2 * patches_per_view%s = %d (room for both views%s), got %d",
+                       toy2 ? " + 1" : "", 2 * mv->patches_per_view + toy2, toy2 ? " and toy2's off-class patch" : "",
+                       mv->patches);
+    }
+    struct { const char *lo_key, *hi_key; double lo, hi; } ranges[] = {
+        {"data.multiview.view_lo", "data.multiview.view_hi", mv->view_lo, mv->view_hi},
+        {"data.multiview.off_mv_lo", "data.multiview.off_mv_hi", mv->off_mv_lo, mv->off_mv_hi},
+        {"data.multiview.off_sv_lo", "data.multiview.off_sv_hi", mv->off_sv_lo, mv->off_sv_hi},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (ranges[i].lo > ranges[i].hi)
+            return bad(&ck, ranges[i].lo_key, "must be <= %s = %g, got %g", ranges[i].hi_key, ranges[i].hi,
+                       ranges[i].lo);
+
+    if (!arch_ok(c->model.arch) || strlen(c->model.arch) >= 64)
+        return bad(&ck, "model.arch", "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k>, got '%s'",
+                   c->model.arch);
+    if (!strcmp(c->model.arch, "mvconv") && strcmp(d->source, "hdf5") != 0 && !generated)
+        return bad(&ck, "model.arch", "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
+                   d->source);
+
+    const TrainConfig *t = &c->train;
+    for (int i = 1; i < t->n_milestones; i++)
+        if (t->milestones[i] <= t->milestones[i - 1])
+            return bad(&ck, "train.milestones", "must increase, got %d after %d", t->milestones[i], t->milestones[i - 1]);
+    if (!strcmp(t->schedule, "multistep") && t->n_milestones == 0)
+        return bad(&ck, "train.milestones", "schedule multistep needs at least one milestone");
+    if (t->nesterov && t->momentum == 0)
+        return bad(&ck, "train.momentum", "must be > 0 when train.nesterov is true (or set train.nesterov: false)");
+    return 0;
+}
+
+int config_validate(const Config *c, char *err, size_t err_size) {
+    return validate(c, NULL, err, err_size);
+}
+
+int config_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err,
+                size_t err_size) {
+    Config tmp;
+    int lines[CONFIG_MAX_KEYS] = {0};
+    schema_defaults(&tmp);
+    if (strlen(path) >= sizeof tmp.source_file) {
+        snprintf(err, err_size, "%.60s...: path too long", path);
+        return -1;
+    }
+    strcpy(tmp.source_file, path);
+    if (config_parse_file(&tmp, path, lines, err, err_size) != 0) return -1;
+    for (int i = 0; i < n_overrides; i++)
+        if (set_one(&tmp, overrides[i], lines, err, err_size) != 0) return -1;
+    resolve(&tmp);
+    if (validate(&tmp, lines, err, err_size) != 0) return -1;
+    memcpy(c, &tmp, sizeof tmp); /* with its zeroed padding */
+    return 0;
+}
+
+/* ---- output ---- */
+
+/* Number of dot-separated components two section paths share ("data.multiview", "data": 1). */
+static int common_depth(const char *a, const char *b) {
+    int depth = 0;
+    while (*a && *b) {
+        size_t na = strcspn(a, "."), nb = strcspn(b, ".");
+        if (na != nb || strncmp(a, b, na) != 0) break;
+        depth++;
+        a += na + (a[na] == '.');
+        b += nb + (b[nb] == '.');
+    }
+    return depth;
+}
+
+char *config_to_yaml(const Config *c) {
+    char *text = NULL, value[CFG_PATH * 2 + 64], section[CFG_STR], open[CFG_STR] = "";
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ED_CHECK(out, "open_memstream failed");
+    for (int i = 0; i < config_n_keys; i++) {
+        const ConfigKey *k = &config_keys[i];
+        const char *leaf = strrchr(k->path, '.');
+        snprintf(section, sizeof section, "%.*s", leaf ? (int)(leaf - k->path) : 0, k->path);
+        leaf = leaf ? leaf + 1 : k->path;
+        /* open the components of this key's section that the previous key's did not share */
+        int depth = 0, shared = common_depth(open, section);
+        for (const char *p = section; *p; depth++) {
+            size_t n = strcspn(p, ".");
+            if (depth >= shared) fprintf(out, "%*s%.*s:\n", 2 * depth, "", (int)n, p);
+            p += n + (p[n] == '.');
+        }
+        key_format(c, k, value, sizeof value);
+        fprintf(out, "%*s%s: %s\n", 2 * depth, "", leaf, value);
+        snprintf(open, sizeof open, "%s", section);
+    }
+    ED_CHECK(fclose(out) == 0, "writing the config failed");
+    return text;
+}
+
+/* s with '|' escaped for a Markdown table cell. */
+static void cell(FILE *out, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+void config_print_docs(FILE *out) {
+    char type[256];
+    fprintf(out, "| key | type | default | meaning |\n|---|---|---|---|\n");
+    for (int i = 0; i < config_n_keys; i++) {
+        const ConfigKey *k = &config_keys[i];
+        key_type_text(k, type, sizeof type);
+        fprintf(out, "| `%s` | ", k->path);
+        cell(out, type);
+        fprintf(out, " | `%s` | ", k->def[0] ? k->def : "\"\"");
+        cell(out, k->doc);
+        fprintf(out, " |\n");
+    }
+}
