@@ -112,7 +112,7 @@ void data_load(DataSplit *split, const DataConfig *cfg) {
         if (!cfg->path[0]) ed_fail("data.path: source mnist needs the directory of the IDX files");
         idx_load(split, cfg->path, src);
     } else if (strcmp(src, "cifar10") == 0 || strcmp(src, "cifar100") == 0) {
-        int c100 = src[5] == '1';
+        int c100 = strcmp(src, "cifar100") == 0;
         if (!cfg->path[0]) ed_fail("data.path: source %s needs the directory of the .bin files", src);
         int coarse = 0;
         if (c100) {

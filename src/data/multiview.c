@@ -32,8 +32,10 @@ static void mv_validate(const MultiviewConfig *mv, int k, int extra_patches, con
     if (mv->patches_per_view < 1)
         ed_fail("data.multiview.patches_per_view: needs at least 1, got %d", mv->patches_per_view);
     if (mv->patches < 2 * mv->patches_per_view + extra_patches)
-        ed_fail("data.multiview.patches: %d patches cannot hold two views of %d patches each%s", mv->patches,
-                mv->patches_per_view, extra_patches ? " plus the off-class patch of toy2" : "");
+        ed_fail("data.multiview.patches: %d is too few: the two views of a class take 2 x "
+                "patches_per_view = %d patches%s",
+                mv->patches, 2 * mv->patches_per_view,
+                extra_patches ? ", +1 for the off-class patch of toy2" : "");
     if (mv->n_train < 1 || mv->n_test < 1)
         ed_fail("data.multiview.n_train / n_test: need at least 1 sample each, got %d and %d",
                 mv->n_train, mv->n_test);

@@ -14,7 +14,7 @@
 /* Runs fn(arg) in a child process. Returns 1 when the child exits with `status` and its stderr
  * contains `needle` (NULL: any message); else prints what differed (labelled `what`) and returns
  * 0. A child that returns from fn exits 0, so "no error" is caught. */
-static int expect_fail(const char *what, void (*fn)(void *), void *arg, int status,
+__attribute__((unused)) static int expect_fail(const char *what, void (*fn)(void *), void *arg, int status,
                        const char *needle) {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -67,7 +67,7 @@ static int expect_fail(const char *what, void (*fn)(void *), void *arg, int stat
 }
 
 /* A fresh directory under $TMPDIR (or /tmp), written into dir (at least 256 bytes). */
-static void test_tmpdir(char *dir, size_t size, const char *name) {
+__attribute__((unused)) static void test_tmpdir(char *dir, size_t size, const char *name) {
     const char *base = getenv("TMPDIR");
     snprintf(dir, size, "%s/ed-%s-XXXXXX", base && base[0] ? base : "/tmp", name);
     if (!mkdtemp(dir)) {
@@ -77,7 +77,7 @@ static void test_tmpdir(char *dir, size_t size, const char *name) {
 }
 
 /* Removes dir and everything in it (tests write only plain files there). */
-static void test_rmdir(const char *dir) {
+__attribute__((unused)) static void test_rmdir(const char *dir) {
     char cmd[1200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);

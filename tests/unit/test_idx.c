@@ -3,6 +3,8 @@
  * (truncated, bad magic, wrong type, wrong dimensions, count mismatch, out-of-range label,
  * trailing data, corrupt gzip, missing file) stopping with status 2 and a message naming the file. */
 #include "ensdistill/dataset.h"
+
+#include <stdarg.h>
 #include "ensdistill/error.h"
 #include "expect_fail.h"
 
@@ -21,6 +23,18 @@ static int failures = 0;
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
+
+static int reported = 0;
+/* Prints "ok" or "FAIL" (when a check failed since the last report) and the message. */
+static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void report(const char *fmt, ...) {
+    va_list ap;
+    fputs(failures > reported ? "FAIL " : "ok   ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    reported = failures;
+}
 
 static char dir[512];
 
@@ -122,7 +136,7 @@ static void test_good(int gz) {
     float want = (float)((((12 + 5) * 3) % 256 / 255.0 - mean) / sd);
     EXPECT(fabsf(x[5] - want) < 1e-5, "normalised pixel %g, expected %g", x[5], want);
     datasplit_free(&s);
-    printf("ok   %s IDX files: counts, pixel, labels, limits, normalisation\n",
+    report("%s IDX files: counts, pixel, labels, limits, normalisation\n",
            gz ? "gzip" : "plain");
 }
 
