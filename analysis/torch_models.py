@@ -30,13 +30,15 @@ Convolutions in resnet/wrn have no bias; every Linear has one; BatchNorm is PyTo
 import math
 import re
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
     "MLP", "CNN", "CifarResNet", "WideResNet", "MvConv", "SumOf",
-    "srelu", "build", "last_layer_prefix", "parse_arch",
+    "srelu", "build", "last_layer_prefix", "parse_arch", "param_count",
+    "philox4x32_10", "rng_normal_at", "mvconv_noise_init",
 ]
 
 
@@ -159,9 +161,9 @@ class CifarResNet(nn.Module):
                 in_planes = planes
             setattr(self, f"layer{stage}", nn.Sequential(*blocks))
         self.linear = nn.Linear(64, num_classes)
-        for mod in self.modules():
-            if isinstance(mod, nn.Conv2d):
-                nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
+        for mod in self.modules():  # akamaster's _weights_init: N(0, 2 / fan_in)
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(mod.weight)
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -224,7 +226,7 @@ class WideResNet(nn.Module):
         self.block3 = NetworkBlock(n, ch[2], ch[3], 2)
         self.bn1 = nn.BatchNorm2d(ch[3])
         self.fc = nn.Linear(ch[3], num_classes)
-        for mod in self.modules():
+        for mod in self.modules():  # xternalz: convs N(0, 2 / fan_out), linear bias 0
             if isinstance(mod, nn.Conv2d):
                 nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(mod, nn.Linear):
@@ -234,6 +236,58 @@ class WideResNet(nn.Module):
         out = self.block3(self.block2(self.block1(self.conv1(x))))
         out = F.relu(self.bn1(out))
         return self.fc(out.mean(dim=(2, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The C library's counter-based generator (src/core/rng.c), for mvconv's fixed noise weights
+# ---------------------------------------------------------------------------------------------
+_PHILOX_M0, _PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+_PHILOX_W0, _PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(counter, key):
+    """The ten-round Philox-4x32 bijection, vectorised: counter uint32[4, N], key (k0, k1)
+    -> uint32[4, N]. Equal to philox4x32_10 in src/core/rng.c."""
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) for c in counter)
+    k0, k1 = int(key[0]) & 0xFFFFFFFF, int(key[1]) & 0xFFFFFFFF
+    for _ in range(10):
+        p0, p1 = _PHILOX_M0 * c0, _PHILOX_M1 * c2
+        c0, c1, c2, c3 = ((p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0), p1 & _MASK32,
+                          (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1), p0 & _MASK32)
+        k0, k1 = (k0 + _PHILOX_W0) & 0xFFFFFFFF, (k1 + _PHILOX_W1) & 0xFFFFFFFF
+    return np.stack([c0, c1, c2, c3]).astype(np.uint32)
+
+
+def rng_normal_at(seed, stream, position):
+    """rng_normal_at(seed, stream, position) of src/core/rng.c for an array of positions:
+    Box-Muller on the first two words of the Philox block at that counter, as float32."""
+    pos = np.asarray(position, dtype=np.uint64).ravel()
+    stream, seed = int(stream), int(seed)
+    counter = [pos & _MASK32, pos >> np.uint64(32),
+               np.full_like(pos, stream & 0xFFFFFFFF), np.full_like(pos, stream >> 32)]
+    blk = philox4x32_10(counter, (seed & 0xFFFFFFFF, seed >> 32))
+    u1 = ((blk[0] >> 8).astype(np.float64) + 1.0) * (1.0 / 16777216.0)
+    u2 = (blk[1] >> 8).astype(np.float64) * (1.0 / 16777216.0)
+    z = np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
+    return z.astype(np.float32).reshape(np.shape(position))
+
+
+def mvconv_noise_init(seed, stream, init_std, copy=0):
+    """The fixed noise weights of the C mvconv (model.h, model_init): weight (row, coord) is
+    rng_normal_at(seed, stream, 1<<63 | copy<<56 | row<<36 | coord) * init_std, in float32.
+    Returns the callable MvConv takes as noise_init. seed and stream are the model's
+    init_seed and init_stream (a checkpoint records them)."""
+    std = np.float32(init_std)
+
+    def noise_init(rows, coords):
+        r = rows.cpu().numpy().astype(np.uint64)
+        c = coords.cpu().numpy().astype(np.uint64)
+        pos = (np.uint64(1 << 63) | np.uint64(copy << 56) | (r << np.uint64(36))
+               | c[..., None])  # [..., R]
+        return torch.from_numpy(rng_normal_at(seed, stream, pos) * std)
+
+    return noise_init
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +382,7 @@ def last_layer_prefix(arch):
     return {"mlp": "fc3.", "cnn": "fc2.", "resnet": "linear.", "wrn": "fc.", "mvconv": ""}[kind]
 
 
-def _build_one(arch, in_shape, num_classes, opts):
+def _build_one(arch, in_shape, num_classes, opts, copy):
     kind = parse_arch(arch)
     if kind[0] == "mlp":
         return MLP(in_shape, num_classes, hidden=opts.get("hidden") or 256)
@@ -338,17 +392,23 @@ def _build_one(arch, in_shape, num_classes, opts):
         return CifarResNet(kind[1], in_shape, num_classes, projection=kind[2])
     if kind[0] == "wrn":
         return WideResNet(kind[1], kind[2], in_shape, num_classes)
+    noise_init = opts.get("noise_init")
+    if noise_init is None and opts.get("init_seed") is not None:
+        noise_init = mvconv_noise_init(opts["init_seed"], opts.get("init_stream", 0),
+                                       opts.get("init_std", 0.01), copy)
     return MvConv(in_shape, num_classes, filters=opts.get("mv_filters", 1),
                   q=opts.get("srelu_q", 3.0), rho=opts.get("srelu_rho", 1.0),
                   init_std=opts.get("init_std", 0.01), n_noise=opts.get("mv_noise_coords", 0),
-                  sigma=opts.get("mv_noise_sigma", 0.0), noise_init=opts.get("noise_init"))
+                  sigma=opts.get("mv_noise_sigma", 0.0), noise_init=noise_init)
 
 
 def build(arch, in_shape, num_classes, **opts):
     """The torch module for a ModelSpec: arch name, in_shape (C, H, W) (mvconv: (P, 1, D)),
     num_classes K. Options, as ModelSpec: hidden, sum_of, random_features, mv_filters,
-    srelu_q, srelu_rho, init_std, mv_noise_coords, mv_noise_sigma, and noise_init (mvconv:
-    the fixed weights of untrained noise coordinates, see MvConv).
+    srelu_q, srelu_rho, init_std, mv_noise_coords, mv_noise_sigma; for mvconv's fixed noise
+    weights (coordinates >= mv_noise_coords, i.e. test samples) either init_seed and
+    init_stream (the C model's, giving exactly its draws for each copy) or noise_init (a
+    callable, see MvConv).
 
     random_features=True sets requires_grad=False on every parameter but the last layer's
     (of each copy under sum_of). Weights are initialised as torch does (resnet/wrn convs
@@ -357,7 +417,7 @@ def build(arch, in_shape, num_classes, **opts):
     if len(in_shape) != 3:
         raise ValueError(f"in_shape must be (C, H, W), got {in_shape}")
     sum_of = int(opts.get("sum_of") or 1)
-    nets = [_build_one(arch, in_shape, num_classes, opts) for _ in range(sum_of)]
+    nets = [_build_one(arch, in_shape, num_classes, opts, c) for c in range(sum_of)]
     net = nets[0] if sum_of == 1 else SumOf(nets)
     if opts.get("random_features"):
         last = last_layer_prefix(arch)

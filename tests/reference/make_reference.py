@@ -12,6 +12,9 @@ what the C test measures is the error of our float32 kernels alone.
 Layout (one group per case; dimensions and hyper-parameters as integer/float attributes):
   /linear, /conv2d_*, /batchnorm_*, /relu, /srelu_*, /maxpool_*, /avgpool_*, /global_avgpool,
   /shortcut_*, /mvconv_*      in, weights, out, dout (random upstream gradient), din, d<weight>
+  /mvconv_model               the mvconv model (sum_of 2, orth noise): x, sample_ids, params,
+                              logits, dlogits, grads (spec in attributes)
+  /philox                     draws of analysis/torch_models.py's copy of our generator
   /cross_entropy_*, /distill_*  logits[B,K], labels[B] int32, (teacher), loss (mean over the
                               batch), dlogits (of the mean), correct
   /resnet8                    arch, C, H, W, K, B, lr, momentum, weight_decay, nesterov
@@ -19,11 +22,15 @@ Layout (one group per case; dimensions and hyper-parameters as integer/float att
       batch<i>/x, batch<i>/y      the three minibatches (i = 0, 1, 2)
       step<i>/loss, step<i>/logits   loss and logits of the forward of step i (training mode)
       step<i>/params/<name>, step<i>/buffers/<name>   state after the update of step i
+      eval_logits                 logits of batch0/x after the three steps, in eval mode
   (The first step's gradients follow from init and step0/params, since its momentum buffer
   starts at zero: g = (p0 - p1) / (lr (1 + momentum)) - wd p0. Storing them too would take the
   file over 2 MB.)
 """
 
+import contextlib
+import copy
+import math
 import os
 import sys
 
@@ -75,7 +82,7 @@ class Writer:
     def put(g, name, t, dtype=np.float32):
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu().numpy()
-        a = np.ascontiguousarray(np.asarray(t, dtype=dtype))
+        a = np.array(t, dtype=dtype, order="C")  # keeps 0-d shapes (num_batches_tracked)
         g.create_dataset(name, data=a)  # random floats: gzip would save under 10%
 
 
@@ -280,6 +287,25 @@ def mvconv_case(w, name, noisy):
 
 
 # ---------------------------------------------------------------------------------------------
+RELU_MARGIN = 1e-5
+
+
+@contextlib.contextmanager
+def relu_margin():
+    """Within the block, F.relu records the smallest |input| it sees into margin[0]."""
+    margin, relu = [math.inf], F.relu
+
+    def recording_relu(x, inplace=False):
+        margin[0] = min(margin[0], float(x.detach().abs().min()))
+        return relu(x, inplace=inplace)
+
+    F.relu = recording_relu
+    try:
+        yield margin
+    finally:
+        F.relu = relu
+
+
 def resnet_case(w):
     arch, C, H, W, K, B = "resnet-8", 3, 16, 16, 10, 8
     lr, momentum, wd = 0.1, 0.9, 5e-4
@@ -308,8 +334,20 @@ def resnet_case(w):
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=wd,
                           nesterov=True)
     for step in range(3):
-        x = f32(B, C, H, W)
+        # A ReLU input within float32 rounding of zero flips its mask between float32 and
+        # float64 and sends a different gradient into every earlier layer: redraw the batch
+        # until every ReLU input is at least RELU_MARGIN away from zero.
+        for attempt in range(100):
+            x = f32(B, C, H, W)
+            with relu_margin() as margin:
+                copy.deepcopy(net)(x)
+            if margin[0] >= RELU_MARGIN:
+                break
+        else:
+            raise RuntimeError("no batch keeps the ReLU inputs away from zero")
         y = torch.randint(0, K, (B,))
+        if step == 0:
+            first_x = x
         gb = w.subgroup(g, f"batch{step}")
         w.put(gb, "x", x)
         w.put(gb, "y", y, dtype=np.int32)
@@ -323,6 +361,60 @@ def resnet_case(w):
         opt.step()
         put_state(w.subgroup(gs, "params"), "params")
         put_state(w.subgroup(gs, "buffers"), "buffers")
+    net.eval()  # the trained net in eval mode (running statistics) on the first batch
+    with torch.no_grad():
+        w.put(g, "eval_logits", net(first_x))
+
+
+def mvconv_model_case(w):
+    """The whole mvconv model (sum_of = 2, orth noise, test samples whose noise weights are the
+    fixed Philox draws): logits and parameter gradients for an upstream gradient dout."""
+    P, D, K, M, B = 4, 8, 3, 2, 4
+    spec = dict(mv_filters=M, srelu_q=3.0, srelu_rho=0.5, init_std=0.3, mv_noise_coords=8,
+                mv_noise_sigma=0.8, init_seed=7, init_stream=11, sum_of=2)
+    net = tm.build("mvconv", (P, 1, D), K, **spec)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape) * 0.3)
+    net.double()
+    x = f32(B, P, 1, D)
+    ids = torch.tensor([0, 1, 5, 9])  # 0, 1: trained noise coordinates; 5, 9: fixed draws
+    out = net(x, ids)
+    dout = f32(B, K)
+    names = [n for n, _ in net.named_parameters()]
+    grads = backward(out, dout, *net.parameters())
+    g = w.group("mvconv_model", arch="mvconv", C=P, H=1, W=D, K=K, B=B,
+                **{k: v for k, v in spec.items()})
+    w.put(g, "x", x)
+    w.put(g, "sample_ids", ids, dtype=np.int64)
+    w.put(g, "logits", out)
+    w.put(g, "dlogits", dout)
+    gp, gg = w.subgroup(g, "params"), w.subgroup(g, "grads")
+    for name, p, d in zip(names, net.parameters(), grads):
+        w.put(gp, name, p)
+        w.put(gg, name, d)
+
+
+def philox_case(w):
+    """Our generator's draws as analysis/torch_models.py computes them (mvconv's fixed noise
+    weights in torch depend on it): the C test checks that the library draws the same."""
+    seed, stream = 0x0123456789ABCDEF, 0x0102030405060708
+    pos = np.array([0, 1, 2, 12345, 0xFFFFFFFF, 0x100000000, 0xFFFFFFFFFFFF,
+                    (1 << 63) | (3 << 56) | (7 << 36) | 99], dtype=np.uint64)
+    stream_lo, stream_hi = stream & 0xFFFFFFFF, stream >> 32
+    blocks = tm.philox4x32_10([pos & np.uint64(0xFFFFFFFF), pos >> np.uint64(32),
+                               np.full_like(pos, stream_lo), np.full_like(pos, stream_hi)],
+                              (seed & 0xFFFFFFFF, seed >> 32))
+    g = w.group("philox", seed=np.uint64(seed), stream=np.uint64(stream))
+    w.put(g, "positions", pos, dtype=np.uint64)
+    w.put(g, "blocks", blocks.T, dtype=np.uint32)  # [N, 4]
+    w.put(g, "normal", tm.rng_normal_at(seed, stream, pos))
+    noise = tm.mvconv_noise_init(seed, stream, 0.25, copy=2)(torch.arange(3),
+                                                              torch.tensor([[0, 5, 77]]))
+    g.attrs["noise_std"], g.attrs["noise_copy"] = 0.25, 2
+    w.put(g, "noise_rows", np.arange(3), dtype=np.int32)
+    w.put(g, "noise_coords", np.array([0, 5, 77]), dtype=np.int64)
+    w.put(g, "noise_weight", noise[0])  # [coords, rows]
 
 
 def main():
@@ -365,6 +457,8 @@ def main():
     distill_case(w, "distill_T2_a1", 6, 5, 2.0, 1.0)
     mvconv_case(w, "mvconv_dense", noisy=False)
     mvconv_case(w, "mvconv_noise", noisy=True)
+    philox_case(w)
+    mvconv_model_case(w)
     resnet_case(w)
     w.f.close()
     print(f"wrote {out}: {os.path.getsize(out) / 1e6:.2f} MB (torch {torch.__version__})")
