@@ -108,6 +108,14 @@ int ckpt_read_logits(const char *path, const char *which, float *out, int n, int
  * (err gets a one-line reason; err may be NULL). Never stops the program. */
 int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);
 
+/* The "config" attribute of a checkpoint (the resolved YAML it was trained with), malloc'd;
+ * NULL if the file is unreadable or has none. */
+char *ckpt_read_config(const char *path);
+
+/* The "format" attribute of any HDF5 file ("ensdistill-model", "ensdistill-run", ...) into buf.
+ * Returns 0; 1 if the file has no format attribute; -1 if it is not a readable HDF5 file. */
+int h5_file_format(const char *path, char *buf, size_t size);
+
 /* Reads every dataset of any HDF5 file (following no external links), which makes HDF5 check
  * each chunk's Fletcher32 checksum. Returns the number of datasets checked (>= 0), or -1 with a
  * one-line reason in err (naming the dataset) on the first failure. Never stops the program. */

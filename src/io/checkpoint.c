@@ -695,3 +695,11 @@ int ckpt_read_logits(const char *path, const char *which, float *out, int n, int
     H5Fclose(f);
     return 0;
 }
+
+char *ckpt_read_config(const char *path) {
+    hid_t f = h5u_open_read(path);
+    if (f < 0) return NULL;
+    char *text = h5r_attr_str_alloc(f, "config");
+    H5Fclose(f);
+    return text;
+}

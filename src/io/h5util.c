@@ -3,6 +3,7 @@
  * mkdir -p / fsync / path helpers for crash-safe files. */
 #include "h5util.h"
 
+#include "ensdistill/checkpoint.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
 
@@ -397,6 +398,15 @@ long h5u_verify_file(const char *path, char *err, size_t err_size) {
     if (rc < 0 && !err[0]) snprintf(err, err_size, "damaged group structure");
     H5Fclose(f);
     return rc < 0 ? -1 : ctx.count;
+}
+
+int h5_file_format(const char *path, char *buf, size_t size) {
+    buf[0] = 0;
+    hid_t f = h5u_open_read(path);
+    if (f < 0) return -1;
+    int rc = h5r_attr_str(f, "format", buf, size) == 0 ? 0 : 1;
+    H5Fclose(f);
+    return rc;
 }
 
 long h5_verify_file(const char *path, char *err, size_t err_size) {
