@@ -264,7 +264,8 @@ void h5data_read(DataSplit *split, const char *path) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages replace HDF5's error stack dump */
     htri_t is_h5 = H5Fis_hdf5(path);
     if (is_h5 <= 0) ed_fail("%s: not an HDF5 file", path);
-    hid_t f = chk(H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), path, "/", "cannot open the file");
+    hid_t f = chk(H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), path, "/",
+                  "cannot open the file (truncated or damaged?)");
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     snprintf(split->train.name, sizeof(split->train.name), "%.50s/train", base);
