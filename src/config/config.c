@@ -12,7 +12,8 @@
 
 /* Values that depend on other keys: checkpoint.dir defaults to runs/<name>. */
 static void resolve(Config *c) {
-    if (!c->checkpoint.dir[0]) snprintf(c->checkpoint.dir, sizeof c->checkpoint.dir, "runs/%s", c->name);
+    if (!c->checkpoint.dir[0])
+        snprintf(c->checkpoint.dir, sizeof c->checkpoint.dir, "runs/%s", c->name);
 }
 
 void config_defaults(Config *c) {
@@ -69,7 +70,8 @@ typedef struct {
 
 /* "FILE:LINE: key: message" into the checker's err (the line when the file set the key);
  * returns -1. */
-static int bad(Checker *ck, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(Checker *ck, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int bad(Checker *ck, const char *key, const char *fmt, ...) {
     int k = schema_find(key), line = ck->lines && k >= 0 ? ck->lines[k] : 0;
     const char *file = ck->c->source_file;
@@ -107,12 +109,16 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
     Checker ck = {c, lines, err, size};
     char msg[512];
     for (int i = 0; i < config_n_keys; i++)
-        if (key_check(c, &config_keys[i], msg, sizeof msg) != 0) return bad(&ck, config_keys[i].path, "%s", msg);
+        if (key_check(c, &config_keys[i], msg, sizeof msg) != 0)
+            return bad(&ck, config_keys[i].path, "%s", msg);
 
-    if (!c->name[0] || strspn(c->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-                           strlen(c->name))
-        return bad(&ck, "name", "use only letters, digits, '.', '_' and '-' (it names the run directory), got '%s'",
-                   c->name);
+    if (!c->name[0] ||
+        strspn(c->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(c->name))
+        return bad(
+            &ck, "name",
+            "use only letters, digits, '.', '_' and '-' (it names the run directory), got '%s'",
+            c->name);
     if (!c->checkpoint.dir[0]) return bad(&ck, "checkpoint.dir", "must not be empty");
 
     const DataConfig *d = &c->data;
@@ -123,44 +129,58 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
     if (!d->path[0] && strcmp(d->source, "fashion-mnist") != 0 && !generated)
         return bad(&ck, "data.path", "data.source %s needs the directory of its files", d->source);
     if (!strcmp(d->labels, "coarse") && strcmp(d->source, "cifar100") != 0)
-        return bad(&ck, "data.labels", "'coarse' applies only to data.source cifar100 (source is %s)", d->source);
+        return bad(&ck, "data.labels",
+                   "'coarse' applies only to data.source cifar100 (source is %s)", d->source);
     if (d->augment && generated)
-        return bad(&ck, "data.augment", "random crop and flip need images; data.source %s makes patches", d->source);
+        return bad(&ck, "data.augment",
+                   "random crop and flip need images; data.source %s makes patches", d->source);
     if (generated) {
         int toy2 = !strcmp(d->source, "toy2"), k = toy2 ? 2 : mv->k;
         if (mv->d < 2 * k)
-            return bad(&ck, "data.multiview.d", "must be >= 2 * classes = %d (one orthonormal vector per view), got %d",
+            return bad(&ck, "data.multiview.d",
+                       "must be >= 2 * classes = %d (one orthonormal vector per view), got %d",
                        2 * k, mv->d);
         if (mv->patches < 2 * mv->patches_per_view + toy2)
-            return bad(&ck, "data.multiview.patches", "must be >= 2 * patches_per_view%s = %d (room for both views%s), got %d",
-                       toy2 ? " + 1" : "", 2 * mv->patches_per_view + toy2, toy2 ? " and toy2's off-class patch" : "",
-                       mv->patches);
+            return bad(&ck, "data.multiview.patches",
+                       "must be >= 2 * patches_per_view%s = %d (room for both views%s), got %d",
+                       toy2 ? " + 1" : "", 2 * mv->patches_per_view + toy2,
+                       toy2 ? " and toy2's off-class patch" : "", mv->patches);
     }
-    struct { const char *lo_key, *hi_key; double lo, hi; } ranges[] = {
+    struct {
+        const char *lo_key, *hi_key;
+        double lo, hi;
+    } ranges[] = {
         {"data.multiview.view_lo", "data.multiview.view_hi", mv->view_lo, mv->view_hi},
         {"data.multiview.off_mv_lo", "data.multiview.off_mv_hi", mv->off_mv_lo, mv->off_mv_hi},
         {"data.multiview.off_sv_lo", "data.multiview.off_sv_hi", mv->off_sv_lo, mv->off_sv_hi},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
         if (ranges[i].lo > ranges[i].hi)
-            return bad(&ck, ranges[i].lo_key, "must be <= %s = %g, got %g", ranges[i].hi_key, ranges[i].hi,
-                       ranges[i].lo);
+            return bad(&ck, ranges[i].lo_key, "must be <= %s = %g, got %g", ranges[i].hi_key,
+                       ranges[i].hi, ranges[i].lo);
 
     if (!arch_ok(c->model.arch) || strlen(c->model.arch) >= 64)
-        return bad(&ck, "model.arch", "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k>, got '%s'",
+        return bad(&ck, "model.arch",
+                   "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k>, got '%s'",
                    c->model.arch);
     if (!strcmp(c->model.arch, "mvconv") && strcmp(d->source, "hdf5") != 0 && !generated)
-        return bad(&ck, "model.arch", "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
+        return bad(&ck, "model.arch",
+                   "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
                    d->source);
+
+    if (!strcmp(c->model.arch, "mvconv") && c->model.random_features)
+        return bad(&ck, "model.random_features", "mvconv has no final linear layer to train alone");
 
     const TrainConfig *t = &c->train;
     for (int i = 1; i < t->n_milestones; i++)
         if (t->milestones[i] <= t->milestones[i - 1])
-            return bad(&ck, "train.milestones", "must increase, got %d after %d", t->milestones[i], t->milestones[i - 1]);
+            return bad(&ck, "train.milestones", "must increase, got %d after %d", t->milestones[i],
+                       t->milestones[i - 1]);
     if (!strcmp(t->schedule, "multistep") && t->n_milestones == 0)
         return bad(&ck, "train.milestones", "schedule multistep needs at least one milestone");
     if (t->nesterov && t->momentum == 0)
-        return bad(&ck, "train.momentum", "must be > 0 when train.nesterov is true (or set train.nesterov: false)");
+        return bad(&ck, "train.momentum",
+                   "must be > 0 when train.nesterov is true (or set train.nesterov: false)");
     return 0;
 }
 

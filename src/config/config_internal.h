@@ -21,7 +21,7 @@ typedef enum {
 enum { RANGE_LO_OPEN = 1, RANGE_HI_OPEN = 2 };
 
 typedef struct {
-    const char *path;  /* "train.lr" */
+    const char *path; /* "train.lr" */
     KeyType type;
     size_t offset;     /* of the field in Config */
     size_t aux;        /* KEY_STRING: capacity; KEY_INT_LIST: offset of the count */

@@ -14,7 +14,7 @@ typedef struct {
     yaml_parser_t yaml;
     const char *file;
     Config *c;
-    int *lines;                    /* [config_n_keys]: line where each key was set, 0 = not set */
+    int *lines; /* [config_n_keys]: line where each key was set, 0 = not set */
     char sections[MAX_SECTIONS][CFG_STR]; /* sections seen, for duplicates */
     int section_lines[MAX_SECTIONS];
     int n_sections;
@@ -33,14 +33,17 @@ static int fail(Parser *p, size_t line, const char *fmt, ...) {
     return -1;
 }
 
-static size_t line_of(const yaml_event_t *ev) { return ev->start_mark.line + 1; }
+static size_t line_of(const yaml_event_t *ev) {
+    return ev->start_mark.line + 1;
+}
 
 /* The next event, or -1 with libyaml's message and line. */
 static int next(Parser *p, yaml_event_t *ev) {
     if (yaml_parser_parse(&p->yaml, ev)) return 0;
     const char *problem = p->yaml.problem ? p->yaml.problem : "unreadable input";
     if (p->yaml.context)
-        return fail(p, p->yaml.problem_mark.line + 1, "YAML syntax error: %s %s", problem, p->yaml.context);
+        return fail(p, p->yaml.problem_mark.line + 1, "YAML syntax error: %s %s", problem,
+                    p->yaml.context);
     return fail(p, p->yaml.problem_mark.line + 1, "YAML syntax error: %s", problem);
 }
 
@@ -86,7 +89,8 @@ static int parse_entry(Parser *p, const char *prefix, const yaml_event_t *key) {
     size_t line = line_of(key);
     if (key->type != YAML_SCALAR_EVENT) return fail(p, line, "keys must be plain names");
     const char *name = (const char *)key->data.scalar.value;
-    if ((size_t)snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", name) >= sizeof path)
+    if ((size_t)snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", name) >=
+        sizeof path)
         return fail(p, line, "key too long: '%.60s...'", name);
 
     yaml_event_t ev;
@@ -108,7 +112,8 @@ static int parse_entry(Parser *p, const char *prefix, const yaml_event_t *key) {
         for (int i = 0; i < p->n_sections; i++)
             if (strcmp(p->sections[i], path) == 0) seen = i;
         if (seen >= 0) {
-            fail(p, line, "duplicate section '%s' (first on line %d)", path, p->section_lines[seen]);
+            fail(p, line, "duplicate section '%s' (first on line %d)", path,
+                 p->section_lines[seen]);
         } else if (p->n_sections == MAX_SECTIONS) {
             fail(p, line, "too many sections");
         } else {
@@ -119,10 +124,12 @@ static int parse_entry(Parser *p, const char *prefix, const yaml_event_t *key) {
             else if (is_empty_scalar(&ev)) /* "data:" with nothing under it */
                 rc = 0;
             else if (ev.type == YAML_SCALAR_EVENT)
-                fail(p, line_of(&ev), "'%s' is a section: expected its keys indented below it, got '%.60s'",
-                     path, (const char *)ev.data.scalar.value);
+                fail(p, line_of(&ev),
+                     "'%s' is a section: expected its keys indented below it, got '%.60s'", path,
+                     (const char *)ev.data.scalar.value);
             else
-                fail(p, line_of(&ev), "'%s' is a section: expected its keys indented below it", path);
+                fail(p, line_of(&ev), "'%s' is a section: expected its keys indented below it",
+                     path);
         }
     } else {
         char hint[160];
@@ -164,13 +171,15 @@ static int parse_stream(Parser *p) {
     if (ev.type == YAML_MAPPING_START_EVENT)
         rc = parse_mapping(p, "");
     else if (!is_empty_scalar(&ev))
-        rc = fail(p, line_of(&ev), "expected a mapping of sections at the top (name: ..., data: ..., train: ...)");
+        rc = fail(p, line_of(&ev),
+                  "expected a mapping of sections at the top (name: ..., data: ..., train: ...)");
     yaml_event_delete(&ev);
     if (rc != 0) return -1;
     if (next(p, &ev) != 0) return -1; /* document end */
     yaml_event_delete(&ev);
     if (next(p, &ev) != 0) return -1;
-    if (ev.type != YAML_STREAM_END_EVENT) rc = fail(p, line_of(&ev), "only one YAML document is allowed");
+    if (ev.type != YAML_STREAM_END_EVENT)
+        rc = fail(p, line_of(&ev), "only one YAML document is allowed");
     yaml_event_delete(&ev);
     return rc;
 }
@@ -181,7 +190,8 @@ int config_parse_file(Config *c, const char *path, int *lines, char *err, size_t
         snprintf(err, size, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    Parser parser = {.file = path, .c = c, .lines = lines, .err = err, .err_size = size}, *p = &parser;
+    Parser parser = {.file = path, .c = c, .lines = lines, .err = err, .err_size = size},
+           *p = &parser;
     int rc = -1;
     if (!yaml_parser_initialize(&p->yaml)) {
         snprintf(err, size, "%s: cannot initialise the YAML parser", path);

@@ -14,9 +14,10 @@
 #include <string.h>
 #include <strings.h>
 
-/* Offset of a Config field, and a compile error when the field does not have C type T. */
+/* Offset of a Config field, and a compile error when the field does not have C type T. A key's
+ * YAML path is its field's name in Config (#f): "train.lr" is c.train.lr. */
 #define FIELD(f, T)                                                                                \
-    (offsetof(Config, f) + 0 * sizeof(char[_Generic((((Config *)0)->f), T: 1, default: -1)]))
+    (offsetof(Config, f) + 0 * sizeof(char[_Generic((((Config *)0)->f), T : 1, default : -1)]))
 #define SIZE(f) sizeof(((Config *)0)->f)
 
 /* Ranges: lo, hi, open bits. */
@@ -26,124 +27,128 @@
 #define IN(a, b) (a), (b), 0
 #define IN_CO(a, b) (a), (b), RANGE_HI_OPEN
 
-#define INT(p, f, def, range, doc) {p, KEY_INT, FIELD(f, int), 0, def, range, NULL, doc}
-#define INT_OR(p, f, word, def, range, doc) {p, KEY_INT, FIELD(f, int), 0, def, range, word, doc}
-#define INT64(p, f, def, range, doc) {p, KEY_INT64, FIELD(f, int64_t), 0, def, range, NULL, doc}
-#define FLOAT(p, f, def, range, doc) {p, KEY_FLOAT, FIELD(f, double), 0, def, range, NULL, doc}
-#define BOOL(p, f, def, doc) {p, KEY_BOOL, FIELD(f, int), 0, def, IN(0, 1), NULL, doc}
-#define STRING(p, f, def, doc) {p, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, NULL, doc}
-#define ENUM(p, f, words, def, doc)                                                                \
-    {p, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, words, doc}
-#define INT_LIST(p, f, count, def, range, doc)                                                     \
-    {p, KEY_INT_LIST, FIELD(f, int *), FIELD(count, int), def, range, NULL, doc}
-#define FLAGS(p, first, words, def, doc) {p, KEY_FLAGS, FIELD(first, int), 0, def, IN(0, 1), words, doc}
+#define INT(f, def, range, doc)                                                                    \
+    { #f, KEY_INT, FIELD(f, int), 0, def, range, NULL, doc }
+#define INT_OR(f, word, def, range, doc)                                                           \
+    { #f, KEY_INT, FIELD(f, int), 0, def, range, word, doc }
+#define INT64(f, def, range, doc)                                                                  \
+    { #f, KEY_INT64, FIELD(f, int64_t), 0, def, range, NULL, doc }
+#define FLOAT(f, def, range, doc)                                                                  \
+    { #f, KEY_FLOAT, FIELD(f, double), 0, def, range, NULL, doc }
+#define BOOL(f, def, doc)                                                                          \
+    { #f, KEY_BOOL, FIELD(f, int), 0, def, IN(0, 1), NULL, doc }
+#define STRING(f, def, doc)                                                                        \
+    { #f, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, NULL, doc }
+#define ENUM(f, words, def, doc)                                                                   \
+    { #f, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, words, doc }
+#define INT_LIST(f, count, def, range, doc)                                                        \
+    { #f, KEY_INT_LIST, FIELD(f, int *), FIELD(count, int), def, range, NULL, doc }
+#define FLAGS(p, first, words, def, doc)                                                           \
+    { p, KEY_FLAGS, FIELD(first, int), 0, def, IN(0, 1), words, doc }
 
 /* In the order of the YAML dump and the docs; each section's keys are contiguous. */
 const ConfigKey config_keys[] = {
-    STRING("name", name, "run", "experiment name; checkpoint.dir defaults to runs/<name>"),
+    STRING(name, "run", "experiment name; checkpoint.dir defaults to runs/<name>"),
 
-    ENUM("data.source", data.source, "fashion-mnist|mnist|cifar10|cifar100|hdf5|multiview|toy2",
-         "fashion-mnist", "data set: IDX files, CIFAR binaries, an HDF5 data file, or a generator"),
-    STRING("data.path", data.path, "",
+    ENUM(data.source, "fashion-mnist|mnist|cifar10|cifar100|hdf5|multiview|toy2", "fashion-mnist",
+         "data set: IDX files, CIFAR binaries, an HDF5 data file, or a generator"),
+    STRING(data.path, "",
            "directory (idx, cifar) or .h5 file (hdf5); fashion-mnist may leave it empty for "
            "/usr/share/datasets/fashion-mnist"),
-    BOOL("data.augment", data.augment, "false", "augment training images (random crop and flip)"),
-    INT("data.crop_pad", data.crop_pad, "4", GE(0), "zero padding of the random crop; 0 = no crop"),
-    BOOL("data.flip", data.flip, "true", "random horizontal flip when augmenting"),
-    ENUM("data.labels", data.labels, "fine|coarse", "fine", "cifar100: 100 fine or 20 coarse classes"),
-    BOOL("data.normalize", data.normalize, "true",
-         "normalise each channel by the training set's mean and std"),
-    INT("data.train_limit", data.train_limit, "0", GE(0), "use only the first n training samples; 0 = all"),
-    INT("data.test_limit", data.test_limit, "0", GE(0), "use only the first n test samples; 0 = all"),
+    BOOL(data.augment, "false", "augment training images (random crop and flip)"),
+    INT(data.crop_pad, "4", GE(0), "zero padding of the random crop; 0 = no crop"),
+    BOOL(data.flip, "true", "random horizontal flip when augmenting"),
+    ENUM(data.labels, "fine|coarse", "fine", "cifar100: 100 fine or 20 coarse classes"),
+    BOOL(data.normalize, "true", "normalise each channel by the training set's mean and std"),
+    INT(data.train_limit, "0", GE(0), "use only the first n training samples; 0 = all"),
+    INT(data.test_limit, "0", GE(0), "use only the first n test samples; 0 = all"),
 
-    INT("data.multiview.k", data.multiview.k, "10", GE(2), "multiview: classes (toy2 has 2)"),
-    INT("data.multiview.d", data.multiview.d, "64", GE(2),
+    INT(data.multiview.k, "10", GE(2), "multiview: classes (toy2 has 2)"),
+    INT(data.multiview.d, "64", GE(2),
         "dimension of a patch; at least 2k (the views are orthonormal)"),
-    INT("data.multiview.patches", data.multiview.patches, "12", GE(2),
-        "patches per sample P (multiview and toy2)"),
-    INT("data.multiview.patches_per_view", data.multiview.patches_per_view, "1", GE(1),
-        "patches that carry each present view"),
-    INT("data.multiview.n_train", data.multiview.n_train, "600", GE(1), "training samples"),
-    INT("data.multiview.n_test", data.multiview.n_test, "2000", GE(1), "test samples"),
-    FLOAT("data.multiview.mu", data.multiview.mu, "0.05", IN(0, 1), "fraction of single-view samples"),
-    FLOAT("data.multiview.view_lo", data.multiview.view_lo, "1.0", GE(0),
-          "weight of a present view ~ U[view_lo, view_hi]"),
-    FLOAT("data.multiview.view_hi", data.multiview.view_hi, "1.3", GE(0), "see view_lo"),
-    FLOAT("data.multiview.weak_scale", data.multiview.weak_scale, "0.05", IN(0, 1),
+    INT(data.multiview.patches, "12", GE(2), "patches per sample P (multiview and toy2)"),
+    INT(data.multiview.patches_per_view, "1", GE(1), "patches that carry each present view"),
+    INT(data.multiview.n_train, "600", GE(1), "training samples"),
+    INT(data.multiview.n_test, "2000", GE(1), "test samples"),
+    FLOAT(data.multiview.mu, "0.05", IN(0, 1), "fraction of single-view samples"),
+    FLOAT(data.multiview.view_lo, "1.0", GE(0), "weight of a present view ~ U[view_lo, view_hi]"),
+    FLOAT(data.multiview.view_hi, "1.3", GE(0), "see view_lo"),
+    FLOAT(data.multiview.weak_scale, "0.05", IN(0, 1),
           "single-view samples: the other view's weight at this fraction"),
-    FLOAT("data.multiview.off_prob", data.multiview.off_prob, "0.3", IN(0, 1),
+    FLOAT(data.multiview.off_prob, "0.3", IN(0, 1),
           "each other class's view is present with this probability"),
-    FLOAT("data.multiview.off_mv_lo", data.multiview.off_mv_lo, "0.4", GE(0),
+    FLOAT(data.multiview.off_mv_lo, "0.4", GE(0),
           "its weight in multi-view samples ~ U[off_mv_lo, off_mv_hi]"),
-    FLOAT("data.multiview.off_mv_hi", data.multiview.off_mv_hi, "0.6", GE(0), "see off_mv_lo"),
-    FLOAT("data.multiview.off_sv_lo", data.multiview.off_sv_lo, "0.05", GE(0),
+    FLOAT(data.multiview.off_mv_hi, "0.6", GE(0), "see off_mv_lo"),
+    FLOAT(data.multiview.off_sv_lo, "0.05", GE(0),
           "its weight in single-view samples ~ U[off_sv_lo, off_sv_hi]"),
-    FLOAT("data.multiview.off_sv_hi", data.multiview.off_sv_hi, "0.15", GE(0), "see off_sv_lo"),
-    FLOAT("data.multiview.feature_noise", data.multiview.feature_noise, "0.0", GE(0),
+    FLOAT(data.multiview.off_sv_hi, "0.15", GE(0), "see off_sv_lo"),
+    FLOAT(data.multiview.feature_noise, "0.0", GE(0),
           "gamma: each patch also gets U[0, gamma] times a random view"),
-    ENUM("data.multiview.noise", data.multiview.noise, "gauss|orth", "orth",
+    ENUM(data.multiview.noise, "gauss|orth", "orth",
          "patch noise: gauss = N(0, sigma^2/d I); orth = orthogonal to every view, norm sigma"),
-    FLOAT("data.multiview.sigma", data.multiview.sigma, "1.3", GE(0), "noise norm (orth) or scale (gauss)"),
-    INT64("data.multiview.seed", data.multiview.seed, "1", GE(0), "seed of the views and samples"),
+    FLOAT(data.multiview.sigma, "1.3", GE(0), "noise norm (orth) or scale (gauss)"),
+    INT64(data.multiview.seed, "1", GE(0), "seed of the views and samples"),
 
-    STRING("model.arch", model.arch, "cnn",
+    STRING(model.arch, "cnn",
            "architecture: mlp, cnn, mvconv, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>"),
-    INT("model.hidden", model.hidden, "0", GE(0), "mlp / cnn hidden width; 0 = the arch's default"),
-    INT("model.filters", model.filters, "8", GE(1), "mvconv: filters per class (m)"),
-    FLOAT("model.srelu_q", model.srelu_q, "3.0", GE(1), "mvconv: exponent q of the smoothed ReLU"),
-    FLOAT("model.srelu_rho", model.srelu_rho, "0.3", GT(0), "mvconv: threshold rho of the smoothed ReLU"),
-    FLOAT("model.init_std", model.init_std, "2.0e-4", GT(0), "mvconv: std of the initial weights"),
-    BOOL("model.random_features", model.random_features, "false",
+    INT(model.hidden, "0", GE(0), "mlp / cnn hidden width; 0 = the arch's default"),
+    INT(model.filters, "8", GE(1), "mvconv: filters per class (m)"),
+    FLOAT(model.srelu_q, "3.0", GE(1), "mvconv: exponent q of the smoothed ReLU"),
+    FLOAT(model.srelu_rho, "0.3", GT(0), "mvconv: threshold rho of the smoothed ReLU"),
+    FLOAT(model.init_std, "2.0e-4", GT(0), "mvconv: std of the initial weights"),
+    BOOL(model.random_features, "false",
          "freeze every layer but the last at its random initialisation"),
 
-    INT("train.epochs", train.epochs, "10", GE(1), "epochs (with batch_size full: gradient steps)"),
-    INT_OR("train.batch_size", train.batch_size, "full", "128", GE(1),
+    INT(train.epochs, "10", GE(1), "epochs (with batch_size full: gradient steps)"),
+    INT_OR(train.batch_size, "full", "128", GE(1),
            "global minibatch, split over a model's ranks; full = the whole training set"),
-    FLOAT("train.lr", train.lr, "0.05", GT(0), "peak learning rate"),
-    FLOAT("train.momentum", train.momentum, "0.9", IN_CO(0, 1), "SGD momentum"),
-    FLOAT("train.weight_decay", train.weight_decay, "5.0e-4", GE(0), "L2 weight decay"),
-    BOOL("train.nesterov", train.nesterov, "true", "Nesterov momentum"),
-    ENUM("train.schedule", train.schedule, "constant|multistep|cosine", "cosine",
+    FLOAT(train.lr, "0.05", GT(0), "peak learning rate"),
+    FLOAT(train.momentum, "0.9", IN_CO(0, 1), "SGD momentum"),
+    FLOAT(train.weight_decay, "5.0e-4", GE(0), "L2 weight decay"),
+    BOOL(train.nesterov, "true", "Nesterov momentum"),
+    ENUM(train.schedule, "constant|multistep|cosine", "cosine",
          "learning-rate schedule after the warmup"),
-    INT_LIST("train.milestones", train.milestones, train.n_milestones, "[]", GE(1),
+    INT_LIST(train.milestones, train.n_milestones, "[]", GE(1),
              "multistep: epochs at which the lr is multiplied by gamma"),
-    FLOAT("train.gamma", train.gamma, "0.1", GT(0), "multistep factor"),
-    FLOAT("train.warmup_epochs", train.warmup_epochs, "0.0", GE(0), "linear warmup from 0 (may be fractional)"),
-    INT("train.eval_every", train.eval_every, "1", GE(0),
+    FLOAT(train.gamma, "0.1", GT(0), "multistep factor"),
+    FLOAT(train.warmup_epochs, "0.0", GE(0), "linear warmup from 0 (may be fractional)"),
+    INT(train.eval_every, "1", GE(0),
         "test accuracy every n epochs and at the last; 0 = only at the end"),
 
-    INT("ensemble.members", ensemble.members, "4", GE(1), "number of members L"),
-    INT64("ensemble.seed", ensemble.seed, "1", GE(0), "member l is initialised from (seed, l)"),
-    ENUM("ensemble.combine", ensemble.combine, "logits|probs", "logits",
+    INT(ensemble.members, "4", GE(1), "number of members L"),
+    INT64(ensemble.seed, "1", GE(0), "member l is initialised from (seed, l)"),
+    ENUM(ensemble.combine, "logits|probs", "logits",
          "the teacher is the mean of the members' logits or of their probabilities"),
 
     FLAGS("distill.students", distill.kd, "kd|self|sum", "[kd, self, sum]",
           "students after the ensemble: kd (from the ensemble), self (from member 0), sum "
           "(the train-the-sum control)"),
-    INT("distill.seeds", distill.seeds, "1", GE(1), "number of KD students (and of self students)"),
-    FLOAT("distill.temperature", distill.temperature, "4.0", GT(0), "softmax temperature T"),
-    FLOAT("distill.alpha", distill.alpha, "0.9", IN(0, 1),
+    INT(distill.seeds, "1", GE(1), "number of KD students (and of self students)"),
+    FLOAT(distill.temperature, "4.0", GT(0), "softmax temperature T"),
+    FLOAT(distill.alpha, "0.9", IN(0, 1),
           "loss = alpha T^2 KL(teacher_T || student_T) + (1 - alpha) CE(labels)"),
-    INT("distill.epochs", distill.epochs, "0", GE(0), "students' epochs; 0 = train.epochs"),
-    FLOAT("distill.lr", distill.lr, "0.0", GE(0), "students' peak lr; 0 = train.lr"),
-    INT("distill.sum_epochs", distill.sum_epochs, "0", GE(0), "the sum control's epochs; 0 = train.epochs"),
-    FLOAT("distill.sum_lr", distill.sum_lr, "0.0", GE(0), "the sum control's peak lr; 0 = train.lr"),
+    INT(distill.epochs, "0", GE(0), "students' epochs; 0 = train.epochs"),
+    FLOAT(distill.lr, "0.0", GE(0), "students' peak lr; 0 = train.lr"),
+    INT(distill.sum_epochs, "0", GE(0), "the sum control's epochs; 0 = train.epochs"),
+    FLOAT(distill.sum_lr, "0.0", GE(0), "the sum control's peak lr; 0 = train.lr"),
 
-    INT("parallel.ranks_per_model", parallel.ranks_per_model, "1", GE(1),
+    INT(parallel.ranks_per_model, "1", GE(1),
         "ranks that train one model data-parallel; must divide the number of ranks"),
-    INT_OR("parallel.threads", parallel.threads, "auto", "auto", GE(1),
+    INT_OR(parallel.threads, "auto", "auto", GE(1),
            "OpenBLAS threads per rank; auto = cores / ranks on the node"),
 
-    STRING("checkpoint.dir", checkpoint.dir, "", "run directory RUN_DIR; empty = runs/<name>"),
-    INT("checkpoint.every_epochs", checkpoint.every_epochs, "1", GE(0),
+    STRING(checkpoint.dir, "", "run directory RUN_DIR; empty = runs/<name>"),
+    INT(checkpoint.every_epochs, "1", GE(0),
         "checkpoint every n epochs; 0 = only when a model completes"),
-    INT("checkpoint.deflate", checkpoint.deflate, "0", IN(0, 9), "gzip level of checkpoints; 0 = off"),
+    INT(checkpoint.deflate, "0", IN(0, 9), "gzip level of checkpoints; 0 = off"),
 
-    INT("eval.batch_size", eval.batch_size, "500", GE(1), "evaluation batch"),
-    INT("eval.ece_bins", eval.ece_bins, "15", GE(1), "bins of the expected calibration error"),
+    INT(eval.batch_size, "500", GE(1), "evaluation batch"),
+    INT(eval.ece_bins, "15", GE(1), "bins of the expected calibration error"),
 };
 const int config_n_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
-_Static_assert(sizeof config_keys / sizeof config_keys[0] <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+_Static_assert(sizeof config_keys / sizeof config_keys[0] <= CONFIG_MAX_KEYS,
+               "raise CONFIG_MAX_KEYS");
 _Static_assert(offsetof(Config, distill.self) == offsetof(Config, distill.kd) + sizeof(int) &&
                    offsetof(Config, distill.sum) == offsetof(Config, distill.kd) + 2 * sizeof(int),
                "distill.students sets kd, self, sum as consecutive ints");
@@ -168,15 +173,18 @@ static int edit_distance(const char *a, const char *b) {
     int n = (int)strlen(a), m = (int)strlen(b);
     if (n > 63 || m > 63) return 99;
     int d[64][64];
-    for (int i = 0; i <= n; i++) d[i][0] = i;
-    for (int j = 0; j <= m; j++) d[0][j] = j;
+    for (int i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= m; j++)
+        d[0][j] = j;
     for (int i = 1; i <= n; i++)
         for (int j = 1; j <= m; j++) {
             int cost = a[i - 1] != b[j - 1];
             int best = d[i - 1][j - 1] + cost;
             if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
             if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
                 best = d[i - 2][j - 2] + 1;
             d[i][j] = best;
         }
@@ -245,14 +253,18 @@ void value_from_text(ConfigValue *v, const ConfigKey *k, const char *text) {
     /* "a,b", "[a, b]", "[]" or "" */
     v->is_list = 1;
     size_t len = strlen(text);
-    while (len && (text[0] == ' ' || text[0] == '[')) text++, len--;
-    while (len && (text[len - 1] == ' ' || text[len - 1] == ']')) len--;
+    while (len && (text[0] == ' ' || text[0] == '['))
+        text++, len--;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == ']'))
+        len--;
     while (len) {
         const char *comma = memchr(text, ',', len);
         size_t n = comma ? (size_t)(comma - text) : len, m = n;
         const char *item = text;
-        while (m && *item == ' ') item++, m--;
-        while (m && item[m - 1] == ' ') m--;
+        while (m && *item == ' ')
+            item++, m--;
+        while (m && item[m - 1] == ' ')
+            m--;
         value_add(v, item, m);
         if (!comma) break;
         text += n + 1;
@@ -269,11 +281,13 @@ static const char *shown(const char *text, char *buf, size_t size) {
     return buf;
 }
 
+/* 0, -1 (not an integer) or -2 (too large for long long). */
 static int parse_int64(const char *s, long long *out) {
     char *end;
     errno = 0;
     long long x = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE) return -1;
+    if (end == s || *end != '\0') return -1;
+    if (errno == ERANGE) return -2;
     *out = x;
     return 0;
 }
@@ -309,7 +323,8 @@ static int word_index(const char *words, const char *word) {
 
 static int count_words(const char *words) {
     int n = 1;
-    for (const char *p = words; (p = strchr(p, '|')); p++) n++;
+    for (const char *p = words; (p = strchr(p, '|')); p++)
+        n++;
     return n;
 }
 
@@ -368,12 +383,17 @@ static int parse_int_item(const ConfigKey *k, const char *text, long long lo, lo
                           long long *out, char *msg, size_t size) {
     char buf[64];
     if (k->words && strcmp(text, k->words) == 0) return *out = 0, 0;
-    if (parse_int64(text, out) != 0) {
+    int rc = parse_int64(text, out);
+    if (rc == -1) {
         snprintf(msg, size, "expected an integer%s%s%s, got %s", k->words ? " or '" : "",
                  k->words ? k->words : "", k->words ? "'" : "", shown(text, buf, sizeof buf));
         return -1;
     }
-    if (*out < lo || *out > hi || !in_range(k, (double)*out)) return range_error(k, text, msg, size);
+    if (rc == -2 || *out < lo || *out > hi)
+        return snprintf(msg, size, "%s is out of the range of the integer type",
+                        shown(text, buf, sizeof buf)),
+               -1;
+    if (!in_range(k, (double)*out)) return range_error(k, text, msg, size);
     return 0;
 }
 
@@ -405,19 +425,22 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
     case KEY_FLOAT: {
         double x;
         if (parse_double(text, &x) != 0)
-            return snprintf(msg, size, "expected a number, got %s", shown(text, buf, sizeof buf)), -1;
+            return snprintf(msg, size, "expected a number, got %s", shown(text, buf, sizeof buf)),
+                   -1;
         if (!in_range(k, x)) return range_error(k, text, msg, size);
         *(double *)field = x;
         return 0;
     }
     case KEY_BOOL:
         if (parse_bool(text, (int *)field) != 0)
-            return snprintf(msg, size, "expected true or false, got %s", shown(text, buf, sizeof buf)), -1;
+            return snprintf(msg, size, "expected true or false, got %s",
+                            shown(text, buf, sizeof buf)),
+                   -1;
         return 0;
     case KEY_STRING:
         if (k->words && word_index(k->words, text) < 0) {
-            snprintf(msg, size, "must be one of %s; got %s", words_text(k->words, list, sizeof list),
-                     shown(text, buf, sizeof buf));
+            snprintf(msg, size, "must be one of %s; got %s",
+                     words_text(k->words, list, sizeof list), shown(text, buf, sizeof buf));
             return -1;
         }
         if (strlen(text) >= k->aux)
@@ -425,31 +448,38 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
         strcpy(field, text);
         return 0;
     case KEY_INT_LIST: {
-        if (n > CFG_MAX_LIST) return snprintf(msg, size, "at most %d items, got %d", CFG_MAX_LIST, n), -1;
+        if (n > CFG_MAX_LIST)
+            return snprintf(msg, size, "at most %d items, got %d", CFG_MAX_LIST, n), -1;
         int *items = (int *)field;
         for (int i = 0; i < n; i++) {
             long long x;
             if (parse_int_item(k, v->item[i], INT_MIN, INT_MAX, &x, msg, size) != 0) return -1;
             items[i] = (int)x;
         }
-        for (int i = n; i < CFG_MAX_LIST; i++) items[i] = 0;
+        for (int i = n; i < CFG_MAX_LIST; i++)
+            items[i] = 0;
         *(int *)((char *)c + k->aux) = n;
         return 0;
     }
     case KEY_FLAGS: {
         int *flags = (int *)field, set[CFG_MAX_LIST] = {0};
-        if (n > CFG_MAX_LIST) return snprintf(msg, size, "at most %d items, got %d", CFG_MAX_LIST, n), -1;
+        if (n > CFG_MAX_LIST)
+            return snprintf(msg, size, "at most %d items, got %d", CFG_MAX_LIST, n), -1;
         for (int i = 0; i < n; i++) {
             int w = word_index(k->words, v->item[i]);
             if (w < 0) {
                 snprintf(msg, size, "items must be from %s; got %s",
-                         words_text(k->words, list, sizeof list), shown(v->item[i], buf, sizeof buf));
+                         words_text(k->words, list, sizeof list),
+                         shown(v->item[i], buf, sizeof buf));
                 return -1;
             }
-            if (set[w]++) return snprintf(msg, size, "%s listed twice", shown(v->item[i], buf, sizeof buf)), -1;
+            if (set[w]++)
+                return snprintf(msg, size, "%s listed twice", shown(v->item[i], buf, sizeof buf)),
+                       -1;
         }
         int n_words = count_words(k->words);
-        for (int w = 0; w < n_words; w++) flags[w] = set[w] ? 1 : 0;
+        for (int w = 0; w < n_words; w++)
+            flags[w] = set[w] ? 1 : 0;
         return 0;
     }
     }
@@ -479,8 +509,8 @@ int key_check(const Config *c, const ConfigKey *k, char *msg, size_t size) {
     case KEY_STRING:
         if (!memchr(field, '\0', k->aux)) return snprintf(msg, size, "not a terminated string"), -1;
         if (k->words && word_index(k->words, field) < 0) {
-            snprintf(msg, size, "must be one of %s; got %s", words_text(k->words, list, sizeof list),
-                     shown(field, buf, sizeof buf));
+            snprintf(msg, size, "must be one of %s; got %s",
+                     words_text(k->words, list, sizeof list), shown(field, buf, sizeof buf));
             return -1;
         }
         return 0;
@@ -515,7 +545,8 @@ static void float_text(double x, char *buf, size_t size) {
     if (strchr(buf, '.')) return;
     char text[48];
     const char *e = strchr(buf, 'e');
-    snprintf(text, sizeof text, "%.*s.0%s", (int)(e ? (size_t)(e - buf) : strlen(buf)), buf, e ? e : "");
+    snprintf(text, sizeof text, "%.*s.0%s", (int)(e ? (size_t)(e - buf) : strlen(buf)), buf,
+             e ? e : "");
     snprintf(buf, size, "%s", text);
 }
 
@@ -523,9 +554,11 @@ static void float_text(double x, char *buf, size_t size) {
  * double-quoted otherwise. */
 static void string_text(const char *s, char *buf, size_t size) {
     static const char *special[] = {"y", "n", "yes", "no", "true", "false", "on", "off", "null"};
-    int plain = (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_' || s[0] == '/';
+    int plain =
+        (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_' || s[0] == '/';
     for (const char *p = s; *p && plain; p++)
-        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-", *p) != NULL;
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-", *p) !=
+                NULL;
     for (size_t i = 0; plain && i < sizeof special / sizeof *special; i++)
         if (strcasecmp(s, special[i]) == 0) plain = 0;
     if (plain) {
@@ -573,7 +606,8 @@ void key_format(const Config *c, const ConfigKey *k, char *buf, size_t size) {
     case KEY_INT_LIST:
         j += (size_t)snprintf(buf, size, "[");
         for (int i = 0; i < *(const int *)((const char *)c + k->aux) && j < size; i++)
-            j += (size_t)snprintf(buf + j, size - j, "%s%d", i ? ", " : "", ((const int *)field)[i]);
+            j +=
+                (size_t)snprintf(buf + j, size - j, "%s%d", i ? ", " : "", ((const int *)field)[i]);
         if (j < size) snprintf(buf + j, size - j, "]");
         return;
     case KEY_FLAGS: {

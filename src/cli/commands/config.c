@@ -1,15 +1,16 @@
 /* `ensdistill config docs`: the Markdown table of every config key (the README's table).
  * `ensdistill config check CONFIG [--set key=value ...]`: validates a config and prints it
  * resolved (every key, defaults filled) as YAML; a bad config exits 2 with FILE:LINE. */
-#include "ensdistill/cli.h"
 #include "ensdistill/config.h"
+#include "ensdistill/cli.h"
 #include "ensdistill/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CONFIG_USAGE "usage: ensdistill config docs | ensdistill config check CONFIG [--set key=value ...]"
+#define CONFIG_USAGE                                                                               \
+    "usage: ensdistill config docs | ensdistill config check CONFIG [--set key=value ...]"
 
 int cmd_config(int argc, char **argv) {
     if (argc == 1 && strcmp(argv[0], "docs") == 0) {
