@@ -12,6 +12,9 @@ what the C test measures is the error of our float32 kernels alone.
 Layout (one group per case; dimensions and hyper-parameters as integer/float attributes):
   /linear, /conv2d_*, /batchnorm_*, /relu, /srelu_*, /maxpool_*, /avgpool_*, /global_avgpool,
   /shortcut_*, /mvconv_*      in, weights, out, dout (random upstream gradient), din, d<weight>
+  /archs/<label>              torch state_dict of an architecture: names [n] (S128), ndim [n],
+                              shape [n, 4] (-1 padded), trainable [n], is_param [n]; attrs arch, C, H, W, K,
+                              the ModelSpec options, param_count, trainable_count
   /mvconv_model               the mvconv model (sum_of 2, orth noise): x, sample_ids, params,
                               logits, dlogits, grads (spec in attributes)
   /philox                     draws of analysis/torch_models.py's copy of our generator
@@ -83,7 +86,10 @@ class Writer:
         if isinstance(t, torch.Tensor):
             t = t.detach().cpu().numpy()
         a = np.array(t, dtype=dtype, order="C")  # keeps 0-d shapes (num_batches_tracked)
-        g.create_dataset(name, data=a)  # random floats: gzip would save under 10%
+        if a.dtype.kind == "S":  # padded names compress well; random floats would not
+            g.create_dataset(name, data=a, compression="gzip", compression_opts=9)
+        else:
+            g.create_dataset(name, data=a)
 
 
 def backward(out, dout, *leaves):
@@ -395,6 +401,48 @@ def mvconv_model_case(w):
         w.put(gg, name, d)
 
 
+# (label, arch, (C, H, W), K, options): the C test builds each with model_create and compares
+# its tensor table with the torch module's state_dict (names, shapes, trainable flags).
+ARCHS = [
+    ("mlp", "mlp", (1, 28, 28), 10, {}),
+    ("mlp_h64", "mlp", (3, 8, 8), 5, dict(hidden=64)),
+    ("cnn", "cnn", (1, 28, 28), 10, {}),
+    ("cnn_cifar", "cnn", (3, 32, 32), 100, dict(hidden=96)),
+    ("resnet-20", "resnet-20", (3, 32, 32), 10, {}),
+    ("resnet-20-proj", "resnet-20-proj", (3, 32, 32), 10, {}),
+    ("resnet-14_gray", "resnet-14", (1, 28, 28), 10, {}),
+    ("wrn-16-4", "wrn-16-4", (3, 32, 32), 10, {}),
+    ("wrn-10-1", "wrn-10-1", (3, 32, 32), 100, {}),
+    ("mvconv_noise", "mvconv", (9, 1, 12), 4, dict(mv_filters=3, mv_noise_coords=50)),
+    ("resnet-8_sum3", "resnet-8", (3, 32, 32), 10, dict(sum_of=3)),
+    ("cnn_random_features", "cnn", (1, 28, 28), 10, dict(random_features=1)),
+    ("resnet-8_sum2_random_features", "resnet-8", (3, 32, 32), 10,
+     dict(sum_of=2, random_features=1)),
+]
+NAME_LEN = 128  # TENSOR_NAME_MAX
+
+
+def arch_case(w, label, arch, in_shape, K, opts):
+    net = tm.build(arch, in_shape, K, **opts)
+    params = dict(net.named_parameters())
+    names, shapes, ndims, trainable, is_param = [], [], [], [], []
+    for name, t in net.state_dict().items():
+        names.append(name.encode())
+        is_param.append(int(name in params))
+        ndims.append(t.dim())
+        shapes.append(list(t.shape) + [-1] * (4 - t.dim()))
+        trainable.append(int(name in params and params[name].requires_grad))
+    g = w.group("archs/" + label, arch=arch, C=in_shape[0], H=in_shape[1], W=in_shape[2], K=K,
+                param_count=tm.param_count(net),
+                trainable_count=tm.param_count(net, trainable_only=True),
+                **{k: v for k, v in opts.items()})
+    w.put(g, "names", np.array(names, dtype=f"S{NAME_LEN}"), dtype=f"S{NAME_LEN}")
+    w.put(g, "ndim", ndims, dtype=np.int32)
+    w.put(g, "shape", np.array(shapes).reshape(-1, 4), dtype=np.int64)
+    w.put(g, "trainable", trainable, dtype=np.int32)
+    w.put(g, "is_param", is_param, dtype=np.int32)
+
+
 def philox_case(w):
     """Our generator's draws as analysis/torch_models.py computes them (mvconv's fixed noise
     weights in torch depend on it): the C test checks that the library draws the same."""
@@ -457,6 +505,9 @@ def main():
     distill_case(w, "distill_T2_a1", 6, 5, 2.0, 1.0)
     mvconv_case(w, "mvconv_dense", noisy=False)
     mvconv_case(w, "mvconv_noise", noisy=True)
+    w.subgroup(w.f, "archs")
+    for label, arch, in_shape, K, opts in ARCHS:
+        arch_case(w, label, arch, in_shape, K, opts)
     philox_case(w)
     mvconv_model_case(w)
     resnet_case(w)

@@ -43,7 +43,8 @@ typedef struct {
     int ndim;
     hsize_t dims[REF_MAX_DIMS];
     size_t n;
-    void *data; /* float, double, int32_t or int64_t as read */
+    size_t elem; /* bytes per string (read_ref_string) */
+    void *data;  /* float, double, int32_t, int64_t or strings as read */
 } Ref;
 
 static int exists(const char *path) {
@@ -85,6 +86,29 @@ static Ref read_ref(const char *path, hid_t mem_type, size_t elem, size_t expect
     return r;
 }
 
+/* A dataset of fixed-length strings: data holds n strings of elem bytes, NUL-terminated. */
+static Ref read_ref_string(const char *group, const char *name) {
+    Ref r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.path, sizeof(r.path), "/%s/%s", group, name);
+    if (!exists(r.path)) ed_fail("%s: dataset %s is missing", g_path, r.path);
+    hid_t ds = H5_CHECK(H5Dopen2(g_file, r.path, H5P_DEFAULT));
+    hid_t sp = H5_CHECK(H5Dget_space(ds));
+    r.ndim = H5_CHECK(H5Sget_simple_extent_ndims(sp));
+    ED_CHECK(r.ndim == 1, "%s: want one dimension", r.path);
+    H5_CHECK(H5Sget_simple_extent_dims(sp, r.dims, NULL));
+    r.n = (size_t)r.dims[0];
+    hid_t ftype = H5_CHECK(H5Dget_type(ds));
+    r.elem = H5Tget_size(ftype) + 1;
+    hid_t mtype = H5_CHECK(H5Tcopy(H5T_C_S1));
+    H5_CHECK(H5Tset_size(mtype, r.elem));
+    H5_CHECK(H5Tset_strpad(mtype, H5T_STR_NULLTERM));
+    r.data = xcalloc(r.n ? r.n : 1, r.elem);
+    H5_CHECK(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, r.data));
+    H5Tclose(mtype), H5Tclose(ftype), H5Sclose(sp), H5Dclose(ds);
+    return r;
+}
+
 static Ref ref_f(const char *group, const char *name, size_t expect_n) {
     char path[PATH_LEN];
     snprintf(path, sizeof(path), "/%s/%s", group, name);
@@ -113,6 +137,28 @@ static double attr_double(const char *group, const char *name) {
 }
 static int attr_int(const char *group, const char *name) {
     return (int)attr_double(group, name);
+}
+static double attr_double_or(const char *group, const char *name, double fallback) {
+    char path[PATH_LEN];
+    snprintf(path, sizeof(path), "/%s", group);
+    return H5Aexists_by_name(g_file, path, name, H5P_DEFAULT) > 0 ? attr_double(group, name)
+                                                                   : fallback;
+}
+/* A string attribute (h5py writes variable-length strings) into buf. */
+static void attr_string(const char *group, const char *name, char *buf, size_t size) {
+    char path[PATH_LEN], *value = NULL;
+    snprintf(path, sizeof(path), "/%s", group);
+    hid_t a = H5_CHECK(H5Aopen_by_name(g_file, path, name, H5P_DEFAULT, H5P_DEFAULT));
+    hid_t ftype = H5_CHECK(H5Aget_type(a));
+    if (H5Tget_class(ftype) != H5T_STRING || H5Tis_variable_str(ftype) <= 0)
+        ed_fail("%s: attribute %s of %s is not a variable-length string", g_path, name, path);
+    hid_t type = H5_CHECK(H5Tcopy(H5T_C_S1));
+    H5_CHECK(H5Tset_size(type, H5T_VARIABLE));
+    H5_CHECK(H5Tset_cset(type, H5Tget_cset(ftype))); /* h5py writes UTF-8 */
+    H5_CHECK(H5Aread(a, type, &value));
+    snprintf(buf, size, "%s", value ? value : "");
+    H5free_memory(value);
+    H5Tclose(type), H5Tclose(ftype), H5Aclose(a);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -580,6 +626,112 @@ static void check_state(const Model *m, const char *group, TensorKind kind, cons
     }
 }
 
+/* Each architecture's tensor table against the torch module's state_dict (analysis/
+ * torch_models.py): the same names, kinds, shapes and trainable flags, the trainable tensors
+ * exactly those inside [trainable_begin, trainable_end), and the same parameter counts. */
+static void test_arch(const char *label) {
+    char g[TENSOR_NAME_MAX + 8];
+    snprintf(g, sizeof(g), "archs/%s", label);
+    ModelSpec spec;
+    memset(&spec, 0, sizeof(spec));
+    attr_string(g, "arch", spec.arch, sizeof(spec.arch));
+    spec.C = attr_int(g, "C"), spec.H = attr_int(g, "H"), spec.W = attr_int(g, "W");
+    spec.num_classes = attr_int(g, "K");
+    spec.max_batch = 1;
+    spec.sum_of = (int)attr_double_or(g, "sum_of", 1);
+    spec.random_features = (int)attr_double_or(g, "random_features", 0);
+    spec.hidden = (int)attr_double_or(g, "hidden", 0);
+    spec.mv_filters = (int)attr_double_or(g, "mv_filters", 1);
+    spec.srelu_q = 3.0f, spec.srelu_rho = 1.0f, spec.init_std = 0.01f;
+    spec.mv_noise_coords = (int64_t)attr_double_or(g, "mv_noise_coords", 0);
+    Model *m = model_create(&spec);
+
+    Ref names = read_ref_string(g, "names");
+    size_t n = names.n;
+    int32_t *ndim = read_typed(g, "ndim", H5T_NATIVE_INT32, sizeof(int32_t), n);
+    int64_t *shape = read_typed(g, "shape", H5T_NATIVE_INT64, sizeof(int64_t), 4 * n);
+    int32_t *trainable = read_typed(g, "trainable", H5T_NATIVE_INT32, sizeof(int32_t), n);
+    int32_t *is_param = read_typed(g, "is_param", H5T_NATIVE_INT32, sizeof(int32_t), n);
+    int bad = 0;
+    char *seen = xcalloc((size_t)m->tensors.count + 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = (const char *)names.data + i * names.elem;
+        int k = tensor_table_find(&m->tensors, name);
+        if (k < 0) {
+            printf("    %s: torch has %s, our model does not\n", label, name);
+            bad++;
+            continue;
+        }
+        seen[k] = 1;
+        const TensorInfo *t = &m->tensors.items[k];
+        int same = t->ndim == ndim[i];
+        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == shape[4 * i + d];
+        char ours[64];
+        tensor_shape_str(t, ours, sizeof(ours));
+        if (!same) {
+            printf("    %s: %s is %s in ours, [%lld, %lld, %lld, %lld] (ndim %d) in torch\n", label,
+                   name, ours, (long long)shape[4 * i], (long long)shape[4 * i + 1],
+                   (long long)shape[4 * i + 2], (long long)shape[4 * i + 3], ndim[i]);
+            bad++;
+        }
+        if ((t->kind == TENSOR_PARAM) != (is_param[i] != 0)) {
+            printf("    %s: %s is a %s in ours, a %s in torch\n", label, name,
+                   t->kind == TENSOR_PARAM ? "parameter" : "buffer",
+                   is_param[i] ? "parameter" : "buffer");
+            bad++;
+        }
+        if (t->trainable != trainable[i]) {
+            printf("    %s: %s trainable %d in ours, requires_grad %d in torch\n", label, name,
+                   t->trainable, trainable[i]);
+            bad++;
+        }
+        if (t->kind == TENSOR_PARAM) {
+            int inside = t->offset >= m->trainable_begin && t->offset + t->numel <= m->trainable_end;
+            if (inside != (t->trainable != 0)) {
+                printf("    %s: %s (trainable %d) is %s the optimizer's range [%zu, %zu)\n", label,
+                       name, t->trainable, inside ? "inside" : "outside", m->trainable_begin,
+                       m->trainable_end);
+                bad++;
+            }
+        }
+    }
+    for (int k = 0; k < m->tensors.count; k++)
+        if (!seen[k]) {
+            printf("    %s: ours has %s, torch does not\n", label, m->tensors.items[k].name);
+            bad++;
+        }
+    long long want_params = (long long)attr_double(g, "param_count");
+    long long want_trainable = (long long)attr_double(g, "trainable_count");
+    long long got_params = (long long)model_param_count(m);
+    long long got_trainable = (long long)(m->trainable_end - m->trainable_begin);
+    if (got_params != want_params || got_trainable != want_trainable) {
+        printf("    %s: %lld parameters (%lld trainable), torch %lld (%lld)\n", label, got_params,
+               got_trainable, want_params, want_trainable);
+        bad++;
+    }
+    g_checks++;
+    char line[PATH_LEN];
+    snprintf(line, sizeof(line), "%s (%s %dx%dx%d)", g, spec.arch, spec.C, spec.H, spec.W);
+    printf("  %-58s %7zu  %lld params, %lld trainable  %s\n", line, n, got_params, got_trainable,
+           bad ? "FAIL" : "OK");
+    if (bad) g_failures++;
+    free(names.data), free(ndim), free(shape), free(trainable), free(is_param), free(seen);
+    model_free(m);
+}
+
+static void test_archs(void) {
+    hid_t grp = H5_CHECK(H5Gopen2(g_file, "/archs", H5P_DEFAULT));
+    H5G_info_t info;
+    H5_CHECK(H5Gget_info(grp, &info));
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        char label[TENSOR_NAME_MAX];
+        H5_CHECK(H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, label,
+                                    sizeof(label), H5P_DEFAULT));
+        test_arch(label);
+    }
+    H5Gclose(grp);
+}
+
 /* The mvconv model (sum_of 2, orth noise; two samples use the fixed Philox noise weights) */
 static void test_mvconv_model(void) {
     const char *g = "mvconv_model";
@@ -737,6 +889,8 @@ int main(void) {
     test_mvconv("mvconv_noise", 1);
     section("generator");
     test_philox();
+    section("architectures: tensor tables against torch state_dicts");
+    test_archs();
     section("mvconv model (sum_of 2, orth noise)");
     test_mvconv_model();
     section("resnet-8: three SGD steps (momentum 0.9, Nesterov, weight decay 5e-4, lr 0.1)");
