@@ -1,5 +1,6 @@
 /* Reading a YAML config file with libyaml's event parser: nested mappings become key paths
- * ("train.lr"), each value is handed to the schema, and every error names FILE:LINE. */
+ * ("train.lr"; a dotted key "train.lr: 0.1" is the same key), each value is handed to the
+ * schema, and every error names FILE:LINE. */
 #include "config_internal.h"
 
 #include <errno.h>
@@ -101,12 +102,12 @@ static int parse_entry(Parser *p, const char *prefix, const yaml_event_t *key) {
         char msg[512];
         if (p->lines[k])
             fail(p, line, "duplicate key '%s' (first set on line %d)", path, p->lines[k]);
-        else if (read_value(p, path, &ev, &v) != 0)
-            ;
-        else if (key_apply(p->c, &config_keys[k], &v, msg, sizeof msg) != 0)
-            fail(p, line_of(&ev), "%s: %s", path, msg);
-        else
-            rc = 0, p->lines[k] = (int)line;
+        else if (read_value(p, path, &ev, &v) == 0) {
+            if (key_apply(p->c, &config_keys[k], &v, msg, sizeof msg) != 0)
+                fail(p, line_of(&ev), "%s: %s", path, msg);
+            else
+                rc = 0, p->lines[k] = (int)line;
+        }
     } else if (schema_is_section(path)) { /* a section: its keys, in a mapping */
         int seen = -1;
         for (int i = 0; i < p->n_sections; i++)
