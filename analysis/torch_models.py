@@ -377,9 +377,11 @@ def parse_arch(arch):
 
 
 def last_layer_prefix(arch):
-    """The state_dict prefix of the layer a random-features model trains."""
+    """The state_dict prefix of the layer a random-features model trains (mvconv has none)."""
     kind = parse_arch(arch)[0]
-    return {"mlp": "fc3.", "cnn": "fc2.", "resnet": "linear.", "wrn": "fc.", "mvconv": ""}[kind]
+    if kind == "mvconv":
+        raise ValueError("mvconv: random_features needs an architecture with a final linear layer")
+    return {"mlp": "fc3.", "cnn": "fc2.", "resnet": "linear.", "wrn": "fc."}[kind]
 
 
 def _build_one(arch, in_shape, num_classes, opts, copy):
@@ -411,8 +413,9 @@ def build(arch, in_shape, num_classes, **opts):
     callable, see MvConv).
 
     random_features=True sets requires_grad=False on every parameter but the last layer's
-    (of each copy under sum_of). Weights are initialised as torch does (resnet/wrn convs
-    Kaiming-normal fan_out), not as the C model_init draws them: load a checkpoint to compare."""
+    (of each copy under sum_of). Weights are initialised with the distributions model_init
+    documents (the reference repositories' inits), not with its Philox draws: load a
+    checkpoint's state_dict to get the C model's values."""
     in_shape = tuple(int(v) for v in in_shape)
     if len(in_shape) != 3:
         raise ValueError(f"in_shape must be (C, H, W), got {in_shape}")
