@@ -624,21 +624,23 @@ void model_backward(Model *m, const float *dlogits) {
     ED_CHECK(m->training || !p->has_bn,
              "model_backward after an eval-mode forward: BatchNorm backward needs batch "
              "statistics");
+    double t0 = p->profile ? now_seconds() : 0.0;
     memset(m->grads, 0, m->tensors.param_floats * sizeof(float));
     for (int i = 0; i < m->n_values; i++) {
         const Value *v = &VAL(i);
         if (v->alias_of < 0 && v->requires_grad)
             memset(m->dacts + v->offset, 0, (size_t)B * value_size(v) * sizeof(float));
     }
+    if (p->profile) p->zero_seconds += now_seconds() - t0;
     const Value *lv = &VAL(m->logits_value);
     if (!lv->requires_grad) return; /* nothing trainable */
     memcpy(m->dacts + lv->offset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
     for (int i = m->n_ops - 1; i >= 0; i--) {
         const Op *op = &m->ops[i];
         if (!VAL(op->out).requires_grad) continue;
-        double t0 = p->profile ? now_seconds() : 0.0;
+        double t_op = p->profile ? now_seconds() : 0.0;
         op_backward(m, op, B, p->sample_ids);
-        if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t0;
+        if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
     }
 }
 
@@ -716,6 +718,8 @@ void model_print_profile(const Model *m, FILE *out) {
             fprintf(out, "  %-10s %9.2f %9.2f  %5.1f%%\n", op_kind_name((OpKind)k),
                     1e3 * kind_f[k] / steps, 1e3 * kind_b[k] / steps,
                     100.0 * (kind_f[k] + kind_b[k]) / total);
+    fprintf(out, "  %-10s %9s %9.2f  (zeroing grads and activation gradients)\n", "zeroing", "",
+            1e3 * p->zero_seconds / steps);
     int *order = xmalloc((size_t)m->n_ops * sizeof(int));
     for (int i = 0; i < m->n_ops; i++) order[i] = i;
     sort_model = m;

@@ -78,6 +78,7 @@ struct ModelPrivate {
     int profile;
     double *op_fwd_seconds, *op_bwd_seconds; /* [n_ops] */
     long profile_steps;
+    double zero_seconds; /* model_backward's zeroing of grads and dacts */
     const int64_t *sample_ids; /* of the last forward, for mvconv backward */
 };
 

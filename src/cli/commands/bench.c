@@ -1,8 +1,209 @@
-/* PLACEHOLDER: replaced by the module that owns this command. */
+/* ensdistill bench MODEL: times one training step (forward, cross-entropy, backward, sgd_step)
+ * of an architecture on random data, and reports images/s (min / median / max over the timed
+ * steps) and the achieved GFLOP/s. analysis/bench_torch.py runs the same step in PyTorch. */
+#include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
+#include "ensdistill/error.h"
+#include "ensdistill/loss.h"
+#include "ensdistill/model.h"
+#include "ensdistill/optim.h"
+#include "ensdistill/rng.h"
+
+#include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *bench_usage =
+    "usage: ensdistill bench MODEL [--batch B] [--threads T] [--steps N] [--warmup W]\n"
+    "                        [--input CxHxW] [--classes K] [--hidden H] [--sum-of L]\n"
+    "                        [--random-features] [--filters M] [--noise-coords N] [--profile]\n"
+    "  MODEL: mlp, cnn, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>, mvconv\n"
+    "  times forward + cross-entropy + backward + sgd_step (momentum 0.9, Nesterov, weight\n"
+    "  decay 5e-4) on random data; defaults: batch 128, threads 1, 20 steps after 3 warm-up\n"
+    "  steps, input 1x28x28 (mlp, cnn), 3x32x32 (resnet, wrn), 10x1x64 (mvconv), 10 classes.\n"
+    "  --profile adds the time per layer kind and the slowest layers.\n";
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A positive integer option value, or a user error naming the option. */
+static int parse_positive(const char *opt, const char *value) {
+    char *end;
+    long v = strtol(value, &end, 10);
+    if (end == value || *end || v < 1 || v > 1000000000)
+        ed_fail("bench: %s needs a positive integer, got '%s'", opt, value);
+    return (int)v;
+}
+
+static double load_average(void) {
+    double load = -1.0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1.0;
+        fclose(f);
+    }
+    return load;
+}
+
 int cmd_bench(int argc, char **argv) {
-    (void)argc; (void)argv;
-    fprintf(stderr, "ensdistill: 'bench' is not built yet\n");
-    return 2;
+    const char *arch = NULL;
+    int batch = 128, threads = 1, steps = 20, warmup = 3, classes = 10, profile = 0;
+    int C = 0, H = 0, W = 0, hidden = 0, sum_of = 1, random_features = 0, filters = 8;
+    long long noise_coords = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(bench_usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = 1;
+        } else if (strcmp(a, "--random-features") == 0) {
+            random_features = 1;
+        } else if (a[0] == '-' && a[1] == '-') {
+            if (!v) ed_fail("bench: %s needs a value\n%s", a, bench_usage);
+            i++;
+            if (strcmp(a, "--batch") == 0) batch = parse_positive(a, v);
+            else if (strcmp(a, "--threads") == 0) threads = parse_positive(a, v);
+            else if (strcmp(a, "--steps") == 0) steps = parse_positive(a, v);
+            else if (strcmp(a, "--warmup") == 0) warmup = strcmp(v, "0") == 0 ? 0 : parse_positive(a, v);
+            else if (strcmp(a, "--classes") == 0) classes = parse_positive(a, v);
+            else if (strcmp(a, "--hidden") == 0) hidden = parse_positive(a, v);
+            else if (strcmp(a, "--sum-of") == 0) sum_of = parse_positive(a, v);
+            else if (strcmp(a, "--filters") == 0) filters = parse_positive(a, v);
+            else if (strcmp(a, "--noise-coords") == 0) noise_coords = parse_positive(a, v);
+            else if (strcmp(a, "--input") == 0) {
+                char extra;
+                if (sscanf(v, "%dx%dx%d%c", &C, &H, &W, &extra) != 3 || C < 1 || H < 1 || W < 1)
+                    ed_fail("bench: --input needs CxHxW (e.g. 3x32x32), got '%s'", v);
+            } else
+                ed_fail("bench: unknown option '%s'\n%s", a, bench_usage);
+        } else if (!arch) {
+            arch = a;
+        } else {
+            ed_fail("bench: unexpected argument '%s'\n%s", a, bench_usage);
+        }
+    }
+    if (!arch) ed_fail("bench: which model? (e.g. ensdistill bench resnet-20)\n%s", bench_usage);
+    if (C == 0) {
+        if (strncmp(arch, "resnet", 6) == 0 || strncmp(arch, "wrn", 3) == 0)
+            C = 3, H = 32, W = 32;
+        else if (strcmp(arch, "mvconv") == 0)
+            C = 10, H = 1, W = 64;
+        else
+            C = 1, H = 28, W = 28;
+    }
+
+    openblas_set_num_threads(threads);
+    ModelSpec spec;
+    memset(&spec, 0, sizeof(spec));
+    if (strlen(arch) >= sizeof(spec.arch)) ed_fail("bench: model name '%s' is too long", arch);
+    snprintf(spec.arch, sizeof(spec.arch), "%s", arch);
+    spec.C = C;
+    spec.H = H;
+    spec.W = W;
+    spec.num_classes = classes;
+    spec.max_batch = batch;
+    spec.sum_of = sum_of;
+    spec.random_features = random_features;
+    spec.hidden = hidden;
+    spec.mv_filters = filters;
+    spec.srelu_q = 3.0f;
+    spec.srelu_rho = 0.1f;
+    spec.init_std = 0.05f;
+    spec.mv_noise_coords = noise_coords;
+    spec.mv_noise_sigma = noise_coords > 0 ? 0.5f : 0.0f;
+    Model *m = model_create(&spec);
+    model_init(m, 1, rng_stream(RNG_PURPOSE_TEST, 0, 0, 0));
+    model_set_profiling(m, 0);
+
+    size_t in_size = (size_t)C * H * W;
+    float *x = xfloats((size_t)batch * in_size);
+    float *dlogits = xfloats((size_t)batch * classes);
+    int32_t *labels = xmalloc((size_t)batch * sizeof(int32_t));
+    int64_t *ids = xmalloc((size_t)batch * sizeof(int64_t));
+    Rng r = rng_make(2, rng_stream(RNG_PURPOSE_TEST, 1, 0, 0));
+    for (size_t i = 0; i < (size_t)batch * in_size; i++) x[i] = rng_normal(&r);
+    for (int b = 0; b < batch; b++) {
+        labels[b] = (int32_t)rng_below(&r, (uint32_t)classes);
+        ids[b] = b;
+    }
+
+    double flops = model_forward_flops(m);
+    double load_before = load_average();
+    printf("bench %s: input %dx%dx%d, %d classes, batch %d, %d thread(s), %zu params (%zu "
+           "trainable), %.1f MFLOP forward per sample, %.1f MiB of arenas\n",
+           arch, C, H, W, classes, batch, threads, model_param_count(m), model_trainable_count(m),
+           flops / 1e6, model_bytes(m) / 1048576.0);
+    printf("step = forward + cross-entropy + backward + sgd_step (momentum 0.9, Nesterov, weight "
+           "decay 5e-4); %d warm-up + %d timed steps\n",
+           warmup, steps);
+    fflush(stdout);
+
+    double *seconds = xmalloc((size_t)steps * sizeof(double));
+    size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
+    double loss = 0.0, part[4] = {0, 0, 0, 0}; /* forward, loss, backward, sgd */
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup && profile) model_set_profiling(m, 1);
+        double t0 = now_seconds();
+        const float *logits = model_forward(m, x, ids, batch, 1);
+        double t1 = now_seconds();
+        loss = loss_cross_entropy(dlogits, logits, labels, batch, classes, 1.0f / batch, NULL);
+        double t2 = now_seconds();
+        model_backward(m, dlogits);
+        double t3 = now_seconds();
+        sgd_step(m->params + tb, m->grads + tb, m->momentum + tb, tn, 0.01f, 0.9f, 5e-4f, 1);
+        double t4 = now_seconds();
+        if (s >= warmup) {
+            seconds[s - warmup] = t4 - t0;
+            part[0] += t1 - t0;
+            part[1] += t2 - t1;
+            part[2] += t3 - t2;
+            part[3] += t4 - t3;
+        }
+    }
+    double load_after = load_average();
+    qsort(seconds, (size_t)steps, sizeof(double), cmp_double);
+    double t_min = seconds[0], t_med = seconds[steps / 2], t_max = seconds[steps - 1];
+    if (steps % 2 == 0) t_med = 0.5 * (seconds[steps / 2 - 1] + seconds[steps / 2]);
+    double step_flops = 3.0 * flops * batch;
+    printf("seconds/step  min %.4f  median %.4f  max %.4f   (final loss %.4f)\n", t_min, t_med,
+           t_max, loss / batch);
+    printf("images/s      min %.1f  median %.1f  max %.1f\n", batch / t_max, batch / t_med,
+           batch / t_min);
+    printf("GFLOP/s       median %.1f  best %.1f   (3 x forward FLOPs per sample, the usual "
+           "forward + backward estimate; conv and linear multiply-adds only)\n",
+           step_flops / t_med / 1e9, step_flops / t_min / 1e9);
+    /* the 1-minute load average before we started counts other processes only */
+    printf("load average  %.2f before, %.2f after, %ld core(s) online%s\n", load_before,
+           load_after, sysconf(_SC_NPROCESSORS_ONLN),
+           load_before >= 0.5 ? ": other processes were running, timings may be pessimistic" : "");
+    printf("RESULT arch=%s batch=%d threads=%d images_per_s_min=%.2f images_per_s_median=%.2f "
+           "images_per_s_max=%.2f gflops_median=%.2f\n",
+           arch, batch, threads, batch / t_max, batch / t_med, batch / t_min,
+           step_flops / t_med / 1e9);
+    if (profile) {
+        printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  sgd_step %.2f\n",
+               1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps,
+               1e3 * part[3] / steps);
+        model_print_profile(m, stdout);
+    }
+    free(seconds);
+    free(x);
+    free(dlogits);
+    free(labels);
+    free(ids);
+    model_free(m);
+    return 0;
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Speed of one training step, ensdistill against PyTorch on the same machine.
+
+For each architecture and thread count: PyTorch builds the same module (analysis/torch_models.py,
+same state_dict as the C model) and times forward + cross-entropy + backward + SGD step
+(momentum 0.9, Nesterov, weight decay 5e-4) on random data of the same batch, with
+torch.set_num_threads(T); then `ensdistill bench` runs the same step with T OpenBLAS threads.
+Prints images/s (median, and min-max over the timed steps) for both and the ratio.
+
+    /usr/bin/python3 analysis/bench_torch.py build/ensdistill
+    /usr/bin/python3 analysis/bench_torch.py build/ensdistill --arch cnn resnet-20 wrn-16-4 \\
+        --batch 128 --threads 1 2 --steps 10 --warmup 2
+
+Timings on a shared machine are noisy: the script prints the load average before each run
+and flags runs that started while other processes were busy. Needs Debian's python3-torch.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import torch_models as tm  # noqa: E402
+
+
+def default_input(arch):
+    kind = tm.parse_arch(arch)[0]
+    if kind in ("resnet", "wrn"):
+        return (3, 32, 32)
+    if kind == "mvconv":
+        return (10, 1, 64)
+    return (1, 28, 28)
+
+
+def load_average():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except OSError:
+        return float("nan")
+
+
+def bench_torch(arch, shape, classes, batch, threads, steps, warmup, hidden):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    opts = {"hidden": hidden} if hidden else {}
+    if arch == "mvconv":
+        opts.update(mv_filters=8, srelu_q=3.0, srelu_rho=0.1, init_std=0.05)
+    net = tm.build(arch, shape, classes, **opts)
+    net.train()
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.01,
+                          momentum=0.9, nesterov=True, weight_decay=5e-4)
+    x = torch.randn(batch, *shape)
+    y = torch.randint(0, classes, (batch,))
+    times = []
+    for s in range(warmup + steps):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        if s >= warmup:
+            times.append(dt)
+    return times
+
+
+def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidden):
+    cmd = [binary, "bench", arch, "--batch", str(batch), "--threads", str(threads),
+           "--steps", str(steps), "--warmup", str(warmup), "--classes", str(classes),
+           "--input", "x".join(map(str, shape))]
+    if hidden:
+        cmd += ["--hidden", str(hidden)]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr}")
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return {k: v for k, v in (kv.split("=", 1) for kv in line.split()[1:])}
+    raise RuntimeError(f"no RESULT line in the output of {' '.join(cmd)}:\n{out.stdout}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binary", help="path to the ensdistill executable")
+    ap.add_argument("--arch", nargs="+", default=["cnn", "resnet-20", "wrn-16-4"])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--hidden", type=int, default=0, help="mlp/cnn hidden width (0: default)")
+    args = ap.parse_args()
+
+    print(f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after "
+          f"{args.warmup} warm-up; images/s median [min-max]; ratio = ours / torch "
+          f"(> 1: we are faster)")
+    header = (f"{'arch':<12} {'input':<8} {'thr':>3}  {'ensdistill img/s':>26}  "
+              f"{'pytorch img/s':>26}  {'ratio':>5}  load")
+    print(header)
+    print("-" * len(header))
+    for arch in args.arch:
+        shape = default_input(arch)
+        for threads in args.threads:
+            load = load_average()
+            ours = bench_ours(args.binary, arch, shape, args.classes, args.batch, threads,
+                              args.steps, args.warmup, args.hidden)
+            t = bench_torch(arch, shape, args.classes, args.batch, threads, args.steps,
+                            args.warmup, args.hidden)
+            tmed = args.batch / statistics.median(t)
+            tmin, tmax = args.batch / max(t), args.batch / min(t)
+            omed = float(ours["images_per_s_median"])
+            omin, omax = float(ours["images_per_s_min"]), float(ours["images_per_s_max"])
+            busy = " busy" if load >= 0.5 else ""
+            print(f"{arch:<12} {'x'.join(map(str, shape)):<8} {threads:>3}  "
+                  f"{omed:>9.1f} [{omin:>6.1f}-{omax:>6.1f}]  "
+                  f"{tmed:>9.1f} [{tmin:>6.1f}-{tmax:>6.1f}]  {omed / tmed:>5.2f}  "
+                  f"{load:.2f}{busy}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
