@@ -538,9 +538,9 @@ static void test_philox(void) {
      * coord) * init_std (model.h) */
     int copy = attr_int(g, "noise_copy");
     float std = (float)attr_double(g, "noise_std");
-    int32_t *rows = read_typed(g, "noise_rows", H5T_NATIVE_INT32, sizeof(int32_t), 0);
-    Ref coords = read_ref("/philox/noise_coords", H5T_NATIVE_INT64, sizeof(int64_t), 0);
     Ref rows_ref = read_ref("/philox/noise_rows", H5T_NATIVE_INT32, sizeof(int32_t), 0);
+    Ref coords = read_ref("/philox/noise_coords", H5T_NATIVE_INT64, sizeof(int64_t), 0);
+    const int32_t *rows = rows_ref.data;
     size_t nr = rows_ref.n, nc = coords.n;
     float *nwgt = filled(nr * nc, NAN);
     for (size_t c = 0; c < nc; c++)
@@ -550,7 +550,7 @@ static void test_philox(void) {
             nwgt[c * nr + r] = rng_normal_at(seed, stream, position) * std;
         }
     check(g, "noise_weight", " (model.h's formula)", nwgt, nr * nc, (Tol){1e-6, 1e-6});
-    free(pos.data), free(blocks), free(normal), free(rows), free(coords.data), free(rows_ref.data);
+    free(pos.data), free(blocks), free(normal), free(coords.data), free(rows_ref.data);
     free(nwgt);
 }
 
