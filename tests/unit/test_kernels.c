@@ -116,10 +116,14 @@ static void conv_case(Family *fam, int B, int C, int H, int W, int OC, int K, in
 static void test_conv2d(void) {
     Family fam = {"conv2d fast/naive", 2e-5, 0, 0};
     /* the paths that matter, named */
-    conv_case(&fam, 3, 5, 8, 8, 7, 1, 1, 0, 1, 1, 3);     /* 1x1 stride 1: no im2col */
-    conv_case(&fam, 3, 5, 9, 7, 7, 1, 2, 0, 0, 1, 3);     /* 1x1 stride 2: im2col */
-    conv_case(&fam, 7, 3, 32, 32, 4, 3, 1, 1, 1, 1, 7);   /* 4 + 3 samples per chunk */
-    conv_case(&fam, 11, 2, 28, 28, 3, 5, 1, 2, 1, 0, 11); /* 6 + 5 samples per chunk */
+    conv_case(&fam, 3, 5, 8, 8, 7, 1, 1, 0, 1, 1, 3); /* 1x1 stride 1: no im2col */
+    conv_case(&fam, 3, 5, 9, 7, 7, 1, 2, 0, 0, 1, 3); /* 1x1 stride 2: im2col */
+    /* batches that the chunking does not divide (with 1024-column chunks: 1 x 7, 2+2+2+2+2+1,
+     * 16+4, 6+1) */
+    conv_case(&fam, 7, 3, 32, 32, 4, 3, 1, 1, 1, 1, 7);
+    conv_case(&fam, 11, 2, 28, 28, 3, 5, 1, 2, 1, 0, 11);
+    conv_case(&fam, 20, 4, 8, 8, 5, 3, 1, 1, 1, 1, 20);
+    conv_case(&fam, 7, 3, 14, 14, 4, 5, 1, 2, 1, 1, 7);
     conv_case(&fam, 5, 4, 9, 6, 6, 3, 2, 1, 1, 1, 5);     /* stride 2, non-square, odd */
     conv_case(&fam, 2, 3, 4, 5, 3, 5, 1, 2, 1, 1, 2);     /* kernel larger than the image */
     conv_case(&fam, 2, 2, 3, 3, 2, 3, 3, 2, 1, 1, 2);     /* padding >= stride, tiny image */
