@@ -14,20 +14,20 @@
 #define DATASET_MAX_CHANNELS 16
 
 typedef struct {
-    char name[64];           /* "fashion-mnist/train", ... for messages */
-    int N, C, H, W, K;       /* samples, channels, height, width, classes */
-    uint8_t *u8;             /* [N, C, H, W] or NULL */
-    float *f32;              /* [N, C, H, W] or NULL (multi-view: [N, P, 1, D]) */
-    int32_t *labels;         /* [N], in [0, K) */
-    uint8_t *tags;           /* [N] multi-view data: 1 multi-view, 0 single-view; else NULL */
-    int normalize;           /* apply (x - mean[c]) / std[c] when making a batch */
+    char name[64];     /* "fashion-mnist/train", ... for messages */
+    int N, C, H, W, K; /* samples, channels, height, width, classes */
+    uint8_t *u8;       /* [N, C, H, W] or NULL */
+    float *f32;        /* [N, C, H, W] or NULL (multi-view: [N, P, 1, D]) */
+    int32_t *labels;   /* [N], in [0, K) */
+    uint8_t *tags;     /* [N] multi-view data: 1 multi-view, 0 single-view; else NULL */
+    int normalize;     /* apply (x - mean[c]) / std[c] when making a batch */
     float mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS]; /* u8 data: after / 255 */
-    int64_t id_base;         /* sample i has id id_base + i (train 0, test N_train) */
+    int64_t id_base; /* sample i has id id_base + i (train 0, test N_train) */
     /* multi-view data */
-    int orth_noise;          /* 1: each patch also carries sparse orthogonal noise */
+    int orth_noise; /* 1: each patch also carries sparse orthogonal noise */
     float noise_sigma;
-    float *views;            /* [K, 2, D] the view vectors v_{j,1}, v_{j,2}, or NULL */
-    int D;                   /* view dimension (multi-view) */
+    float *views; /* [K, 2, D] the view vectors v_{j,1}, v_{j,2}, or NULL */
+    int D;        /* view dimension (multi-view) */
 } Dataset;
 
 typedef struct {
@@ -62,8 +62,8 @@ void dataset_make_batch(const Dataset *ds, const int *idx, int B, float *x, int3
                         int64_t *ids, const Augment *aug);
 
 /* The raw readers, for tests and datagen. Each dies with ed_fail naming the file on error. */
-void idx_read_images(Dataset *ds, const char *path);  /* fills N, C=1, H, W, u8 */
-void idx_read_labels(Dataset *ds, const char *path);  /* fills labels (N must match; < K if K set) */
+void idx_read_images(Dataset *ds, const char *path); /* fills N, C=1, H, W, u8 */
+void idx_read_labels(Dataset *ds, const char *path); /* fills labels (N must match; < K if K set) */
 
 /* The sources. Each fills split->train and split->test (N, C, H, W, K, pixels, labels, and for
  * generated data tags, views, D, orth noise); data_load then applies the limits, the sample ids

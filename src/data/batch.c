@@ -14,32 +14,39 @@
 /* out[H, W] = scale * in[y + dy, flip ? W-1-x+dx : x+dx] + shift, and shift (= scale * 0 + shift)
  * where the source pixel falls outside the image. */
 #define AUG_PLANE(T)                                                                               \
-    static void plane_##T(float *out, const T *in, int H, int W, int dy, int dx, int flip,      \
+    static void plane_##T(float *out, const T *in, int H, int W, int dy, int dx, int flip,         \
                           float scale, float shift) {                                              \
         for (int y = 0; y < H; y++) {                                                              \
             float *o = out + (size_t)y * W;                                                        \
             int sy = y + dy;                                                                       \
             if (sy < 0 || sy >= H) {                                                               \
-                for (int x = 0; x < W; x++) o[x] = shift;                                          \
+                for (int x = 0; x < W; x++)                                                        \
+                    o[x] = shift;                                                                  \
                 continue;                                                                          \
             }                                                                                      \
             const T *row = in + (size_t)sy * W;                                                    \
             if (!flip) {                                                                           \
                 /* o[x] = row[x + dx] for 0 <= x + dx < W */                                       \
-                int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? W - dx : W;\
+                int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? W - dx : W;                               \
                 if (x0 > W) x0 = W;                                                                \
                 if (x1 < x0) x1 = x0;                                                              \
-                for (int x = 0; x < x0; x++) o[x] = shift;                                         \
-                for (int x = x0; x < x1; x++) o[x] = scale * (float)row[x + dx] + shift;           \
-                for (int x = x1; x < W; x++) o[x] = shift;                                         \
+                for (int x = 0; x < x0; x++)                                                       \
+                    o[x] = shift;                                                                  \
+                for (int x = x0; x < x1; x++)                                                      \
+                    o[x] = scale * (float)row[x + dx] + shift;                                     \
+                for (int x = x1; x < W; x++)                                                       \
+                    o[x] = shift;                                                                  \
             } else {                                                                               \
                 /* o[x] = row[W - 1 - x + dx] for 0 <= W - 1 - x + dx < W */                       \
-                int x0 = dx > 0 ? dx : 0, x1 = dx < 0 ? W + dx : W;\
+                int x0 = dx > 0 ? dx : 0, x1 = dx < 0 ? W + dx : W;                                \
                 if (x0 > W) x0 = W;                                                                \
                 if (x1 < x0) x1 = x0;                                                              \
-                for (int x = 0; x < x0; x++) o[x] = shift;                                         \
-                for (int x = x0; x < x1; x++) o[x] = scale * (float)row[W - 1 - x + dx] + shift;   \
-                for (int x = x1; x < W; x++) o[x] = shift;                                         \
+                for (int x = 0; x < x0; x++)                                                       \
+                    o[x] = shift;                                                                  \
+                for (int x = x0; x < x1; x++)                                                      \
+                    o[x] = scale * (float)row[W - 1 - x + dx] + shift;                             \
+                for (int x = x1; x < W; x++)                                                       \
+                    o[x] = shift;                                                                  \
             }                                                                                      \
         }                                                                                          \
     }

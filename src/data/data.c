@@ -50,8 +50,9 @@ void dataset_compute_normalization(Dataset *train, Dataset *test) {
     int C = train->C;
     size_t HW = (size_t)train->H * train->W, N = (size_t)train->N;
     if (C > DATASET_MAX_CHANNELS)
-        ed_fail("%s: data.normalize needs at most %d channels, the data have %d", train->name,
-                DATASET_MAX_CHANNELS, C);
+        ed_fail("%s: data.normalize needs at most %d channels, the data have %d (set "
+                "data.normalize: false)",
+                train->name, DATASET_MAX_CHANNELS, C);
     if (N == 0) ed_fail("%s: no training samples to compute the normalisation from", train->name);
     double scale = train->u8 ? 1.0 / 255.0 : 1.0;
     for (int c = 0; c < C; c++) {
@@ -61,10 +62,12 @@ void dataset_compute_normalization(Dataset *train, Dataset *test) {
             size_t off = (i * C + c) * HW;
             if (train->u8) {
                 uint64_t s = 0;
-                for (size_t j = 0; j < HW; j++) s += train->u8[off + j];
+                for (size_t j = 0; j < HW; j++)
+                    s += train->u8[off + j];
                 sum += (double)s;
             } else {
-                for (size_t j = 0; j < HW; j++) sum += train->f32[off + j];
+                for (size_t j = 0; j < HW; j++)
+                    sum += train->f32[off + j];
             }
         }
         double mean = sum * scale / (double)(N * HW);
@@ -113,10 +116,12 @@ void data_load(DataSplit *split, const DataConfig *cfg) {
         idx_load(split, cfg->path, src);
     } else if (strcmp(src, "cifar10") == 0 || strcmp(src, "cifar100") == 0) {
         int c100 = strcmp(src, "cifar100") == 0;
-        if (!cfg->path[0]) ed_fail("data.path: source %s needs the directory of the .bin files", src);
+        if (!cfg->path[0])
+            ed_fail("data.path: source %s needs the directory of the .bin files", src);
         int coarse = 0;
         if (c100) {
-            if (strcmp(cfg->labels, "coarse") == 0) coarse = 1;
+            if (strcmp(cfg->labels, "coarse") == 0)
+                coarse = 1;
             else if (cfg->labels[0] && strcmp(cfg->labels, "fine") != 0)
                 ed_fail("data.labels: must be fine or coarse, got '%s'", cfg->labels);
         }

@@ -134,8 +134,9 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
     char name[64], what[256];
     snprintf(name, sizeof(name), "/%s", part);
     if (!link_exists(f, name, path))
-        fail_h5(path, name, "missing group (a data file needs /train and /test, each with "
-                            "images and labels)");
+        fail_h5(path, name,
+                "missing group (a data file needs /train and /test, each with "
+                "images and labels)");
     /* images */
     snprintf(name, sizeof(name), "/%s/images", part);
     if (!link_exists(f, name, path)) fail_h5(path, name, "missing dataset");
@@ -146,7 +147,8 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
     H5T_sign_t sign;
     hid_t d = open_dataset(f, name, path, &nd, dims, &cls, &tsize, &sign);
     int u8 = 0;
-    if (cls == H5T_INTEGER && tsize == 1 && sign == H5T_SGN_NONE) u8 = 1;
+    if (cls == H5T_INTEGER && tsize == 1 && sign == H5T_SGN_NONE)
+        u8 = 1;
     else if (cls != H5T_FLOAT)
         fail_h5(path, name, "images must be uint8 or float32");
     char layout[32] = "NCHW";
@@ -168,14 +170,18 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
     } else if (nd == 3) {
         N = dims[0], C = 1, H = dims[1], W = dims[2];
     } else {
-        snprintf(what, sizeof(what), "images have %d dimensions (expected [N, C, H, W], "
-                 "[N, H, W, C] with layout=\"NHWC\", or [N, H, W])", nd);
+        snprintf(what, sizeof(what),
+                 "images have %d dimensions (expected [N, C, H, W], "
+                 "[N, H, W, C] with layout=\"NHWC\", or [N, H, W])",
+                 nd);
         fail_h5(path, name, what);
         return;
     }
     if (N < 1 || C < 1 || H < 1 || W < 1 || N > (1u << 30) || C * H * W > (1u << 28)) {
-        snprintf(what, sizeof(what), "images of shape %llu x %llu x %llu x %llu are empty or too "
-                 "large", (unsigned long long)N, (unsigned long long)C, (unsigned long long)H,
+        snprintf(what, sizeof(what),
+                 "images of shape %llu x %llu x %llu x %llu are empty or too "
+                 "large",
+                 (unsigned long long)N, (unsigned long long)C, (unsigned long long)H,
                  (unsigned long long)W);
         fail_h5(path, name, what);
     }
@@ -193,14 +199,18 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
             for (size_t p = 0; p < HW; p++)
                 for (size_t c = 0; c < C; c++) {
                     size_t src = (n * HW + p) * C + c, dst = (n * C + c) * HW + p;
-                    if (u8) ((uint8_t *)t)[dst] = ((uint8_t *)raw)[src];
-                    else ((float *)t)[dst] = ((float *)raw)[src];
+                    if (u8)
+                        ((uint8_t *)t)[dst] = ((uint8_t *)raw)[src];
+                    else
+                        ((float *)t)[dst] = ((float *)raw)[src];
                 }
         free(raw);
         raw = t;
     }
-    if (u8) ds->u8 = raw;
-    else ds->f32 = raw;
+    if (u8)
+        ds->u8 = raw;
+    else
+        ds->f32 = raw;
 
     /* labels */
     snprintf(name, sizeof(name), "/%s/labels", part);
@@ -208,9 +218,10 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
     d = open_dataset(f, name, path, &nd, dims, &cls, &tsize, &sign);
     if (cls != H5T_INTEGER) fail_h5(path, name, "labels must be integers");
     if (nd != 1 || dims[0] != N) {
-        snprintf(what, sizeof(what), "labels must be [%llu] like the images, got %d dimensions "
-                 "of first size %llu", (unsigned long long)N, nd,
-                 (unsigned long long)(nd ? dims[0] : 0));
+        snprintf(what, sizeof(what),
+                 "labels must be [%llu] like the images, got %d dimensions "
+                 "of first size %llu",
+                 (unsigned long long)N, nd, (unsigned long long)(nd ? dims[0] : 0));
         fail_h5(path, name, what);
     }
     int64_t *lab = xmalloc((size_t)N * sizeof(int64_t));
@@ -351,8 +362,8 @@ static void write_num_attr(hid_t obj, const char *name, hid_t file_type, hid_t m
 static void write_dataset(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int nd,
                           const hsize_t *dims, const void *data, const char *path) {
     hid_t sp = chk(H5Screate_simple(nd, dims, NULL), path, name, "cannot create the dataspace");
-    hid_t d = chk(H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                  path, name, "cannot create the dataset");
+    hid_t d = chk(H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path,
+                  name, "cannot create the dataset");
     chk_e(H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path, name,
           "cannot write the dataset");
     chk_e(H5Dclose(d), path, name, "cannot close the dataset");
@@ -387,8 +398,8 @@ void h5data_write(const DataSplit *split, const DataConfig *cfg, const char *con
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) ed_fail("%s: cannot create the file (does the directory exist and is it writable?)",
-                       tmp);
+    if (f < 0)
+        ed_fail("%s: cannot create the file (does the directory exist and is it writable?)", tmp);
     const Dataset *tr = &split->train;
     int version = H5DATA_VERSION;
     write_str_attr(f, "format", H5DATA_FORMAT, tmp);
@@ -417,5 +428,6 @@ void h5data_write(const DataSplit *split, const DataConfig *cfg, const char *con
     int fd = open(tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) ed_fail("%s: cannot sync: %s", tmp, strerror(errno));
     close(fd);
-    if (rename(tmp, path) != 0) ed_fail("%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+    if (rename(tmp, path) != 0)
+        ed_fail("%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
 }

@@ -71,12 +71,11 @@ static int idx_header(gzFile f, const char *path, int64_t dims[IDX_MAX_DIMS]) {
 /* Reads exactly n payload bytes and checks that nothing follows. */
 static void idx_payload(gzFile f, const char *path, void *buf, size_t n, const char *what) {
     size_t got = gz_read_all(f, buf, n, path);
-    if (got < n)
-        ed_fail("%s: truncated: expected %zu bytes of %s, got %zu", path, n, what, got);
+    if (got < n) ed_fail("%s: truncated: expected %zu bytes of %s, got %zu", path, n, what, got);
     unsigned char extra;
     if (gz_read_all(f, &extra, 1, path) != 0)
-        ed_fail("%s: malformed: more data after the %zu bytes of %s the header announces",
-                path, n, what);
+        ed_fail("%s: malformed: more data after the %zu bytes of %s the header announces", path, n,
+                what);
 }
 
 void idx_read_images(Dataset *ds, const char *path) {
@@ -91,6 +90,9 @@ void idx_read_images(Dataset *ds, const char *path) {
         ed_fail("%s: wrong dimensions %lld x %lld x %lld", path, (long long)dims[0],
                 (long long)dims[1], (long long)dims[2]);
     size_t n = (size_t)dims[0] * (size_t)dims[1] * (size_t)dims[2];
+    if (n > ((size_t)1 << 36))
+        ed_fail("%s: implausible header: %lld x %lld x %lld images (%zu bytes)", path,
+                (long long)dims[0], (long long)dims[1], (long long)dims[2], n);
     uint8_t *px = xmalloc(n);
     idx_payload(f, path, px, n, "pixels");
     gzclose(f);

@@ -65,23 +65,29 @@ static float *make_views(int k, int d, uint64_t seed, unsigned kind) {
     Rng r = rng_make(seed, rng_stream(RNG_PURPOSE_DATA, MV_ROLE_VIEWS, kind, 0));
     for (int a = 0; a < nv; a++) {
         double *va = v + (size_t)a * d;
-        for (int j = 0; j < d; j++) va[j] = rng_normal(&r);
+        for (int j = 0; j < d; j++)
+            va[j] = rng_normal(&r);
         /* v_a -= <v_a, v_b> v_b for every earlier v_b; twice for full precision */
         for (int pass = 0; pass < 2; pass++)
             for (int b = 0; b < a; b++) {
                 const double *vb = v + (size_t)b * d;
                 double dot = 0.0;
-                for (int j = 0; j < d; j++) dot += va[j] * vb[j];
-                for (int j = 0; j < d; j++) va[j] -= dot * vb[j];
+                for (int j = 0; j < d; j++)
+                    dot += va[j] * vb[j];
+                for (int j = 0; j < d; j++)
+                    va[j] -= dot * vb[j];
             }
         double norm = 0.0;
-        for (int j = 0; j < d; j++) norm += va[j] * va[j];
+        for (int j = 0; j < d; j++)
+            norm += va[j] * va[j];
         norm = sqrt(norm);
         ED_CHECK(norm > 1e-6, "view %d is degenerate after Gram-Schmidt (norm %g)", a, norm);
-        for (int j = 0; j < d; j++) va[j] /= norm;
+        for (int j = 0; j < d; j++)
+            va[j] /= norm;
     }
     float *out = xmalloc((size_t)nv * d * sizeof(float));
-    for (size_t i = 0; i < (size_t)nv * d; i++) out[i] = (float)v[i];
+    for (size_t i = 0; i < (size_t)nv * d; i++)
+        out[i] = (float)v[i];
     free(v);
     return out;
 }
@@ -92,7 +98,8 @@ static inline double uniform(Rng *r, double lo, double hi) {
 
 /* patch[d] += w * v[d] */
 static inline void add_scaled(float *patch, const float *v, double w, int d) {
-    for (int j = 0; j < d; j++) patch[j] += (float)(w * v[j]);
+    for (int j = 0; j < d; j++)
+        patch[j] += (float)(w * v[j]);
 }
 
 /* The parts every sample shares: feature noise and dense Gaussian noise on all P patches. */
@@ -108,13 +115,14 @@ static void add_noise(float *x, const float *views, const MultiviewConfig *mv, i
     if (strcmp(mv->noise, "gauss") == 0 && mv->sigma > 0.0) {
         /* x_p += N(0, sigma^2 / d I) */
         double s = mv->sigma / sqrt((double)d);
-        for (size_t j = 0; j < (size_t)P * d; j++) x[j] += (float)(s * rng_normal(r));
+        for (size_t j = 0; j < (size_t)P * d; j++)
+            x[j] += (float)(s * rng_normal(r));
     }
 }
 
 /* One multi-view sample into x[P, d]; returns its tag (1 multi-view, 0 single-view). */
-static int multiview_sample(float *x, int32_t *label, const float *views,
-                            const MultiviewConfig *mv, Rng *r, int *perm) {
+static int multiview_sample(float *x, int32_t *label, const float *views, const MultiviewConfig *mv,
+                            Rng *r, int *perm) {
     int k = mv->k, P = mv->patches, d = mv->d, ppv = mv->patches_per_view;
     memset(x, 0, (size_t)P * d * sizeof(float));
     int y = (int)rng_below(r, (uint32_t)k);
@@ -168,7 +176,8 @@ static int toy2_sample(float *x, int32_t *label, const float *views, const Multi
     for (int l = 0; l < 2; l++)
         for (int t = 0; t < ppv; t++) {
             double w = uniform(r, mv->view_lo, mv->view_hi);
-            if (show[l]) add_scaled(x + (size_t)perm[next++] * d, views + ((size_t)y * 2 + l) * d, w, d);
+            if (show[l])
+                add_scaled(x + (size_t)perm[next++] * d, views + ((size_t)y * 2 + l) * d, w, d);
         }
     int l = (int)rng_below(r, 2);
     add_scaled(x + (size_t)perm[next++] * d, views + ((size_t)(1 - y) * 2 + l) * d, TOY2_OFF_WEIGHT,
@@ -201,10 +210,10 @@ static void generate_part(Dataset *ds, const char *name, const char *part, int N
     ds->noise_sigma = ds->orth_noise ? (float)mv->sigma : 0.0f;
     int *perm = xmalloc((size_t)P * sizeof(int));
     for (int i = 0; i < N; i++) {
-        Rng r = rng_make((uint64_t)mv->seed, rng_stream(RNG_PURPOSE_DATA, (unsigned)role, kind,
-                                                        (uint32_t)i));
-        ds->tags[i] = (uint8_t)sample(ds->f32 + (size_t)i * P * d, &ds->labels[i], views, mv, &r,
-                                      perm);
+        Rng r = rng_make((uint64_t)mv->seed,
+                         rng_stream(RNG_PURPOSE_DATA, (unsigned)role, kind, (uint32_t)i));
+        ds->tags[i] =
+            (uint8_t)sample(ds->f32 + (size_t)i * P * d, &ds->labels[i], views, mv, &r, perm);
     }
     free(perm);
 }

@@ -14,8 +14,8 @@
 /* Runs fn(arg) in a child process. Returns 1 when the child exits with `status` and its stderr
  * contains `needle` (NULL: any message); else prints what differed (labelled `what`) and returns
  * 0. A child that returns from fn exits 0, so "no error" is caught. */
-__attribute__((unused)) static int expect_fail(const char *what, void (*fn)(void *), void *arg, int status,
-                       const char *needle) {
+__attribute__((unused)) static int expect_fail(const char *what, void (*fn)(void *), void *arg,
+                                               int status, const char *needle) {
     int fds[2];
     if (pipe(fds) != 0) {
         perror("pipe");
@@ -60,8 +60,10 @@ __attribute__((unused)) static int expect_fail(const char *what, void (*fn)(void
         fprintf(stderr, "FAIL %s: message does not contain \"%s\"\n", what, needle);
         ok = 0;
     }
-    if (!ok) fprintf(stderr, "  child's stderr: %s", len ? msg : "(empty)\n");
-    else printf("ok   %s: %s", what, len ? msg : "(no message)\n");
+    if (!ok)
+        fprintf(stderr, "  child's stderr: %s", len ? msg : "(empty)\n");
+    else
+        printf("ok   %s: %s", what, len ? msg : "(no message)\n");
     free(msg);
     return ok;
 }

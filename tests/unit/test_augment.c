@@ -7,8 +7,8 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/dataset.h"
 
-#include <stdarg.h>
 #include "ensdistill/rng.h"
+#include <stdarg.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -48,8 +48,10 @@ static Dataset make_u8(void) {
     ds.N = N, ds.C = C, ds.H = H, ds.W = W, ds.K = 10;
     ds.u8 = xmalloc((size_t)N * C * H * W);
     ds.labels = xmalloc(N * sizeof(int32_t));
-    for (int i = 0; i < N * C * H * W; i++) ds.u8[i] = (uint8_t)(1 + (i * 37) % 250); /* no 0 */
-    for (int i = 0; i < N; i++) ds.labels[i] = i % 10;
+    for (int i = 0; i < N * C * H * W; i++)
+        ds.u8[i] = (uint8_t)(1 + (i * 37) % 250); /* no 0 */
+    for (int i = 0; i < N; i++)
+        ds.labels[i] = i % 10;
     ds.id_base = 1000;
     return ds;
 }
@@ -93,7 +95,8 @@ static void test_plain(Dataset *ds) {
     int bad = 0;
     for (int b = 0; b < 3; b++)
         for (int j = 0; j < C * H * W; j++)
-            bad += fabsf(x[b * C * H * W + j] - ds->u8[(size_t)idx[b] * C * H * W + j] / 255.0f) > 1e-6f;
+            bad += fabsf(x[b * C * H * W + j] - ds->u8[(size_t)idx[b] * C * H * W + j] / 255.0f) >
+                   1e-6f;
     EXPECT(bad == 0, "plain batch: %d values differ from pixel / 255", bad);
     EXPECT(lab[0] == 5 && lab[2] == 3 && ids[0] == 1005 && ids[1] == 1000 && ids[2] == 1063,
            "labels %d %d ids %lld %lld", lab[0], lab[2], (long long)ids[0], (long long)ids[2]);
@@ -102,10 +105,11 @@ static void test_plain(Dataset *ds) {
 
 static void test_crop_flip(Dataset *ds) {
     int idx[N];
-    for (int i = 0; i < N; i++) idx[i] = i;
+    for (int i = 0; i < N; i++)
+        idx[i] = i;
     float *x = xfloats((size_t)N * C * H * W), *y = xfloats((size_t)N * C * H * W);
-    Augment aug = {.crop_pad = PAD, .flip = 1, .seed = 42,
-                   .stream = rng_stream(RNG_PURPOSE_AUGMENT, 1, 3, 0)};
+    Augment aug = {
+        .crop_pad = PAD, .flip = 1, .seed = 42, .stream = rng_stream(RNG_PURPOSE_AUGMENT, 1, 3, 0)};
     dataset_make_batch(ds, idx, N, x, NULL, NULL, &aug);
     int seen[2 * PAD + 1][2 * PAD + 1] = {{0}}, flips = 0, unmatched = 0;
     int tdy[N], tdx[N], tfl[N];
@@ -120,7 +124,8 @@ static void test_crop_flip(Dataset *ds) {
     EXPECT(unmatched == 0, "%d samples are not a shift with zeros and/or a mirror", unmatched);
     int shifts_seen = 0;
     for (int a = 0; a < 2 * PAD + 1; a++)
-        for (int b = 0; b < 2 * PAD + 1; b++) shifts_seen += seen[a][b] > 0;
+        for (int b = 0; b < 2 * PAD + 1; b++)
+            shifts_seen += seen[a][b] > 0;
     /* 64 draws over 25 shifts: each is missed with probability (24/25)^64 = 7%, so demand 18 */
     EXPECT(shifts_seen >= 18, "only %d of 25 shifts occur in 64 samples", shifts_seen);
     EXPECT(flips >= 16 && flips <= 48, "%d of 64 samples flipped", flips);
@@ -130,7 +135,8 @@ static void test_crop_flip(Dataset *ds) {
 
     /* same key, other batch order and position: the same result per sample */
     int rev[N];
-    for (int i = 0; i < N; i++) rev[i] = N - 1 - i;
+    for (int i = 0; i < N; i++)
+        rev[i] = N - 1 - i;
     dataset_make_batch(ds, rev, N, y, NULL, NULL, &aug);
     int diff = 0;
     for (int i = 0; i < N; i++)
@@ -173,10 +179,14 @@ static void test_crop_flip(Dataset *ds) {
     int bad = 0, mirrored = 0, nonzero_shift = 0;
     for (int i = 0; i < N; i++) {
         int dy, dx, fl;
-        if (!find_transform(ds, i, x + (size_t)i * C * H * W, &dy, &dx, &fl) || fl) bad++;
-        else nonzero_shift += dy || dx;
-        if (!find_transform(ds, i, y + (size_t)i * C * H * W, &dy, &dx, &fl) || dy || dx) bad++;
-        else mirrored += fl;
+        if (!find_transform(ds, i, x + (size_t)i * C * H * W, &dy, &dx, &fl) || fl)
+            bad++;
+        else
+            nonzero_shift += dy || dx;
+        if (!find_transform(ds, i, y + (size_t)i * C * H * W, &dy, &dx, &fl) || dy || dx)
+            bad++;
+        else
+            mirrored += fl;
     }
     EXPECT(bad == 0 && mirrored > 0 && mirrored < N && nonzero_shift > N / 2,
            "crop only / flip only: %d bad, %d mirrored, %d shifted", bad, mirrored, nonzero_shift);
@@ -185,7 +195,8 @@ static void test_crop_flip(Dataset *ds) {
 
     /* normalised: the padded pixels are (0 - mean) / std, the others (p/255 - mean) / std */
     ds->normalize = 1;
-    for (int c = 0; c < C; c++) ds->mean[c] = 0.2f + 0.1f * c, ds->std[c] = 0.5f - 0.1f * c;
+    for (int c = 0; c < C; c++)
+        ds->mean[c] = 0.2f + 0.1f * c, ds->std[c] = 0.5f - 0.1f * c;
     dataset_make_batch(ds, idx, N, y, NULL, NULL, &crop);
     double worst = 0;
     for (int i = 0; i < N; i++) {
@@ -196,7 +207,8 @@ static void test_crop_flip(Dataset *ds) {
                 for (int xx = 0; xx < W; xx++) {
                     int v = ref_pixel(ds, i, c, yy, xx, dy, dx, 0);
                     double want = ((v < 0 ? 0 : v / 255.0) - ds->mean[c]) / ds->std[c];
-                    worst = fmax(worst, fabs(y[(size_t)i * C * H * W + (c * H + yy) * W + xx] - want));
+                    worst =
+                        fmax(worst, fabs(y[(size_t)i * C * H * W + (c * H + yy) * W + xx] - want));
                 }
     }
     EXPECT(worst < 1e-5, "normalised crop: max error %g", worst);
@@ -207,11 +219,13 @@ static void test_crop_flip(Dataset *ds) {
     Dataset fd = *ds;
     fd.u8 = NULL;
     fd.f32 = xfloats((size_t)N * C * H * W);
-    for (size_t j = 0; j < (size_t)N * C * H * W; j++) fd.f32[j] = ds->u8[j] / 255.0f;
+    for (size_t j = 0; j < (size_t)N * C * H * W; j++)
+        fd.f32[j] = ds->u8[j] / 255.0f;
     dataset_make_batch(ds, idx, N, x, NULL, NULL, &aug);
     dataset_make_batch(&fd, idx, N, y, NULL, NULL, &aug);
     worst = 0;
-    for (size_t j = 0; j < (size_t)N * C * H * W; j++) worst = fmax(worst, fabs(x[j] - y[j]));
+    for (size_t j = 0; j < (size_t)N * C * H * W; j++)
+        worst = fmax(worst, fabs(x[j] - y[j]));
     EXPECT(worst < 1e-6, "float data: max difference to uint8 %g", worst);
     report("float data augmented like uint8 data (max difference %.1e)\n", worst);
     free(fd.f32);
@@ -225,9 +239,11 @@ static void bench_cifar_batch(void) {
     ds.N = 1024, ds.C = 3, ds.H = 32, ds.W = 32, ds.K = 10;
     ds.u8 = xmalloc((size_t)1024 * 3072);
     ds.labels = xcalloc(1024, sizeof(int32_t));
-    for (size_t j = 0; j < (size_t)1024 * 3072; j++) ds.u8[j] = (uint8_t)(j * 131);
+    for (size_t j = 0; j < (size_t)1024 * 3072; j++)
+        ds.u8[j] = (uint8_t)(j * 131);
     ds.normalize = 1;
-    for (int c = 0; c < 3; c++) ds.mean[c] = 0.5f, ds.std[c] = 0.25f;
+    for (int c = 0; c < 3; c++)
+        ds.mean[c] = 0.5f, ds.std[c] = 0.25f;
     int idx[128];
     float *x = xfloats((size_t)128 * 3072);
     Augment aug = {.crop_pad = 4, .flip = 1, .seed = 1, .stream = 5};
@@ -235,7 +251,8 @@ static void bench_cifar_batch(void) {
     int reps = 200;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int r = 0; r < reps; r++) {
-        for (int b = 0; b < 128; b++) idx[b] = (r * 128 + b * 7) % 1024;
+        for (int b = 0; b < 128; b++)
+            idx[b] = (r * 128 + b * 7) % 1024;
         aug.stream = (uint64_t)r;
         dataset_make_batch(&ds, idx, 128, x, NULL, NULL, &aug);
     }

@@ -4,9 +4,9 @@
  * cases (truncated record, out-of-range label, missing batch file, empty file, bad labels key). */
 #include "ensdistill/dataset.h"
 
-#include <stdarg.h>
 #include "ensdistill/error.h"
 #include "expect_fail.h"
+#include <stdarg.h>
 
 #include <stdint.h>
 #include <sys/stat.h>
@@ -58,7 +58,8 @@ static void write_cifar(const char *path, int cifar100, int file, int n, int bad
             p[0] = (unsigned char)label10(file, r);
         }
         if (r == bad_rec) p[cifar100 && bad_label >= 100] = (unsigned char)bad_label; /* fine: 1 */
-        for (int j = 0; j < 3072; j++) p[(cifar100 ? 2 : 1) + j] = pixel_of(file, r, j);
+        for (int j = 0; j < 3072; j++)
+            p[(cifar100 ? 2 : 1) + j] = pixel_of(file, r, j);
     }
     FILE *f = fopen(path, "wb");
     size_t len = (size_t)n * rec - (size_t)cut;

@@ -43,12 +43,16 @@ int main(void) {
            "shape %d x %d x %d, K %d", tr->C, tr->H, tr->W, tr->K);
     int bad = 0, counts[10] = {0};
     for (int i = 0; i < tr->N; i++) {
-        if (tr->labels[i] < 0 || tr->labels[i] >= 10) bad++;
-        else counts[tr->labels[i]]++;
+        if (tr->labels[i] < 0 || tr->labels[i] >= 10)
+            bad++;
+        else
+            counts[tr->labels[i]]++;
     }
-    for (int i = 0; i < te->N; i++) bad += te->labels[i] < 0 || te->labels[i] >= 10;
+    for (int i = 0; i < te->N; i++)
+        bad += te->labels[i] < 0 || te->labels[i] >= 10;
     EXPECT(bad == 0, "%d labels out of range", bad);
-    for (int c = 0; c < 10; c++) EXPECT(counts[c] == 6000, "class %d has %d samples", c, counts[c]);
+    for (int c = 0; c < 10; c++)
+        EXPECT(counts[c] == 6000, "class %d has %d samples", c, counts[c]);
     int want_tr[5] = {9, 0, 0, 3, 0}, want_te[5] = {9, 2, 1, 1, 6};
     for (int i = 0; i < 5; i++) {
         EXPECT(tr->labels[i] == want_tr[i], "train label %d = %d, expected %d", i, tr->labels[i],
@@ -56,8 +60,7 @@ int main(void) {
         EXPECT(te->labels[i] == want_te[i], "test label %d = %d, expected %d", i, te->labels[i],
                want_te[i]);
     }
-    EXPECT(tr->u8[10 * 28 + 14] == 228, "pixel [0,10,14] = %d, expected 228",
-           tr->u8[10 * 28 + 14]);
+    EXPECT(tr->u8[10 * 28 + 14] == 228, "pixel [0,10,14] = %d, expected 228", tr->u8[10 * 28 + 14]);
     EXPECT(fabs(tr->mean[0] - 0.2860406) < 1e-5 && fabs(tr->std[0] - 0.3530242) < 1e-5,
            "mean %.7f std %.7f, expected 0.2860406 0.3530242", tr->mean[0], tr->std[0]);
     size_t bytes = dataset_bytes(tr) + dataset_bytes(te);

@@ -42,8 +42,8 @@ static int same_dataset(const Dataset *a, const Dataset *b, const char *what) {
     char diff[256] = "";
     size_t n = (size_t)a->N * dataset_sample_floats(a);
     if (a->N != b->N || a->C != b->C || a->H != b->H || a->W != b->W || a->K != b->K)
-        snprintf(diff, sizeof(diff), "shape %d %d %d %d K %d vs %d %d %d %d K %d", a->N, a->C,
-                 a->H, a->W, a->K, b->N, b->C, b->H, b->W, b->K);
+        snprintf(diff, sizeof(diff), "shape %d %d %d %d K %d vs %d %d %d %d K %d", a->N, a->C, a->H,
+                 a->W, a->K, b->N, b->C, b->H, b->W, b->K);
     else if ((a->u8 == NULL) != (b->u8 == NULL) || (a->f32 == NULL) != (b->f32 == NULL))
         snprintf(diff, sizeof(diff), "storage type");
     else if (a->u8 && memcmp(a->u8, b->u8, n) != 0)
@@ -80,10 +80,10 @@ static DataConfig mv_config(const char *noise) {
     memset(&c, 0, sizeof(c));
     snprintf(c.source, sizeof(c.source), "multiview");
     MultiviewConfig *m = &c.multiview;
-    m->k = 5, m->d = 16, m->patches = 6, m->patches_per_view = 1, m->n_train = 200,
-    m->n_test = 50, m->mu = 0.2, m->view_lo = 1, m->view_hi = 1.3, m->weak_scale = 0.05,
-    m->off_prob = 0.3, m->off_mv_lo = 0.4, m->off_mv_hi = 0.6, m->off_sv_lo = 0.05,
-    m->off_sv_hi = 0.15, m->sigma = 1.3, m->seed = 3;
+    m->k = 5, m->d = 16, m->patches = 6, m->patches_per_view = 1, m->n_train = 200, m->n_test = 50,
+    m->mu = 0.2, m->view_lo = 1, m->view_hi = 1.3, m->weak_scale = 0.05, m->off_prob = 0.3,
+    m->off_mv_lo = 0.4, m->off_mv_hi = 0.6, m->off_sv_lo = 0.05, m->off_sv_hi = 0.15,
+    m->sigma = 1.3, m->seed = 3;
     snprintf(m->noise, sizeof(m->noise), "%s", noise);
     c.normalize = 1;
     return c;
@@ -141,8 +141,10 @@ static void test_roundtrips(void) {
         d->N = p ? 7 : 30, d->C = 3, d->H = 4, d->W = 5, d->K = 4;
         d->u8 = xmalloc((size_t)d->N * 60);
         d->labels = xmalloc((size_t)d->N * 4);
-        for (int i = 0; i < d->N * 60; i++) d->u8[i] = (uint8_t)(i * 13 + p);
-        for (int i = 0; i < d->N; i++) d->labels[i] = (i + p) % 4;
+        for (int i = 0; i < d->N * 60; i++)
+            d->u8[i] = (uint8_t)(i * 13 + p);
+        for (int i = 0; i < d->N; i++)
+            d->labels[i] = (i + p) % 4;
     }
     u.test.id_base = 30;
     DataConfig ucfg;
@@ -181,8 +183,18 @@ static void put_fixed_str_attr(hid_t obj, const char *name, const char *value) {
 /* Variants of a small file: images NHWC uint8 [N, 4, 5, 3] with pixel (n, y, x, c) = n*60 +
  * y*15 + x*3 + c, int64 labels n % 3. Each `bad` value breaks one thing. */
 enum {
-    OK_NHWC, OK_NHW, BAD_LAYOUT, BAD_NO_TEST, BAD_NO_LABELS, BAD_LABEL_LEN, BAD_FLOAT_LABELS,
-    BAD_INT16_IMAGES, BAD_LABEL_RANGE, BAD_RANK2, BAD_MISMATCH, BAD_NEG_LABEL
+    OK_NHWC,
+    OK_NHW,
+    BAD_LAYOUT,
+    BAD_NO_TEST,
+    BAD_NO_LABELS,
+    BAD_LABEL_LEN,
+    BAD_FLOAT_LABELS,
+    BAD_INT16_IMAGES,
+    BAD_LABEL_RANGE,
+    BAD_RANK2,
+    BAD_MISMATCH,
+    BAD_NEG_LABEL
 };
 
 static void write_variant(const char *path, int bad) {
@@ -193,7 +205,8 @@ static void write_variant(const char *path, int bad) {
         hid_t g = H5Gcreate2(f, p ? "test" : "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         int N = p ? 4 : 6;
         uint8_t px[6 * 60];
-        for (int i = 0; i < N * 60; i++) px[i] = (uint8_t)(i + 7 * p);
+        for (int i = 0; i < N * 60; i++)
+            px[i] = (uint8_t)(i + 7 * p);
         int W = (bad == BAD_MISMATCH && p == 1) ? 4 : 5;
         hsize_t dims[4] = {(hsize_t)N, 4, (hsize_t)W, 3};
         if (bad == OK_NHW) {
@@ -214,7 +227,8 @@ static void write_variant(const char *path, int bad) {
             H5Dclose(d);
         }
         int64_t lab[6];
-        for (int i = 0; i < N; i++) lab[i] = i % 3;
+        for (int i = 0; i < N; i++)
+            lab[i] = i % 3;
         if (bad == BAD_LABEL_RANGE && p == 1) lab[2] = 3;
         if (bad == BAD_NEG_LABEL && p == 0) lab[4] = -1;
         hsize_t ln = (hsize_t)(bad == BAD_LABEL_LEN ? N - 1 : N);
@@ -275,8 +289,9 @@ static void test_layouts(void) {
         int bad;
         const char *what, *needle;
     } cases[] = {
-        {BAD_LAYOUT, "bad layout attribute", "/train/images: attribute layout must be \"NCHW\" or "
-                                             "\"NHWC\", got \"NWHC\""},
+        {BAD_LAYOUT, "bad layout attribute",
+         "/train/images: attribute layout must be \"NCHW\" or "
+         "\"NHWC\", got \"NWHC\""},
         {BAD_NO_TEST, "missing /test", "/test: missing group"},
         {BAD_NO_LABELS, "missing labels", "/train/labels: missing dataset"},
         {BAD_LABEL_LEN, "labels of the wrong length", "/train/labels: labels must be [6]"},

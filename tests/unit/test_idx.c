@@ -1,12 +1,13 @@
 /* IDX reader: small files in the exact MNIST format (gzip and plain) written here; counts, a
  * known pixel and label, limits and normalisation through data_load, and every malformed case
  * (truncated, bad magic, wrong type, wrong dimensions, count mismatch, out-of-range label,
- * trailing data, corrupt gzip, missing file) stopping with status 2 and a message naming the file. */
+ * trailing data, corrupt gzip, missing file) stopping with status 2 and a message naming the file.
+ */
 #include "ensdistill/dataset.h"
 
-#include <stdarg.h>
 #include "ensdistill/error.h"
 #include "expect_fail.h"
+#include <stdarg.h>
 
 #include <math.h>
 #include <stdint.h>
@@ -74,7 +75,8 @@ static void write_set(const char *d, const char *prefix, int N, int gz) {
     char path[1024];
     unsigned char px[64 * 12], lab[64];
     for (int i = 0; i < N; i++) {
-        for (int j = 0; j < 12; j++) px[i * 12 + j] = (unsigned char)((i * 12 + j) * 3);
+        for (int j = 0; j < 12; j++)
+            px[i * 12 + j] = (unsigned char)((i * 12 + j) * 3);
         lab[i] = (unsigned char)(i % 10);
     }
     uint32_t idims[3] = {(uint32_t)N, 3, 4}, ldims[1] = {(uint32_t)N};
@@ -108,8 +110,7 @@ static void test_good(int gz) {
            s.train.u8[13 * 12 + 9]);
     EXPECT(s.train.labels[13] == 3 && s.test.labels[6] == 6, "labels %d %d", s.train.labels[13],
            s.test.labels[6]);
-    EXPECT(s.test.id_base == 20 && s.train.id_base == 0, "id_base %lld",
-           (long long)s.test.id_base);
+    EXPECT(s.test.id_base == 20 && s.train.id_base == 0, "id_base %lld", (long long)s.test.id_base);
     EXPECT(!s.train.normalize, "normalize must stay off");
     EXPECT(dataset_bytes(&s.train) == 20 * 12 + 20 * 4, "bytes %zu", dataset_bytes(&s.train));
     datasplit_free(&s);
@@ -122,9 +123,11 @@ static void test_good(int gz) {
     EXPECT(s.train.N == 10 && s.test.N == 3 && s.test.id_base == 10, "limits %d %d base %lld",
            s.train.N, s.test.N, (long long)s.test.id_base);
     double sum = 0, ss = 0;
-    for (int j = 0; j < 120; j++) sum += ((j * 3) % 256) / 255.0;
+    for (int j = 0; j < 120; j++)
+        sum += ((j * 3) % 256) / 255.0;
     double mean = sum / 120;
-    for (int j = 0; j < 120; j++) ss += pow(((j * 3) % 256) / 255.0 - mean, 2);
+    for (int j = 0; j < 120; j++)
+        ss += pow(((j * 3) % 256) / 255.0 - mean, 2);
     double sd = sqrt(ss / 120);
     EXPECT(fabs(s.train.mean[0] - mean) < 1e-6 && fabs(s.train.std[0] - sd) < 1e-6,
            "mean %g std %g, expected %g %g", s.train.mean[0], s.train.std[0], mean, sd);
@@ -136,8 +139,7 @@ static void test_good(int gz) {
     float want = (float)((((12 + 5) * 3) % 256 / 255.0 - mean) / sd);
     EXPECT(fabsf(x[5] - want) < 1e-5, "normalised pixel %g, expected %g", x[5], want);
     datasplit_free(&s);
-    report("%s IDX files: counts, pixel, labels, limits, normalisation\n",
-           gz ? "gzip" : "plain");
+    report("%s IDX files: counts, pixel, labels, limits, normalisation\n", gz ? "gzip" : "plain");
 }
 
 /* ---- malformed files: each case writes one file and reads it in a child ---- */
@@ -228,7 +230,8 @@ static void test_malformed(void) {
         ReadArgs a = {0};
         snprintf(a.path, sizeof(a.path), "%s/crc-images-idx3-ubyte.gz", dir);
         static unsigned char noise[2 * 784];
-        for (size_t i = 0; i < sizeof(noise); i++) noise[i] = (unsigned char)(i * 7919 >> 3);
+        for (size_t i = 0; i < sizeof(noise); i++)
+            noise[i] = (unsigned char)(i * 7919 >> 3);
         write_idx(a.path, 1, IMG_MAGIC, 3, img2, noise, sizeof(noise));
         FILE *f = fopen(a.path, "r+b");
         fseek(f, 0, SEEK_END);

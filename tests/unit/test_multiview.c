@@ -5,9 +5,9 @@
  * Gaussian noise of variance sigma^2/d; feature noise; toy2's 80/10/10 split; bad parameters. */
 #include "ensdistill/dataset.h"
 
-#include <stdarg.h>
 #include "ensdistill/error.h"
 #include "expect_fail.h"
+#include <stdarg.h>
 
 #include <math.h>
 
@@ -69,9 +69,12 @@ static void test_views(const Dataset *ds) {
     for (int a = 0; a < 2 * K; a++)
         for (int b = 0; b <= a; b++) {
             double dot = 0;
-            for (int j = 0; j < D; j++) dot += (double)ds->views[a * D + j] * ds->views[b * D + j];
-            if (a == b) worst_norm = fmax(worst_norm, fabs(dot - 1));
-            else worst_dot = fmax(worst_dot, fabs(dot));
+            for (int j = 0; j < D; j++)
+                dot += (double)ds->views[a * D + j] * ds->views[b * D + j];
+            if (a == b)
+                worst_norm = fmax(worst_norm, fabs(dot - 1));
+            else
+                worst_dot = fmax(worst_dot, fabs(dot));
         }
     EXPECT(worst_dot < 1e-5 && worst_norm < 1e-5, "views: max |<va,vb>| %g, max |norm^2-1| %g",
            worst_dot, worst_norm);
@@ -85,7 +88,8 @@ static int decode(const float *x, const Dataset *ds, int *which, double *w) {
     int n = 0;
     for (int a = 0; a < 2 * ds->K; a++) {
         double c = 0;
-        for (int j = 0; j < ds->D; j++) c += (double)x[j] * ds->views[a * ds->D + j];
+        for (int j = 0; j < ds->D; j++)
+            c += (double)x[j] * ds->views[a * ds->D + j];
         if (fabs(c) > 1e-4) {
             n++;
             *which = a;
@@ -162,7 +166,8 @@ static void test_regime(void) {
     expect_fraction("class 3 frequency (1/k)", class_count[3], tr->N, 0.1);
     expect_fraction("single-view samples showing view 1 strong", strong_first, single, 0.5);
     long test_single = 0;
-    for (int i = 0; i < s.test.N; i++) test_single += !s.test.tags[i];
+    for (int i = 0; i < s.test.N; i++)
+        test_single += !s.test.tags[i];
     expect_fraction("test single-view fraction", test_single, s.test.N, m->mu);
     /* train and test come from different streams */
     EXPECT(memcmp(tr->f32, s.test.f32, 1000 * sizeof(float) * 12 * 32) != 0,
@@ -242,8 +247,7 @@ static void test_noise(void) {
     /* variance of the sample variance of normals: 2 var^2 / n */
     int ok = fabs(var - want) < 4 * sqrt(2.0 / n) * want && fabs(mean) < 4 * sqrt(want / n);
     EXPECT(ok, "gauss noise statistics");
-    report("gauss noise: mean %.5f, variance %.5f (expected sigma^2/d = %.5f)\n", mean, var,
-           want);
+    report("gauss noise: mean %.5f, variance %.5f (expected sigma^2/d = %.5f)\n", mean, var, want);
 
     snprintf(m->noise, sizeof(m->noise), "orth");
     m->feature_noise = 0.3;
@@ -252,7 +256,8 @@ static void test_noise(void) {
     double gsum = 0;
     float diff[32];
     for (size_t p = 0; p < (size_t)500 * 12; p++) {
-        for (int j = 0; j < 32; j++) diff[j] = feat.train.f32[p * 32 + j] - clean.train.f32[p * 32 + j];
+        for (int j = 0; j < 32; j++)
+            diff[j] = feat.train.f32[p * 32 + j] - clean.train.f32[p * 32 + j];
         int a = -1;
         double w = 0;
         int k = decode(diff, &feat.train, &a, &w);
@@ -279,7 +284,8 @@ static void test_toy2(void) {
     DataSplit s;
     data_load(&s, &cfg);
     const Dataset *tr = &s.train;
-    EXPECT(tr->K == 2 && tr->C == 4 && tr->D == 8, "toy2 shape K %d C %d D %d", tr->K, tr->C, tr->D);
+    EXPECT(tr->K == 2 && tr->C == 4 && tr->D == 8, "toy2 shape K %d C %d D %d", tr->K, tr->C,
+           tr->D);
     long both = 0, only1 = 0, only2 = 0, class1 = 0, bad = 0;
     for (int i = 0; i < tr->N; i++) {
         int y = tr->labels[i], own[2] = {0, 0}, off = 0;
@@ -289,15 +295,22 @@ static void test_toy2(void) {
             double w = 0;
             int n = decode(tr->f32 + ((size_t)i * 4 + p) * 8, tr, &a, &w);
             if (n == 0) continue;
-            if (n > 1) bad++;
-            else if (a / 2 == y) own[a % 2]++, bad += !in_range(w, 1.0, 1.3);
-            else off++, bad += fabs(w - 0.1) > 1e-5;
+            if (n > 1)
+                bad++;
+            else if (a / 2 == y)
+                own[a % 2]++, bad += !in_range(w, 1.0, 1.3);
+            else
+                off++, bad += fabs(w - 0.1) > 1e-5;
         }
         if (off != 1) bad++;
-        if (own[0] && own[1]) both++, bad += tr->tags[i] != 1;
-        else if (own[0]) only1++, bad += tr->tags[i] != 0;
-        else if (own[1]) only2++, bad += tr->tags[i] != 0;
-        else bad++;
+        if (own[0] && own[1])
+            both++, bad += tr->tags[i] != 1;
+        else if (own[0])
+            only1++, bad += tr->tags[i] != 0;
+        else if (own[1])
+            only2++, bad += tr->tags[i] != 0;
+        else
+            bad++;
     }
     EXPECT(bad == 0, "toy2: %ld samples break the construction", bad);
     expect_fraction("toy2 both views", both, tr->N, 0.8);

@@ -79,8 +79,10 @@ int cmd_datagen(int argc, char **argv) {
     printf("%s\n", dataset_describe(&split.test, line, sizeof(line)));
     if (split.train.tags) {
         int mv_train = 0, mv_test = 0;
-        for (int i = 0; i < split.train.N; i++) mv_train += split.train.tags[i];
-        for (int i = 0; i < split.test.N; i++) mv_test += split.test.tags[i];
+        for (int i = 0; i < split.train.N; i++)
+            mv_train += split.train.tags[i];
+        for (int i = 0; i < split.test.N; i++)
+            mv_test += split.test.tags[i];
         printf("multi-view samples: train %d of %d, test %d of %d; noise %s sigma %g\n", mv_train,
                split.train.N, mv_test, split.test.N, cfg->data.multiview.noise,
                cfg->data.multiview.sigma);
