@@ -1,6 +1,8 @@
 /* Models: an ordered list of operations over one parameter arena, one gradient arena, one
  * momentum arena, one buffer arena (BatchNorm statistics) and one activation arena sized for
- * max_batch samples at build time. Nothing is allocated after model_create.
+ * max_batch samples at build time. Nothing is allocated after model_create. Activations that
+ * backward does not read, and activation gradients, share slots when their lifetimes do not
+ * overlap (WRN-28-10 at batch 128: 3.0 GiB of arenas instead of 8.6).
  *
  * Architectures by name (model_create):
  *   mlp               flatten -> linear(hidden) -> relu -> linear(hidden) -> relu -> linear(K)
@@ -52,7 +54,7 @@ typedef struct {
     int n_ops;
     int n_values;
     void *values;            /* private value table */
-    float *acts, *dacts;     /* activation arena and its gradients */
+    float *acts, *dacts;     /* activation arena and the (smaller) activation-gradient arena */
     size_t act_floats;
     float *workspace;        /* shared scratch (im2col) */
     size_t workspace_floats;

@@ -57,12 +57,7 @@ static int new_value(Builder *b, int C, int H, int W, int alias_of) {
     v->W = W;
     v->alias_of = alias_of;
     v->requires_grad = 0;
-    if (alias_of >= 0) {
-        v->offset = b->values[alias_of].offset;
-    } else {
-        v->offset = b->act_floats;
-        b->act_floats += round_up((size_t)b->max_batch * value_size(v));
-    }
+    v->offset = v->goffset = 0; /* plan_memory */
     return b->n_values++;
 }
 
@@ -281,6 +276,110 @@ static float mv_noise_init(const void *ctx, int row, int64_t coord) {
            c->std;
 }
 
+/* ---- memory plan ---- */
+
+typedef struct {
+    size_t offset, size;
+    int start, end; /* live over [start, end] in some clock */
+} Slot;
+
+/* First fit: the lowest offset where [offset, offset+size) overlaps no slot live at the same
+ * time. Slots are few (one per value), so the quadratic scan is cheap. */
+static size_t place(const Slot *slots, int n, size_t size, int start, int end) {
+    size_t offset = 0;
+    for (;;) {
+        int moved = 0;
+        for (int i = 0; i < n; i++) {
+            const Slot *s = &slots[i];
+            if (s->end < start || s->start > end) continue; /* not live together */
+            if (s->offset < offset + size && offset < s->offset + s->size) {
+                offset = s->offset + s->size;
+                moved = 1;
+            }
+        }
+        if (!moved) return offset;
+    }
+}
+
+static int root_of(const Value *V, int v) {
+    return V[v].alias_of >= 0 ? V[v].alias_of : v;
+}
+
+/* Assigns every value its activation and gradient slots (see Value) and the zeroing lists.
+ * Forward clock: op index; backward clock: op index too, a gradient being live from its
+ * producer's op to its last reader's. An activation is read by backward when it is the input
+ * of a conv, linear, BN or mvconv, or the output of a ReLU (relu_backward gets the output:
+ * out > 0 exactly where in > 0), or the logits or the network input. */
+static void plan_memory(Model *m, int max_batch) {
+    Value *V = m->values;
+    int nv = m->n_values, n_ops = m->n_ops;
+    int *prod = xmalloc((size_t)nv * sizeof(int)), *last = xmalloc((size_t)nv * sizeof(int));
+    int *keep = xcalloc((size_t)nv, sizeof(int));
+    for (int v = 0; v < nv; v++) prod[v] = last[v] = -1;
+    for (int i = 0; i < n_ops; i++) {
+        const Op *op = &m->ops[i];
+        prod[root_of(V, op->out)] = op->kind == OP_FLATTEN ? prod[root_of(V, op->out)] : i;
+        int ins[2] = {op->in, op->in2};
+        for (int k = 0; k < 2; k++)
+            if (ins[k] >= 0 && op->kind != OP_FLATTEN) last[root_of(V, ins[k])] = i;
+        if (op->kind == OP_CONV || op->kind == OP_LINEAR || op->kind == OP_BN ||
+            op->kind == OP_MVCONV)
+            keep[root_of(V, op->in)] = 1;
+        if (op->kind == OP_RELU) keep[root_of(V, op->out)] = 1;
+    }
+    keep[0] = 1;
+    keep[root_of(V, m->logits_value)] = 1;
+    last[root_of(V, m->logits_value)] = n_ops; /* read by the caller, seeded by backward */
+
+    Slot *slots = xmalloc((size_t)nv * sizeof(Slot));
+    int ns = 0;
+    size_t act_floats = 0;
+    for (int v = 0; v < nv; v++) { /* values are created in forward order */
+        if (V[v].alias_of >= 0) continue;
+        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
+        int start = v == 0 ? -1 : prod[v], end = keep[v] ? INT32_MAX : last[v];
+        if (end < start) end = start; /* produced and never read */
+        V[v].offset = place(slots, ns, size, start, end);
+        slots[ns++] = (Slot){V[v].offset, size, start, end};
+        if (V[v].offset + size > act_floats) act_floats = V[v].offset + size;
+    }
+    ns = 0;
+    size_t dact_floats = 0;
+    for (int v = nv - 1; v >= 0; v--) { /* in the order backward meets them */
+        if (V[v].alias_of >= 0 || !V[v].requires_grad) continue;
+        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
+        int end = last[v] < prod[v] ? prod[v] : last[v];
+        V[v].goffset = place(slots, ns, size, prod[v], end);
+        slots[ns++] = (Slot){V[v].goffset, size, prod[v], end};
+        if (V[v].goffset + size > dact_floats) dact_floats = V[v].goffset + size;
+    }
+    for (int v = 0; v < nv; v++)
+        if (V[v].alias_of >= 0) {
+            V[v].offset = V[V[v].alias_of].offset;
+            V[v].goffset = V[V[v].alias_of].goffset;
+        }
+
+    /* zero lists: value v's gradient is zeroed before the backward of op last[v] */
+    struct ModelPrivate *p = m->priv;
+    p->zero_begin = xcalloc((size_t)n_ops + 2, sizeof(int));
+    p->zero_list = xcalloc((size_t)nv + 1, sizeof(int));
+    for (int v = 0; v < nv; v++)
+        if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
+            p->zero_begin[last[v] + 1]++;
+    for (int i = 0; i < n_ops; i++) p->zero_begin[i + 1] += p->zero_begin[i];
+    int *fill = xcalloc((size_t)n_ops + 1, sizeof(int));
+    for (int v = 0; v < nv; v++)
+        if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
+            p->zero_list[p->zero_begin[last[v]] + fill[last[v]]++] = v;
+    m->act_floats = act_floats;
+    p->dact_floats = dact_floats;
+    free(fill);
+    free(slots);
+    free(prod);
+    free(last);
+    free(keep);
+}
+
 static int op_has_trainable(const Model *m, const Op *op) {
     for (int i = 0; i < 5; i++) {
         int t = op->t[i];
@@ -386,13 +485,13 @@ Model *model_create(const ModelSpec *spec) {
         if (op->kind == OP_BN) p->has_bn = 1;
     }
 
+    plan_memory(m, s.max_batch);
     m->params = xfloats(m->tensors.param_floats);
     m->grads = xfloats(m->tensors.param_floats);
     m->momentum = xfloats(m->tensors.param_floats);
     m->buffers = xfloats(m->tensors.buffer_floats);
-    m->act_floats = b.act_floats;
-    m->acts = xfloats(b.act_floats);
-    m->dacts = xfloats(b.act_floats);
+    m->acts = xfloats(m->act_floats);
+    m->dacts = xfloats(p->dact_floats);
     m->workspace_floats = b.workspace_floats;
     m->workspace = xfloats(b.workspace_floats);
     m->int_scratch_count = b.int_count;
@@ -427,6 +526,8 @@ void model_free(Model *m) {
         free(m->priv->saved);
         free(m->priv->op_fwd_seconds);
         free(m->priv->op_bwd_seconds);
+        free(m->priv->zero_begin);
+        free(m->priv->zero_list);
         free(m->priv);
     }
     free(m);
@@ -486,7 +587,7 @@ static double now_seconds(void) {
 
 #define VAL(i) (((const Value *)m->values)[i])
 #define ACT(i) (m->acts + VAL(i).offset)
-#define DACT(i) (VAL(i).requires_grad ? m->dacts + VAL(i).offset : NULL)
+#define DACT(i) (VAL(i).requires_grad ? m->dacts + VAL(i).goffset : NULL)
 #define PARAM(t) ((t) >= 0 ? m->params + m->tensors.items[t].offset : NULL)
 #define GRAD(t) ((t) >= 0 ? m->grads + m->tensors.items[t].offset : NULL)
 #define BUFFER(t) (m->buffers + m->tensors.items[t].offset)
@@ -553,7 +654,7 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
 
 static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids) {
     const Value in = VAL(op->in), out = VAL(op->out);
-    const float *x = ACT(op->in), *dy = m->dacts + out.offset;
+    const float *x = ACT(op->in), *dy = m->dacts + out.goffset;
     float *dx = DACT(op->in);
     size_t n = (size_t)B * value_size(&out);
     switch (op->kind) {
@@ -571,8 +672,8 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
                            invstd, B, in.C, in.H * in.W);
         break;
     }
-    case OP_RELU:
-        relu_backward(dx, dy, x, n);
+    case OP_RELU: /* the output is > 0 exactly where the input is (the input may be gone) */
+        relu_backward(dx, dy, ACT(op->out), n);
         break;
     case OP_MAXPOOL:
         maxpool_backward(dx, dy, m->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->K,
@@ -625,20 +726,21 @@ void model_backward(Model *m, const float *dlogits) {
              "model_backward after an eval-mode forward: BatchNorm backward needs batch "
              "statistics");
     double t0 = p->profile ? now_seconds() : 0.0;
-    memset(m->grads, 0, m->tensors.param_floats * sizeof(float));
-    for (int i = 0; i < m->n_values; i++) {
-        const Value *v = &VAL(i);
-        if (v->alias_of < 0 && v->requires_grad)
-            memset(m->dacts + v->offset, 0, (size_t)B * value_size(v) * sizeof(float));
-    }
+    memset(m->grads + m->trainable_begin, 0,
+           (m->trainable_end - m->trainable_begin) * sizeof(float));
     if (p->profile) p->zero_seconds += now_seconds() - t0;
     const Value *lv = &VAL(m->logits_value);
     if (!lv->requires_grad) return; /* nothing trainable */
-    memcpy(m->dacts + lv->offset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
+    memcpy(m->dacts + lv->goffset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
     for (int i = m->n_ops - 1; i >= 0; i--) {
         const Op *op = &m->ops[i];
         if (!VAL(op->out).requires_grad) continue;
         double t_op = p->profile ? now_seconds() : 0.0;
+        /* gradients whose first contribution comes from this op start at zero */
+        for (int k = p->zero_begin[i]; k < p->zero_begin[i + 1]; k++) {
+            const Value *v = &VAL(p->zero_list[k]);
+            memset(m->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
+        }
         op_backward(m, op, B, p->sample_ids);
         if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
     }
@@ -677,8 +779,8 @@ double model_forward_flops(const Model *m) {
 }
 
 size_t model_bytes(const Model *m) {
-    size_t floats = 3 * m->tensors.param_floats + m->tensors.buffer_floats + 2 * m->act_floats +
-                    m->workspace_floats + m->priv->saved_floats;
+    size_t floats = 3 * m->tensors.param_floats + m->tensors.buffer_floats + m->act_floats +
+                    m->priv->dact_floats + m->workspace_floats + m->priv->saved_floats;
     return floats * sizeof(float) + m->int_scratch_count * sizeof(int32_t);
 }
 
@@ -718,7 +820,7 @@ void model_print_profile(const Model *m, FILE *out) {
             fprintf(out, "  %-10s %9.2f %9.2f  %5.1f%%\n", op_kind_name((OpKind)k),
                     1e3 * kind_f[k] / steps, 1e3 * kind_b[k] / steps,
                     100.0 * (kind_f[k] + kind_b[k]) / total);
-    fprintf(out, "  %-10s %9s %9.2f  (zeroing grads and activation gradients)\n", "zeroing", "",
+    fprintf(out, "  %-10s %9s %9.2f  (zeroing the parameter gradients)\n", "zeroing", "",
             1e3 * p->zero_seconds / steps);
     int *order = xmalloc((size_t)m->n_ops * sizeof(int));
     for (int i = 0; i < m->n_ops; i++) order[i] = i;

@@ -11,12 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A value: one activation tensor [B, C, H, W] of the graph. Its slot in the activation arena
- * (and the gradient's, at the same offset in dacts) holds max_batch samples; a batch of B uses
- * the first B * C*H*W floats. An alias (flatten) shares its source's slot. */
+/* A value: one activation tensor [B, C, H, W] of the graph. Its slot in the activation arena,
+ * and its gradient's slot in dacts, hold max_batch samples; a batch of B uses the first
+ * B * C*H*W floats. An alias (flatten) shares its source's slots. Slots are shared between
+ * values whose lifetimes do not overlap (plan_memory in model.c): an activation that backward
+ * reads lives to the end of the step, one read only by forward until its last forward reader
+ * has run; a gradient from the backward of its last reader to the backward of its producer. */
 typedef struct {
     int C, H, W;
-    size_t offset;     /* floats into acts and dacts */
+    size_t offset;     /* floats into acts */
+    size_t goffset;    /* floats into dacts (meaningful when requires_grad) */
     int alias_of;      /* -1, or the value whose memory this one reuses */
     int requires_grad; /* depends on a trainable parameter: backward must reach it */
 } Value;
@@ -72,6 +76,7 @@ typedef struct {
 struct ModelPrivate {
     TensorInit *inits; /* [tensors.count] */
     float *saved;      /* per-op saved state for max_batch */
+    size_t dact_floats; /* size of m->dacts (gradient slots are shared: plan_memory) */
     size_t saved_floats;
     MvNoiseCtx noise_ctx[NN_MAX_COPIES];
     int has_bn;
@@ -80,6 +85,9 @@ struct ModelPrivate {
     long profile_steps;
     double zero_seconds; /* model_backward's zeroing of grads and dacts */
     const int64_t *sample_ids; /* of the last forward, for mvconv backward */
+    /* before op i's backward, zero the gradients of values zero_list[zero_begin[i] ..
+     * zero_begin[i+1]) (their first contribution comes from op i) */
+    int *zero_begin, *zero_list;
 };
 
 /* ---- builder: what an architecture function declares ---- */
