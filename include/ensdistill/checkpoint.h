@@ -4,7 +4,8 @@
  * the layers, and no MPI: the caller (rank 0 or a model's group leader) decides who writes.
  *
  * File layout (read it with h5py; every dataset chunked with Fletcher32 checksums):
- *   attrs  format="ensdistill-model", format_version=1, role, index, seed, arch, sum_of,
+ *   attrs  format="ensdistill-model", format_version=1, role, index, seed, init_seed and
+ *          init_stream (the model_init key, as int64 bit patterns), arch, sum_of,
  *          random_features, hidden, mv_filters, srelu_q, srelu_rho, init_std, mv_noise_coords,
  *          mv_noise_sigma, num_classes, input_shape [C,H,W], epochs_total, epoch, step,
  *          complete (0/1), config (YAML text), code_revision, compiler, written_at

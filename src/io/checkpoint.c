@@ -203,6 +203,9 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     h5w_attr_str(w, root, "role", st->role);
     h5w_attr_i64(w, root, "index", st->index);
     h5w_attr_i64(w, root, "seed", st->seed);
+    /* The initialisation key: mvconv derives its fixed test-noise weights from it. */
+    h5w_attr_i64(w, root, "init_seed", (int64_t)m->init_seed);
+    h5w_attr_i64(w, root, "init_stream", (int64_t)m->init_stream);
     h5w_attr_str(w, root, "arch", sp->arch);
     h5w_attr_i64(w, root, "sum_of", sp->sum_of > 1 ? sp->sum_of : 1);
     h5w_attr_i64(w, root, "random_features", sp->random_features);
