@@ -88,7 +88,11 @@ void model_init(Model *m, uint64_t seed, uint64_t stream);
  * NULL otherwise). training=1 uses batch statistics and updates BN running statistics.
  * The returned pointer is inside the activation arena: valid until the next forward. */
 float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training);
-/* grads = d/dparams of sum(dlogits * logits) for the last forward (grads zeroed first). */
+/* grads = d/dparams of sum(dlogits * logits) for the last forward (the trainable range of grads
+ * is zeroed first; frozen parameters' gradients stay zero). dlogits[B,K], B of the last
+ * forward. mvconv with orth noise reads the forward's sample_ids again: keep them valid. After
+ * an eval-mode forward of a net with BatchNorm it stops (ED_CHECK): backward needs batch
+ * statistics. */
 void model_backward(Model *m, const float *dlogits);
 /* Number of parameters (all, trainable or not; buffers excluded). */
 size_t model_param_count(const Model *m);
