@@ -12,8 +12,10 @@ void relu_forward(float *out, const float *in, size_t n) {
 
 /* din += dout * (in > 0) */
 void relu_backward(float *din, const float *dout, const float *in, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        din[i] += in[i] > 0.0f ? dout[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float g = dout[i]; /* loaded unconditionally, so the loop vectorises */
+        din[i] += in[i] > 0.0f ? g : 0.0f;
+    }
 }
 
 /* sReLU(z) = 0 (z <= 0);  z^q / (q rho^(q-1)) (0 < z <= rho);  z - (1 - 1/q) rho (z > rho).

@@ -478,6 +478,7 @@ int main(void) {
     check_elementwise();
     check_pool(0, 2, 3, 6, 6, 2, 2, 0, 0);
     check_pool(0, 2, 2, 7, 5, 3, 2, 1, 0); /* padded, overlapping windows */
+    check_pool(0, 2, 2, 7, 5, 2, 2, 0, 0); /* 2x2 fast path, odd sizes */
     check_pool(1, 2, 3, 6, 6, 2, 2, 0, 0);
     check_pool(1, 2, 2, 7, 5, 3, 2, 1, 0); /* padding counted as zeros */
     check_pool(1, 1, 2, 5, 5, 3, 1, 1, 0);

@@ -327,6 +327,51 @@ static void test_batchnorm(void) {
     family_report(&fam);
 }
 
+/* ---- maxpool (both the 2x2 fast path and the general loop) against the definition ---- */
+static void test_maxpool_random(void) {
+    int bad = 0, cases = 0;
+    for (int t = 0; t < 30; t++) {
+        int K = t % 3 == 0 ? 2 : rand_int(1, 4), stride = t % 3 == 0 ? 2 : rand_int(1, 3);
+        int pad = t % 3 == 0 ? 0 : rand_int(0, K / 2);
+        int B = rand_int(1, 3), C = rand_int(1, 4), H = rand_int(K, 13), W = rand_int(K, 13);
+        int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+        size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * OH * OW;
+        float *x = xfloats(nin), *y = xfloats(nout);
+        int32_t *am = xmalloc(nout * sizeof(int32_t));
+        for (size_t i = 0; i < nin; i++) /* few distinct values: ties; some -inf and NaN */
+            x[i] = t % 5 == 4 && i % 11 == 3  ? NAN
+                   : t % 5 == 3 && i % 3 == 0 ? -INFINITY
+                                              : (float)rand_int(-3, 3);
+        maxpool_forward(y, am, x, B, C, H, W, K, stride, pad);
+        for (size_t bc = 0; bc < (size_t)B * C; bc++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    /* PyTorch's rule: start at the first input of the window, move to a larger
+                     * value or a NaN */
+                    float best = -INFINITY;
+                    int at = -1;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                            float v = x[bc * H * W + ih * W + iw];
+                            if (at < 0) at = ih * W + iw;
+                            if (v > best || isnan(v)) best = v, at = ih * W + iw;
+                        }
+                    size_t o = bc * OH * OW + oh * OW + ow;
+                    int same = (y[o] == best || (isnan(y[o]) && isnan(best))) && am[o] == at;
+                    cases++;
+                    if (!same && bad++ < 5)
+                        printf("FAIL maxpool B%d C%d %dx%d K%d s%d p%d at (%zu,%d,%d): got %g@%d "
+                               "want %g@%d\n",
+                               B, C, H, W, K, stride, pad, bc, oh, ow, y[o], am[o], best, at);
+                }
+        free(x), free(y), free(am);
+    }
+    if (bad) failures++;
+    printf("maxpool vs definition  %d outputs, %d wrong (ties, -inf, NaN included)\n", cases, bad);
+}
+
 /* ---- pooling, shortcut, srelu: small cases with values worked out by hand ---- */
 static void expect(const char *what, const float *got, const float *want, size_t n, double tol) {
     double e = rel_err(got, want, n);
@@ -473,6 +518,7 @@ int main(void) {
     test_linear();
     test_mvconv();
     test_batchnorm();
+    test_maxpool_random();
     test_small_layers();
     test_losses();
     if (failures) {
