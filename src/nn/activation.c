@@ -1,6 +1,7 @@
 /* Elementwise layers: ReLU, the paper's smoothed ReLU, residual addition and gradient
  * accumulation. */
 #include "ensdistill/layers.h"
+#include "srelu_inline.h"
 
 #include <math.h>
 
@@ -21,27 +22,23 @@ void relu_backward(float *din, const float *dout, const float *in, size_t n) {
 /* sReLU(z) = 0 (z <= 0);  z^q / (q rho^(q-1)) (0 < z <= rho);  z - (1 - 1/q) rho (z > rho).
  * Both pieces meet at rho with value rho/q and slope 1. */
 float srelu(float z, float q, float rho) {
-    if (z <= 0.0f) return 0.0f;
-    if (z <= rho) return powf(z / rho, q - 1.0f) * z / q;
-    return z - (1.0f - 1.0f / q) * rho;
+    return srelu_value(z, q, rho);
 }
 
 /* sReLU'(z) = 0 (z <= 0);  (z / rho)^(q-1) (0 < z <= rho);  1 (z > rho) */
 float srelu_grad(float z, float q, float rho) {
-    if (z <= 0.0f) return 0.0f;
-    if (z <= rho) return powf(z / rho, q - 1.0f);
-    return 1.0f;
+    return srelu_derivative(z, q, rho);
 }
 
 void srelu_forward(float *out, const float *in, size_t n, float q, float rho) {
     for (size_t i = 0; i < n; i++)
-        out[i] = srelu(in[i], q, rho);
+        out[i] = srelu_value(in[i], q, rho);
 }
 
 /* din += dout * sReLU'(in) */
 void srelu_backward(float *din, const float *dout, const float *in, size_t n, float q, float rho) {
     for (size_t i = 0; i < n; i++)
-        din[i] += dout[i] * srelu_grad(in[i], q, rho);
+        din[i] += dout[i] * srelu_derivative(in[i], q, rho);
 }
 
 /* out = a + b */

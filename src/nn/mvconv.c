@@ -3,6 +3,7 @@
  * one sgemm over all B*P patches; the plain loops at the end are the tests' reference. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
+#include "srelu_inline.h"
 
 #include <cblas.h>
 
@@ -55,7 +56,7 @@ void mvconv_forward(float *out, float *pre, const float *in, const float *weight
             for (int i = 0; i < K; i++) {
                 float s = 0.0f;
                 for (int r = 0; r < M; r++)
-                    s += srelu(z[i * M + r], q, rho);
+                    s += srelu_value(z[i * M + r], q, rho);
                 o[i] += s;
             }
         }
@@ -83,7 +84,7 @@ void mvconv_backward(float *dweight, float *dnoise_w, const float *dout, const f
             const int64_t coord =
                 trained_noise ? noise->sample_ids[n / P] * P + (int64_t)(n % P) : -1;
             for (int row = 0; row < KM; row++) {
-                const float gr = dy[row / M] * srelu_grad(z[row], q, rho);
+                const float gr = dy[row / M] * srelu_derivative(z[row], q, rho);
                 if (gr == 0.0f) continue;
                 if (dweight) {
                     float *dw = dweight + (size_t)row * D;
@@ -103,7 +104,7 @@ void mvconv_backward(float *dweight, float *dnoise_w, const float *dout, const f
             const float *z = pre + n * KM, *dy = dout + (n / P) * K;
             float *gj = g + j * KM;
             for (int row = 0; row < KM; row++)
-                gj[row] = dy[row / M] * srelu_grad(z[row], q, rho);
+                gj[row] = dy[row / M] * srelu_derivative(z[row], q, rho);
             if (trained_noise) {
                 const int64_t coord = noise->sample_ids[n / P] * P + (int64_t)(n % P);
                 if (coord < noise->n_noise)
@@ -117,7 +118,19 @@ void mvconv_backward(float *dweight, float *dnoise_w, const float *dout, const f
     }
 }
 
-/* ---- reference: the definition, sum by sum ---- */
+/* ---- reference: the definition, sum by sum, with sReLU in double through pow() ---- */
+
+static double srelu_ref(double z, double q, double rho) {
+    if (z <= 0.0) return 0.0;
+    if (z <= rho) return pow(z, q) / (q * pow(rho, q - 1.0));
+    return z - (1.0 - 1.0 / q) * rho;
+}
+
+static double srelu_grad_ref(double z, double q, double rho) {
+    if (z <= 0.0) return 0.0;
+    if (z <= rho) return pow(z / rho, q - 1.0);
+    return 1.0;
+}
 
 void mvconv_forward_naive(float *out, float *pre, const float *in, const float *weight,
                           const MvNoise *noise, int B, int P, int D, int K, int M, float q,
@@ -136,7 +149,7 @@ void mvconv_forward_naive(float *out, float *pre, const float *in, const float *
                         z += (double)noise->sigma *
                              mvconv_noise_weight(noise, row, noise->sample_ids[b] * P + p);
                     pre[((size_t)b * P + p) * KM + row] = (float)z;
-                    s += srelu((float)z, q, rho);
+                    s += srelu_ref((float)z, q, rho);
                 }
             }
             out[(size_t)b * K + i] = (float)s;
@@ -151,7 +164,7 @@ void mvconv_backward_naive(float *dweight, float *dnoise_w, const float *dout, c
         for (int p = 0; p < P; p++)
             for (int row = 0; row < KM; row++) {
                 const float g = dout[(size_t)b * K + row / M] *
-                                srelu_grad(pre[((size_t)b * P + p) * KM + row], q, rho);
+                                (float)srelu_grad_ref(pre[((size_t)b * P + p) * KM + row], q, rho);
                 if (dweight)
                     for (int d = 0; d < D; d++)
                         dweight[(size_t)row * D + d] += g * in[((size_t)b * P + p) * D + d];

@@ -247,9 +247,9 @@ static void check_elementwise(void) {
     Param pr[] = {{"in", c.a, da, N}};
     gradcheck("relu", elt_objective, &c, pr, 1, 1e-3, 1e-2);
     /* srelu: a third of the inputs in each region (z <= 0, 0 < z <= rho, z > rho), away from
-     * the region boundaries, for q = 3 and q = 4 */
-    for (int qi = 0; qi < 2; qi++) {
-        c.kind = 1, c.q = qi ? 4.0f : 3.0f, c.rho = qi ? 0.8f : 0.5f;
+     * the region boundaries, for q = 3, 4 and 2.5 (powf) */
+    for (int qi = 0; qi < 3; qi++) {
+        c.kind = 1, c.q = qi == 2 ? 2.5f : qi ? 4.0f : 3.0f, c.rho = qi ? 0.8f : 0.5f;
         for (int i = 0; i < N; i++) {
             float u = rng_uniform(&rng);
             c.a[i] = i % 3 == 0   ? -0.05f - u

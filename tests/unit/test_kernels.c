@@ -436,6 +436,12 @@ static void test_small_layers(void) {
         v[i] = srelu(zs[i], 3.0f, 0.5f), g[i] = srelu_grad(zs[i], 3.0f, 0.5f);
     expect("srelu values", v, (const float[]){0, 0, 1.0f / 48, 0.5f / 3, 2.0f - 1.0f / 3}, 5, 1e-6);
     expect("srelu gradients", g, (const float[]){0, 0, 0.25f, 1.0f, 1.0f}, 5, 1e-6);
+    /* a non-integer q (the powf path): q = 2.5, rho = 0.5 at z = 0.25: 0.25^2.5 / (2.5 * 0.5^1.5)
+     */
+    float v25[2] = {srelu(0.25f, 2.5f, 0.5f), srelu_grad(0.25f, 2.5f, 0.5f)};
+    expect("srelu q=2.5", v25,
+           (const float[]){(float)(pow(0.25, 2.5) / (2.5 * pow(0.5, 1.5))), (float)pow(0.5, 1.5)},
+           2, 1e-6);
     /* value and slope continuous at rho */
     const float rho = 0.37f, q = 4.0f, h = 1e-4f;
     float lr[2] = {srelu(rho - h, q, rho), srelu_grad(rho - h, q, rho)};
