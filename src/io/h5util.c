@@ -26,6 +26,11 @@ hid_t h5u_fapl(void) {
      * metadata is detected like damaged data. h5py reads it. */
     H5_CHECK(H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
     H5_CHECK(H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
+#if H5_VERSION_GE(1, 10, 7)
+    /* A file is written once under a temporary name and renamed, never changed in place, so
+     * HDF5's flock() protects nothing here, and it fails on some cluster file systems. */
+    H5_CHECK(H5Pset_file_locking(fapl, 0, 1));
+#endif
     return fapl;
 }
 
@@ -149,9 +154,14 @@ void h5w_dataset(H5Writer *w, hid_t loc, const char *name, hid_t file_type, hid_
         }
         /* An empty array can still be chunked if its first dimension may grow. */
         if (has_zero) maxdims[0] = H5S_UNLIMITED;
+        /* At most 1 MiB per chunk, in chunks of equal rows: HDF5 stores the last chunk whole,
+         * so 640 rows in chunks of 45 would waste 35 rows, in chunks of 43 only 5. */
         hsize_t rows = CHUNK_BYTES_MAX / (row_bytes ? row_bytes : 1);
         if (rows < 1) rows = 1;
-        if (chunk[0] > rows) chunk[0] = rows;
+        if (chunk[0] > rows) {
+            hsize_t n_chunks = (chunk[0] + rows - 1) / rows;
+            chunk[0] = (chunk[0] + n_chunks - 1) / n_chunks;
+        }
         space = H5_CHECK(H5Screate_simple(ndim, dims, maxdims));
         H5_CHECK(H5Pset_chunk(dcpl, ndim, chunk));
         if (w->deflate > 0) H5_CHECK(H5Pset_deflate(dcpl, (unsigned)w->deflate));

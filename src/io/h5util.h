@@ -11,7 +11,8 @@
 
 /* Silences HDF5's automatic error printing (a damaged file is reported by us, once). */
 void h5u_quiet(void);
-/* File access list: checksummed metadata (format of HDF5 1.8 and later), H5F_CLOSE_STRONG. */
+/* File access list: checksummed metadata (format of HDF5 1.8 and later), H5F_CLOSE_STRONG,
+ * no file locking (files are renamed into place, never modified). */
 hid_t h5u_fapl(void);
 /* Opens path read-only with h5u_fapl; < 0 if it cannot. */
 hid_t h5u_open_read(const char *path);
