@@ -32,10 +32,11 @@ void linear_backward_naive(float *din, float *dweight, float *dbias, const float
 static inline int conv2d_out_size(int H, int K, int stride, int pad) {
     return (H + 2 * pad - K) / stride + 1;
 }
-/* Scratch the fast kernels need for a batch of B (they may im2col several samples at once).
- * Nondecreasing in B, so scratch sized for the largest batch serves every smaller one; 0 for
- * the 1x1 stride-1 pad-0 path. Bounded: at most about 16M floats (64 MB) unless a single
- * sample's im2col needs more. */
+/* Scratch the fast kernels need for a batch of B: the im2col matrix of as many samples as make
+ * about 1024 output columns, their gathered outputs, and one zero-padded sample. The same
+ * amount serves forward and backward. Nondecreasing in B, so scratch sized for the largest
+ * batch serves every smaller one; 0 for the 1x1 stride-1 pad-0 path. Bounded: at most about
+ * 16M floats (64 MB) unless a single sample's im2col needs more. */
 size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int stride, int pad);
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int C, int H, int W, int OC, int K, int stride, int pad, float *workspace);
@@ -51,8 +52,11 @@ void conv2d_backward_naive(float *din, float *dweight, float *dbias, const float
 /* ---- batchnorm2d over in[B,C,HW] (HW = H*W; 1 for BatchNorm1d on [B,C]) ----
  * training: y = (x - mean_b) * invstd_b * gamma + beta with the batch's biased variance;
  *           running_mean/var <- (1 - momentum) * running + momentum * batch (unbiased var), as
- *           PyTorch; saves mean[C] and invstd[C] for backward.
- * eval:     uses running statistics; mean/invstd may be NULL. */
+ *           PyTorch; saves mean[C] and invstd[C] for backward. Running stats may be NULL.
+ * eval:     uses running statistics; mean/invstd may be NULL (else they receive the running
+ *           mean and 1/sqrt(var + eps)).
+ * gamma/beta NULL: no affine part (1 and 0). Backward is the training-mode gradient (through
+ * the batch statistics); dgamma/dbeta/din may be NULL. */
 void batchnorm_forward(float *out, float *save_mean, float *save_invstd, const float *in,
                        const float *gamma, const float *beta, float *running_mean,
                        float *running_var, int B, int C, int HW, float momentum, float eps,

@@ -11,7 +11,10 @@
 double loss_cross_entropy(float *dlogits, const float *logits, const int32_t *labels, int B, int K,
                           float scale, int *correct);
 
-/* alpha * T^2 * KL(softmax(teacher/T) || softmax(logits/T)) + (1 - alpha) * CE(logits, y) */
+/* alpha * T^2 * KL(softmax(teacher/T) || softmax(logits/T)) + (1 - alpha) * CE(logits, y)
+ * dlogits = scale * (alpha * T * (softmax(logits/T) - softmax(teacher/T))
+ *                    + (1 - alpha) * (softmax(logits) - onehot(y))).
+ * labels may be NULL only when alpha == 1 (then nothing is counted into *correct). */
 double loss_distill(float *dlogits, const float *logits, const float *teacher,
                     const int32_t *labels, int B, int K, float temperature, float alpha,
                     float scale, int *correct);
