@@ -114,7 +114,8 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);
 char *ckpt_read_config(const char *path);
 
 /* The "format" attribute of any HDF5 file ("ensdistill-model", "ensdistill-run", ...) into buf.
- * Returns 0; 1 if the file has no format attribute; -1 if it is not a readable HDF5 file. */
+ * Returns 0; 1 if the file has no format attribute; -1 if it is not a readable HDF5 file or
+ * the attribute is damaged. */
 int h5_file_format(const char *path, char *buf, size_t size);
 
 /* Reads every dataset of any HDF5 file (following no external links), which makes HDF5 check

@@ -343,8 +343,12 @@ static double attr_f64_or(hid_t f, const char *name, double dflt) {
 static int check_format(hid_t f, char *err, size_t err_size) {
     char format[64];
     if (h5r_attr_str(f, "format", format, sizeof(format)) < 0) {
-        snprintf(err, err_size, "no 'format' attribute: not an ensdistill checkpoint");
-        return LOAD_REFUSED;
+        if (H5Aexists(f, "format") == 0) {
+            snprintf(err, err_size, "no 'format' attribute: not an ensdistill checkpoint");
+            return LOAD_REFUSED;
+        }
+        snprintf(err, err_size, "the 'format' attribute is unreadable (damaged metadata)");
+        return LOAD_DAMAGED;
     }
     if (strcmp(format, CKPT_FORMAT) != 0) {
         snprintf(err, err_size, "attribute format is '%s', expected '%s'", format, CKPT_FORMAT);

@@ -414,7 +414,8 @@ int h5_file_format(const char *path, char *buf, size_t size) {
     buf[0] = 0;
     hid_t f = h5u_open_read(path);
     if (f < 0) return -1;
-    int rc = h5r_attr_str(f, "format", buf, size) == 0 ? 0 : 1;
+    int rc = 0;
+    if (h5r_attr_str(f, "format", buf, size) < 0) rc = H5Aexists(f, "format") == 0 ? 1 : -1;
     H5Fclose(f);
     return rc;
 }

@@ -48,8 +48,8 @@ static int inspect_file(const char *path) {
     char format[64];
     int rc = h5_file_format(path, format, sizeof(format));
     if (rc < 0) {
-        fprintf(stderr, "ensdistill: error: %s is not a readable HDF5 file (truncated or damaged)\n",
-                path);
+        fprintf(stderr, "ensdistill: error: %s is not a readable HDF5 file, or its attributes are "
+                "damaged (truncated or damaged file)\n", path);
         return ED_EXIT_USER;
     }
     if (rc == 0 && strcmp(format, CKPT_FORMAT) == 0) {
