@@ -39,10 +39,10 @@ typedef struct {
 /* The training state of one model besides its tensors. Zero-initialise it
  * (ModelState st = {0};) before the first use; free with ckpt_state_free. */
 typedef struct {
-    char role[16];     /* "member", "kd", "self", "sum" */
-    int index;         /* model index within its role */
-    int64_t seed;      /* ensemble.seed (or the student seed) */
-    char arch[256];    /* filled by ckpt_read from the file; ckpt_write writes m->spec.arch */
+    char role[16];  /* "member", "kd", "self", "sum" */
+    int index;      /* model index within its role */
+    int64_t seed;   /* ensemble.seed (or the student seed) */
+    char arch[256]; /* filled by ckpt_read from the file; ckpt_write writes m->spec.arch */
     int epochs_total;
     int epoch;         /* epochs completed */
     int step_in_epoch; /* steps done in the current (incomplete) epoch: mid-epoch checkpoints */
@@ -66,8 +66,8 @@ typedef struct {
     char code_revision[64];
     char written_at[32];
     int n_history;
-    double last_test_acc;  /* NaN if no epoch was evaluated */
-    double last_train_acc; /* NaN if no epoch finished */
+    double last_test_acc;              /* NaN if no epoch was evaluated */
+    double last_train_acc;             /* NaN if no epoch finished */
     int n_train_logits, n_test_logits; /* rows of /logits/train, /logits/test; 0 if absent */
 } CkptInfo;
 

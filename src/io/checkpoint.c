@@ -30,8 +30,8 @@ static const char *const history_names[6] = {"epoch",     "lr",       "train_los
 
 /* Variable-length string attributes live in the file's global heap, which HDF5 does not
  * checksum: their crc32 is kept in the (checksummed) object header as "strings_crc32". */
-static const char *const crc_attrs[7] = {"format", "role", "arch", "config", "code_revision",
-                                         "compiler", "written_at"};
+static const char *const crc_attrs[7] = {"format",        "role",     "arch",      "config",
+                                         "code_revision", "compiler", "written_at"};
 
 static int64_t strings_crc(const char *const values[7]) {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -51,7 +51,8 @@ static int check_strings_crc(hid_t f) {
         if (!values[i]) rc = -1;
     }
     if (rc == 0 && strings_crc((const char *const *)values) != stored) rc = -1;
-    for (int i = 0; i < 7; i++) free(values[i]);
+    for (int i = 0; i < 7; i++)
+        free(values[i]);
     return rc;
 }
 
@@ -107,7 +108,8 @@ static void put(WriteCtx *c, const char *name, hid_t file_type, hid_t mem_type, 
                 const hsize_t *dims, const void *data) {
     h5w_dataset(&c->w, c->w.file, name, file_type, mem_type, ndim, dims, data);
     size_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= (size_t)dims[d];
+    for (int d = 0; d < ndim; d++)
+        n *= (size_t)dims[d];
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 64;
         c->items = xrealloc(c->items, (size_t)c->cap * sizeof(Written));
@@ -123,12 +125,14 @@ static void put_tensor(WriteCtx *c, const char *group, const TensorInfo *t, cons
     char name[DSET_NAME_MAX];
     snprintf(name, sizeof(name), "%s/%s", group, t->name);
     hsize_t dims[TENSOR_MAX_DIMS];
-    for (int d = 0; d < t->ndim; d++) dims[d] = (hsize_t)t->shape[d];
+    for (int d = 0; d < t->ndim; d++)
+        dims[d] = (hsize_t)t->shape[d];
     const float *src = arena + t->offset;
     if (t->is_integer) {
         /* PyTorch keeps num_batches_tracked as int64. */
         int64_t *v = ctx_own(c, t->numel * sizeof(int64_t));
-        for (size_t i = 0; i < t->numel; i++) v[i] = (int64_t)llrintf(src[i]);
+        for (size_t i = 0; i < t->numel; i++)
+            v[i] = (int64_t)llrintf(src[i]);
         put(c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, t->ndim, dims, v);
     } else {
         put(c, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->ndim, dims, src);
@@ -158,7 +162,8 @@ static int verify_written(const char *path, const WriteCtx *c, char *err, size_t
             rc = -1;
             break;
         }
-        for (int d = 0; d < ndim; d++) n *= (size_t)dims[d];
+        for (int d = 0; d < ndim; d++)
+            n *= (size_t)dims[d];
         if (n * H5Tget_size(it->mem_type) != it->nbytes) {
             snprintf(err, err_size, "dataset %s has the wrong size", it->name);
             rc = -1;
@@ -235,11 +240,14 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
      * model's order */
     const TensorTable *tt = &m->tensors;
     static const char *const groups[3] = {"params", "buffers", "optimizer/momentum"};
-    for (int i = 0; i < 3; i++) H5Gclose(h5w_group(w, root, groups[i]));
+    for (int i = 0; i < 3; i++)
+        H5Gclose(h5w_group(w, root, groups[i]));
     for (int i = 0; i < tt->count; i++) {
         const TensorInfo *t = &tt->items[i];
-        if (t->kind == TENSOR_PARAM) put_tensor(&c, "params", t, m->params);
-        else put_tensor(&c, "buffers", t, m->buffers);
+        if (t->kind == TENSOR_PARAM)
+            put_tensor(&c, "params", t, m->params);
+        else
+            put_tensor(&c, "buffers", t, m->buffers);
     }
     for (int i = 0; i < tt->count; i++) {
         const TensorInfo *t = &tt->items[i];
@@ -269,7 +277,8 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     /* history: one column per metric */
     hsize_t nh = (hsize_t)st->n_history;
     int64_t *h_epoch = ctx_own(&c, nh * sizeof(int64_t));
-    for (int e = 0; e < st->n_history; e++) h_epoch[e] = st->history[e].epoch;
+    for (int e = 0; e < st->n_history; e++)
+        h_epoch[e] = st->history[e].epoch;
     put(&c, "history/epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
     for (int k = 1; k < 6; k++) {
         double *col = ctx_own(&c, nh * sizeof(double));
@@ -300,12 +309,14 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     char err[512];
     if (verify_written(tmp, &c, err, sizeof(err)) < 0)
         ed_fail("checkpoint %s did not verify after writing: %s (the previous checkpoint %s is "
-                "untouched)", tmp, err, path);
+                "untouched)",
+                tmp, err, path);
     CkptInfo info;
     if (ckpt_info(tmp, &info, err, sizeof(err)) != 0 || info.epoch != st->epoch ||
         info.complete != (st->complete ? 1 : 0) || strcmp(info.spec.arch, sp->arch) != 0)
         ed_fail("checkpoint %s did not verify after writing: attributes differ (%s)", tmp, err);
-    for (int i = 0; i < c.n_owned; i++) free(c.owned[i]);
+    for (int i = 0; i < c.n_owned; i++)
+        free(c.owned[i]);
     free(c.owned);
     free(c.items);
 
@@ -391,10 +402,9 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
     }
     int rc = check_format(f, err, err_size) == LOAD_OK ? 0 : -1;
     int64_t index = 0, seed = 0;
-    if (rc == 0 &&
-        (h5r_attr_str(f, "role", info->role, sizeof(info->role)) < 0 ||
-         h5r_attr_i64(f, "index", &index) < 0 || h5r_attr_i64(f, "seed", &seed) < 0 ||
-         h5r_attr_str(f, "arch", info->spec.arch, sizeof(info->spec.arch)) < 0)) {
+    if (rc == 0 && (h5r_attr_str(f, "role", info->role, sizeof(info->role)) < 0 ||
+                    h5r_attr_i64(f, "index", &index) < 0 || h5r_attr_i64(f, "seed", &seed) < 0 ||
+                    h5r_attr_str(f, "arch", info->spec.arch, sizeof(info->spec.arch)) < 0)) {
         snprintf(err, err_size, "attribute role, index, seed or arch is missing or unreadable");
         rc = -1;
     }
@@ -463,8 +473,8 @@ static int check_no_extra(hid_t f, const char *group, const TensorTable *tt, Ten
     int rc = LOAD_OK;
     for (hsize_t i = 0; i < gi.nlinks && rc == LOAD_OK; i++) {
         char name[TENSOR_NAME_MAX + 1];
-        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name,
-                                         sizeof(name), H5P_DEFAULT);
+        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name),
+                                         H5P_DEFAULT);
         if (len < 0) {
             snprintf(err, err_size, "group /%s is unreadable", group);
             rc = LOAD_DAMAGED;
@@ -497,7 +507,8 @@ static int load_tensor(hid_t f, const char *group, const TensorInfo *t, float *a
         return LOAD_DAMAGED;
     }
     int same = ndim == t->ndim;
-    for (int d = 0; same && d < ndim; d++) same = (int64_t)dims[d] == t->shape[d];
+    for (int d = 0; same && d < ndim; d++)
+        same = (int64_t)dims[d] == t->shape[d];
     if (!same) {
         char want[64], have[160];
         size_t used = (size_t)snprintf(have, sizeof(have), "[");
@@ -580,8 +591,10 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
     if (rc == LOAD_OK) rc = check_no_extra(f, "buffers", tt, TENSOR_BUFFER, err, err_size);
     for (int i = 0; i < tt->count && rc == LOAD_OK; i++) {
         const TensorInfo *t = &tt->items[i];
-        if (t->kind == TENSOR_PARAM) rc = load_tensor(f, "params", t, m->params, err, err_size);
-        else rc = load_tensor(f, "buffers", t, m->buffers, err, err_size);
+        if (t->kind == TENSOR_PARAM)
+            rc = load_tensor(f, "params", t, m->params, err, err_size);
+        else
+            rc = load_tensor(f, "buffers", t, m->buffers, err, err_size);
     }
     for (int i = 0; i < tt->count && rc == LOAD_OK; i++) {
         const TensorInfo *t = &tt->items[i];
@@ -632,7 +645,7 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
                 }
             }
             for (int e = 0; e < n && rc == LOAD_OK; e++) {
-                EpochRecord r = {(int)cols[e],     cols[n + e],     cols[2 * n + e],
+                EpochRecord r = {(int)cols[e],    cols[n + e],     cols[2 * n + e],
                                  cols[3 * n + e], cols[4 * n + e], cols[5 * n + e]};
                 ckpt_state_push_epoch(&ns, &r);
             }
@@ -674,8 +687,8 @@ int ckpt_read(const char *path, Model *m, ModelState *st) {
     int rc = load_file(prev, m, st, err_prev, sizeof(err_prev));
     if (rc == LOAD_REFUSED) ed_fail("checkpoint %s is refused: %s", prev, err_prev);
     if (rc != LOAD_OK)
-        ed_fail("checkpoint %s is damaged (%s) and so is the previous one %s (%s)", path, err,
-                prev, err_prev);
+        ed_fail("checkpoint %s is damaged (%s) and so is the previous one %s (%s)", path, err, prev,
+                err_prev);
     ed_warn("checkpoint %s: %s; resuming from the previous checkpoint %s (epoch %d, step %lld)",
             path, err, prev, st->epoch, (long long)st->step);
     return 0;

@@ -12,22 +12,30 @@
 #include <string.h>
 
 const char *io_human_size(char *buf, size_t size, long long bytes) {
-    if (bytes < 0) snprintf(buf, size, "?");
-    else if (bytes < 1024) snprintf(buf, size, "%lld B", bytes);
-    else if (bytes < 1024 * 1024) snprintf(buf, size, "%.1f KiB", bytes / 1024.0);
-    else if (bytes < 1024LL * 1024 * 1024) snprintf(buf, size, "%.1f MiB", bytes / 1048576.0);
-    else snprintf(buf, size, "%.2f GiB", bytes / 1073741824.0);
+    if (bytes < 0)
+        snprintf(buf, size, "?");
+    else if (bytes < 1024)
+        snprintf(buf, size, "%lld B", bytes);
+    else if (bytes < 1024 * 1024)
+        snprintf(buf, size, "%.1f KiB", bytes / 1024.0);
+    else if (bytes < 1024LL * 1024 * 1024)
+        snprintf(buf, size, "%.1f MiB", bytes / 1048576.0);
+    else
+        snprintf(buf, size, "%.2f GiB", bytes / 1073741824.0);
     return buf;
 }
 
 static void print_percent(FILE *out, double v) {
-    if (isfinite(v)) fprintf(out, "%8.2f%%", 100.0 * v);
-    else fprintf(out, "%9s", "-");
+    if (isfinite(v))
+        fprintf(out, "%8.2f%%", 100.0 * v);
+    else
+        fprintf(out, "%9s", "-");
 }
 
 void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows) {
     int multi = 0;
-    for (int i = 0; i < n_rows; i++) multi |= isfinite(rows[i].acc_multi);
+    for (int i = 0; i < n_rows; i++)
+        multi |= isfinite(rows[i].acc_multi);
     fprintf(out, "  %-22s %-7s %6s %9s %9s %8s %8s", "result", "role", "models", "test acc",
             "+- std", "NLL", "ECE");
     if (multi) fprintf(out, " %9s %9s", "multi", "single");
@@ -129,8 +137,8 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
             info.format_version, info.written_at, info.code_revision);
     fprintf(out, "  model         %s, index %d, seed %lld\n", info.role, info.index,
             (long long)info.seed);
-    fprintf(out, "  arch          %s, input [%d, %d, %d], %d classes", sp->arch, sp->C, sp->H, sp->W,
-            sp->num_classes);
+    fprintf(out, "  arch          %s, input [%d, %d, %d], %d classes", sp->arch, sp->C, sp->H,
+            sp->W, sp->num_classes);
     if (sp->hidden) fprintf(out, ", hidden %d", sp->hidden);
     if (sp->sum_of > 1) fprintf(out, ", sum of %d nets", sp->sum_of);
     if (sp->random_features) fprintf(out, ", random features (last layer trained)");
@@ -141,8 +149,10 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
     fprintf(out, "  progress      %d/%d epochs, %lld steps, %s\n", info.epoch, info.epochs_total,
             (long long)info.step, info.complete ? "complete" : "incomplete");
     long nds = h5_verify_file(path, err, sizeof(err));
-    if (nds >= 0) fprintf(out, "  checksums     ok (%ld datasets read back)\n", nds);
-    else fprintf(out, "  checksums     FAILED: %s\n", err);
+    if (nds >= 0)
+        fprintf(out, "  checksums     ok (%ld datasets read back)\n", nds);
+    else
+        fprintf(out, "  checksums     FAILED: %s\n", err);
 
     hid_t f = h5u_open_read(path);
     if (f < 0) return -1;
@@ -224,8 +234,10 @@ int runfile_describe(const char *path, FILE *out) {
     }
     fprintf(out, "  format        %s, format_version %lld; written %s by revision %s\n", format,
             (long long)version, when, rev);
-    if (nds >= 0) fprintf(out, "  checksums     ok (%ld datasets read back)\n", nds);
-    else fprintf(out, "  checksums     FAILED: %s\n", err);
+    if (nds >= 0)
+        fprintf(out, "  checksums     ok (%ld datasets read back)\n", nds);
+    else
+        fprintf(out, "  checksums     FAILED: %s\n", err);
     int ndim;
     hsize_t dims[8];
     if (h5r_dims(f, "teacher/train_logits", &ndim, dims, 8) == 0 && ndim == 2)
@@ -261,7 +273,8 @@ int runfile_describe(const char *path, FILE *out) {
             float *acc = xmalloc((size_t)L * sizeof(float));
             if (h5r_read(f, "results/ensemble_size_acc", H5T_NATIVE_FLOAT, acc) == 0) {
                 fprintf(out, "  ensemble size vs test acc:");
-                for (int i = 0; i < L; i++) fprintf(out, " %d:%.2f%%", i + 1, 100.0 * acc[i]);
+                for (int i = 0; i < L; i++)
+                    fprintf(out, " %d:%.2f%%", i + 1, 100.0 * acc[i]);
                 fputc('\n', out);
             }
             free(acc);

@@ -3,8 +3,8 @@
  * mkdir -p / fsync / path helpers for crash-safe files. */
 #include "h5util.h"
 
-#include "ensdistill/checkpoint.h"
 #include "ensdistill/alloc.h"
+#include "ensdistill/checkpoint.h"
 #include "ensdistill/error.h"
 
 #include <errno.h>
@@ -18,7 +18,9 @@
 
 #define CHUNK_BYTES_MAX (1u << 20)
 
-void h5u_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void h5u_quiet(void) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 hid_t h5u_fapl(void) {
     hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
@@ -229,8 +231,10 @@ char *h5r_attr_str_alloc(hid_t obj, const char *name) {
             H5Tset_size(mt, n + 1);
             H5Tset_strpad(mt, H5T_STR_NULLTERM);
             char *v = xcalloc(n + 2, 1);
-            if (H5Aread(a, mt, v) >= 0) out = v;
-            else free(v);
+            if (H5Aread(a, mt, v) >= 0)
+                out = v;
+            else
+                free(v);
             H5Tclose(mt);
         }
     }
@@ -299,8 +303,10 @@ int h5r_read(hid_t loc, const char *name, hid_t mem_type, void *out) {
     int rc = -1;
     if (s >= 0) {
         hssize_t n = H5Sget_simple_extent_npoints(s);
-        if (n == 0) rc = 0;
-        else if (n > 0) rc = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ? -1 : 0;
+        if (n == 0)
+            rc = 0;
+        else if (n > 0)
+            rc = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ? -1 : 0;
         H5Sclose(s);
     }
     H5Dclose(ds);
@@ -445,9 +451,12 @@ void io_mkdirs(const char *dir) {
 static void parent_dir(char *out, size_t size, const char *path) {
     snprintf(out, size, "%s", path);
     char *slash = strrchr(out, '/');
-    if (!slash) snprintf(out, size, ".");
-    else if (slash == out) out[1] = 0;
-    else *slash = 0;
+    if (!slash)
+        snprintf(out, size, ".");
+    else if (slash == out)
+        out[1] = 0;
+    else
+        *slash = 0;
 }
 
 void io_mkdirs_parent(const char *path) {
@@ -474,7 +483,9 @@ void io_fsync_parent_dir(const char *path) {
     close(fd);
 }
 
-int io_exists(const char *path) { return access(path, F_OK) == 0; }
+int io_exists(const char *path) {
+    return access(path, F_OK) == 0;
+}
 
 void io_prev_path(char *out, size_t size, const char *path) {
     size_t n = strlen(path);

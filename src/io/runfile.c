@@ -100,8 +100,7 @@ int runfile_write(const char *run_dir, const char *config_text, const char *cons
     }
     if (teacher_test) {
         hsize_t dims[2] = {(hsize_t)n_test, (hsize_t)K};
-        h5w_dataset(&w, g, "test_logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims,
-                    teacher_test);
+        h5w_dataset(&w, g, "test_logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, teacher_test);
     }
     H5Gclose(g);
 
@@ -239,8 +238,10 @@ int runfile_read_teacher(const char *run_dir, const char *which, float *out, int
 }
 
 static void json_number(FILE *fp, const char *key, double v) {
-    if (isfinite(v)) fprintf(fp, ",\"%s\":%.9g", key, v);
-    else fprintf(fp, ",\"%s\":null", key);
+    if (isfinite(v))
+        fprintf(fp, ",\"%s\":%.9g", key, v);
+    else
+        fprintf(fp, ",\"%s\":null", key);
 }
 
 void runfile_append_metrics(const char *run_dir, const char *role, int index,

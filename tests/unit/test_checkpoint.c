@@ -48,13 +48,17 @@ static ModelSpec small_spec(const char *arch, int hidden) {
 static void fill_model(Model *m, uint64_t seed) {
     Rng r = rng_make(seed, rng_stream(RNG_PURPOSE_TEST, 0, 0, 0));
     size_t P = m->tensors.param_floats, Bf = m->tensors.buffer_floats;
-    for (size_t i = 0; i < P; i++) m->params[i] = rng_normal(&r);
-    for (size_t i = 0; i < P; i++) m->momentum[i] = rng_normal(&r) * 0.01f;
-    for (size_t i = 0; i < Bf; i++) m->buffers[i] = rng_uniform(&r) + 0.5f;
+    for (size_t i = 0; i < P; i++)
+        m->params[i] = rng_normal(&r);
+    for (size_t i = 0; i < P; i++)
+        m->momentum[i] = rng_normal(&r) * 0.01f;
+    for (size_t i = 0; i < Bf; i++)
+        m->buffers[i] = rng_uniform(&r) + 0.5f;
     for (int t = 0; t < m->tensors.count; t++) {
         const TensorInfo *ti = &m->tensors.items[t];
         if (ti->is_integer)
-            for (size_t i = 0; i < ti->numel; i++) m->buffers[ti->offset + i] = (float)(37 + seed);
+            for (size_t i = 0; i < ti->numel; i++)
+                m->buffers[ti->offset + i] = (float)(37 + seed);
     }
 }
 
@@ -73,7 +77,7 @@ static void fill_state(ModelState *st, int epochs_done) {
     st->partial_seen = 64;
     st->partial_seconds = 0.125;
     for (int e = 1; e <= epochs_done; e++) {
-        EpochRecord rec = {e, 0.1 / e, 2.0 / e, 0.5 + 0.01 * e, e % 2 ? NAN : 0.6 + 0.01 * e,
+        EpochRecord rec = {e,      0.1 / e, 2.0 / e, 0.5 + 0.01 * e, e % 2 ? NAN : 0.6 + 0.01 * e,
                            1.5 * e};
         ckpt_state_push_epoch(st, &rec);
     }
@@ -150,7 +154,7 @@ typedef struct {
     ModelSpec spec;
     const Model *expect; /* NULL: only load */
     int expect_epoch;
-    ModelState want_id;  /* role/index/seed given to ckpt_read */
+    ModelState want_id; /* role/index/seed given to ckpt_read */
 } LoadArgs;
 
 static void child_load(void *p) {
@@ -180,8 +184,10 @@ static void test_round_trip(void) {
     fill_state(&st, 3);
     int K = spec.num_classes, n_train = 50, n_test = 20;
     float *tl = xfloats((size_t)n_train * K), *vl = xfloats((size_t)n_test * K);
-    for (int i = 0; i < n_train * K; i++) tl[i] = (float)i * 0.25f - 3.0f;
-    for (int i = 0; i < n_test * K; i++) vl[i] = -(float)i * 0.5f;
+    for (int i = 0; i < n_train * K; i++)
+        tl[i] = (float)i * 0.25f - 3.0f;
+    for (int i = 0; i < n_test * K; i++)
+        vl[i] = -(float)i * 0.5f;
     ckpt_write(path, a, &st, "name: test\ntrain: {lr: 0.1}\n", tl, n_train, vl, n_test, 0);
     char tmp[700], prev[700];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -235,7 +241,8 @@ static void test_round_trip(void) {
     EXPECT(ds >= 0, "/buffers/bn1.num_batches_tracked missing");
     if (ds >= 0) {
         hid_t t = H5Dget_type(ds);
-        EXPECT(H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 8, "num_batches_tracked not int64");
+        EXPECT(H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 8,
+               "num_batches_tracked not int64");
         H5Tclose(t);
         H5Dclose(ds);
     }
@@ -252,7 +259,8 @@ static void test_round_trip(void) {
                 H5Z_FILTER_FLETCHER32)
                 has_fletcher = 1;
         }
-        EXPECT(H5Pget_layout(dcpl) == H5D_CHUNKED && has_fletcher, "conv1.weight not chunked with Fletcher32");
+        EXPECT(H5Pget_layout(dcpl) == H5D_CHUNKED && has_fletcher,
+               "conv1.weight not chunked with Fletcher32");
         H5Pclose(dcpl);
         H5Dclose(ds);
     }
@@ -319,7 +327,8 @@ static void test_damage(void) {
     EXPECT(off > 0, "could not find %s's bytes in the file", big->name);
     unsigned char *bad = xmalloc(n_new);
     memcpy(bad, new_img, n_new);
-    for (int i = 0; i < 8; i++) bad[off + i] ^= 0x5a;
+    for (int i = 0; i < 8; i++)
+        bad[off + i] ^= 0x5a;
     spit(path, bad, n_new);
     spit(prev, old_img, n_old);
 
@@ -327,14 +336,13 @@ static void test_damage(void) {
     char needle[700];
     snprintf(needle, sizeof(needle), "resuming from the previous checkpoint %s", prev);
     failures += !expect_fail("checksum failure falls back to prev", child_load, &la, 0, needle);
-    failures += !expect_fail("the warning names the damaged tensor", child_load, &la, 0,
-                             big->name);
+    failures += !expect_fail("the warning names the damaged tensor", child_load, &la, 0, big->name);
 
     /* no prev: stop, naming the file */
     unlink(prev);
     snprintf(needle, sizeof(needle), "checkpoint %s is damaged", path);
-    failures += !expect_fail("checksum failure with no prev stops", child_load, &la, ED_EXIT_USER,
-                             needle);
+    failures +=
+        !expect_fail("checksum failure with no prev stops", child_load, &la, ED_EXIT_USER, needle);
 
     /* truncated, no prev */
     spit(path, new_img, n_new / 2);
@@ -381,13 +389,16 @@ static void test_damage(void) {
         ssize_t r;
         char sink[4096];
         while ((r = read(pipefd[0], sink, sizeof(sink))) > 0) /* drain: never SIGPIPE it */
-            for (ssize_t i = 0; i < r && len + 1 < sizeof(msg); i++) msg[len++] = sink[i];
+            for (ssize_t i = 0; i < r && len + 1 < sizeof(msg); i++)
+                msg[len++] = sink[i];
         msg[len] = 0;
         close(pipefd[0]);
         int ws;
         waitpid(pid, &ws, 0);
-        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) harmless++;
-        else if (WIFEXITED(ws) && WEXITSTATUS(ws) == ED_EXIT_USER) detected++;
+        if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+            harmless++;
+        else if (WIFEXITED(ws) && WEXITSTATUS(ws) == ED_EXIT_USER)
+            detected++;
         else {
             fprintf(stderr, "FAIL byte flip at offset %zu of %zu: %s %d\n  %s\n", pos, n_new,
                     WIFEXITED(ws) ? "exit status" : "signal",
@@ -396,7 +407,8 @@ static void test_damage(void) {
         }
     }
     printf("ok   40 random byte flips in a %zu-byte file: %d detected, %d in unused bytes "
-           "(loaded exactly)\n", n_new, detected, harmless);
+           "(loaded exactly)\n",
+           n_new, detected, harmless);
 
     ckpt_state_free(&st);
     free(old_img);
@@ -462,8 +474,10 @@ static void test_runfile(void) {
     const char *names[2] = {"member-003", "kd-000"};
     int K = 10, n_train = 50, n_test = 20;
     float *tt = xfloats((size_t)n_train * K), *vt = xfloats((size_t)n_test * K);
-    for (int i = 0; i < n_train * K; i++) tt[i] = (float)i;
-    for (int i = 0; i < n_test * K; i++) vt[i] = (float)-i;
+    for (int i = 0; i < n_train * K; i++)
+        tt[i] = (float)i;
+    for (int i = 0; i < n_test * K; i++)
+        vt[i] = (float)-i;
     ResultRow rows[2] = {{"single", "member", 4, 0.9, 0.3, 0.02, NAN, NAN, 0.01},
                          {"ensemble", "member", 4, 0.92, 0.25, 0.015, NAN, NAN, NAN}};
     float sizes[4] = {0.9f, 0.91f, 0.915f, 0.92f};
@@ -510,7 +524,8 @@ static void test_runfile(void) {
                    strstr((char *)txt, "\"test_acc\":null"),
                "metrics.jsonl line: %s", txt);
         int lines = 0;
-        for (size_t i = 0; i < len; i++) lines += txt[i] == '\n';
+        for (size_t i = 0; i < len; i++)
+            lines += txt[i] == '\n';
         EXPECT(lines == 2, "%d lines in metrics.jsonl", lines);
     }
     free(txt);

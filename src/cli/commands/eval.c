@@ -62,15 +62,20 @@ int cmd_eval(int argc, char **argv) {
     char **sets = xcalloc((size_t)argc + 1, sizeof(char *));
     int n_sets = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) sets[n_sets++] = argv[++i];
-        else if (strncmp(argv[i], "--set=", 6) == 0) sets[n_sets++] = argv[i] + 6;
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_path = argv[++i];
-        else if (strncmp(argv[i], "--config=", 9) == 0) config_path = argv[i] + 9;
+        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+            sets[n_sets++] = argv[++i];
+        else if (strncmp(argv[i], "--set=", 6) == 0)
+            sets[n_sets++] = argv[i] + 6;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config_path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config_path = argv[i] + 9;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(eval_usage, stdout);
             free(sets);
             return 0;
-        } else if (argv[i][0] != '-' && !ckpt) ckpt = argv[i];
+        } else if (argv[i][0] != '-' && !ckpt)
+            ckpt = argv[i];
         else {
             fprintf(stderr, "ensdistill: error: unexpected argument '%s'\n%s", argv[i], eval_usage);
             free(sets);
@@ -93,8 +98,10 @@ int cmd_eval(int argc, char **argv) {
         return ED_EXIT_USER;
     }
     Config cfg;
-    if (config_path) rc = config_load(&cfg, config_path, n_sets, sets, err, sizeof(err));
-    else rc = load_stored_config(&cfg, ckpt, n_sets, sets, err, sizeof(err));
+    if (config_path)
+        rc = config_load(&cfg, config_path, n_sets, sets, err, sizeof(err));
+    else
+        rc = load_stored_config(&cfg, ckpt, n_sets, sets, err, sizeof(err));
     free(sets);
     if (rc != 0) {
         fprintf(stderr, "ensdistill: error: %s\n", err);
@@ -106,7 +113,8 @@ int cmd_eval(int argc, char **argv) {
     data_load(&data, &cfg.data);
     const Dataset *test = &data.test;
     ModelSpec spec = info.spec;
-    if (spec.C != test->C || spec.H != test->H || spec.W != test->W || spec.num_classes != test->K) {
+    if (spec.C != test->C || spec.H != test->H || spec.W != test->W ||
+        spec.num_classes != test->K) {
         fprintf(stderr,
                 "ensdistill: error: %s was trained on inputs [%d, %d, %d] with %d classes, but the "
                 "config's test set (%s) has [%d, %d, %d] with %d classes\n",
@@ -121,8 +129,9 @@ int cmd_eval(int argc, char **argv) {
     Model *m = model_create(&spec);
     /* The initialisation stream also keys mvconv's test-noise weights: use the training one. */
     int role = role_from_name(info.role);
-    model_init(m, (uint64_t)info.seed,
-               rng_stream(RNG_PURPOSE_INIT, role > 0 ? (unsigned)role : 0, (unsigned)info.index, 0));
+    model_init(
+        m, (uint64_t)info.seed,
+        rng_stream(RNG_PURPOSE_INIT, role > 0 ? (unsigned)role : 0, (unsigned)info.index, 0));
     ModelState st;
     memset(&st, 0, sizeof(st));
     if (ckpt_read(ckpt, m, &st) != 0) {
@@ -140,7 +149,8 @@ int cmd_eval(int argc, char **argv) {
     int *rows = xcalloc((size_t)spec.max_batch, sizeof(int));
     for (int i = 0; i < N; i += spec.max_batch) {
         int b = N - i < spec.max_batch ? N - i : spec.max_batch;
-        for (int j = 0; j < b; j++) rows[j] = i + j;
+        for (int j = 0; j < b; j++)
+            rows[j] = i + j;
         dataset_make_batch(test, rows, b, x, NULL, ids, NULL);
         const float *out = model_forward(m, x, ids, b, 0);
         memcpy(logits + (size_t)i * K, out, (size_t)b * K * sizeof(float));

@@ -1,6 +1,7 @@
 /* `ensdistill inspect RUN_DIR | FILE.h5 [--tensors]`: a readable summary of a run directory
  * (every model file: role, index, epochs, complete or not, accuracies, size, checksum status;
- * then run.h5) or of one file (checkpoint or run.h5). Exit 2 when anything is missing or damaged. */
+ * then run.h5) or of one file (checkpoint or run.h5). Exit 2 when anything is missing or damaged.
+ */
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/cli.h"
@@ -40,16 +41,20 @@ static int compare_names(const void *a, const void *b) {
 }
 
 static void print_percent(double v) {
-    if (isfinite(v)) printf("%8.2f%%", 100.0 * v);
-    else printf("%9s", "-");
+    if (isfinite(v))
+        printf("%8.2f%%", 100.0 * v);
+    else
+        printf("%9s", "-");
 }
 
 static int inspect_file(const char *path) {
     char format[64];
     int rc = h5_file_format(path, format, sizeof(format));
     if (rc < 0) {
-        fprintf(stderr, "ensdistill: error: %s is not a readable HDF5 file, or its attributes are "
-                "damaged (truncated or damaged file)\n", path);
+        fprintf(stderr,
+                "ensdistill: error: %s is not a readable HDF5 file, or its attributes are "
+                "damaged (truncated or damaged file)\n",
+                path);
         return ED_EXIT_USER;
     }
     if (rc == 0 && strcmp(format, CKPT_FORMAT) == 0) {
@@ -57,8 +62,9 @@ static int inspect_file(const char *path) {
     } else if (rc == 0 && strcmp(format, RUNFILE_FORMAT) == 0) {
         if (runfile_describe(path, stdout) == 0) return 0;
     } else {
-        fprintf(stderr, "ensdistill: error: %s is not an ensdistill file (format attribute %s%s%s)\n",
-                path, rc ? "missing" : "'", rc ? "" : format, rc ? "" : "'");
+        fprintf(stderr,
+                "ensdistill: error: %s is not an ensdistill file (format attribute %s%s%s)\n", path,
+                rc ? "missing" : "'", rc ? "" : format, rc ? "" : "'");
         return ED_EXIT_USER;
     }
     fflush(stdout);
@@ -92,7 +98,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
     for (struct dirent *e; d && (e = readdir(d));) {
         if (ends_with(e->d_name, ".prev.h5") || ends_with(e->d_name, ".h5.tmp")) {
             printf("  note: %s/%s is left from an interrupted write (the next checkpoint removes "
-                   "it)\n", models, e->d_name);
+                   "it)\n",
+                   models, e->d_name);
             continue;
         }
         if (!ends_with(e->d_name, ".h5")) continue;
@@ -118,8 +125,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
         total += bytes > 0 ? bytes : 0;
         CkptInfo info;
         if (ckpt_info(path, &info, err, sizeof(err)) != 0) {
-            printf("  %-12s %-58s %10s  FAILED: %s\n", stem, "", io_human_size(size, sizeof(size), bytes),
-                   err);
+            printf("  %-12s %-58s %10s  FAILED: %s\n", stem, "",
+                   io_human_size(size, sizeof(size), bytes), err);
             damaged++;
             continue;
         }
@@ -132,7 +139,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
         putchar(' ');
         print_percent(info.last_test_acc);
         printf(" %10s  ", io_human_size(size, sizeof(size), bytes));
-        if (nds >= 0) printf("ok (%ld datasets)\n", nds);
+        if (nds >= 0)
+            printf("ok (%ld datasets)\n", nds);
         else {
             printf("FAILED: %s\n", err);
             damaged++;
@@ -151,7 +159,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
             putchar('\n');
             ckpt_describe(path, stdout, 1); /* damage was counted above */
         }
-    for (int i = 0; i < n; i++) free(names[i]);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
 
     if (have_run) {
@@ -162,7 +171,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
     }
     if (damaged) {
         fflush(stdout);
-        fprintf(stderr, "ensdistill: error: %d file(s) in %s are damaged or unreadable (see above)\n",
+        fprintf(stderr,
+                "ensdistill: error: %d file(s) in %s are damaged or unreadable (see above)\n",
                 damaged, dir);
         return ED_EXIT_USER;
     }
@@ -173,13 +183,16 @@ int cmd_inspect(int argc, char **argv) {
     const char *target = NULL;
     int show_tensors = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--tensors") == 0) show_tensors = 1;
+        if (strcmp(argv[i], "--tensors") == 0)
+            show_tensors = 1;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(inspect_usage, stdout);
             return 0;
-        } else if (argv[i][0] != '-' && !target) target = argv[i];
+        } else if (argv[i][0] != '-' && !target)
+            target = argv[i];
         else {
-            fprintf(stderr, "ensdistill: error: unexpected argument '%s'\n%s", argv[i], inspect_usage);
+            fprintf(stderr, "ensdistill: error: unexpected argument '%s'\n%s", argv[i],
+                    inspect_usage);
             return ED_EXIT_USER;
         }
     }
