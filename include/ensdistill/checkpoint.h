@@ -94,8 +94,11 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
  * If path is missing, unreadable, truncated, fails a checksum or lacks a tensor and
  * NAME.prev.h5 is good, warns (ed_warn) and loads NAME.prev.h5; if neither is good, ed_fail
  * naming the file and what is wrong. A file of another format or format_version, of another
- * arch (or sum_of), or with a tensor of another shape (the message names the tensor and both
- * shapes) is refused with ed_fail: never silently started over. The HDF5 error stack is
+ * arch (or sum_of, random_features, num_classes), or with a tensor of another shape (the
+ * message names the tensor and both shapes) is refused with ed_fail: never silently started
+ * over. When st->role is set on entry, the file must also have the same role, index and seed
+ * (a run directory reused with another ensemble.seed is refused); with st->role empty (eval,
+ * tools) any role loads. The HDF5 error stack is
  * silenced; a corrupted file never crashes the program. Returns 0 when loaded. */
 int ckpt_read(const char *path, Model *m, ModelState *st);
 
