@@ -98,8 +98,8 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
  * message names the tensor and both shapes) is refused with ed_fail: never silently started
  * over. When st->role is set on entry, the file must also have the same role, index and seed
  * (a run directory reused with another ensemble.seed is refused); with st->role empty (eval,
- * tools) any role loads. The HDF5 error stack is
- * silenced; a corrupted file never crashes the program. Returns 0 when loaded. */
+ * tools) any role loads. The HDF5 error stack is silenced; a corrupted file never crashes
+ * the program. Returns 0 when loaded. */
 int ckpt_read(const char *path, Model *m, ModelState *st);
 
 /* Reads /logits/train or /logits/test (which = "train" / "test"), [n, K] float32, into out.
