@@ -51,6 +51,12 @@ typedef struct {
     double partial_loss, partial_correct, partial_seen, partial_seconds; /* current epoch sums */
     int n_history, cap_history;
     EpochRecord *history; /* owned by the struct; ckpt_state_free */
+    /* The views-learned probe of multi-view models (probe.h), written as /probe/views
+     * [probe_classes, 2] with attributes threshold and classes_both_learned when non-NULL.
+     * Not read back: it is recomputed from the weights. */
+    const float *probe_views;
+    int probe_classes;
+    double probe_threshold;
 } ModelState;
 
 /* What a checkpoint says about itself, read from its attributes alone (no tensors): enough to

@@ -34,16 +34,30 @@ typedef struct {
     double acc_std;
 } ResultRow;
 
-/* Writes RUN_DIR/run.h5 (see above), creating RUN_DIR if needed. config_text may be NULL.
- * model_names[0..n_models): stems such as "member-003" (ckpt_model_name); each becomes an
+/* Everything run.h5 holds. Pointers may be NULL where noted. */
+typedef struct {
+    const char *config_text;             /* may be NULL */
+    const char *const *model_names;      /* stems such as "member-003" (ckpt_model_name) */
+    int n_models;
+    const float *teacher_train;          /* [n_train, K] or NULL */
+    int n_train;
+    const float *teacher_test;           /* [n_test, K] or NULL */
+    int n_test;
+    int K;
+    const int32_t *test_labels;          /* [n_test] or NULL: /data/test_labels */
+    const uint8_t *test_tags;            /* [n_test] or NULL: /data/test_tags (multi-view) */
+    const ResultRow *rows;               /* the results table */
+    int n_rows;
+    const float *ensemble_size_acc;      /* [L] or NULL */
+    int L;
+    double disagreement;                 /* mean pairwise disagreement of members (NaN: none) */
+} RunSummary;
+
+/* Writes RUN_DIR/run.h5 (see above; also /data/test_labels, /data/test_tags and the attribute
+ * "disagreement" of /results), creating RUN_DIR if needed. Each model name becomes an
  * external link /models/<name> -> models/<name>.h5 (relative to run.h5, so a moved run
- * directory still works). teacher_train [n_train, K] / teacher_test [n_test, K] are written
- * when non-NULL. rows[0..n_rows) the results table; ensemble_size_acc[0..L) may be NULL (L 0).
- * Returns 0; an I/O failure stops with ed_fail naming the file. */
-int runfile_write(const char *run_dir, const char *config_text, const char *const *model_names,
-                  int n_models, const float *teacher_train, int n_train, const float *teacher_test,
-                  int n_test, int K, const ResultRow *rows, int n_rows,
-                  const float *ensemble_size_acc, int L);
+ * directory still works). Returns 0; an I/O failure stops with ed_fail naming the file. */
+int runfile_write(const char *run_dir, const RunSummary *s);
 
 /* Reads the results table of RUN_DIR/run.h5 (or of a run.h5 path) into a malloc'd array
  * (*rows, free() it) of *n_rows rows. Returns 0; 1 if the file does not exist; -1 with a

@@ -144,8 +144,14 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         snprintf(names[i], sizeof(names[i]), "%s", i < L ? members[i].name : students[i - L].name);
         name_ptrs[i] = names[i];
     }
-    runfile_write(ctx->run_dir, ctx->config_text, name_ptrs, n_models, teacher_train,
-                  ctx->data->train.N, teacher_test, Nt, K, t.rows, t.n, size_acc, L);
+    RunSummary run_summary = {
+        .config_text = ctx->config_text, .model_names = name_ptrs, .n_models = n_models,
+        .teacher_train = teacher_train, .n_train = ctx->data->train.N,
+        .teacher_test = teacher_test, .n_test = Nt, .K = K,
+        .test_labels = te->labels, .test_tags = te->tags,
+        .rows = t.rows, .n_rows = t.n, .ensemble_size_acc = size_acc, .L = L,
+        .disagreement = pairs ? dis : NAN};
+    runfile_write(ctx->run_dir, &run_summary);
     free(names);
     free(name_ptrs);
     free(size_acc);

@@ -7,6 +7,7 @@
 #include "ensdistill/loss.h"
 #include "ensdistill/optim.h"
 #include "ensdistill/pipeline.h"
+#include "ensdistill/probe.h"
 #include "ensdistill/rng.h"
 
 #include <math.h>
@@ -28,6 +29,9 @@ int job_global_batch(const RunContext *ctx) {
     int N = ctx->data->train.N, B = ctx->cfg->train.batch_size;
     return (B <= 0 || B > N) ? N : B;
 }
+
+/* Largest class count the views probe handles (multi-view data has few classes). */
+#define TEACHER_PROBE_MAX 256
 
 static int div_up(int a, int b) {
     return (a + b - 1) / b;
@@ -321,6 +325,14 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         evaluate(m, &w, test, test_logits, lo);
         check_group_weights(ctx, job, m);
         st.complete = 1;
+        float probe[2 * TEACHER_PROBE_MAX];
+        if (K <= TEACHER_PROBE_MAX && probe_views(m, train->views, K, train->D, probe) == 0) {
+            st.probe_views = probe;
+            st.probe_classes = K;
+            st.probe_threshold = cfg->model.srelu_rho;
+            say(ctx, "%-11s views learned: both views in %d of %d classes\n", job->name,
+                probe_both_learned(probe, K, st.probe_threshold), K);
+        }
         save(ctx, path, m, &st, train_logits, test_logits);
     }
     workspace_free(&w);

@@ -302,6 +302,21 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
         hsize_t dims[2] = {(hsize_t)n_test, (hsize_t)K};
         put(&c, "logits/test", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, test_logits);
     }
+    if (st->probe_views) {
+        hsize_t dims[2] = {(hsize_t)st->probe_classes, 2};
+        put(&c, "probe/views", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, st->probe_views);
+        hid_t d = H5_CHECK(H5Dopen2(w->file, "probe/views", H5P_DEFAULT));
+        int both = 0;
+        for (int k = 0; k < st->probe_classes; k++)
+            both += st->probe_views[2 * k] >= st->probe_threshold &&
+                    st->probe_views[2 * k + 1] >= st->probe_threshold;
+        h5w_attr_f64(w, d, "threshold", st->probe_threshold);
+        h5w_attr_i64(w, d, "classes_both_learned", both);
+        h5w_attr_str(w, d, "meaning",
+                     "[j, l] = max over class j's filters r of <w_{j,r}, v_{j,l}>; a view counts "
+                     "as learned when this is >= threshold");
+        H5Dclose(d);
+    }
     h5w_close(w);
     io_fsync_file(tmp);
 

@@ -66,10 +66,12 @@ static void run_path(char *out, size_t size, const char *run_dir_or_file) {
         snprintf(out, size, "%s/run.h5", run_dir_or_file);
 }
 
-int runfile_write(const char *run_dir, const char *config_text, const char *const *model_names,
-                  int n_models, const float *teacher_train, int n_train, const float *teacher_test,
-                  int n_test, int K, const ResultRow *rows, int n_rows,
-                  const float *ensemble_size_acc, int L) {
+int runfile_write(const char *run_dir, const RunSummary *s) {
+    const char *config_text = s->config_text;
+    const char *const *model_names = s->model_names;
+    const int n_models = s->n_models, n_train = s->n_train, n_test = s->n_test, K = s->K;
+    const int n_rows = s->n_rows, L = s->L;
+    const ResultRow *rows = s->rows;
     ED_CHECK(run_dir && n_models >= 0 && n_rows >= 0 && L >= 0, "bad arguments");
     h5u_quiet();
     io_mkdirs(run_dir);
@@ -93,15 +95,25 @@ int runfile_write(const char *run_dir, const char *config_text, const char *cons
 
     /* teacher */
     hid_t g = h5w_group(&w, root, "teacher");
-    if (teacher_train) {
+    if (s->teacher_train) {
         hsize_t dims[2] = {(hsize_t)n_train, (hsize_t)K};
         h5w_dataset(&w, g, "train_logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims,
-                    teacher_train);
+                    s->teacher_train);
     }
-    if (teacher_test) {
+    if (s->teacher_test) {
         hsize_t dims[2] = {(hsize_t)n_test, (hsize_t)K};
-        h5w_dataset(&w, g, "test_logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, teacher_test);
+        h5w_dataset(&w, g, "test_logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims,
+                    s->teacher_test);
     }
+    H5Gclose(g);
+
+    /* the test labels (and multi-view tags) the metrics were computed against */
+    g = h5w_group(&w, root, "data");
+    hsize_t nt = (hsize_t)n_test;
+    if (s->test_labels)
+        h5w_dataset(&w, g, "test_labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &nt, s->test_labels);
+    if (s->test_tags)
+        h5w_dataset(&w, g, "test_tags", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &nt, s->test_tags);
     H5Gclose(g);
 
     /* results: one compound table, and the same as one array per column */
@@ -136,9 +148,10 @@ int runfile_write(const char *run_dir, const char *config_text, const char *cons
         h5w_dataset(&w, g, columns[k], H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &nr, col);
     }
     hsize_t nl = (hsize_t)L;
-    if (ensemble_size_acc)
+    if (s->ensemble_size_acc)
         h5w_dataset(&w, g, "ensemble_size_acc", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &nl,
-                    ensemble_size_acc);
+                    s->ensemble_size_acc);
+    h5w_attr_f64(&w, g, "disagreement", s->disagreement);
     h5w_attr_str(&w, g, "columns",
                  "name, role, n_models, test_acc, nll, ece, acc_multi, acc_single, acc_std "
                  "(accuracies are fractions; NaN where not applicable)");

@@ -481,7 +481,11 @@ static void test_runfile(void) {
     ResultRow rows[2] = {{"single", "member", 4, 0.9, 0.3, 0.02, NAN, NAN, 0.01},
                          {"ensemble", "member", 4, 0.92, 0.25, 0.015, NAN, NAN, NAN}};
     float sizes[4] = {0.9f, 0.91f, 0.915f, 0.92f};
-    runfile_write(run, "name: x\n", names, 2, tt, n_train, vt, n_test, K, rows, 2, sizes, 4);
+    RunSummary summary = {.config_text = "name: x\n", .model_names = names, .n_models = 2,
+                          .teacher_train = tt, .n_train = n_train, .teacher_test = vt,
+                          .n_test = n_test, .K = K, .rows = rows, .n_rows = 2,
+                          .ensemble_size_acc = sizes, .L = 4, .disagreement = 0.25};
+    runfile_write(run, &summary);
     ResultRow *got = NULL;
     int n = 0;
     char err[256];
