@@ -4,7 +4,8 @@
 For each architecture and thread count: PyTorch builds the same module (analysis/torch_models.py,
 same state_dict as the C model) and times forward + cross-entropy + backward + SGD step
 (momentum 0.9, Nesterov, weight decay 5e-4) on random data of the same batch, with
-torch.set_num_threads(T); then `ensdistill bench` runs the same step with T OpenBLAS threads.
+torch.set_num_threads(T) and OMP/OPENBLAS_NUM_THREADS=T (in a child interpreter); then
+`ensdistill bench` runs the same step with T OpenBLAS threads.
 Prints images/s (median, and min-max over the timed steps) for both and the ratio.
 
     /usr/bin/python3 analysis/bench_torch.py build/ensdistill
@@ -59,17 +60,33 @@ def bench_torch(arch, shape, classes, batch, threads, steps, warmup, hidden):
                           momentum=0.9, nesterov=True, weight_decay=5e-4)
     x = torch.randn(batch, *shape)
     y = torch.randint(0, classes, (batch,))
-    times = []
+    times, cpu = [], []
     for s in range(warmup + steps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if s >= warmup:
             times.append(dt)
-    return times
+            cpu.append(dc)
+    return times, cpu
+
+
+def bench_torch_subprocess(arch, shape, classes, batch, threads, steps, warmup, hidden):
+    """bench_torch in a fresh interpreter whose OpenBLAS and OpenMP pools have T threads too
+    (torch.set_num_threads does not reach the OpenBLAS pool Debian's torch uses for Linear)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, os.path.abspath(__file__), "--torch-only", arch,
+           "x".join(map(str, shape)), str(classes), str(batch), str(threads), str(steps),
+           str(warmup), str(hidden)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"torch benchmark failed ({out.returncode}):\n{out.stderr}")
+    wall, cpu = out.stdout.strip().splitlines()[-1].split("|")
+    return [float(v) for v in wall.split()], [float(v) for v in cpu.split()]
 
 
 def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidden):
@@ -89,6 +106,11 @@ def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidd
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--torch-only":
+        arch, shape, rest = sys.argv[2], sys.argv[3], [int(v) for v in sys.argv[4:]]
+        t, tc = bench_torch(arch, tuple(int(v) for v in shape.split("x")), *rest)
+        print(" ".join(map(str, t)) + "|" + " ".join(map(str, tc)))
+        return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary", help="path to the ensdistill executable")
@@ -102,10 +124,14 @@ def main():
     args = ap.parse_args()
 
     print(f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after "
-          f"{args.warmup} warm-up; images/s median [min-max]; ratio = ours / torch "
-          f"(> 1: we are faster)")
+          f"{args.warmup} warm-up; wall-clock images/s median [min-max]; ratio = ours / torch "
+          f"(> 1: we are faster); img/cpu-s = images per CPU-second of the process (all "
+          f"threads), steadier than wall time on a shared machine; load = 1-min load average "
+          f"before the pair of runs")
     header = (f"{'arch':<12} {'input':<8} {'thr':>3}  {'ensdistill img/s':>26}  "
-              f"{'pytorch img/s':>26}  {'ratio':>5}  load")
+              f"{'pytorch img/s':>26}  {'ratio':>5}  {'ours':>8} {'torch':>8} {'ratio':>5}  "
+              f"load")
+    print(f"{'':<12} {'':<8} {'':>3}  {'':>26}  {'':>26}  {'':>5}  {'img/cpu-s':>17} {'':>5}")
     print(header)
     print("-" * len(header))
     for arch in args.arch:
@@ -114,17 +140,19 @@ def main():
             load = load_average()
             ours = bench_ours(args.binary, arch, shape, args.classes, args.batch, threads,
                               args.steps, args.warmup, args.hidden)
-            t = bench_torch(arch, shape, args.classes, args.batch, threads, args.steps,
-                            args.warmup, args.hidden)
+            t, tc = bench_torch_subprocess(arch, shape, args.classes, args.batch, threads,
+                                           args.steps, args.warmup, args.hidden)
             tmed = args.batch / statistics.median(t)
             tmin, tmax = args.batch / max(t), args.batch / min(t)
             omed = float(ours["images_per_s_median"])
             omin, omax = float(ours["images_per_s_min"]), float(ours["images_per_s_max"])
+            ocpu = float(ours["images_per_cpu_s"])
+            tcpu = args.batch / statistics.median(tc)
             busy = " busy" if load >= 0.5 else ""
             print(f"{arch:<12} {'x'.join(map(str, shape)):<8} {threads:>3}  "
                   f"{omed:>9.1f} [{omin:>6.1f}-{omax:>6.1f}]  "
                   f"{tmed:>9.1f} [{tmin:>6.1f}-{tmax:>6.1f}]  {omed / tmed:>5.2f}  "
-                  f"{load:.2f}{busy}", flush=True)
+                  f"{ocpu:>8.1f} {tcpu:>8.1f} {ocpu / tcpu:>5.2f}  {load:.2f}{busy}", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,13 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+/* CPU time of the whole process (all threads): on a busy machine it still measures the work. */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -152,11 +159,12 @@ int cmd_bench(int argc, char **argv) {
     fflush(stdout);
 
     double *seconds = xmalloc((size_t)steps * sizeof(double));
+    double *cpu = xmalloc((size_t)steps * sizeof(double));
     size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
     double loss = 0.0, part[4] = {0, 0, 0, 0}; /* forward, loss, backward, sgd */
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup && profile) model_set_profiling(m, 1);
-        double t0 = now_seconds();
+        double c0 = cpu_seconds(), t0 = now_seconds();
         const float *logits = model_forward(m, x, ids, batch, 1);
         double t1 = now_seconds();
         loss = loss_cross_entropy(dlogits, logits, labels, batch, classes, 1.0f / batch, NULL);
@@ -167,6 +175,7 @@ int cmd_bench(int argc, char **argv) {
         double t4 = now_seconds();
         if (s >= warmup) {
             seconds[s - warmup] = t4 - t0;
+            cpu[s - warmup] = cpu_seconds() - c0;
             part[0] += t1 - t0;
             part[1] += t2 - t1;
             part[2] += t3 - t2;
@@ -177,11 +186,16 @@ int cmd_bench(int argc, char **argv) {
     qsort(seconds, (size_t)steps, sizeof(double), cmp_double);
     double t_min = seconds[0], t_med = seconds[steps / 2], t_max = seconds[steps - 1];
     if (steps % 2 == 0) t_med = 0.5 * (seconds[steps / 2 - 1] + seconds[steps / 2]);
+    qsort(cpu, (size_t)steps, sizeof(double), cmp_double);
+    double cpu_med = steps % 2 ? cpu[steps / 2] : 0.5 * (cpu[steps / 2 - 1] + cpu[steps / 2]);
     double step_flops = 3.0 * flops * batch;
     printf("seconds/step  min %.4f  median %.4f  max %.4f   (final loss %.4f)\n", t_min, t_med,
            t_max, loss / batch);
     printf("images/s      min %.1f  median %.1f  max %.1f\n", batch / t_max, batch / t_med,
            batch / t_min);
+    printf("CPU s/step    median %.4f over %d thread(s): %.1f images per CPU-second (steadier "
+           "than wall time when the machine is shared)\n",
+           cpu_med, threads, batch / cpu_med);
     printf("GFLOP/s       median %.1f  best %.1f   (3 x forward FLOPs per sample, the usual "
            "forward + backward estimate; conv and linear multiply-adds only)\n",
            step_flops / t_med / 1e9, step_flops / t_min / 1e9);
@@ -190,9 +204,9 @@ int cmd_bench(int argc, char **argv) {
            load_after, sysconf(_SC_NPROCESSORS_ONLN),
            load_before >= 0.5 ? ": other processes were running, timings may be pessimistic" : "");
     printf("RESULT arch=%s batch=%d threads=%d images_per_s_min=%.2f images_per_s_median=%.2f "
-           "images_per_s_max=%.2f gflops_median=%.2f\n",
+           "images_per_s_max=%.2f gflops_median=%.2f images_per_cpu_s=%.2f\n",
            arch, batch, threads, batch / t_max, batch / t_med, batch / t_min,
-           step_flops / t_med / 1e9);
+           step_flops / t_med / 1e9, batch / cpu_med);
     if (profile) {
         printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  sgd_step %.2f\n",
                1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps,
@@ -200,6 +214,7 @@ int cmd_bench(int argc, char **argv) {
         model_print_profile(m, stdout);
     }
     free(seconds);
+    free(cpu);
     free(x);
     free(dlogits);
     free(labels);
