@@ -81,7 +81,7 @@ def load_model(path, name):
             m["logits"] = np.asarray(f["logits/test"][()], dtype=np.float64)
         if "probe/views" in f:
             m["views"] = np.asarray(f["probe/views"][()], dtype=float)
-            t = f["probe/views"].attrs.get("threshold")
+            t = f["probe/views"].attrs.get("threshold", f["probe"].attrs.get("threshold"))
             m["threshold"] = float(t) if t is not None else None
     return m
 
@@ -416,22 +416,24 @@ def plot_reliability(run, path):
     panels = [(t, z) for t, z in panels if z is not None and len(z) == len(labels)]
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
-    edges = np.linspace(0, 1, RELIABILITY_BINS + 1)
-    for ax, (title, z) in zip(axes[0], panels):
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 5.4), squeeze=False,
+                             sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    edges, w = np.linspace(0, 1, RELIABILITY_BINS + 1), 1 / RELIABILITY_BINS
+    for ax, hist, (title, z) in zip(axes[0], axes[1], panels):
         c, a, n, ece = reliability(z, labels)
         has = n > 0
-        ax.bar(edges[:-1][has], a[has], width=1 / RELIABILITY_BINS, align="edge",
-               color="tab:blue", edgecolor="black", alpha=0.7, label="accuracy")
-        ax.bar(edges[:-1][has], np.abs(c - a)[has], bottom=np.minimum(a, c)[has],
-               width=1 / RELIABILITY_BINS, align="edge", color="none", edgecolor="tab:red",
-               hatch="//", label="gap to mean confidence")
-        ax.step(edges, np.append(n, n[-1]) / n.sum(), where="post", color="black", lw=1.2,
-                zorder=3, label="fraction of samples")
+        ax.bar(edges[:-1][has], a[has], width=w, align="edge", color="tab:blue",
+               edgecolor="black", alpha=0.7, label="accuracy")
+        ax.bar(edges[:-1][has], np.abs(c - a)[has], bottom=np.minimum(a, c)[has], width=w,
+               align="edge", color="none", edgecolor="tab:red", hatch="//",
+               label="gap to mean confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max softmax)")
+        ax.set(xlim=(0, 1), ylim=(0, 1))
         ax.set_title(f"{title}\nECE {ece:.4f} ({RELIABILITY_BINS} bins)", fontsize=10)
+        hist.bar(edges[:-1], n, width=w, align="edge", color="gray", edgecolor="black")
+        hist.set(yscale="log", xlabel="confidence (max softmax)")
     axes[0][0].set_ylabel("accuracy")
+    axes[1][0].set_ylabel("samples")
     axes[0][0].legend(fontsize=8, loc="upper left")
     return finish(fig, path, 110)
 
@@ -491,7 +493,8 @@ def write_report(run, out_dir):
         plots.append(("reliability.png", "Reliability diagram",
                       lambda p: plot_reliability(run, p), "no test logits of matching length"))
     else:
-        notes.append("reliability diagram skipped: run.h5 has no /data/test_labels")
+        notes.append("reliability diagram skipped" + (" (and the single-view ensemble-size "
+                     "curve)" if run["multiview"] else "") + ": run.h5 has no /data/test_labels")
     if probed:
         plots.append(("views_learned.png", "Views learned", lambda p: plot_views(probed, p), ""))
     elif run["multiview"]:
