@@ -130,9 +130,11 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         const ResultRow *r = find(&t, summary[i]);
         if (r) print_row(r, multiview);
     }
-    printf("  ensemble of the first n members:");
-    for (int n = 1; n <= L; n++) printf(" %d: %.2f%%", n, 100 * size_acc[n - 1]);
-    printf("\n  mean pairwise disagreement of members: %.2f%%\n", 100 * dis);
+    if (L > 1) {
+        printf("  ensemble of the first n members:");
+        for (int n = 1; n <= L; n++) printf(" %d: %.2f%%", n, 100 * size_acc[n - 1]);
+        printf("\n  mean pairwise disagreement of members: %.2f%%\n", 100 * dis);
+    }
     printf("  every model: RUN_DIR/run.h5 /results (%d rows); this run: %s/run.h5\n", t.n,
            ctx->run_dir);
 
