@@ -1,6 +1,6 @@
 /* Rank layout: R ranks form G = R / g groups of g = parallel.ranks_per_model consecutive ranks
- * (MPI_Comm_split). Group j trains jobs j, j+G, j+2G, ... of every phase; inside a group one
- * model trains data-parallel. Group leaders (group rank 0) form a communicator of their own
+ * (MPI_Comm_split). Jobs go to groups by jobs_assign_groups (pipeline.h): members j to
+ * group j % G; inside a group one model trains data-parallel. Group leaders (group rank 0) form a communicator of their own
  * for the teacher. Also sets the OpenBLAS threads of this rank. */
 #ifndef ENSDISTILL_LAYOUT_H
 #define ENSDISTILL_LAYOUT_H
@@ -25,12 +25,5 @@ typedef struct {
  * (online cores / ranks on this node, at least 1). */
 int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_t err_size);
 void layout_free(Layout *lo);
-/* Group that trains job number `job` of a phase, and the world rank of its leader. */
-static inline int layout_group_of(const Layout *lo, int job) {
-    return job % lo->n_groups;
-}
-static inline int layout_leader_of(const Layout *lo, int job) {
-    return (job % lo->n_groups) * lo->ranks_per_model;
-}
 
 #endif

@@ -1,6 +1,6 @@
 /* The distributed experiment (DESIGN.md "The run, as data flows through it"):
  *   phase 1 members -> phase 2 teacher -> phase 3 students -> phase 4 results.
- * A job is one model to train; group j of the layout trains jobs j, j+G, ... of each phase.
+ * A job is one model to train; jobs_assign_groups spreads the jobs of a phase over the groups.
  * Every phase is restartable: complete models are skipped, partial ones resume from their
  * last checkpoint, bitwise as if never interrupted. */
 #ifndef ENSDISTILL_PIPELINE_H
@@ -34,7 +34,13 @@ typedef struct {
     double lr;
     int sum_of;            /* > 1 for the train-the-sum control */
     const float *teacher;  /* soft targets [N_train, K] (kd, self), or NULL: hard labels */
+    int group;             /* the group that trains it (jobs_assign_groups) */
 } Job;
+
+/* Assigns each job to a group: longest job first onto the least-loaded group (cost = epochs x
+ * nets), ties to the lowest group, in list order. Jobs of equal cost go round-robin: job j to
+ * group j % G, as for the members. The same on every rank. */
+void jobs_assign_groups(Job *jobs, int n, int n_groups);
 
 /* Status of a job or phase. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1 };

@@ -31,6 +31,31 @@ static void job_add(JobList *list, int cap, Role role, int index, int epochs, do
     j->teacher = teacher;
 }
 
+void jobs_assign_groups(Job *jobs, int n, int n_groups) {
+    double *load = xcalloc((size_t)n_groups, sizeof(double));
+    int *order = xcalloc((size_t)n + 1, sizeof(int));
+    for (int j = 0; j < n; j++) order[j] = j;
+    /* stable sort by decreasing cost (insertion sort: a phase has few jobs) */
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0; b--) {
+            const Job *x = &jobs[order[b - 1]], *y = &jobs[order[b]];
+            if ((double)x->epochs * x->sum_of >= (double)y->epochs * y->sum_of) break;
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        Job *job = &jobs[order[i]];
+        int best = 0;
+        for (int g = 1; g < n_groups; g++)
+            if (load[g] < load[best]) best = g;
+        job->group = best;
+        load[best] += (double)job->epochs * job->sum_of;
+    }
+    free(load);
+    free(order);
+}
+
 /* Trains this group's jobs of a phase. test_out[j] ([N_test, K], on rank 0 after the gather)
  * receives job j's test logits; on_done(j, train_logits, test_logits) runs on every rank of the
  * group that trained job j. Returns JOB_STOPPED if any rank was asked to stop. */
@@ -42,7 +67,8 @@ static int run_phase(const RunContext *ctx, const JobList *list, float **test_ou
     const int N = ctx->data->train.N, Nt = ctx->data->test.N, K = ctx->data->train.K;
     float *train_logits = xfloats((size_t)N * K);
     int status = JOB_DONE;
-    for (int j = lo->group; j < list->n && status == JOB_DONE; j += lo->n_groups) {
+    for (int j = 0; j < list->n && status == JOB_DONE; j++) {
+        if (list->jobs[j].group != lo->group) continue;
         /* test logits land in test_out[j] on the group's ranks that hold one (rank 0 holds all) */
         float *test_logits = test_out[j];
         status = train_job(ctx, &list->jobs[j], train_logits, test_logits);
@@ -54,7 +80,7 @@ static int run_phase(const RunContext *ctx, const JobList *list, float **test_ou
 
     /* Every job's test logits to rank 0, in job order (a leader sends its jobs in order). */
     for (int j = 0; j < list->n; j++) {
-        int owner = layout_leader_of(lo, j);
+        int owner = list->jobs[j].group * lo->ranks_per_model;
         if (owner == 0) continue;
         if (lo->world_rank == 0)
             MPI_CHECK(MPI_Recv(test_out[j], Nt * K, MPI_FLOAT, owner, TAG_TEST_LOGITS + j,
@@ -84,12 +110,13 @@ static void member_done(void *p, int job, const float *train_logits, const float
 }
 
 /* test_out[j]: a buffer for every job on rank 0; elsewhere only for this group's jobs. */
-static float **alloc_test_out(const RunContext *ctx, int n) {
+static float **alloc_test_out(const RunContext *ctx, const JobList *list) {
     const Layout *lo = ctx->lo;
+    const int n = list->n;
     size_t size = (size_t)ctx->data->test.N * ctx->data->test.K;
     float **out = xcalloc((size_t)n, sizeof(float *));
     for (int j = 0; j < n; j++)
-        if (lo->world_rank == 0 || layout_group_of(lo, j) == lo->group) out[j] = xfloats(size);
+        if (lo->world_rank == 0 || list->jobs[j].group == lo->group) out[j] = xfloats(size);
     return out;
 }
 
@@ -114,7 +141,8 @@ int pipeline_run(const RunContext *ctx) {
         lo->n_groups, lo->ranks_per_model, lo->threads);
     MemberSums sums = {ctx, xcalloc((size_t)N * K, sizeof(int64_t)),
                        xcalloc((size_t)Nt * K, sizeof(int64_t)), xfloats((size_t)N * K)};
-    float **member_test = alloc_test_out(ctx, L);
+    jobs_assign_groups(members.jobs, members.n, lo->n_groups);
+    float **member_test = alloc_test_out(ctx, &members);
     status = run_phase(ctx, &members, member_test, member_done, &sums);
 
     /* ---- phase 2: the teacher ---- */
@@ -141,14 +169,14 @@ int pipeline_run(const RunContext *ctx) {
     double s_lr = cfg->distill.lr > 0 ? cfg->distill.lr : cfg->train.lr;
     int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
     double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
-    /* The sum control is L nets in one: start it first, it is the longest job. */
     if (cfg->distill.sum) job_add(&students, cap, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
     if (cfg->distill.kd)
         for (int s = 0; s < S; s++) job_add(&students, cap, ROLE_KD, s, s_epochs, s_lr, 1, teacher_train);
     if (cfg->distill.self)
         for (int s = 0; s < S; s++)
             job_add(&students, cap, ROLE_SELF, s, s_epochs, s_lr, 1, sums.self_teacher);
-    float **student_test = alloc_test_out(ctx, students.n);
+    jobs_assign_groups(students.jobs, students.n, lo->n_groups);
+    float **student_test = alloc_test_out(ctx, &students);
     if (status == JOB_DONE && students.n > 0) {
         say(ctx, "phase 3: %d student(s)\n", students.n);
         status = run_phase(ctx, &students, student_test, NULL, NULL);

@@ -1,13 +1,16 @@
 /* What the user sees: only world rank 0 prints. Group leaders send each finished epoch to
  * rank 0 as a small message; rank 0 polls between its own steps, prints one line per
  * model-epoch and appends it to RUN_DIR/metrics.jsonl. A progress bar is drawn only when
- * stdout is a terminal. */
+ * stdout is a terminal. mpirun gives its ranks a pseudo-terminal even when its own output goes
+ * to a file, so under a launcher the bar is off unless ENSDISTILL_PROGRESS=1 asks for it
+ * (ENSDISTILL_PROGRESS=0 turns it off everywhere). */
 #include "ensdistill/error.h"
 #include "ensdistill/pipeline.h"
 #include "ensdistill/runfile.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,7 +110,11 @@ void progress_step(const RunContext *ctx, const char *name, int epoch, int epoch
                    int steps) {
     static int tty = -1;
     if (ctx->lo->world_rank != 0) return;
-    if (tty < 0) tty = isatty(STDOUT_FILENO);
+    if (tty < 0) {
+        const char *force = getenv("ENSDISTILL_PROGRESS");
+        int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("SLURM_PROCID");
+        tty = force ? atoi(force) != 0 : isatty(STDOUT_FILENO) && !launched;
+    }
     if (!tty || steps < 2) return;
     if (step % 8 != 0 && step != steps - 1) return;
     int width = 30, filled = (int)((double)(step + 1) / steps * width);
