@@ -17,7 +17,7 @@ for _ in $(seq 1 600); do
     grep -q "epoch    2/4" "$ED_TMP/cut1.log" 2>/dev/null && break
     sleep 0.05
 done
-victim=$(pgrep -f "ensdistill run $cfg --set checkpoint.dir=$ED_TMP/cut" | tail -1 || true)
+victim=$(pgrep -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" | tail -1 || true)
 [ -n "$victim" ] || fail "no rank to kill (did the run finish too fast?)"
 kill -9 "$victim"
 wait "$launcher" && fail "mpirun exited 0 after a rank was killed" || true
@@ -33,7 +33,7 @@ for _ in $(seq 1 600); do
     grep -q "resuming\|epoch" "$ED_TMP/cut2.log" 2>/dev/null && break
     sleep 0.05
 done
-pkill -USR1 -f "ensdistill run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
+pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
 wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
 grep -q "resuming\|complete: skipped" "$ED_TMP/cut2.log" || { cat "$ED_TMP/cut2.log"; fail "the second run did not resume"; }
 
