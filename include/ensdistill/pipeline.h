@@ -73,6 +73,7 @@ typedef struct {
     int index;
     int epoch, epochs;
     double loss, acc, test_acc, lr, images_per_s, seconds, eta_seconds;
+    char note[112];   /* epoch 0: not an epoch, a line about the model ("views learned: ...") */
 } EpochReport;
 /* Called by a group leader after each epoch: rank 0 prints and logs, others send to rank 0. */
 void progress_report(const RunContext *ctx, const EpochReport *r);

@@ -48,6 +48,10 @@ static void format_duration(char *buf, size_t size, double s) {
 
 static void print_report(const RunContext *ctx, const EpochReport *r) {
     char left[32], test[32];
+    if (r->epoch == 0) {
+        say(ctx, "%-11s %s\n", r->name, r->note);
+        return;
+    }
     format_duration(left, sizeof(left), r->eta_seconds);
     if (r->test_acc == r->test_acc)
         snprintf(test, sizeof(test), "%6.2f%%", 100 * r->test_acc);

@@ -330,8 +330,11 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
             st.probe_views = probe;
             st.probe_classes = K;
             st.probe_threshold = cfg->model.srelu_rho;
-            say(ctx, "%-11s views learned: both views in %d of %d classes\n", job->name,
-                probe_both_learned(probe, K, st.probe_threshold), K);
+            EpochReport note = {.index = job->index};
+            snprintf(note.name, sizeof(note.name), "%s", job->name);
+            snprintf(note.note, sizeof(note.note), "views learned: both views in %d of %d classes",
+                     probe_both_learned(probe, K, st.probe_threshold), K);
+            if (lo->is_leader) progress_report(ctx, &note);
         }
         save(ctx, path, m, &st, train_logits, test_logits);
     }
