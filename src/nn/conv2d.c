@@ -1,8 +1,10 @@
 /* 2-D convolution (PyTorch Conv2d semantics: cross-correlation, NCHW, weight[OC,C,K,K]).
- * Fast path: im2col of a chunk of samples + one cblas_sgemm per chunk; 1x1 stride-1 pad-0
- * convolutions multiply the input directly. The plain loops at the end are the tests' reference. */
+ * Fast path: im2col of a chunk of samples + one sgemm per chunk; 1x1 stride-1 pad-0
+ * convolutions multiply the input directly. The products go to fastgemm (AVX-512) when it is
+ * enabled. The plain loops at the end are the tests' reference. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
+#include "fastgemm.h"
 #include "vecsum.h"
 
 #include <cblas.h>
@@ -42,7 +44,7 @@ static int conv2d_chunk(int B, int C, int H, int W, int OC, int K, int stride, i
 }
 
 /* Workspace layout: col[nb*C*K*K*OH*OW] | gathered[nb*OC*OH*OW] (nb > 1) | padded[C*Hp*Wp]
- * (pad > 0: one zero-padded sample, or its gradient) */
+ * (pad > 0: one zero-padded sample, or its gradient) | fastgemm's packing scratch */
 static size_t padded_floats(int C, int H, int W, int pad) {
     return pad > 0 ? (size_t)C * (H + 2 * pad) * (W + 2 * pad) : 0;
 }
@@ -53,7 +55,20 @@ size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int st
     int nb = conv2d_chunk(B, C, H, W, OC, K, stride, pad);
     size_t col = (size_t)nb * C * K * K * ohw;
     size_t gathered = nb > 1 ? (size_t)nb * OC * ohw : 0; /* one sample writes out directly */
-    return col + gathered + padded_floats(C, H, W, pad);
+    size_t max_n = (size_t)nb * ohw > (size_t)C * K * K ? (size_t)nb * ohw : (size_t)C * K * K;
+    return col + gathered + padded_floats(C, H, W, pad) + fastgemm_scratch_floats((int)max_n);
+}
+
+/* C[M,N] = beta * C + op(A)[M,K] * op(B)[K,N] (row-major, beta 0 or 1). fastgemm pads N to
+ * 48 columns: narrower products (conv1's dweight, N = 25) stay with OpenBLAS. */
+static void gemm(int transA, int transB, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, float *scratch) {
+    if (N >= 48 && fastgemm_enabled()) {
+        fastgemm(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* padded[C, H+2p, W+2p] = img[C,H,W] with a border of p zeros */
@@ -147,6 +162,7 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
         float *col = workspace;
         float *gathered = workspace + (size_t)nb_max * ckk * ohw;
         float *padded = gathered + (nb_max > 1 ? (size_t)nb_max * OC * ohw : 0);
+        float *scratch = padded + padded_floats(C, H, W, pad);
         for (int b0 = 0; b0 < B; b0 += nb_max) {
             int nb = B - b0 < nb_max ? B - b0 : nb_max;
             size_t ld = (size_t)nb * ohw;
@@ -157,13 +173,13 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
             }
             if (nb == 1) {
                 /* out[b] (OC x OHW) = weight (OC x CKK) * col (CKK x OHW) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ohw, (int)ckk, 1.0f,
-                            weight, (int)ckk, col, (int)ld, 0.0f, out + b0 * OC * ohw, (int)ohw);
+                gemm(0, 0, OC, (int)ohw, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f,
+                     out + b0 * OC * ohw, (int)ohw, scratch);
                 continue;
             }
             /* gathered (OC x nb*OHW) = weight (OC x CKK) * col (CKK x nb*OHW), then scatter */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, (int)ckk, 1.0f,
-                        weight, (int)ckk, col, (int)ld, 0.0f, gathered, (int)ld);
+            gemm(0, 0, OC, (int)ld, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f, gathered,
+                 (int)ld, scratch);
             for (int j = 0; j < nb; j++)
                 for (int oc = 0; oc < OC; oc++)
                     memcpy(out + ((size_t)(b0 + j) * OC + oc) * ohw, gathered + oc * ld + j * ohw,
@@ -215,6 +231,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     float *gathered = workspace + (size_t)nb_max * ckk * ohw;
     float *padded = gathered + (nb_max > 1 ? (size_t)nb_max * OC * ohw : 0);
     const size_t npadded = padded_floats(C, H, W, pad);
+    float *scratch = padded + npadded;
     for (int b0 = 0; b0 < B; b0 += nb_max) {
         int nb = B - b0 < nb_max ? B - b0 : nb_max;
         size_t ld = (size_t)nb * ohw;
@@ -233,13 +250,13 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
                 im2col(col + j * ohw, ld, x, C, Hp, Wp, K, stride, OH, OW);
             }
             /* dweight (OC x CKK) += dout (OC x nb*OHW) * col^T (nb*OHW x CKK) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, (int)ckk, (int)ld, 1.0f, g,
-                        (int)ld, col, (int)ld, 1.0f, dweight, (int)ckk);
+            gemm(0, 1, OC, (int)ckk, (int)ld, g, (int)ld, col, (int)ld, 1.0f, dweight, (int)ckk,
+                 scratch);
         }
         if (din) {
             /* dcol (CKK x nb*OHW) = weight^T (CKK x OC) * dout (OC x nb*OHW); din += col2im */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ckk, (int)ld, OC, 1.0f,
-                        weight, (int)ckk, g, (int)ld, 0.0f, col, (int)ld);
+            gemm(1, 0, (int)ckk, (int)ld, OC, weight, (int)ckk, g, (int)ld, 0.0f, col, (int)ld,
+                 scratch);
             for (int j = 0; j < nb; j++) {
                 float *dx = din + (b0 + j) * chw;
                 if (pad == 0) {
