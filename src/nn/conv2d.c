@@ -74,11 +74,10 @@ size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int st
     return col + gathered + padded_floats(C, H, W, pad) + fastgemm_scratch_floats((int)max_n);
 }
 
-/* C[M,N] = beta * C + op(A)[M,K] * op(B)[K,N] (row-major, beta 0 or 1). fastgemm pads N to
- * 48 columns: narrower products (conv1's dweight, N = 25) stay with OpenBLAS. */
+/* C[M,N] = beta * C + op(A)[M,K] * op(B)[K,N] (row-major, beta 0 or 1) */
 static void gemm(int transA, int transB, int M, int N, int K, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc, float *scratch) {
-    if (N >= 48 && fastgemm_enabled()) {
+    if (fastgemm_enabled()) {
         fastgemm(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch);
         return;
     }
