@@ -11,28 +11,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-static int failures = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-static int reported = 0;
-/* Prints "ok" or "FAIL" (when a check failed since the last report) and the message. */
-static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void report(const char *fmt, ...) {
-    va_list ap;
-    fputs(failures > reported ? "FAIL " : "ok   ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    reported = failures;
-}
+#include "check.h"
 
 static char dir[512];
 
