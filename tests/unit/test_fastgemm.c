@@ -1,6 +1,7 @@
 /* fastgemm (the AVX-512 sgemm behind conv2d) against a plain triple loop on edge shapes, and
  * conv2d with one OpenBLAS thread (the only setting that uses fastgemm) against the naive
- * convolution at the cnn/ResNet layer shapes. Skipped parts say so when AVX-512 is absent. */
+ * convolution at the cnn/ResNet layer shapes (and odd paddings for the stride-1 im2col). Skipped
+ * parts say so when AVX-512 is absent. */
 #include "../../src/nn/fastgemm.h"
 #include "ensdistill/layers.h"
 
@@ -107,6 +108,8 @@ int main(void) {
     conv_case(4, 16, 32, 16, 3, 1, 1); /* resnet stage 1 */
     conv_case(5, 16, 32, 32, 3, 2, 1); /* resnet downsampling */
     conv_case(9, 64, 8, 64, 3, 1, 1);  /* resnet stage 3, several chunks */
+    conv_case(3, 3, 17, 5, 3, 1, 3);   /* padding wider than the kernel, rows across 16 lanes */
+    conv_case(2, 2, 33, 3, 4, 1, 0);   /* even kernel, no padding, 30-wide output rows */
     if (failures) {
         printf("%d failure(s)\n", failures);
         return 1;
