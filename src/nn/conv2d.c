@@ -173,15 +173,23 @@ static inline __mmask16 lanes_in(int ow0, int lo, int hi) {
 }
 
 /* im2col for stride 1 straight from the unpadded img[C,H,W]: masked loads read the padding as
- * zeros (masked-off lanes never touch memory), so no padded copy is made. */
+ * zeros (masked-off lanes never touch memory), so no padded copy is made. The masks depend
+ * only on kw and the 16-lane piece of the output row, so they are computed once per kw. */
 static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int W, int K, int pad,
                       int OH, int OW) {
-    for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < K; kh++)
-            for (int kw = 0; kw < K; kw++) {
+    enum { MAX_PIECES = 8 }; /* output rows up to 128 wide; wider ones take the loop below */
+    const int pieces = (OW + 15) / 16;
+    __mmask16 store[MAX_PIECES], load[MAX_PIECES];
+    for (int p = 0; p < pieces && p < MAX_PIECES; p++)
+        store[p] = lanes_in(16 * p, 0, OW);
+    for (int kw = 0; kw < K; kw++) {
+        /* input column iw = ow - pad + kw is inside the image for lo <= ow < hi */
+        const int lo = pad - kw, hi = W + pad - kw;
+        for (int p = 0; p < pieces && p < MAX_PIECES; p++)
+            load[p] = lanes_in(16 * p, lo, hi);
+        for (int c = 0; c < C; c++)
+            for (int kh = 0; kh < K; kh++) {
                 float *row = col + (size_t)((c * K + kh) * K + kw) * ld;
-                /* input column iw = ow - pad + kw is inside the image for lo <= ow < hi */
-                const int lo = pad - kw, hi = W + pad - kw;
                 for (int oh = 0; oh < OH; oh++) {
                     float *d = row + (size_t)oh * OW;
                     const int ih = oh - pad + kh;
@@ -193,6 +201,13 @@ static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int
                     }
                     uintptr_t x = (uintptr_t)(img + ((size_t)c * H + ih) * W) +
                                   sizeof(float) * (uintptr_t)(kw - pad); /* &x[ow] at ow = 0 */
+                    if (pieces <= MAX_PIECES) {
+                        for (int p = 0; p < pieces; p++)
+                            _mm512_mask_storeu_ps(
+                                d + 16 * p, store[p],
+                                _mm512_maskz_loadu_ps(load[p], (const void *)(x + 64 * p)));
+                        continue;
+                    }
                     for (int ow0 = 0; ow0 < OW; ow0 += 16) {
                         __m512 v = _mm512_maskz_loadu_ps(lanes_in(ow0, lo, hi),
                                                          (const void *)(x + sizeof(float) * ow0));
@@ -200,6 +215,7 @@ static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int
                     }
                 }
             }
+    }
 }
 
 /* img[C,H,W] += col2im(col) for stride 1 and padding pad: the adjoint of im2col_s1, dropping
