@@ -87,7 +87,17 @@ static void pack_b(float *Bp, int transB, const float *B, int ldb, int N, int k0
                         dst[k * NR + c] = 0.0f;
                 }
             }
-        } else { /* op(B)[k,j] = B[j*ldb + k]: transpose in blocks of 16 k that stay in L1 */
+        } else if (cols == NR && (size_t)NR * ldb < ((size_t)1 << 29)) {
+            /* op(B)[k,j] = B[j*ldb + k]: gather 16 columns (rows of B) per k */
+            const __m512i step = _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(ldb));
+            for (int v = 0; v < 3; v++) {
+                const float *src = B + (size_t)(j + 16 * v) * ldb + k0;
+                for (int k = 0; k < kc; k++)
+                    _mm512_storeu_ps(dst + k * NR + 16 * v, _mm512_i32gather_ps(step, src + k, 4));
+            }
+        } else { /* the same one by one, zero past N, in blocks of 16 k that stay in L1 */
             for (int kb = 0; kb < kc; kb += 16) {
                 int kn = kc - kb < 16 ? kc - kb : 16;
                 for (int c = 0; c < NR; c++) {
