@@ -49,6 +49,13 @@ static void pack_a(float *Ap, int transA, const float *A, int lda, int i0, int m
                 for (; r < MR; r++)
                     dst[k * MR + r] = 0.0f;
             }
+        } else if (rows == MR && (size_t)MR * lda < ((size_t)1 << 29)) {
+            /* op(A)[i,k] = A[i*lda + k]: gather the MR rows' k-th entries */
+            const __m256i step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                    _mm256_set1_epi32(lda));
+            const float *src = A + (size_t)(i0 + p) * lda + k0;
+            for (int k = 0; k < kc; k++)
+                _mm256_storeu_ps(dst + k * MR, _mm256_i32gather_ps(src + k, step, 4));
         } else {
             for (int r = 0; r < MR; r++) {
                 if (r >= rows) {
