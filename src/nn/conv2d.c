@@ -218,29 +218,36 @@ static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int
     }
 }
 
-/* img[C,H,W] += col2im(col) for stride 1 and padding pad: the adjoint of im2col_s1, dropping
- * the entries that fall in the padding. Each 16-wide piece of an image row gathers its K*K
- * contributions in a register and is stored once (masked read-modify-writes of overlapping
- * pieces stall on store forwarding: 64-channel 8x8 layers were 20% slower that way). */
+/* img[C,H,W] += col2im(col) for stride 1 and padding pad (K <= S1_MAX_K, W <= 16 *
+ * S1_MAX_PIECES): the adjoint of im2col_s1, dropping the entries that fall in the padding.
+ * Each 16-wide piece of an image row gathers its K*K contributions in registers and is stored
+ * once (masked read-modify-writes of overlapping pieces stall on store forwarding: 64-channel
+ * 8x8 layers were 20% slower that way); one partial sum per kh keeps the add chains short. */
+enum { S1_MAX_K = 8, S1_MAX_PIECES = 8 };
 static void col2im_add_s1(float *img, const float *col, size_t ld, int C, int H, int W, int K,
                           int pad, int OH, int OW) {
+    const int pieces = (W + 15) / 16;
+    __mmask16 mask[S1_MAX_K][S1_MAX_PIECES]; /* lanes of piece q that kw reaches */
+    for (int kw = 0; kw < K; kw++)
+        for (int q = 0; q < pieces; q++)
+            mask[kw][q] = lanes_in(16 * q, 0, W) & lanes_in(16 * q, kw - pad, OW + kw - pad);
     for (int c = 0; c < C; c++)
         for (int ih = 0; ih < H; ih++) {
             float *x = img + ((size_t)c * H + ih) * W;
-            for (int w0 = 0; w0 < W; w0 += 16) {
+            for (int q = 0; q < pieces; q++) {
+                const int w0 = 16 * q;
                 const __mmask16 inside = lanes_in(w0, 0, W);
                 __m512 acc = _mm512_maskz_loadu_ps(inside, x + w0);
                 for (int kh = 0; kh < K; kh++) {
                     const int oh = ih + pad - kh;
                     if (oh < 0 || oh >= OH) continue;
-                    for (int kw = 0; kw < K; kw++) {
-                        /* x[iw] gets g[ow] with ow = iw + pad - kw, for 0 <= ow < OW */
-                        const float *g =
-                            col + (size_t)((c * K + kh) * K + kw) * ld + (size_t)oh * OW;
-                        __mmask16 m = inside & lanes_in(w0, kw - pad, OW + kw - pad);
-                        uintptr_t p = (uintptr_t)g + sizeof(float) * (uintptr_t)(w0 + pad - kw);
-                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, (const void *)p));
-                    }
+                    /* x[iw] gets g[ow] of row (c, kh, kw) with ow = iw + pad - kw */
+                    const float *g = col + (size_t)((c * K + kh) * K) * ld + (size_t)oh * OW;
+                    uintptr_t p = (uintptr_t)g + sizeof(float) * (uintptr_t)(w0 + pad);
+                    __m512 t = _mm512_setzero_ps();
+                    for (int kw = 0; kw < K; kw++, p += sizeof(float) * (ld - 1))
+                        t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mask[kw][q], (const void *)p));
+                    acc = _mm512_add_ps(acc, t);
                 }
                 _mm512_mask_storeu_ps(x + w0, inside, acc);
             }
@@ -268,7 +275,7 @@ static void sample_im2col(float *col, size_t ld, const float *x, float *padded, 
 static void sample_col2im_add(float *dx, const float *col, size_t ld, float *padded, int C, int H,
                               int W, int K, int stride, int pad, int OH, int OW) {
 #if HAVE_S1_KERNELS
-    if (stride == 1) {
+    if (stride == 1 && K <= S1_MAX_K && W <= 16 * S1_MAX_PIECES) {
         col2im_add_s1(dx, col, ld, C, H, W, K, pad, OH, OW);
         return;
     }
