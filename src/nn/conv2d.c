@@ -289,6 +289,17 @@ static void sample_col2im_add(float *dx, const float *col, size_t ld, float *pad
     unpad_add(dx, padded, C, H, W, pad);
 }
 
+/* o[oc, i] = g[oc*ldg + i] + bias[oc] for i < n (o may be g) */
+static void add_bias(float *o, const float *g, size_t ldg, const float *bias, int OC, size_t n) {
+    for (int oc = 0; oc < OC; oc++) {
+        const float v = bias[oc];
+        const float *x = g + oc * ldg;
+        float *y = o + oc * n;
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] + v;
+    }
+}
+
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int C, int H, int W, int OC, int K, int stride, int pad, float *workspace) {
     const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
@@ -315,28 +326,32 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
                               pad, OH, OW);
             }
             if (nb == 1) {
-                /* out[b] (OC x OHW) = weight (OC x CKK) * col (CKK x OHW) */
-                gemm(0, 0, OC, (int)ohw, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f,
-                     out + b0 * OC * ohw, (int)ohw, scratch);
+                /* out[b] (OC x OHW) = weight (OC x CKK) * col (CKK x OHW) + bias */
+                float *o = out + b0 * OC * ohw;
+                gemm(0, 0, OC, (int)ohw, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f, o,
+                     (int)ohw, scratch);
+                if (bias) add_bias(o, o, ohw, bias, OC, ohw);
                 continue;
             }
-            /* gathered (OC x nb*OHW) = weight (OC x CKK) * col (CKK x nb*OHW), then scatter */
+            /* gathered (OC x nb*OHW) = weight (OC x CKK) * col (CKK x nb*OHW), then scatter with
+             * the bias added while the chunk is in cache */
             gemm(0, 0, OC, (int)ld, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f, gathered,
                  (int)ld, scratch);
-            for (int j = 0; j < nb; j++)
+            for (int j = 0; j < nb; j++) {
+                float *o = out + (size_t)(b0 + j) * OC * ohw;
+                if (bias) {
+                    add_bias(o, gathered + j * ohw, ld, bias, OC, ohw);
+                    continue;
+                }
                 for (int oc = 0; oc < OC; oc++)
-                    memcpy(out + ((size_t)(b0 + j) * OC + oc) * ohw, gathered + oc * ld + j * ohw,
-                           sizeof(float) * ohw);
+                    memcpy(o + oc * ohw, gathered + oc * ld + j * ohw, sizeof(float) * ohw);
+            }
         }
+        return;
     }
     if (bias)
         for (int b = 0; b < B; b++)
-            for (int oc = 0; oc < OC; oc++) {
-                float *o = out + ((size_t)b * OC + oc) * ohw;
-                const float v = bias[oc];
-                for (size_t i = 0; i < ohw; i++)
-                    o[i] += v;
-            }
+            add_bias(out + (size_t)b * OC * ohw, out + (size_t)b * OC * ohw, ohw, bias, OC, ohw);
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
