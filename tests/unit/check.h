@@ -20,7 +20,7 @@ static int failures = 0;
 
 __attribute__((unused)) static int reported = 0;
 /* Prints "ok" or "FAIL" (when a check failed since the last report) and the message. */
-static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
 static void report(const char *fmt, ...) {
     va_list ap;
     fputs(failures > reported ? "FAIL " : "ok   ", stdout);
