@@ -31,7 +31,7 @@ int job_global_batch(const RunContext *ctx) {
 }
 
 /* Largest class count the views probe handles (multi-view data has few classes). */
-#define TEACHER_PROBE_MAX 256
+#define PROBE_MAX_CLASSES 256
 
 static int div_up(int a, int b) {
     return (a + b - 1) / b;
@@ -325,8 +325,8 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         evaluate(m, &w, test, test_logits, lo);
         check_group_weights(ctx, job, m);
         st.complete = 1;
-        float probe[2 * TEACHER_PROBE_MAX];
-        if (K <= TEACHER_PROBE_MAX && probe_views(m, train->views, K, train->D, probe) == 0) {
+        float probe[2 * PROBE_MAX_CLASSES];
+        if (K <= PROBE_MAX_CLASSES && probe_views(m, train->views, K, train->D, probe) == 0) {
             st.probe_views = probe;
             st.probe_classes = K;
             st.probe_threshold = cfg->model.srelu_rho;

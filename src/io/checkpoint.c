@@ -15,14 +15,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#ifndef ED_GIT_REV
-#define ED_GIT_REV "unknown"
-#endif
-#ifndef ED_COMPILER
-#define ED_COMPILER "unknown"
-#endif
-
-#define PATH_MAX_LEN 4096
 #define DSET_NAME_MAX (TENSOR_NAME_MAX + 32)
 
 static const char *const history_names[6] = {"epoch",     "lr",       "train_loss",

@@ -9,6 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What wrote a file (CMake defines both for the library). */
+#ifndef ED_GIT_REV
+#define ED_GIT_REV "unknown"
+#endif
+#ifndef ED_COMPILER
+#define ED_COMPILER "unknown"
+#endif
+
+#define PATH_MAX_LEN 4096
+
 /* Silences HDF5's automatic error printing (a damaged file is reported by us, once). */
 void h5u_quiet(void);
 /* File access list: checksummed metadata (format of HDF5 1.8 and later), H5F_CLOSE_STRONG,

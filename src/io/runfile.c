@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef ED_GIT_REV
-#define ED_GIT_REV "unknown"
-#endif
-#ifndef ED_COMPILER
-#define ED_COMPILER "unknown"
-#endif
-
-#define PATH_MAX_LEN 4096
 
 /* The memory layout of ResultRow as an HDF5 compound (fixed-length strings). */
 static hid_t result_row_type(void) {

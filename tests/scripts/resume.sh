@@ -25,13 +25,16 @@ ls "$ED_TMP/cut/models/" > /dev/null
 complete=$(grep -c "epoch    4/4" "$ED_TMP/cut1.log" || true)
 echo "killed rank pid $victim; models finished before the kill: $complete"
 
-# 2. Resume with SIGUSR1 to every rank partway: checkpoint and exit 0.
+# 2. Resume with SIGUSR1 to every rank as soon as they run (rank 0 rewrites config.yaml after
+#    every rank has installed its handlers): each stops after its next step, checkpoints and
+#    exits 0.
+before=$(stat -c %i "$ED_TMP/cut/config.yaml")
 $ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
     > "$ED_TMP/cut2.log" 2>&1 &
 launcher=$!
 for _ in $(seq 1 600); do
-    grep -q "resuming\|epoch" "$ED_TMP/cut2.log" 2>/dev/null && break
-    sleep 0.05
+    [ "$(stat -c %i "$ED_TMP/cut/config.yaml")" != "$before" ] && break
+    sleep 0.02
 done
 pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
 wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
@@ -40,7 +43,8 @@ grep -q "resuming\|complete: skipped" "$ED_TMP/cut2.log" || { cat "$ED_TMP/cut2.
 # 3. Finish.
 edrun 2 run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" > "$ED_TMP/cut3.log" 2>&1 \
     || { cat "$ED_TMP/cut3.log"; fail "final resume"; }
-grep -q "checkpointed; run again" "$ED_TMP/cut2.log" && echo "SIGUSR1: checkpointed and exited 0"
+grep -q "checkpointed; run again" "$ED_TMP/cut2.log" || { cat "$ED_TMP/cut2.log"; fail "SIGUSR1 did not checkpoint and stop the run"; }
+echo "SIGUSR1: checkpointed and exited 0"
 
 "$ED_PYTHON" - "$ED_TMP" <<'PY'
 import sys, h5py, numpy as np

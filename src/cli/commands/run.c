@@ -42,10 +42,9 @@ static void mkdir_p(const char *path) {
 
 /* The parallel section does not change results: a run may resume on another layout. */
 static char *results_relevant_yaml(const Config *cfg) {
-    Config c = *cfg;
-    config_defaults(&c);
-    Config copy = *cfg;
-    copy.parallel = c.parallel;
+    Config defaults, copy = *cfg;
+    config_defaults(&defaults);
+    copy.parallel = defaults.parallel;
     return config_to_yaml(&copy);
 }
 
@@ -104,6 +103,8 @@ static int prepare_run_dir(const Config *cfg, const char *config_text, char *err
 }
 
 int cmd_run(int argc, char **argv) {
+    /* First: a stop signal during start-up (config, data) must not kill the rank. */
+    signals_install();
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *config_path = NULL;
@@ -164,7 +165,6 @@ int cmd_run(int argc, char **argv) {
         data.train.W, data.train.K,
         (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
 
-    signals_install();
     int status = pipeline_run(&ctx);
     if (status == JOB_STOPPED)
         say(&ctx, "checkpointed; run again to resume\n");
