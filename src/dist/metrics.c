@@ -25,7 +25,8 @@ Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_
         double conf = 1.0 / sum;
         int ok = pred == labels[i];
         correct += ok;
-        int b = (int)(conf * ece_bins);
+        /* NaN logits (a diverged model read by eval) land in bin 0 instead of off the table */
+        int b = conf > 0 ? (int)(conf * ece_bins) : 0;
         if (b >= ece_bins) b = ece_bins - 1;
         bin_conf[b] += conf;
         bin_acc[b] += ok;

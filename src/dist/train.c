@@ -11,6 +11,8 @@
 #include "ensdistill/rng.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdnoreturn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +160,21 @@ static uint64_t params_hash(const Model *m) {
     return h;
 }
 
+/* A line about a model ("complete: skipped"), printed by rank 0 whichever group trains it. */
+static void model_note(const RunContext *ctx, const Job *job, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void model_note(const RunContext *ctx, const Job *job, const char *fmt, ...) {
+    if (!ctx->lo->is_leader) return;
+    EpochReport r = {.index = job->index};
+    snprintf(r.name, sizeof(r.name), "%s", job->name);
+    snprintf(r.role, sizeof(r.role), "%s", role_name(job->role));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r.note, sizeof(r.note), fmt, ap);
+    va_end(ap);
+    progress_report(ctx, &r);
+}
+
 static void check_group_weights(const RunContext *ctx, const Job *job, const Model *m) {
     const Layout *lo = ctx->lo;
     if (lo->ranks_per_model == 1) return;
@@ -165,8 +182,8 @@ static void check_group_weights(const RunContext *ctx, const Job *job, const Mod
     MPI_CHECK(MPI_Bcast(&lead, 1, MPI_UINT64_T, 0, lo->group_comm));
     ED_CHECK(mine == lead, "group %d: weights differ between ranks after data-parallel training",
              lo->group);
-    say(ctx, "%-11s weights bitwise identical on the %d ranks of its group\n", job->name,
-        lo->ranks_per_model);
+    model_note(ctx, job, "weights bitwise identical on the %d ranks of its group",
+               lo->ranks_per_model);
 }
 
 static void save(const RunContext *ctx, const char *path, const Model *m, const ModelState *st,
@@ -180,6 +197,24 @@ static void save(const RunContext *ctx, const char *path, const Model *m, const 
         ckpt_write(path, m, st, ctx->config_text, train_logits,
                    train_logits ? ctx->data->train.N : 0, test_logits,
                    test_logits ? ctx->data->test.N : 0, ctx->cfg->checkpoint.deflate);
+}
+
+/* A model whose epoch loss is not finite has diverged: every later step would train on NaN and
+ * its logits would poison the teacher and the results. Stop the run (every rank of the group
+ * sees the same summed loss) before this epoch is checkpointed, naming the key to change. */
+static noreturn void fail_diverged(const RunContext *ctx, const Job *job, int epoch,
+                                   double loss) {
+    const char *key = job->role == ROLE_MEMBER ? "train.lr"
+                      : job->role == ROLE_SUM  ? "distill.sum_lr"
+                                               : "distill.lr";
+    ed_fail("%s diverged in epoch %d (training loss %g, peak lr %g): lower %s%s, or set "
+            "train.warmup_epochs. Finished models stay in %s/models: copy them into a new "
+            "checkpoint.dir to reuse them with the changed config",
+            job->name, epoch, loss, job->lr, key,
+            job->teacher ? " or distill.temperature (the soft-target gradient grows with "
+                           "alpha * T)"
+                         : "",
+            ctx->run_dir);
 }
 
 int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits) {
@@ -208,15 +243,14 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         int have = ckpt_read_logits(path, "train", train_logits, N, K) == 0 &&
                    ckpt_read_logits(path, "test", test_logits, test->N, K) == 0;
         if (have) {
-            say(ctx, "%-11s complete: skipped (%s)\n", job->name, path);
+            model_note(ctx, job, "complete: skipped (RUN_DIR/models/%s.h5)", job->name);
             model_free(m);
             ckpt_state_free(&st);
             return JOB_DONE;
         }
     }
     if (resumed && !st.complete)
-        say(ctx, "%-11s resuming at epoch %d, step %d (%s)\n", job->name, st.epoch + 1,
-            st.step_in_epoch, path);
+        model_note(ctx, job, "resuming at epoch %d, step %d", st.epoch + 1, st.step_in_epoch);
 
     Workspace w = workspace_create(m, train);
     Schedule sched = job_schedule(cfg, job);
@@ -291,6 +325,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         if (stopped) break;
         double sums[3] = {loss_sum, correct, seen};
         if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, lo->group_comm));
+        if (!isfinite(sums[0])) fail_diverged(ctx, job, epoch + 1, sums[0] / sums[2]);
         double seconds = MPI_Wtime() - t_start;
         if (g > 1 && m->tensors.buffer_floats)
             MPI_CHECK(MPI_Bcast(m->buffers, (int)m->tensors.buffer_floats, MPI_FLOAT, 0,
@@ -330,11 +365,8 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
             st.probe_views = probe;
             st.probe_classes = K;
             st.probe_threshold = cfg->model.srelu_rho;
-            EpochReport note = {.index = job->index};
-            snprintf(note.name, sizeof(note.name), "%s", job->name);
-            snprintf(note.note, sizeof(note.note), "views learned: both views in %d of %d classes",
-                     probe_both_learned(probe, K, st.probe_threshold), K);
-            if (lo->is_leader) progress_report(ctx, &note);
+            model_note(ctx, job, "views learned: both views in %d of %d classes",
+                       probe_both_learned(probe, K, st.probe_threshold), K);
         }
         save(ctx, path, m, &st, train_logits, test_logits);
     }
