@@ -59,6 +59,7 @@ typedef struct {
     int n_milestones;
     double gamma;         /* multistep factor */
     double warmup_epochs;
+    double clip_norm;
     int eval_every;       /* test accuracy every n epochs (and the last); 0 = only at the end */
 } TrainConfig;
 

@@ -11,6 +11,11 @@
 void sgd_step(float *params, const float *grads, float *momentum_buf, size_t n, float lr,
               float momentum, float weight_decay, int nesterov);
 
+/* PyTorch's clip_grad_norm_ over grads[0..n): with norm = ||grads||_2 (summed in double), scales
+ * grads by max_norm / (norm + 1e-6) when that is below 1. max_norm <= 0: no clipping. Returns
+ * the norm before clipping. */
+double grad_clip_norm(float *grads, size_t n, double max_norm);
+
 typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_MULTISTEP = 1, SCHEDULE_COSINE = 2 } ScheduleKind;
 
 #define SCHEDULE_MAX_MILESTONES 16

@@ -113,6 +113,9 @@ const ConfigKey config_keys[] = {
              "multistep: epochs at which the lr is multiplied by gamma"),
     FLOAT(train.gamma, "0.1", GT(0), "multistep factor"),
     FLOAT(train.warmup_epochs, "0.0", GE(0), "linear warmup from 0 (may be fractional)"),
+    FLOAT(train.clip_norm, "0.0", GE(0),
+          "scale each step's gradient to at most this global L2 norm (PyTorch's "
+          "clip_grad_norm_); 0 = off"),
     INT(train.eval_every, "1", GE(0),
         "test accuracy every n epochs and at the last; 0 = only at the end"),
 

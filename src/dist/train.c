@@ -302,6 +302,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
             if (g > 1)
                 MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->grads + tb, (int)tn, MPI_FLOAT, MPI_SUM,
                                         lo->group_comm));
+            if (cfg->train.clip_norm > 0) grad_clip_norm(m->grads + tb, tn, cfg->train.clip_norm);
             sgd_step(m->params + tb, m->grads + tb, m->momentum + tb, tn, (float)lr,
                      (float)cfg->train.momentum, (float)cfg->train.weight_decay,
                      cfg->train.nesterov);

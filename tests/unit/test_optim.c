@@ -120,8 +120,25 @@ static void test_schedules(void) {
     printf("schedules: constant, multistep, cosine, warm-up checked at their key points\n");
 }
 
+/* torch.nn.utils.clip_grad_norm_(max_norm=1) on [3, 4] gives [0.5999999, 0.79999983]
+ * (coef 1 / (5 + 1e-6), printed by PyTorch 1.13); a norm under the bound and max_norm 0 leave
+ * the gradient alone. */
+static void test_clip(void) {
+    float g[2] = {3.0f, 4.0f};
+    expect_close("clip returns the norm", grad_clip_norm(g, 2, 1.0), 5.0, 1e-12);
+    expect_close("clipped g[0]", g[0], 0.5999999, 1e-7);
+    expect_close("clipped g[1]", g[1], 0.79999983, 1e-7);
+    float h[2] = {3.0f, 4.0f};
+    grad_clip_norm(h, 2, 10.0);
+    expect_close("under the bound g[0]", h[0], 3.0, 0.0);
+    grad_clip_norm(h, 2, 0.0);
+    expect_close("max_norm 0 g[1]", h[1], 4.0, 0.0);
+    printf("clip: [3, 4] to norm 1 as clip_grad_norm_\n");
+}
+
 int main(void) {
     test_sgd();
+    test_clip();
     test_schedules();
     if (failures) {
         printf("%d check(s) failed\n", failures);
