@@ -26,4 +26,10 @@ typedef struct {
 int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_t err_size);
 void layout_free(Layout *lo);
 
+/* A barrier over comm that sleeps while it waits. Open MPI busy-polls inside blocking
+ * collectives, so a group that ends its share of a phase early would spin a core at 100% until
+ * the slowest group arrives, taking that core from a working rank when ranks outnumber cores.
+ * This one tests a non-blocking barrier every millisecond instead. */
+void layout_wait_all(MPI_Comm comm);
+
 #endif

@@ -1,5 +1,6 @@
 /* The distributed experiment (DESIGN.md "The run, as data flows through it"):
- *   phase 1 members -> phase 2 teacher -> phase 3 students -> phase 4 results.
+ *   phase 1 members (and the sum control, which needs no teacher) -> phase 2 teacher ->
+ *   phase 3 students -> phase 4 results.
  * A job is one model to train; jobs_assign_groups spreads the jobs of a phase over the groups.
  * Every phase is restartable: complete models are skipped, partial ones resume from their
  * last checkpoint, bitwise as if never interrupted. */

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_t err_size) {
@@ -45,4 +46,15 @@ int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_
 void layout_free(Layout *lo) {
     if (lo->group_comm != MPI_COMM_NULL && lo->group_comm) MPI_Comm_free(&lo->group_comm);
     if (lo->leaders_comm != MPI_COMM_NULL && lo->leaders_comm) MPI_Comm_free(&lo->leaders_comm);
+}
+
+void layout_wait_all(MPI_Comm comm) {
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibarrier(comm, &req));
+    for (;;) {
+        int done = 0;
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done) return;
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
 }

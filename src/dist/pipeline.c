@@ -1,5 +1,8 @@
 /* The four phases of a run (see pipeline.h and DESIGN.md). Jobs of a phase are spread over the
- * groups round-robin; rank 0 gathers every model's test logits for the results. */
+ * groups longest first (jobs_assign_groups); rank 0 gathers every model's test logits for the
+ * results. The train-the-sum control needs no teacher, so it trains in phase 1 beside the
+ * members: it is the longest job (L nets), and in phase 3 it would leave the other groups idle
+ * while it runs (2 groups, 4 members: 5 member-times instead of 6). */
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
 #include "ensdistill/pipeline.h"
@@ -76,6 +79,7 @@ static int run_phase(const RunContext *ctx, const JobList *list, float **test_ou
     }
     free(train_logits);
     progress_phase_end(ctx);
+    layout_wait_all(MPI_COMM_WORLD); /* groups that are done sleep until the last one ends */
     if (signals_any(MPI_COMM_WORLD)) return JOB_STOPPED;
 
     /* Every job's test logits to rank 0, in job order (a leader sends its jobs in order). */
@@ -101,6 +105,7 @@ typedef struct {
 
 static void member_done(void *p, int job, const float *train_logits, const float *test_logits) {
     MemberSums *s = p;
+    if (job >= s->ctx->cfg->ensemble.members) return; /* the sum control: not a member */
     const DataSplit *d = s->ctx->data;
     int probs = strcmp(s->ctx->cfg->ensemble.combine, "probs") == 0;
     teacher_accumulate(s->acc_train, train_logits, d->train.N, d->train.K, probs);
@@ -133,17 +138,21 @@ int pipeline_run(const RunContext *ctx) {
     const int probs = strcmp(cfg->ensemble.combine, "probs") == 0;
     int status = JOB_DONE;
 
-    /* ---- phase 1: members ---- */
-    JobList members = {xcalloc((size_t)L, sizeof(Job)), 0};
+    /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */
+    const int with_sum = cfg->distill.sum;
+    JobList phase1 = {xcalloc((size_t)L + 1, sizeof(Job)), 0};
     for (int l = 0; l < L; l++)
-        job_add(&members, L, ROLE_MEMBER, l, cfg->train.epochs, cfg->train.lr, 1, NULL);
-    say(ctx, "phase 1: %d members on %d group(s) of %d rank(s), %d thread(s) per rank\n", L,
-        lo->n_groups, lo->ranks_per_model, lo->threads);
+        job_add(&phase1, L + 1, ROLE_MEMBER, l, cfg->train.epochs, cfg->train.lr, 1, NULL);
+    int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
+    double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
+    if (with_sum) job_add(&phase1, L + 1, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
+    say(ctx, "phase 1: %d members%s on %d group(s) of %d rank(s), %d thread(s) per rank\n", L,
+        with_sum ? " and the sum control" : "", lo->n_groups, lo->ranks_per_model, lo->threads);
     MemberSums sums = {ctx, xcalloc((size_t)N * K, sizeof(int64_t)),
                        xcalloc((size_t)Nt * K, sizeof(int64_t)), xfloats((size_t)N * K)};
-    jobs_assign_groups(members.jobs, members.n, lo->n_groups);
-    float **member_test = alloc_test_out(ctx, &members);
-    status = run_phase(ctx, &members, member_test, member_done, &sums);
+    jobs_assign_groups(phase1.jobs, phase1.n, lo->n_groups);
+    float **phase1_test = alloc_test_out(ctx, &phase1);
+    status = run_phase(ctx, &phase1, phase1_test, member_done, &sums);
 
     /* ---- phase 2: the teacher ---- */
     float *teacher_train = NULL, *teacher_test = NULL;
@@ -154,8 +163,9 @@ int pipeline_run(const RunContext *ctx) {
         teacher_test = xfloats((size_t)Nt * K);
         teacher_finish(teacher_train, sums.acc_train, (size_t)N * K, L, probs);
         teacher_finish(teacher_test, sums.acc_test, (size_t)Nt * K, L, probs);
-        /* member 0 belongs to group 0, whose leader is world rank 0 */
-        MPI_CHECK(MPI_Bcast(sums.self_teacher, N * K, MPI_FLOAT, 0, MPI_COMM_WORLD));
+        /* from the leader of the group that trained member 0 */
+        int root = phase1.jobs[0].group * lo->ranks_per_model;
+        MPI_CHECK(MPI_Bcast(sums.self_teacher, N * K, MPI_FLOAT, root, MPI_COMM_WORLD));
         say(ctx, "phase 2: teacher = %s of %d members\n", probs ? "mean probabilities" : "mean logits", L);
     }
     free(sums.acc_train);
@@ -163,13 +173,10 @@ int pipeline_run(const RunContext *ctx) {
 
     /* ---- phase 3: students ---- */
     const int S = cfg->distill.seeds;
-    int cap = 2 * S + 1;
-    JobList students = {xcalloc((size_t)cap, sizeof(Job)), 0};
+    int cap = 2 * S;
+    JobList students = {xcalloc((size_t)cap + 1, sizeof(Job)), 0};
     int s_epochs = cfg->distill.epochs ? cfg->distill.epochs : cfg->train.epochs;
     double s_lr = cfg->distill.lr > 0 ? cfg->distill.lr : cfg->train.lr;
-    int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
-    double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
-    if (cfg->distill.sum) job_add(&students, cap, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
     if (cfg->distill.kd)
         for (int s = 0; s < S; s++) job_add(&students, cap, ROLE_KD, s, s_epochs, s_lr, 1, teacher_train);
     if (cfg->distill.self)
@@ -182,16 +189,29 @@ int pipeline_run(const RunContext *ctx) {
         status = run_phase(ctx, &students, student_test, NULL, NULL);
     }
 
-    /* ---- phase 4: results ---- */
+    /* ---- phase 4: results (the sum control reported with the students) ---- */
     if (status == JOB_DONE && lo->world_rank == 0) {
         say(ctx, "phase 4: results\n");
-        results_report(ctx, members.jobs, members.n, member_test, students.jobs, students.n,
-                       student_test, teacher_train, teacher_test);
+        Job *others = xcalloc((size_t)students.n + 1, sizeof(Job));
+        float **others_test = xcalloc((size_t)students.n + 1, sizeof(float *));
+        int n_others = 0;
+        if (with_sum) {
+            others[n_others] = phase1.jobs[L];
+            others_test[n_others++] = phase1_test[L];
+        }
+        for (int j = 0; j < students.n; j++) {
+            others[n_others] = students.jobs[j];
+            others_test[n_others++] = student_test[j];
+        }
+        results_report(ctx, phase1.jobs, L, phase1_test, others, n_others, others_test,
+                       teacher_train, teacher_test);
+        free(others);
+        free(others_test);
     }
 
-    free_test_out(member_test, L);
+    free_test_out(phase1_test, phase1.n);
     free_test_out(student_test, students.n);
-    free(members.jobs);
+    free(phase1.jobs);
     free(students.jobs);
     free(sums.self_teacher);
     free(teacher_train);

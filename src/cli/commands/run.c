@@ -170,6 +170,7 @@ int cmd_run(int argc, char **argv) {
         say(&ctx, "checkpointed; run again to resume\n");
     else
         say(&ctx, "done in %.1f s\n", MPI_Wtime() - t0);
+    layout_wait_all(MPI_COMM_WORLD); /* the others sleep while rank 0 writes the results */
 
     datasplit_free(&data);
     layout_free(&lo);
