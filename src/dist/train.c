@@ -257,7 +257,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     const int Bg = job_global_batch(ctx), steps = div_up(N, Bg);
     const size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
     const int augment = cfg->data.augment;
-    int stopped = 0;
+    int stopped = 0, have_test = 0; /* have_test: test_logits hold the final weights' */
 
     for (int epoch = st.epoch; epoch < job->epochs && !st.complete && !stopped; epoch++) {
         Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role,
@@ -334,8 +334,10 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         int last = epoch + 1 == job->epochs;
         int every = cfg->train.eval_every;
         double test_acc = NAN;
-        if (last || (every > 0 && (epoch + 1) % every == 0))
+        if (last || (every > 0 && (epoch + 1) % every == 0)) {
             test_acc = (double)evaluate(m, &w, test, test_logits, lo) / test->N;
+            have_test = last;
+        }
         EpochRecord rec = {.epoch = epoch + 1, .lr = lr, .train_loss = sums[0] / sums[2],
                            .train_acc = sums[1] / sums[2], .test_acc = test_acc,
                            .seconds = seconds};
@@ -358,7 +360,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
 
     if (!stopped) {
         evaluate(m, &w, train, train_logits, lo);
-        evaluate(m, &w, test, test_logits, lo);
+        if (!have_test) evaluate(m, &w, test, test_logits, lo);
         check_group_weights(ctx, job, m);
         st.complete = 1;
         float probe[2 * PROBE_MAX_CLASSES];
