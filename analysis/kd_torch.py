@@ -6,15 +6,14 @@ initialisation and batch order).
     /usr/bin/python3 analysis/kd_torch.py runs/quickstart --seeds 1 2
     /usr/bin/python3 analysis/kd_torch.py runs/quickstart --seeds 1 --clip 0   # no clipping
 
-The teacher is the mean of the members' stored training logits (RUN_DIR/models/member-*.h5,
-ensemble.combine: logits); T, alpha, lr (distill.lr or train.lr), epochs, batch, momentum,
+The teacher is the one the run stored (RUN_DIR/run.h5 /teacher/train_logits, as its KD
+students saw it); the architecture is read from a member checkpoint; T, alpha, lr (distill.lr or train.lr), epochs, batch, momentum,
 Nesterov, weight decay, the cosine schedule (per step) and train.clip_norm come from
 RUN_DIR/config.yaml unless given. Fashion-MNIST / MNIST runs only. Prints each epoch's
 training loss and the test accuracy; one thread (torch.set_num_threads(1)).
 """
 
 import argparse
-import glob
 import math
 import os
 import sys
@@ -44,8 +43,6 @@ def main():
     d, tr_cfg, dist = cfg["data"], cfg["train"], cfg["distill"]
     if d["source"] not in ("fashion-mnist", "mnist"):
         sys.exit(f"{args.run_dir}: data.source {d['source']}: kd_torch reads IDX data only")
-    if cfg["ensemble"].get("combine", "logits") != "logits":
-        sys.exit(f"{args.run_dir}: ensemble.combine {cfg['ensemble']['combine']}: only logits")
     root = d.get("path") or load_torch.FASHION_MNIST_DEFAULT_DIR
     train_images, test_images, test_labels, _, _ = load_torch.load_data(cfg)
     n = len(train_images)
@@ -57,13 +54,12 @@ def main():
     x_test = torch.from_numpy(load_torch.make_inputs(test_images, mean, std))
     y_train, y_test = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
 
-    members = sorted(glob.glob(os.path.join(args.run_dir, "models", "member-*.h5")))
-    members = [p for p in members if not p.endswith(".prev.h5")]
-    if not members:
-        sys.exit(f"{args.run_dir}/models: no member checkpoints")
-    teacher = torch.from_numpy(np.mean(
-        [h5py.File(p, "r")["logits/train"][()] for p in members], axis=0).astype(np.float32))
-    _, attrs = load_torch.load_checkpoint(members[0])
+    member = os.path.join(args.run_dir, "models", "member-000.h5")
+    with h5py.File(os.path.join(args.run_dir, "run.h5"), "r") as f:
+        teacher = torch.from_numpy(f["teacher/train_logits"][()])
+    if teacher.shape[0] != n:
+        sys.exit(f"{args.run_dir}/run.h5: teacher has {teacher.shape[0]} rows, the data {n}")
+    _, attrs = load_torch.load_checkpoint(member)
 
     T, alpha = float(dist["temperature"]), float(dist["alpha"])
     lr0 = args.lr or float(dist.get("lr") or 0) or float(tr_cfg["lr"])
@@ -73,7 +69,7 @@ def main():
     if tr_cfg.get("schedule", "cosine") != "cosine" or float(tr_cfg.get("warmup_epochs", 0)):
         sys.exit("kd_torch follows the cosine schedule without warm-up only")
     steps = math.ceil(n / batch)
-    print(f"{len(members)} members, {n} training images; T={T} alpha={alpha} lr={lr0} "
+    print(f"teacher of {args.run_dir}, {n} training images; T={T} alpha={alpha} lr={lr0} "
           f"epochs={epochs} clip={clip}")
     for seed in args.seeds:
         torch.manual_seed(seed)

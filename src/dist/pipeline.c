@@ -173,8 +173,8 @@ int pipeline_run(const RunContext *ctx) {
 
     /* ---- phase 3: students ---- */
     const int S = cfg->distill.seeds;
-    int cap = 2 * S;
-    JobList students = {xcalloc((size_t)cap + 1, sizeof(Job)), 0};
+    const int cap = 2 * S;
+    JobList students = {xcalloc((size_t)cap, sizeof(Job)), 0};
     int s_epochs = cfg->distill.epochs ? cfg->distill.epochs : cfg->train.epochs;
     double s_lr = cfg->distill.lr > 0 ? cfg->distill.lr : cfg->train.lr;
     if (cfg->distill.kd)

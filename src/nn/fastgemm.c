@@ -35,6 +35,13 @@ size_t fastgemm_scratch_floats(int max_n) {
 }
 
 #ifdef __AVX512F__
+/* dst[0..n) = src[0..n), dst[n..width) = 0: one row of a packed panel at the matrix edge */
+static inline void copy_padded(float *dst, const float *src, int n, int width) {
+    int i = 0;
+    for (; i < n; i++) dst[i] = src[i];
+    for (; i < width; i++) dst[i] = 0.0f;
+}
+
 /* Ap[panel][k][MR] = op(A)[i0 + panel*MR + r, k0 + k], zero past M */
 static void pack_a(float *Ap, int transA, const float *A, int lda, int i0, int mc, int k0, int kc) {
     for (int p = 0; p < mc; p += MR) {
@@ -42,12 +49,7 @@ static void pack_a(float *Ap, int transA, const float *A, int lda, int i0, int m
         float *dst = Ap + (size_t)p * kc;
         if (transA) { /* op(A)[i,k] = A[k*lda + i]: each k gives MR contiguous floats */
             for (int k = 0; k < kc; k++) {
-                const float *src = A + (size_t)(k0 + k) * lda + i0 + p;
-                int r = 0;
-                for (; r < rows; r++)
-                    dst[k * MR + r] = src[r];
-                for (; r < MR; r++)
-                    dst[k * MR + r] = 0.0f;
+                copy_padded(dst + k * MR, A + (size_t)(k0 + k) * lda + i0 + p, rows, MR);
             }
         } else if (rows == MR && (size_t)MR * lda < ((size_t)1 << 29)) {
             /* op(A)[i,k] = A[i*lda + k]: gather the MR rows' k-th entries */
@@ -86,12 +88,7 @@ static void pack_b(float *Bp, int transB, const float *B, int ldb, int N, int k0
                 }
             } else {
                 for (int k = 0; k < kc; k++) {
-                    const float *src = B + (size_t)(k0 + k) * ldb + j;
-                    int c = 0;
-                    for (; c < cols; c++)
-                        dst[k * NR + c] = src[c];
-                    for (; c < NR; c++)
-                        dst[k * NR + c] = 0.0f;
+                    copy_padded(dst + k * NR, B + (size_t)(k0 + k) * ldb + j, cols, NR);
                 }
             }
         } else if (cols == NR && (size_t)NR * ldb < ((size_t)1 << 29)) {
