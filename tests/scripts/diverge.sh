@@ -11,12 +11,12 @@ out=$(edrun 2 run "$cfg" --set checkpoint.dir="$dir" --set distill.students=[kd]
 rc=$?
 set -e
 [ $rc -eq 2 ] || { echo "$out"; fail "a diverging student exited $rc, not 2"; }
-echo "$out" | grep -q "kd-000 diverged in epoch 1 (training loss .*peak lr 1e+06): lower distill.lr" ||
+grep -q "kd-000 diverged in epoch 1 (training loss .*peak lr 1e+06): lower distill.lr" <<< "$out" ||
     { echo "$out"; fail "message"; }
 [ ! -e "$dir/run.h5" ] || fail "results were written for a diverged run"
 for l in 0 1 2; do
-    "$ED_BIN" inspect "$dir/models/member-00$l.h5" | grep -q "complete" ||
-        fail "member $l is not complete after the stop"
+    out=$("$ED_BIN" inspect "$dir/models/member-00$l.h5")
+    grep -q "complete" <<< "$out" || fail "member $l is not complete after the stop"
 done
 echo "stopped: $(echo "$out" | grep 'error' | head -1)"
 mkdir -p "$ED_TMP/retry/models"

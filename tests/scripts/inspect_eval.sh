@@ -13,18 +13,18 @@ run=$ED_TMP/run
 out=$("$ED_BIN" inspect "$run" 2>&1) || { echo "$out"; fail "inspect RUN_DIR exited $?"; }
 echo "$out"
 for m in member-000 member-001 member-002 kd-000 self-000 sum-000; do
-    echo "$out" | grep -E "^  $m .* complete .* ok \([0-9]+ datasets\)" > /dev/null \
+    grep -E "^  $m .* complete .* ok \([0-9]+ datasets\)" <<< "$out" > /dev/null \
         || fail "inspect RUN_DIR: no complete, verified line for $m"
 done
-echo "$out" | grep -q "6 model file(s), 6 complete" || fail "inspect RUN_DIR: model count"
-echo "$out" | grep -qE "^  ensemble +member +3 " || fail "inspect RUN_DIR: no results table"
-echo "$out" | grep -q "checksums     ok" || fail "inspect RUN_DIR: run.h5 not verified"
+grep -q "6 model file(s), 6 complete" <<< "$out" || fail "inspect RUN_DIR: model count"
+grep -qE "^  ensemble +member +3 " <<< "$out" || fail "inspect RUN_DIR: no results table"
+grep -q "checksums     ok" <<< "$out" || fail "inspect RUN_DIR: run.h5 not verified"
 
 # 2. one checkpoint, and run.h5 alone
 out=$("$ED_BIN" inspect "$run/models/sum-000.h5" 2>&1) || { echo "$out"; fail "inspect FILE"; }
 for want in "format        ensdistill-model, format_version 1" "sum of 3 nets" \
             "nets.2.fc3.weight .*\[10, 32\] .*float32" "3/3 epochs" "history" "logits        train \[768, 10\]"; do
-    echo "$out" | grep -qE "$want" || { echo "$out"; fail "inspect FILE: no '$want'"; }
+    grep -qE "$want" <<< "$out" || { echo "$out"; fail "inspect FILE: no '$want'"; }
 done
 "$ED_BIN" inspect "$run/run.h5" > "$ED_TMP/runh5.txt" 2>&1 || { cat "$ED_TMP/runh5.txt"; fail "inspect run.h5"; }
 grep -q "6 external links under /models" "$ED_TMP/runh5.txt" || fail "inspect run.h5: links"
@@ -36,11 +36,11 @@ for args in "" "--config $cfg"; do
     got=$(echo "$out" | sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p')
     rec=$(echo "$out" | sed -n 's/^in the file   test accuracy \([0-9.]*\)%.*/\1/p')
     [ -n "$got" ] && [ "$got" = "$rec" ] || { echo "$out"; fail "eval $args: $got% vs recorded $rec%"; }
-    echo "$out" | grep -q "^NLL  " && echo "$out" | grep -q "^ECE  " || fail "eval: no NLL/ECE"
+    grep -q "^NLL  " <<< "$out" && grep -q "^ECE  " <<< "$out" || fail "eval: no NLL/ECE"
 done
 echo "ok   eval: test accuracy $got% equals the recorded one"
 out=$("$ED_BIN" eval "$run/models/member-001.h5" --set data.test_limit=100 2>&1) || fail "eval --set"
-echo "$out" | grep -q "100 samples" || { echo "$out"; fail "eval --set data.test_limit=100 ignored"; }
+grep -q "100 samples" <<< "$out" || { echo "$out"; fail "eval --set data.test_limit=100 ignored"; }
 
 # 4. h5py through the external links (the README's session)
 "$ED_PYTHON" - "$run" <<'EOF' || fail "h5py session"
@@ -74,21 +74,21 @@ set +e
 out=$("$ED_BIN" inspect "$run" 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] || { echo "$out"; fail "inspect of a damaged run exited $rc, expected 2"; }
-echo "$out" | grep -qE "member-001 .*FAILED: dataset /params/fc1.weight" || { echo "$out"; fail "inspect: damage not named"; }
-echo "$out" | grep -q "error: 1 file(s) in .* are damaged" || { echo "$out"; fail "inspect: no error line"; }
+grep -qE "member-001 .*FAILED: dataset /params/fc1.weight" <<< "$out" || { echo "$out"; fail "inspect: damage not named"; }
+grep -q "error: 1 file(s) in .* are damaged" <<< "$out" || { echo "$out"; fail "inspect: no error line"; }
 set +e
 out=$("$ED_BIN" eval "$run/models/member-001.h5" 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] || { echo "$out"; fail "eval of a damaged file exited $rc, expected 2"; }
-echo "$out" | grep -q "member-001.h5 is damaged: tensor /params/fc1.weight" || { echo "$out"; fail "eval: damage not named"; }
+grep -q "member-001.h5 is damaged: tensor /params/fc1.weight" <<< "$out" || { echo "$out"; fail "eval: damage not named"; }
 set +e
 out=$("$ED_BIN" inspect "$ED_TMP/nope.h5" 2>&1); rc=$?
 set -e
-[ $rc -eq 2 ] && echo "$out" | grep -q "no such file" || { echo "$out"; fail "inspect of a missing file: $rc"; }
+[ $rc -eq 2 ] && grep -q "no such file" <<< "$out" || { echo "$out"; fail "inspect of a missing file: $rc"; }
 head -c 3000 "$run/models/kd-000.h5" > "$ED_TMP/trunc.h5"
 set +e
 out=$("$ED_BIN" inspect "$ED_TMP/trunc.h5" 2>&1); rc=$?
 set -e
-[ $rc -eq 2 ] && echo "$out" | grep -q "truncated or damaged" || { echo "$out"; fail "inspect of a truncated file: $rc"; }
+[ $rc -eq 2 ] && grep -q "truncated or damaged" <<< "$out" || { echo "$out"; fail "inspect of a truncated file: $rc"; }
 echo "ok   damaged, truncated and missing files: exit 2 naming the file"
 echo "inspect_eval: all passed"

@@ -1,6 +1,9 @@
 # Helpers for the script tests (sourced). ctest sets ED_BIN, ED_MPIEXEC, ED_PYTHON,
 # ED_SOURCE_DIR, ED_BUILD_DIR.
 set -euo pipefail
+# Match a command's output with `grep -q PATTERN <<< "$out"`, never `echo "$out" | grep -q`:
+# grep -q exits at the first match, echo (which writes line by line) then dies of SIGPIPE, and
+# pipefail fails the test although the line was there (inspect_eval failed so, rarely).
 : "${ED_BIN:?run through ctest}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 need_h5py() {

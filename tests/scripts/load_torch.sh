@@ -54,12 +54,12 @@ files+=("$ED_TMP/mvconv/models/member-000.h5")
 out=$("$ED_PYTHON" "$loader" "${files[@]}" --eval 2>&1) \
     || { echo "$out"; fail "PyTorch disagrees with a checkpoint (see DIFFERENT or the logit difference)"; }
 echo "$out"
-n_equal=$(echo "$out" | grep -c "file test accuracy .*(equal)" || true)
-n_logits=$(echo "$out" | grep -c "stored /logits/test: max" || true)
+n_equal=$(grep -c "file test accuracy .*(equal)" <<< "$out" || true)
+n_logits=$(grep -c "stored /logits/test: max" <<< "$out" || true)
 [ "$n_equal" -eq ${#files[@]} ] || fail "$n_equal of ${#files[@]} files have an equal recorded accuracy"
 [ "$n_logits" -eq ${#files[@]} ] || fail "$n_logits of ${#files[@]} files were compared with stored logits"
 for arch in MLP SumOf CNN CifarResNet WideResNet MvConv; do
-    echo "$out" | grep -q "$arch with" || fail "no $arch module was built"
+    grep -q "$arch with" <<< "$out" || fail "no $arch module was built"
 done
 
 # A tensor of the wrong shape is refused by strict loading.

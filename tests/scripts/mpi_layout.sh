@@ -7,6 +7,6 @@ out=$(edrun 3 run "$cfg" --set checkpoint.dir="$ED_TMP/bad" --set parallel.ranks
 rc=$?
 set -e
 [ $rc -ne 0 ] || fail "3 ranks with ranks_per_model=2 ran (exit 0)"
-echo "$out" | grep -q "ranks_per_model = 2 does not divide the 3 ranks" || { echo "$out"; fail "message"; }
+grep -q "ranks_per_model = 2 does not divide the 3 ranks" <<< "$out" || { echo "$out"; fail "message"; }
 [ ! -e "$ED_TMP/bad/models" ] || fail "work was done before the layout was checked"
 echo "refused: $(echo "$out" | grep error | head -1)"
