@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Values that depend on other keys: checkpoint.dir defaults to runs/<name>. */
 static void resolve(Config *c) {
@@ -92,16 +93,22 @@ static int bad(Checker *ck, const char *key, const char *fmt, ...) {
     return -1;
 }
 
+/* Bounds of the arch grammar: ResNet-1202 is the deepest in the literature, WRN-k beyond 16
+ * is rare; far beyond these a typo would only stop the run out of memory. */
+#define ARCH_MAX_DEPTH 2000
+#define ARCH_MAX_WIDTH 64
+
 /* mlp, cnn, mvconv, resnet-<6n+2>[-proj], wrn-<6n+4>-<k> (see model.h). */
 static int arch_ok(const char *arch) {
     int depth, width, used = -1;
     if (!strcmp(arch, "mlp") || !strcmp(arch, "cnn") || !strcmp(arch, "mvconv")) return 1;
     if (sscanf(arch, "resnet-%d%n", &depth, &used) == 1 && used > 0 &&
         (arch[used] == '\0' || strcmp(arch + used, "-proj") == 0))
-        return depth >= 8 && (depth - 2) % 6 == 0;
+        return depth >= 8 && depth <= ARCH_MAX_DEPTH && (depth - 2) % 6 == 0;
     used = -1;
     if (sscanf(arch, "wrn-%d-%d%n", &depth, &width, &used) == 2 && used > 0 && arch[used] == '\0')
-        return depth >= 10 && (depth - 4) % 6 == 0 && width >= 1;
+        return depth >= 10 && depth <= ARCH_MAX_DEPTH && (depth - 4) % 6 == 0 && width >= 1 &&
+               width <= ARCH_MAX_WIDTH;
     return 0;
 }
 
@@ -119,7 +126,18 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
             &ck, "name",
             "use only letters, digits, '.', '_' and '-' (it names the run directory), got '%s'",
             c->name);
+    if (strcmp(c->name, ".") == 0 || strstr(c->name, ".."))
+        return bad(&ck, "name", "must not be '.' or contain '..' (it names the run directory), got '%s'",
+                   c->name);
     if (!c->checkpoint.dir[0]) return bad(&ck, "checkpoint.dir", "must not be empty");
+    size_t dir_len = strlen(c->checkpoint.dir);
+    while (dir_len > 1 && c->checkpoint.dir[dir_len - 1] == '/')
+        dir_len--;
+    if (dir_len >= 3 && strncmp(c->checkpoint.dir + dir_len - 3, ".h5", 3) == 0)
+        return bad(&ck, "checkpoint.dir",
+                   "'%s' is the run directory, but a name ending in .h5 is taken for a file "
+                   "(RUN_DIR/run.h5 by inspect and eval): choose another name",
+                   c->checkpoint.dir);
 
     const DataConfig *d = &c->data;
     const MultiviewConfig *mv = &d->multiview;
@@ -159,10 +177,22 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
             return bad(&ck, ranges[i].lo_key, "must be <= %s = %g, got %g", ranges[i].hi_key,
                        ranges[i].hi, ranges[i].lo);
 
+    if (generated) {
+        /* the generator holds train and test as floats [N, P, 1, d] on every rank */
+        double bytes = ((double)mv->n_train + mv->n_test) * mv->patches * mv->d * sizeof(float);
+        double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+        if (have > 0 && bytes > have)
+            return bad(&ck, "data.multiview.n_train",
+                       "data.multiview: the generated data would take %.1f GiB per rank "
+                       "((n_train + n_test) x patches x d floats), more than the %.1f GiB this "
+                       "machine has",
+                       bytes / 1073741824.0, have / 1073741824.0);
+    }
     if (!arch_ok(c->model.arch) || strlen(c->model.arch) >= 64)
         return bad(&ck, "model.arch",
-                   "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k>, got '%s'",
-                   c->model.arch);
+                   "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k> (depth at "
+                   "most %d, width at most %d), got '%s'",
+                   ARCH_MAX_DEPTH, ARCH_MAX_WIDTH, c->model.arch);
     if (!strcmp(c->model.arch, "mvconv") && strcmp(d->source, "hdf5") != 0 && !generated)
         return bad(&ck, "model.arch",
                    "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
@@ -199,10 +229,28 @@ int config_load(Config *c, const char *path, int n_overrides, char *const *overr
     }
     strcpy(tmp.source_file, path);
     if (config_parse_file(&tmp, path, lines, err, err_size) != 0) return -1;
+    int keys_in_file = 0;
+    for (int i = 0; i < config_n_keys; i++)
+        keys_in_file += lines[i] > 0;
     for (int i = 0; i < n_overrides; i++)
         if (set_one(&tmp, overrides[i], lines, err, err_size) != 0) return -1;
     resolve(&tmp);
     if (validate(&tmp, lines, err, err_size) != 0) return -1;
+    /* Every key but the name has a default: an empty file (a wrong path, a truncated copy) would
+     * train them all, and configs without a name would share runs/run. */
+    if (!lines[schema_find("name")]) {
+        if (keys_in_file == 0)
+            snprintf(err, err_size,
+                     "%s: the file sets no key: a config needs at least 'name:' (every other "
+                     "key has a default; 'ensdistill config docs' lists them)",
+                     path);
+        else
+            snprintf(err, err_size,
+                     "%s: name: is required (it names the run and its directory runs/<name>); "
+                     "add 'name: ...' or --set name=...",
+                     path);
+        return -1;
+    }
     memcpy(c, &tmp, sizeof tmp); /* with its zeroed padding */
     return 0;
 }

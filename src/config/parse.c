@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define MAX_SECTIONS 32
@@ -186,6 +187,11 @@ static int parse_stream(Parser *p) {
 }
 
 int config_parse_file(Config *c, const char *path, int *lines, char *err, size_t size) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(err, size, "%s: is a directory, not a config file", path);
+        return -1;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, size, "%s: cannot open: %s", path, strerror(errno));

@@ -46,9 +46,16 @@
 #define FLAGS(p, first, words, def, doc)                                                           \
     { p, KEY_FLAGS, FIELD(first, int), 0, def, IN(0, 1), words, doc }
 
+/* Upper bounds of counts: far above any real run, low enough that a typo (members: 1000000000)
+ * is refused by `config check` instead of stopping the run out of memory. ED_MAX_MODELS also
+ * keeps every job's MPI tag (pipeline.c: 300 + job) below the 32767 MPI guarantees. */
+#define ED_MAX_MODELS 10000
+#define ED_MAX_EPOCHS 1000000
+#define ED_MAX_SAMPLES 16777216
+
 /* In the order of the YAML dump and the docs; each section's keys are contiguous. */
 const ConfigKey config_keys[] = {
-    STRING(name, "run", "experiment name; checkpoint.dir defaults to runs/<name>"),
+    STRING(name, "run", "experiment name (required); checkpoint.dir defaults to runs/<name>"),
 
     ENUM(data.source, "fashion-mnist|mnist|cifar10|cifar100|hdf5|multiview|toy2", "fashion-mnist",
          "data set: IDX files, CIFAR binaries, an HDF5 data file, or a generator"),
@@ -56,20 +63,20 @@ const ConfigKey config_keys[] = {
            "directory (idx, cifar) or .h5 file (hdf5); fashion-mnist may leave it empty for "
            "/usr/share/datasets/fashion-mnist"),
     BOOL(data.augment, "false", "augment training images (random crop and flip)"),
-    INT(data.crop_pad, "4", GE(0), "zero padding of the random crop; 0 = no crop"),
+    INT(data.crop_pad, "4", IN(0, 1024), "zero padding of the random crop; 0 = no crop"),
     BOOL(data.flip, "true", "random horizontal flip when augmenting"),
     ENUM(data.labels, "fine|coarse", "fine", "cifar100: 100 fine or 20 coarse classes"),
     BOOL(data.normalize, "true", "normalise each channel by the training set's mean and std"),
     INT(data.train_limit, "0", GE(0), "use only the first n training samples; 0 = all"),
     INT(data.test_limit, "0", GE(0), "use only the first n test samples; 0 = all"),
 
-    INT(data.multiview.k, "10", GE(2), "multiview: classes (toy2 has 2)"),
-    INT(data.multiview.d, "64", GE(2),
+    INT(data.multiview.k, "10", IN(2, 65536), "multiview: classes (toy2 has 2)"),
+    INT(data.multiview.d, "64", IN(2, 65536),
         "dimension of a patch; at least 2k (the views are orthonormal)"),
-    INT(data.multiview.patches, "12", GE(2), "patches per sample P (multiview and toy2)"),
-    INT(data.multiview.patches_per_view, "1", GE(1), "patches that carry each present view"),
-    INT(data.multiview.n_train, "600", GE(1), "training samples"),
-    INT(data.multiview.n_test, "2000", GE(1), "test samples"),
+    INT(data.multiview.patches, "12", IN(2, 4096), "patches per sample P (multiview and toy2)"),
+    INT(data.multiview.patches_per_view, "1", IN(1, 2048), "patches that carry each present view"),
+    INT(data.multiview.n_train, "600", IN(1, ED_MAX_SAMPLES), "training samples"),
+    INT(data.multiview.n_test, "2000", IN(1, ED_MAX_SAMPLES), "test samples"),
     FLOAT(data.multiview.mu, "0.05", IN(0, 1), "fraction of single-view samples"),
     FLOAT(data.multiview.view_lo, "1.0", GE(0), "weight of a present view ~ U[view_lo, view_hi]"),
     FLOAT(data.multiview.view_hi, "1.3", GE(0), "see view_lo"),
@@ -92,16 +99,16 @@ const ConfigKey config_keys[] = {
 
     STRING(model.arch, "cnn",
            "architecture: mlp, cnn, mvconv, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>"),
-    INT(model.hidden, "0", GE(0), "mlp / cnn hidden width; 0 = the arch's default"),
-    INT(model.filters, "8", GE(1), "mvconv: filters per class (m)"),
+    INT(model.hidden, "0", IN(0, 65536), "mlp / cnn hidden width; 0 = the arch's default"),
+    INT(model.filters, "8", IN(1, 65536), "mvconv: filters per class (m)"),
     FLOAT(model.srelu_q, "3.0", GE(1), "mvconv: exponent q of the smoothed ReLU"),
     FLOAT(model.srelu_rho, "0.3", GT(0), "mvconv: threshold rho of the smoothed ReLU"),
     FLOAT(model.init_std, "2.0e-4", GT(0), "mvconv: std of the initial weights"),
     BOOL(model.random_features, "false",
          "freeze every layer but the last at its random initialisation"),
 
-    INT(train.epochs, "10", GE(1), "epochs (with batch_size full: gradient steps)"),
-    INT_OR(train.batch_size, "full", "128", GE(1),
+    INT(train.epochs, "10", IN(1, ED_MAX_EPOCHS), "epochs (with batch_size full: gradient steps)"),
+    INT_OR(train.batch_size, "full", "128", IN(1, ED_MAX_SAMPLES),
            "global minibatch, split over a model's ranks; full = the whole training set"),
     FLOAT(train.lr, "0.05", GT(0), "peak learning rate"),
     FLOAT(train.momentum, "0.9", IN_CO(0, 1), "SGD momentum"),
@@ -109,17 +116,17 @@ const ConfigKey config_keys[] = {
     BOOL(train.nesterov, "true", "Nesterov momentum"),
     ENUM(train.schedule, "constant|multistep|cosine", "cosine",
          "learning-rate schedule after the warmup"),
-    INT_LIST(train.milestones, train.n_milestones, "[]", GE(1),
+    INT_LIST(train.milestones, train.n_milestones, "[]", IN(1, ED_MAX_EPOCHS),
              "multistep: epochs at which the lr is multiplied by gamma"),
     FLOAT(train.gamma, "0.1", GT(0), "multistep factor"),
     FLOAT(train.warmup_epochs, "0.0", GE(0), "linear warmup from 0 (may be fractional)"),
     FLOAT(train.clip_norm, "0.0", GE(0),
           "scale each step's gradient to at most this global L2 norm (PyTorch's "
           "clip_grad_norm_); 0 = off"),
-    INT(train.eval_every, "1", GE(0),
+    INT(train.eval_every, "1", IN(0, ED_MAX_EPOCHS),
         "test accuracy every n epochs and at the last; 0 = only at the end"),
 
-    INT(ensemble.members, "4", GE(1), "number of members L"),
+    INT(ensemble.members, "4", IN(1, ED_MAX_MODELS), "number of members L"),
     INT64(ensemble.seed, "1", GE(0), "member l is initialised from (seed, l)"),
     ENUM(ensemble.combine, "logits|probs", "logits",
          "the teacher is the mean of the members' logits or of their probabilities"),
@@ -127,27 +134,27 @@ const ConfigKey config_keys[] = {
     FLAGS("distill.students", distill.kd, "kd|self|sum", "[kd, self, sum]",
           "students after the ensemble: kd (from the ensemble), self (from member 0), sum "
           "(the train-the-sum control)"),
-    INT(distill.seeds, "1", GE(1), "number of KD students (and of self students)"),
+    INT(distill.seeds, "1", IN(1, ED_MAX_MODELS), "number of KD students (and of self students)"),
     FLOAT(distill.temperature, "4.0", GT(0), "softmax temperature T"),
     FLOAT(distill.alpha, "0.9", IN(0, 1),
           "loss = alpha T^2 KL(teacher_T || student_T) + (1 - alpha) CE(labels)"),
-    INT(distill.epochs, "0", GE(0), "students' epochs; 0 = train.epochs"),
+    INT(distill.epochs, "0", IN(0, ED_MAX_EPOCHS), "students' epochs; 0 = train.epochs"),
     FLOAT(distill.lr, "0.0", GE(0), "students' peak lr; 0 = train.lr"),
-    INT(distill.sum_epochs, "0", GE(0), "the sum control's epochs; 0 = train.epochs"),
+    INT(distill.sum_epochs, "0", IN(0, ED_MAX_EPOCHS), "the sum control's epochs; 0 = train.epochs"),
     FLOAT(distill.sum_lr, "0.0", GE(0), "the sum control's peak lr; 0 = train.lr"),
 
-    INT(parallel.ranks_per_model, "1", GE(1),
+    INT(parallel.ranks_per_model, "1", IN(1, 1048576),
         "ranks that train one model data-parallel; must divide the number of ranks"),
-    INT_OR(parallel.threads, "auto", "auto", GE(1),
+    INT_OR(parallel.threads, "auto", "auto", IN(1, 4096),
            "OpenBLAS threads per rank; auto = cores / ranks on the node"),
 
     STRING(checkpoint.dir, "", "run directory RUN_DIR; empty = runs/<name>"),
-    INT(checkpoint.every_epochs, "1", GE(0),
+    INT(checkpoint.every_epochs, "1", IN(0, ED_MAX_EPOCHS),
         "checkpoint every n epochs; 0 = only when a model completes"),
     INT(checkpoint.deflate, "0", IN(0, 9), "gzip level of checkpoints; 0 = off"),
 
-    INT(eval.batch_size, "500", GE(1), "evaluation batch"),
-    INT(eval.ece_bins, "15", GE(1), "bins of the expected calibration error"),
+    INT(eval.batch_size, "500", IN(1, 1048576), "evaluation batch"),
+    INT(eval.ece_bins, "15", IN(1, 10000), "bins of the expected calibration error"),
 };
 const int config_n_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 _Static_assert(sizeof config_keys / sizeof config_keys[0] <= CONFIG_MAX_KEYS,

@@ -114,9 +114,10 @@ static void test_defaults(void) {
     EXPECT(c.eval.batch_size == 500 && c.eval.ece_bins == 15, "eval");
     EXPECT(config_validate(&c, err, sizeof err) == 0, "defaults do not validate: %s", err);
 
-    /* an empty file is every default; dir follows the name */
+    /* an empty file with only the required name is every default; dir follows the name */
     Config e;
-    EXPECT(load(&e, "# nothing\n", 0, NULL, err, sizeof err) == 0, "empty file: %s", err);
+    char *name_run[] = {"name=run"};
+    EXPECT(load(&e, "# nothing\n", 1, name_run, err, sizeof err) == 0, "empty file: %s", err);
     EXPECT(!strcmp(e.source_file, path), "source_file %s", e.source_file);
     memset(e.source_file, 0, sizeof e.source_file);
     EXPECT(memcmp(&c, &e, sizeof c) == 0, "empty file differs from the defaults");
@@ -201,7 +202,7 @@ static void test_errors(void) {
                  "multiview, toy2; "
                  "got 'cifar'");
     expect_error("train:\n  batch_size: 0\n", 0, NULL,
-                 "%s:2: train.batch_size: must be >= 1 or 'full', got 0");
+                 "%s:2: train.batch_size: must be in [1, 16777216] or 'full', got 0");
     expect_error("parallel:\n  threads: many\n", 0, NULL,
                  "%s:2: parallel.threads: expected an integer or 'auto', got 'many'");
     expect_error("distill:\n  students: [kd, teacher]\n", 0, NULL,
@@ -267,13 +268,25 @@ static void test_errors(void) {
                  "%s:3: train.milestones: must increase, got 3 after 5");
     expect_error("model:\n  arch: resnet-21\n", 0, NULL,
                  "%s:2: model.arch: expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or "
-                 "wrn-<6n+4>-<k>, got 'resnet-21'");
+                 "wrn-<6n+4>-<k> (depth at most 2000, width at most 64), got 'resnet-21'");
     expect_error("model:\n  arch: mvconv\n", 0, NULL,
                  "%s:2: model.arch: mvconv takes patch data (data.source multiview, toy2 or hdf5), "
                  "not fashion-mnist");
     expect_error("name: a/b\n", 0, NULL,
                  "%s:1: name: use only letters, digits, '.', '_' and '-' (it names the run "
                  "directory), got 'a/b'");
+    expect_error("name: ..\n", 0, NULL,
+                 "%s:1: name: must not be '.' or contain '..' (it names the run directory), got "
+                 "'..'");
+    expect_error("name: a..b\n", 0, NULL,
+                 "%s:1: name: must not be '.' or contain '..' (it names the run directory), got "
+                 "'a..b'");
+    expect_error("name: x\ncheckpoint:\n  dir: out/run.h5/\n", 0, NULL,
+                 "%s:3: checkpoint.dir: 'out/run.h5/' is the run directory, but a name ending in "
+                 ".h5 is taken for a file (RUN_DIR/run.h5 by inspect and eval): choose another name");
+    expect_error("train:\n  epochs: 3\n", 0, NULL,
+                 "%s: name: is required (it names the run and its directory runs/<name>); add "
+                 "'name: ...' or --set name=...");
     expect_error("train:\n  epochs: 3\n", 1, set_momentum,
                  "--set train.momentum: must be > 0 when train.nesterov is true (or set "
                  "train.nesterov: false)");
@@ -291,7 +304,7 @@ static void test_errors(void) {
     config_defaults(&c);
     c.ensemble.members = 0;
     EXPECT(config_validate(&c, err, sizeof err) == -1 &&
-               !strcmp(err, "ensemble.members: must be >= 1, got 0"),
+               !strcmp(err, "ensemble.members: must be in [1, 10000], got 0"),
            "validate members: %s", err);
     config_defaults(&c);
     c.distill.temperature = -2;
@@ -432,7 +445,7 @@ static void test_docs(void) {
         snprintf(cell, sizeof cell, "| `%s` |", config_keys[i].path);
         EXPECT(strstr(text, cell), "docs lack %s", config_keys[i].path);
     }
-    EXPECT(strstr(text, "| `train.batch_size` | int >= 1 or `full` | `128` |"), "batch_size row");
+    EXPECT(strstr(text, "| `train.batch_size` | int in [1, 16777216] or `full` | `128` |"), "batch_size row");
     free(text);
 }
 

@@ -13,6 +13,11 @@
     "usage: ensdistill config docs | ensdistill config check CONFIG [--set key=value ...]"
 
 int cmd_config(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            if (ed_rank() == 0) puts(CONFIG_USAGE);
+            return 0;
+        }
     if (argc == 1 && strcmp(argv[0], "docs") == 0) {
         config_print_docs(stdout);
         return 0;

@@ -17,7 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *run_usage = "usage: ensdistill run CONFIG [--set key=value ...]\n";
+static const char *run_usage =
+    "usage: ensdistill run CONFIG [--set key=value ...]   (launch with mpirun -n R)\n"
+    "  trains the members, forms the teacher, trains the students and writes RUN_DIR/run.h5\n"
+    "  (RUN_DIR = checkpoint.dir); running the same command again resumes\n";
 
 /* Rank 0 decides; every rank learns the verdict and its message, so all stop together. */
 static int agree(int failed_on_root, const char *message) {
@@ -102,6 +105,23 @@ static int prepare_run_dir(const Config *cfg, const char *config_text, char *err
     return 0;
 }
 
+/* Rank 0 keeps every model's test logits for the results, [N_test, K] floats each: refuse a
+ * run that could not hold them before training anything. */
+static int check_room(const Config *cfg, const DataSplit *data, char *err, size_t size) {
+    double models = cfg->ensemble.members + 1.0 + 2.0 * cfg->distill.seeds;
+    double bytes = models * data->test.N * data->test.K * sizeof(float) +
+                   3.0 * data->train.N * data->train.K * sizeof(double);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    if (have <= 0 || bytes <= have / 2) return 0;
+    snprintf(err, size,
+             "ensemble.members %d and distill.seeds %d: rank 0 would hold %.1f GiB of logits "
+             "(%d test samples x %d classes per model), more than half of this machine's %.1f "
+             "GiB: lower them, or data.test_limit",
+             cfg->ensemble.members, cfg->distill.seeds, bytes / 1073741824.0, data->test.N,
+             data->test.K, have / 1073741824.0);
+    return -1;
+}
+
 int cmd_run(int argc, char **argv) {
     /* First: a stop signal during start-up (config, data) must not kill the rank. */
     signals_install();
@@ -112,6 +132,11 @@ int cmd_run(int argc, char **argv) {
     int n_sets = 0, bad_args = 0;
     char err[2048] = "";
     for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            if (rank == 0) fputs(run_usage, stdout);
+            free(sets);
+            return 0;
+        }
         if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
             sets[n_sets++] = argv[++i];
         else if (strncmp(argv[i], "--set=", 6) == 0)
@@ -164,6 +189,14 @@ int cmd_run(int argc, char **argv) {
         cfg.name, cfg.data.source, data.train.N, data.test.N, data.train.C, data.train.H,
         data.train.W, data.train.K,
         (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
+
+    if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0;
+    if (agree(failed, err)) {
+        datasplit_free(&data);
+        layout_free(&lo);
+        free(config_text);
+        return ED_EXIT_USER;
+    }
 
     int status = pipeline_run(&ctx);
     if (status == JOB_STOPPED)
