@@ -4,8 +4,8 @@
 # resnet-8 (BatchNorm buffers), resnet-8-proj, wrn-10-1 and mvconv with orthogonal noise.
 source "$(dirname "$0")/lib.sh"
 need_h5py
-"$ED_PYTHON" -c 'import torch' 2>/dev/null || { echo "SKIP: python3-torch is not installed"; exit 77; }
-"$ED_PYTHON" -c 'import yaml' 2>/dev/null || { echo "SKIP: python3-yaml is not installed"; exit 77; }
+need_torch
+"$ED_PYTHON" -c 'import yaml' 2>/dev/null || fail "python3-yaml is missing: tests/run.sh installs it"
 scratch
 loader=$ED_SOURCE_DIR/analysis/load_torch.py
 

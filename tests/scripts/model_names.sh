@@ -2,7 +2,7 @@
 # state_dict of the PyTorch module analysis/torch_models.py builds for it, including sum_of
 # (nets.<i>.) and random_features (requires_grad only on the last layer).
 source "$(dirname "$0")/lib.sh"
-"$ED_PYTHON" -c 'import torch' 2>/dev/null || { echo "SKIP: python3-torch is not installed"; exit 77; }
+need_torch
 dump=$ED_BUILD_DIR/tests/test_param_counts
 [ -x "$dump" ] || fail "$dump is not built"
 "$ED_PYTHON" - "$dump" "$ED_SOURCE_DIR/analysis" <<'PY'

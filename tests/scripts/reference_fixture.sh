@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # The committed PyTorch fixture is what tests/reference/make_reference.py writes, and
 # analysis/torch_models.py has the parameter counts of issue 2. Needs Debian's python3 with
-# torch: skipped (exit 77) without it, since the C test (test_reference) needs only the fixture.
-set -euo pipefail
-src=${ED_SOURCE_DIR:?ED_SOURCE_DIR not set}
-py=${ED_PYTHON:-/usr/bin/python3}
-if ! "$py" -c "import torch, h5py, numpy" 2>/dev/null; then
-    echo "reference_fixture: skipped: $py cannot import torch, h5py and numpy"
-    exit 77
-fi
+# torch (tests/run.sh installs it; lib.sh's need_torch skips only where it cannot).
+source "$(dirname "$0")/lib.sh"
+src=$ED_SOURCE_DIR
+py=$ED_PYTHON
+need_torch
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
