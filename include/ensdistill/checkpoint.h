@@ -122,16 +122,6 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);
  * NULL if the file is unreadable or has none. */
 char *ckpt_read_config(const char *path);
 
-/* The "format" attribute of any HDF5 file ("ensdistill-model", "ensdistill-run", ...) into buf.
- * Returns 0; 1 if the file has no format attribute; -1 if it is not a readable HDF5 file or
- * the attribute is damaged. */
-int h5_file_format(const char *path, char *buf, size_t size);
-
-/* Reads every dataset of any HDF5 file (following no external links), which makes HDF5 check
- * each chunk's Fletcher32 checksum. Returns the number of datasets checked (>= 0), or -1 with a
- * one-line reason in err (naming the dataset) on the first failure. Never stops the program. */
-long h5_verify_file(const char *path, char *err, size_t err_size);
-
 /* Prints a readable summary of the checkpoint at path to out: attributes, progress, checksum
  * status (every dataset read back), tensor counts (and every tensor with its shape and type
  * when show_tensors), a mid-epoch cursor, logits shapes and the per-epoch history.

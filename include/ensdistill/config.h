@@ -5,11 +5,12 @@
 #ifndef ENSDISTILL_CONFIG_H
 #define ENSDISTILL_CONFIG_H
 
+#include "ensdistill/fsutil.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
 #define CFG_STR 256
-#define CFG_PATH 1024
 #define CFG_MAX_LIST 16
 
 typedef struct {
@@ -30,7 +31,7 @@ typedef struct {
 
 typedef struct {
     char source[CFG_STR]; /* fashion-mnist | mnist | cifar10 | cifar100 | hdf5 | multiview | toy2 */
-    char path[CFG_PATH];  /* directory (idx, cifar) or .h5 file (hdf5) */
+    char path[ED_PATH_MAX];  /* directory (idx, cifar) or .h5 file (hdf5) */
     int augment;          /* random crop + flip */
     int crop_pad;         /* zero padding of the random crop */
     int flip;             /* random horizontal flip */
@@ -85,7 +86,7 @@ typedef struct {
 } ParallelConfig;
 
 typedef struct {
-    char dir[CFG_PATH];   /* RUN_DIR */
+    char dir[ED_PATH_MAX];   /* RUN_DIR */
     int every_epochs;
     int deflate;          /* 0 = off, 1..9 gzip level */
 } CheckpointConfig;
@@ -97,7 +98,7 @@ typedef struct {
 
 typedef struct {
     char name[CFG_STR];
-    char source_file[CFG_PATH]; /* the YAML file it came from */
+    char source_file[ED_PATH_MAX]; /* the YAML file it came from */
     DataConfig data;
     ModelConfig model;
     TrainConfig train;

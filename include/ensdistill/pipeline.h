@@ -9,6 +9,7 @@
 
 #include "ensdistill/config.h"
 #include "ensdistill/dataset.h"
+#include "ensdistill/fsutil.h"
 #include "ensdistill/layout.h"
 #include "ensdistill/model.h"
 
@@ -23,7 +24,7 @@ typedef struct {
     const char *config_text; /* resolved YAML, stored in every checkpoint */
     const Layout *lo;
     const DataSplit *data;
-    char run_dir[1024];
+    char run_dir[ED_PATH_MAX];
 } RunContext;
 
 /* One model to train. */

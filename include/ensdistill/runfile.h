@@ -65,11 +65,6 @@ int runfile_write(const char *run_dir, const RunSummary *s);
 int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_rows, char *err,
                          size_t err_size);
 
-/* Reads /teacher/train_logits or /teacher/test_logits (which = "train" / "test") of
- * RUN_DIR/run.h5, [n, K], into out. Returns 0; -1 if the file or dataset is absent or its
- * shape is not [n, K] or it fails to read (then the caller recomputes the teacher). */
-int runfile_read_teacher(const char *run_dir, const char *which, float *out, int n, int K);
-
 /* Prints the results table (accuracies in percent; multi/single-view columns when any row has
  * them) to out. */
 void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows);

@@ -271,7 +271,7 @@ static int common_depth(const char *a, const char *b) {
 }
 
 char *config_to_yaml(const Config *c) {
-    char *text = NULL, value[CFG_PATH * 2 + 64], section[CFG_STR], open[CFG_STR] = "";
+    char *text = NULL, value[ED_PATH_MAX * 2 + 64], section[CFG_STR], open[CFG_STR] = "";
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     ED_CHECK(out, "open_memstream failed");

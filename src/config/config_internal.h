@@ -40,8 +40,8 @@ extern const int config_n_keys;
 typedef struct {
     int is_list;
     int n;        /* items given (may exceed CFG_MAX_LIST; only those fit are kept) */
-    int too_long; /* an item did not fit in CFG_PATH */
-    char item[CFG_MAX_LIST][CFG_PATH];
+    int too_long; /* an item did not fit in ED_PATH_MAX */
+    char item[CFG_MAX_LIST][ED_PATH_MAX];
 } ConfigValue;
 
 /* Index of the key with this full path, or -1. */

@@ -244,9 +244,9 @@ void schema_suggest(const char *path, char *out, size_t size) {
 
 void value_add(ConfigValue *v, const char *text, size_t len) {
     if (v->n < CFG_MAX_LIST) {
-        if (len >= CFG_PATH) {
+        if (len >= ED_PATH_MAX) {
             v->too_long = 1;
-            len = CFG_PATH - 1;
+            len = ED_PATH_MAX - 1;
         }
         memcpy(v->item[v->n], text, len);
         v->item[v->n][len] = '\0';
@@ -500,7 +500,7 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
 
 int key_check(const Config *c, const ConfigKey *k, char *msg, size_t size) {
     const char *field = (const char *)c + k->offset;
-    char text[CFG_PATH + 64], list[128], buf[64];
+    char text[ED_PATH_MAX + 64], list[128], buf[64];
     switch (k->type) {
     case KEY_INT:
     case KEY_INT64:

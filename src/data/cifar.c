@@ -4,6 +4,7 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/dataset.h"
 #include "ensdistill/error.h"
+#include "ensdistill/fsutil.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -69,15 +70,9 @@ int cifar_read_file(Dataset *ds, const char *path, int cifar100, int coarse) {
     return (int)count;
 }
 
-/* out = dir/name; a path that does not fit is a user error. */
-static void join_path(char *out, size_t size, const char *dir, const char *name) {
-    if (snprintf(out, size, "%s/%s", dir, name) >= (int)size)
-        ed_fail("%s/%s: path too long", dir, name);
-}
-
 static int file_exists(const char *dir, const char *name) {
-    char path[2048];
-    join_path(path, sizeof(path), dir, name);
+    char path[ED_PATH_MAX];
+    fs_join(path, sizeof(path), dir, name);
     return access(path, F_OK) == 0;
 }
 
@@ -87,8 +82,8 @@ static void cifar_part(Dataset *ds, const char *dir, const char *const *files, i
     snprintf(ds->name, sizeof(ds->name), "%s/%s", name, part);
     ds->K = cifar100 ? (coarse ? 20 : 100) : 10;
     for (int i = 0; i < nfiles; i++) {
-        char path[2048];
-        join_path(path, sizeof(path), dir, files[i]);
+        char path[ED_PATH_MAX];
+        fs_join(path, sizeof(path), dir, files[i]);
         if (access(path, F_OK) != 0)
             ed_fail("%s: missing batch file (%s needs %s)", path, name,
                     cifar100 ? "train.bin and test.bin"
@@ -108,7 +103,7 @@ void cifar_load(DataSplit *split, const char *dir, int cifar100, int coarse) {
     char sub[2048];
     const char *first = cifar100 ? "train.bin" : "data_batch_1.bin";
     const char *inner = cifar100 ? "cifar-100-binary" : "cifar-10-batches-bin";
-    join_path(sub, sizeof(sub), dir, inner);
+    fs_join(sub, sizeof(sub), dir, inner);
     if (!file_exists(dir, first) && file_exists(sub, first)) dir = sub;
     const char *name = cifar100 ? "cifar100" : "cifar10";
     if (cifar100) {

@@ -142,7 +142,7 @@ static void idx_path(char *out, size_t size, const char *dir, const char *name) 
 
 static void idx_split(Dataset *ds, const char *dir, const char *prefix, const char *name,
                       const char *part) {
-    char path[2048], file[64];
+    char path[ED_PATH_MAX], file[64];
     snprintf(ds->name, sizeof(ds->name), "%s/%s", name, part);
     ds->K = 10;
     snprintf(file, sizeof(file), "%s-images-idx3-ubyte", prefix);

@@ -5,7 +5,8 @@
 
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
-#include "h5util.h"
+#include "ensdistill/fsutil.h"
+#include "ensdistill/h5file.h"
 
 #include <errno.h>
 #include <math.h>
@@ -179,11 +180,11 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     ED_CHECK(st->role[0], "ModelState.role is empty");
     ED_CHECK(st->n_history >= 0 && (st->n_history == 0 || st->history), "bad history");
     if (deflate < 0 || deflate > 9) ed_fail("checkpoint.deflate must be 0..9, not %d", deflate);
-    char tmp[PATH_MAX_LEN], prev[PATH_MAX_LEN];
+    char tmp[ED_PATH_MAX], prev[ED_PATH_MAX];
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
         ed_fail("checkpoint path too long: %s", path);
-    io_prev_path(prev, sizeof(prev), path);
-    io_mkdirs_parent(path);
+    fs_prev_path(prev, sizeof(prev), path);
+    fs_mkdirs_parent(path);
 
     WriteCtx c;
     memset(&c, 0, sizeof(c));
@@ -192,7 +193,7 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     hid_t root = w->file;
     const ModelSpec *sp = &m->spec;
     char now[32];
-    io_utc_now(now, sizeof(now));
+    fs_utc_now(now, sizeof(now));
 
     /* attributes: what the file is, what model, how far, what produced it */
     h5w_attr_str(w, root, "format", CKPT_FORMAT);
@@ -310,7 +311,7 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
         H5Dclose(d);
     }
     h5w_close(w);
-    io_fsync_file(tmp);
+    fs_fsync_file(tmp);
 
     /* read back: every dataset, checksums and bytes; the attributes through ckpt_info */
     char err[512];
@@ -328,7 +329,7 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     free(c.items);
 
     /* swap: keep the old file as NAME.prev.h5 while the new one takes its name */
-    int have_old = io_exists(path);
+    int have_old = fs_exists(path);
     if (have_old) {
         if (unlink(prev) != 0 && errno != ENOENT)
             ed_fail("cannot remove stale %s: %s", prev, strerror(errno));
@@ -336,10 +337,10 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
             ed_fail("cannot keep %s as %s: %s", path, prev, strerror(errno));
     }
     if (rename(tmp, path) != 0) ed_fail("cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    io_fsync_parent_dir(path);
-    if (io_exists(prev)) {
+    fs_fsync_parent_dir(path);
+    if (fs_exists(prev)) {
         if (unlink(prev) != 0) ed_fail("cannot remove %s: %s", prev, strerror(errno));
-        io_fsync_parent_dir(path);
+        fs_fsync_parent_dir(path);
     }
     return 0;
 }
@@ -398,7 +399,7 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
     err[0] = 0;
     memset(info, 0, sizeof(*info));
     info->last_test_acc = info->last_train_acc = NAN;
-    if (!io_exists(path)) {
+    if (!fs_exists(path)) {
         snprintf(err, err_size, "no such file");
         return 1;
     }
@@ -675,9 +676,9 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
 int ckpt_read(const char *path, Model *m, ModelState *st) {
     ED_CHECK(path && m && st, "null argument");
     h5u_quiet();
-    char prev[PATH_MAX_LEN];
-    io_prev_path(prev, sizeof(prev), path);
-    int have_main = io_exists(path), have_prev = io_exists(prev);
+    char prev[ED_PATH_MAX];
+    fs_prev_path(prev, sizeof(prev), path);
+    int have_main = fs_exists(path), have_prev = fs_exists(prev);
     if (!have_main && !have_prev) return 1;
     char err[768] = "", err_prev[768] = "";
     if (have_main) {

@@ -4,7 +4,8 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/runfile.h"
-#include "h5util.h"
+#include "ensdistill/fsutil.h"
+#include "ensdistill/h5file.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -132,7 +133,7 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
         return -1;
     }
     const ModelSpec *sp = &info.spec;
-    fprintf(out, "%s  (%s)\n", path, io_human_size(size, sizeof(size), io_file_size(path)));
+    fprintf(out, "%s  (%s)\n", path, io_human_size(size, sizeof(size), fs_file_size(path)));
     fprintf(out, "  format        %s, format_version %d; written %s by revision %s\n", CKPT_FORMAT,
             info.format_version, info.written_at, info.code_revision);
     fprintf(out, "  model         %s, index %d, seed %lld\n", info.role, info.index,
@@ -226,7 +227,7 @@ int runfile_describe(const char *path, FILE *out) {
     h5r_attr_i64(f, "format_version", &version);
     h5r_attr_str(f, "code_revision", rev, sizeof(rev));
     h5r_attr_str(f, "written_at", when, sizeof(when));
-    fprintf(out, "%s  (%s)\n", path, io_human_size(size, sizeof(size), io_file_size(path)));
+    fprintf(out, "%s  (%s)\n", path, io_human_size(size, sizeof(size), fs_file_size(path)));
     if (strcmp(format, RUNFILE_FORMAT) != 0) {
         fprintf(out, "  not an ensdistill run file (format '%s')\n", format);
         H5Fclose(f);

@@ -4,7 +4,8 @@
 
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
-#include "h5util.h"
+#include "ensdistill/fsutil.h"
+#include "ensdistill/h5file.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -66,16 +67,16 @@ int runfile_write(const char *run_dir, const RunSummary *s) {
     const ResultRow *rows = s->rows;
     ED_CHECK(run_dir && n_models >= 0 && n_rows >= 0 && L >= 0, "bad arguments");
     h5u_quiet();
-    io_mkdirs(run_dir);
-    char path[PATH_MAX_LEN], tmp[PATH_MAX_LEN];
+    fs_mkdirs(run_dir);
+    char path[ED_PATH_MAX], tmp[ED_PATH_MAX];
     run_path(path, sizeof(path), run_dir);
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%.4000s.tmp", path) >= sizeof(tmp))
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
         ed_fail("run directory name too long: %s", run_dir);
     H5Writer w;
     h5w_create(&w, tmp, 0);
     hid_t root = w.file;
     char now[32];
-    io_utc_now(now, sizeof(now));
+    fs_utc_now(now, sizeof(now));
     h5w_attr_str(&w, root, "format", RUNFILE_FORMAT);
     h5w_attr_i64(&w, root, "format_version", RUNFILE_FORMAT_VERSION);
     h5w_attr_str(&w, root, "code_revision", ED_GIT_REV);
@@ -156,19 +157,17 @@ int runfile_write(const char *run_dir, const RunSummary *s) {
     /* models: external links, relative to run.h5 */
     g = h5w_group(&w, root, "models");
     for (int i = 0; i < n_models; i++) {
-        char target[PATH_MAX_LEN];
+        char target[ED_PATH_MAX];
         snprintf(target, sizeof(target), "models/%s.h5", model_names[i]);
         if (H5Lcreate_external(target, "/", g, model_names[i], H5P_DEFAULT, H5P_DEFAULT) < 0)
             ed_fail("cannot write %s: external link /models/%s", tmp, model_names[i]);
     }
     H5Gclose(g);
     h5w_close(&w);
-    io_fsync_file(tmp);
     char err[512];
-    if (h5u_verify_file(tmp, err, sizeof(err)) < 0)
+    if (h5_verify_file(tmp, err, sizeof(err)) < 0)
         ed_fail("%s did not verify after writing: %s", tmp, err);
-    if (rename(tmp, path) != 0) ed_fail("cannot rename %s to %s", tmp, path);
-    io_fsync_parent_dir(path);
+    fs_commit(tmp, path);
     return 0;
 }
 
@@ -182,9 +181,9 @@ int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_r
     err[0] = 0;
     *rows = NULL;
     *n_rows = 0;
-    char path[PATH_MAX_LEN];
+    char path[ED_PATH_MAX];
     run_path(path, sizeof(path), run_dir_or_file);
-    if (!io_exists(path)) {
+    if (!fs_exists(path)) {
         snprintf(err, err_size, "no such file");
         return 1;
     }
@@ -225,23 +224,6 @@ int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_r
     return rc;
 }
 
-int runfile_read_teacher(const char *run_dir, const char *which, float *out, int n, int K) {
-    ED_CHECK(strcmp(which, "train") == 0 || strcmp(which, "test") == 0, "which = %s", which);
-    char path[PATH_MAX_LEN], name[64];
-    run_path(path, sizeof(path), run_dir);
-    snprintf(name, sizeof(name), "teacher/%s_logits", which);
-    if (!io_exists(path)) return -1;
-    hid_t f = h5u_open_read(path);
-    if (f < 0) return -1;
-    int ndim, rc = -1;
-    hsize_t dims[8];
-    if (h5r_dims(f, name, &ndim, dims, 8) == 0 && ndim == 2 && dims[0] == (hsize_t)n &&
-        dims[1] == (hsize_t)K)
-        rc = h5r_read(f, name, H5T_NATIVE_FLOAT, out);
-    H5Fclose(f);
-    return rc;
-}
-
 static void json_number(FILE *fp, const char *key, double v) {
     if (isfinite(v))
         fprintf(fp, ",\"%s\":%.9g", key, v);
@@ -251,8 +233,8 @@ static void json_number(FILE *fp, const char *key, double v) {
 
 void runfile_append_metrics(const char *run_dir, const char *role, int index,
                             const EpochRecord *rec) {
-    io_mkdirs(run_dir);
-    char path[PATH_MAX_LEN], name[64];
+    fs_mkdirs(run_dir);
+    char path[ED_PATH_MAX], name[64];
     snprintf(path, sizeof(path), "%s/metrics.jsonl", run_dir);
     FILE *fp = fopen(path, "a");
     if (!fp) ed_fail("cannot open %s for appending", path);

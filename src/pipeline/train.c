@@ -224,8 +224,9 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     const int N = train->N, K = train->K, g = lo->ranks_per_model;
     const uint64_t seed = (uint64_t)cfg->ensemble.seed;
 
-    char path[1200];
-    snprintf(path, sizeof(path), "%s/models/%s.h5", ctx->run_dir, job->name);
+    char path[ED_PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/models/%s.h5", ctx->run_dir, job->name) >= (int)sizeof(path))
+        ed_fail("%s: checkpoint.dir too long", ctx->run_dir);
     ModelSpec spec = job_model_spec(ctx, job);
     Model *m = model_create(&spec);
     model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, job->role, (unsigned)job->index, 0));

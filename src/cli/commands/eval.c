@@ -34,13 +34,13 @@ static int load_stored_config(Config *cfg, const char *ckpt, int n_sets, char **
         return -1;
     }
     const char *base = getenv("TMPDIR");
-    char tmp[1100];
+    char tmp[ED_PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s/ensdistill-eval-XXXXXX", base && base[0] ? base : "/tmp");
     int fd = mkstemp(tmp);
     FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
     int rc = -1;
     if (!fp || fputs(text, fp) < 0 || fclose(fp) != 0) {
-        snprintf(err, err_size, "cannot write a temporary file %s", tmp);
+        snprintf(err, err_size, "cannot write a temporary file %.1024s", tmp);
     } else {
         char inner[1024];
         rc = config_load(cfg, tmp, n_sets, sets, inner, sizeof(inner));

@@ -6,6 +6,8 @@
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/cli.h"
 #include "ensdistill/error.h"
+#include "ensdistill/fsutil.h"
+#include "ensdistill/h5file.h"
 #include "ensdistill/runfile.h"
 
 #include <dirent.h>
@@ -73,10 +75,10 @@ static int inspect_file(const char *path) {
 }
 
 static int inspect_dir(const char *dir, int show_tensors) {
-    char models[4200], runh5[4200], cfg[4200];
-    snprintf(models, sizeof(models), "%s/models", dir);
-    snprintf(runh5, sizeof(runh5), "%s/run.h5", dir);
-    snprintf(cfg, sizeof(cfg), "%s/config.yaml", dir);
+    char models[ED_PATH_MAX], runh5[ED_PATH_MAX], cfg[ED_PATH_MAX];
+    fs_join(models, sizeof(models), dir, "models");
+    fs_join(runh5, sizeof(runh5), dir, "run.h5");
+    fs_join(cfg, sizeof(cfg), dir, "config.yaml");
     struct stat sb;
     int have_models = stat(models, &sb) == 0 && S_ISDIR(sb.st_mode);
     int have_run = stat(runh5, &sb) == 0;
@@ -116,8 +118,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
                "epochs", "state", "train acc", "test acc", "size", "checksums");
     }
     for (int i = 0; i < n; i++) {
-        char path[4400], err[512], size[32];
-        snprintf(path, sizeof(path), "%s/%s", models, names[i]);
+        char path[ED_PATH_MAX], err[512], size[32];
+        fs_join(path, sizeof(path), models, names[i]);
         char stem[256];
         snprintf(stem, sizeof(stem), "%.*s", (int)(strlen(names[i]) - 3), names[i]);
         struct stat fs;
@@ -154,8 +156,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
     }
     if (show_tensors)
         for (int i = 0; i < n; i++) {
-            char path[4400];
-            snprintf(path, sizeof(path), "%s/%s", models, names[i]);
+            char path[ED_PATH_MAX];
+            fs_join(path, sizeof(path), models, names[i]);
             putchar('\n');
             ckpt_describe(path, stdout, 1); /* damage was counted above */
         }

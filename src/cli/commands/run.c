@@ -6,6 +6,7 @@
 #include "ensdistill/config.h"
 #include "ensdistill/dataset.h"
 #include "ensdistill/error.h"
+#include "ensdistill/fsutil.h"
 #include "ensdistill/layout.h"
 #include "ensdistill/pipeline.h"
 
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *run_usage =
@@ -31,18 +31,6 @@ static int agree(int failed_on_root, const char *message) {
     return failed_on_root;
 }
 
-static void mkdir_p(const char *path) {
-    char buf[1200];
-    snprintf(buf, sizeof(buf), "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) ed_fail("cannot create directory %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) ed_fail("cannot create directory %s: %s", buf, strerror(errno));
-}
-
 /* The parallel section does not change results: a run may resume on another layout. */
 static char *results_relevant_yaml(const Config *cfg) {
     Config defaults, copy = *cfg;
@@ -51,32 +39,20 @@ static char *results_relevant_yaml(const Config *cfg) {
     return config_to_yaml(&copy);
 }
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = xmalloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Rank 0: RUN_DIR/config.yaml holds the resolved config. An existing one must describe the
  * same experiment (anything but the parallel section), or resuming would mix two runs. */
 static int prepare_run_dir(const Config *cfg, const char *config_text, char *err, size_t size) {
-    char path[1200], tmp[1300];
-    if (strlen(cfg->checkpoint.dir) > 1100) {
-        snprintf(err, size, "checkpoint.dir is longer than 1100 characters");
+    /* Room for the longest file name the run writes below it, models/NAME.prev.h5 */
+    char path[ED_PATH_MAX], tmp[ED_PATH_MAX];
+    const int room = ED_PATH_MAX - 64;
+    if (strlen(cfg->checkpoint.dir) > (size_t)room) {
+        snprintf(err, size, "checkpoint.dir is longer than %d characters", room);
         return -1;
     }
-    mkdir_p(cfg->checkpoint.dir);
     snprintf(path, sizeof(path), "%s/models", cfg->checkpoint.dir);
-    mkdir_p(path);
+    fs_mkdirs(path);
     snprintf(path, sizeof(path), "%s/config.yaml", cfg->checkpoint.dir);
-    char *old = read_text(path);
+    char *old = fs_read_text(path);
     if (old) {
         Config prev;
         char perr[512];
@@ -90,18 +66,19 @@ static int prepare_run_dir(const Config *cfg, const char *config_text, char *err
         free(old);
         if (!same) {
             snprintf(err, size,
-                     "%.1100s holds a run of a different config (see its config.yaml): resume it "
+                     "%s holds a run of a different config (see its config.yaml): resume it "
                      "with that config, or set checkpoint.dir to a new directory",
                      cfg->checkpoint.dir);
             return -1;
         }
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) ED_DIE("dir was checked");
     FILE *f = fopen(tmp, "w");
-    if (!f || fputs(config_text, f) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, size, "cannot write %s: %s", path, strerror(errno));
+    if (!f || fputs(config_text, f) < 0 || fclose(f) != 0) {
+        snprintf(err, size, "cannot write %.1024s: %s", tmp, strerror(errno));
         return -1;
     }
+    fs_commit(tmp, path);
     return 0;
 }
 

@@ -1,9 +1,13 @@
-/* Private helpers of src/io: HDF5 attributes and datasets with checked returns, whole-file
- * checksum verification, and the POSIX side of crash-safe files (mkdir -p, fsync, paths).
- * Write helpers stop with ed_fail naming the file; read helpers return < 0 and leave the
- * reason to the caller, because a damaged file is something the caller recovers from. */
-#ifndef ENSDISTILL_IO_H5UTIL_H
-#define ENSDISTILL_IO_H5UTIL_H
+/* The HDF5 helpers every module shares (core: below data and io): files, attributes and
+ * datasets with checked returns, and whole-file checksum verification.
+ * The one HDF5 error idiom:
+ *   - write helpers stop with ed_fail("cannot write FILE: ...") (a full disk is not a bug);
+ *   - read helpers return < 0 (or NULL) and print nothing: the caller names the file and the
+ *     object in its own message (ed_fail, or an err buffer when it can recover, e.g. falling
+ *     back to a previous checkpoint);
+ *   - H5_CHECK (error.h) wraps calls that fail only on a bug (property lists, types). */
+#ifndef ENSDISTILL_H5FILE_H
+#define ENSDISTILL_H5FILE_H
 
 #include <hdf5.h>
 #include <stddef.h>
@@ -16,8 +20,6 @@
 #ifndef ED_COMPILER
 #define ED_COMPILER "unknown"
 #endif
-
-#define PATH_MAX_LEN 4096
 
 /* Silences HDF5's automatic error printing (a damaged file is reported by us, once). */
 void h5u_quiet(void);
@@ -41,6 +43,10 @@ void h5w_close(H5Writer *w);
 /* Creates group `name` (with missing intermediate groups) under loc, tracking the creation
  * order of its links; returns it (close it). */
 hid_t h5w_group(H5Writer *w, hid_t loc, const char *name);
+/* Scalar attribute `name` of obj: value in mem_type, stored as file_type (replaced if it
+ * exists). The _str/_i64/_f64 forms store UTF-8 variable-length strings, int64 and float64. */
+void h5w_attr(H5Writer *w, hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
+              const void *value);
 void h5w_attr_str(H5Writer *w, hid_t obj, const char *name, const char *value);
 void h5w_attr_i64(H5Writer *w, hid_t obj, const char *name, int64_t value);
 void h5w_attr_f64(H5Writer *w, hid_t obj, const char *name, double value);
@@ -63,31 +69,23 @@ int h5r_attr_i64(hid_t obj, const char *name, int64_t *value);
 int h5r_attr_f64(hid_t obj, const char *name, double *value);
 /* Integer array attribute of exactly n elements. */
 int h5r_attr_i64_array(hid_t obj, const char *name, int64_t *values, int n);
+/* Type class, size and sign (H5T_SGN_NONE unless an integer) of dataset name; -1 if absent
+ * or unreadable. */
+int h5r_type(hid_t loc, const char *name, H5T_class_t *cls, size_t *size, H5T_sign_t *sign);
 /* Dimensions of dataset name: *ndim (up to max_dims) and dims. -1 if absent or unreadable. */
 int h5r_dims(hid_t loc, const char *name, int *ndim, hsize_t *dims, int max_dims);
 /* Reads the whole dataset name into out as mem_type (HDF5 converts numeric types). -1 on any
  * failure, including a checksum mismatch or a truncated file. */
 int h5r_read(hid_t loc, const char *name, hid_t mem_type, void *out);
-/* Scalar variable-length string dataset, malloc'd; NULL on failure. */
-char *h5r_string_dataset(hid_t loc, const char *name);
 
-/* Reads every dataset of path (no external links); see checkpoint.h h5_verify_file. */
-long h5u_verify_file(const char *path, char *err, size_t err_size);
-
-/* ---- POSIX ---- */
-/* mkdir -p; ed_fail naming the directory on failure. */
-void io_mkdirs(const char *dir);
-/* mkdir -p of the directory part of path. */
-void io_mkdirs_parent(const char *path);
-/* fsync a file / the directory that holds path; ed_fail naming it on failure. */
-void io_fsync_file(const char *path);
-void io_fsync_parent_dir(const char *path);
-int io_exists(const char *path);
-/* NAME.h5 -> NAME.prev.h5 (any other name: NAME.prev). */
-void io_prev_path(char *out, size_t size, const char *path);
-/* Current UTC time "2024-05-01T12:00:00Z". */
-void io_utc_now(char *out, size_t size);
-/* Size of a file in bytes, or -1. */
-long long io_file_size(const char *path);
+/* ---- whole files: never stop the program ---- */
+/* Reads every dataset of any HDF5 file (following no external links), which makes HDF5 check
+ * each chunk's Fletcher32 checksum. Returns the number of datasets checked (>= 0), or -1 with a
+ * one-line reason in err (naming the dataset) on the first failure. */
+long h5_verify_file(const char *path, char *err, size_t err_size);
+/* The "format" attribute of any HDF5 file ("ensdistill-model", "ensdistill-run", ...) into buf.
+ * Returns 0; 1 if the file has no format attribute; -1 if it is not a readable HDF5 file or
+ * the attribute is damaged. */
+int h5_file_format(const char *path, char *buf, size_t size);
 
 #endif

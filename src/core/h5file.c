@@ -1,20 +1,15 @@
-/* HDF5 and POSIX helpers of src/io (see h5util.h): checked attribute and dataset writes that
- * stop naming the file, quiet reads that return an error code, whole-file verification, and
- * mkdir -p / fsync / path helpers for crash-safe files. */
-#include "h5util.h"
+/* The HDF5 helpers every module shares (see h5file.h): checked attribute and dataset writes
+ * that stop naming the file, quiet reads that return an error code, whole-file verification. */
+#include "ensdistill/h5file.h"
 
 #include "ensdistill/alloc.h"
-#include "ensdistill/checkpoint.h"
 #include "ensdistill/error.h"
+#include "ensdistill/fsutil.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #define CHUNK_BYTES_MAX (1u << 20)
 
@@ -58,7 +53,8 @@ void h5w_create(H5Writer *w, const char *path, int deflate) {
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (w->file < 0)
-        ed_fail("cannot create %s: %s", path, errno ? strerror(errno) : "HDF5 refused it");
+        ed_fail("%s: cannot create the file: %s (does the directory exist and is it writable?)",
+                path, errno ? strerror(errno) : "HDF5 refused it");
 }
 
 void h5w_close(H5Writer *w) {
@@ -106,23 +102,22 @@ void h5w_attr_str(H5Writer *w, hid_t obj, const char *name, const char *value) {
     H5Tclose(t);
 }
 
-void h5w_attr_i64(H5Writer *w, hid_t obj, const char *name, int64_t value) {
+void h5w_attr(H5Writer *w, hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
+              const void *value) {
     hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
-    hid_t a_type = H5T_STD_I64LE;
     if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
-    hid_t a = H5Acreate2(obj, name, a_type, s, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &value) < 0) writer_fail(w, "attribute", name);
+    hid_t a = H5Acreate2(obj, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, mem_type, value) < 0) writer_fail(w, "attribute", name);
     H5Aclose(a);
     H5Sclose(s);
 }
 
+void h5w_attr_i64(H5Writer *w, hid_t obj, const char *name, int64_t value) {
+    h5w_attr(w, obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
 void h5w_attr_f64(H5Writer *w, hid_t obj, const char *name, double value) {
-    hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
-    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
-    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &value) < 0) writer_fail(w, "attribute", name);
-    H5Aclose(a);
-    H5Sclose(s);
+    h5w_attr(w, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
 void h5w_attr_i64_array(H5Writer *w, hid_t obj, const char *name, const int64_t *values, int n) {
@@ -277,6 +272,23 @@ int h5r_attr_i64_array(hid_t obj, const char *name, int64_t *values, int n) {
     return attr_read_num(obj, name, H5T_NATIVE_INT64, values, n);
 }
 
+int h5r_type(hid_t loc, const char *name, H5T_class_t *cls, size_t *size, H5T_sign_t *sign) {
+    if (!h5r_has(loc, name)) return -1;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    hid_t t = H5Dget_type(ds);
+    int rc = -1;
+    if (t >= 0) {
+        *cls = H5Tget_class(t);
+        *size = H5Tget_size(t);
+        *sign = *cls == H5T_INTEGER ? H5Tget_sign(t) : H5T_SGN_NONE;
+        rc = *cls < 0 || *size == 0 || (*cls == H5T_INTEGER && *sign < 0) ? -1 : 0;
+        H5Tclose(t);
+    }
+    H5Dclose(ds);
+    return rc;
+}
+
 int h5r_dims(hid_t loc, const char *name, int *ndim, hsize_t *dims, int max_dims) {
     if (!h5r_has(loc, name)) return -1;
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
@@ -311,26 +323,6 @@ int h5r_read(hid_t loc, const char *name, hid_t mem_type, void *out) {
     }
     H5Dclose(ds);
     return rc;
-}
-
-char *h5r_string_dataset(hid_t loc, const char *name) {
-    if (!h5r_has(loc, name)) return NULL;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0) return NULL;
-    char *out = NULL;
-    hid_t ft = H5Dget_type(ds);
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
-        hid_t mt = vlen_str_type();
-        char *v = NULL;
-        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0 && v) {
-            out = xstrdup(v);
-            H5free_memory(v);
-        }
-        H5Tclose(mt);
-    }
-    if (ft >= 0) H5Tclose(ft);
-    H5Dclose(ds);
-    return out;
 }
 
 /* ---------------------------------------------------------------- verification */
@@ -393,14 +385,14 @@ static herr_t verify_visit(hid_t group, const char *name, const H5L_info_t *info
     return rc < 0 ? -1 : 0;
 }
 
-long h5u_verify_file(const char *path, char *err, size_t err_size) {
+long h5_verify_file(const char *path, char *err, size_t err_size) {
     char dummy[8];
     if (!err) {
         err = dummy;
         err_size = sizeof(dummy);
     }
     err[0] = 0;
-    if (!io_exists(path)) {
+    if (!fs_exists(path)) {
         snprintf(err, err_size, "no such file");
         return -1;
     }
@@ -424,85 +416,4 @@ int h5_file_format(const char *path, char *buf, size_t size) {
     if (h5r_attr_str(f, "format", buf, size) < 0) rc = H5Aexists(f, "format") == 0 ? 1 : -1;
     H5Fclose(f);
     return rc;
-}
-
-long h5_verify_file(const char *path, char *err, size_t err_size) {
-    return h5u_verify_file(path, err, err_size);
-}
-
-/* ---------------------------------------------------------------- POSIX */
-
-void io_mkdirs(const char *dir) {
-    char buf[4096];
-    size_t n = (size_t)snprintf(buf, sizeof(buf), "%s", dir);
-    if (n >= sizeof(buf)) ed_fail("directory name too long: %s", dir);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != 0) continue;
-        char c = buf[i];
-        buf[i] = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            ed_fail("cannot create directory %s: %s", buf, strerror(errno));
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) ed_fail("%s is not a directory", dir);
-}
-
-static void parent_dir(char *out, size_t size, const char *path) {
-    snprintf(out, size, "%s", path);
-    char *slash = strrchr(out, '/');
-    if (!slash)
-        snprintf(out, size, ".");
-    else if (slash == out)
-        out[1] = 0;
-    else
-        *slash = 0;
-}
-
-void io_mkdirs_parent(const char *path) {
-    char dir[4096];
-    parent_dir(dir, sizeof(dir), path);
-    io_mkdirs(dir);
-}
-
-void io_fsync_file(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) ed_fail("cannot fsync %s: %s", path, strerror(errno));
-    close(fd);
-}
-
-void io_fsync_parent_dir(const char *path) {
-    char dir[4096];
-    parent_dir(dir, sizeof(dir), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) ed_fail("cannot open directory %s: %s", dir, strerror(errno));
-    /* Some file systems refuse fsync on a directory (EINVAL): the rename is then as durable as
-     * they make it. */
-    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-        ed_fail("cannot fsync directory %s: %s", dir, strerror(errno));
-    close(fd);
-}
-
-int io_exists(const char *path) {
-    return access(path, F_OK) == 0;
-}
-
-void io_prev_path(char *out, size_t size, const char *path) {
-    size_t n = strlen(path);
-    if (n > 3 && strcmp(path + n - 3, ".h5") == 0)
-        snprintf(out, size, "%.*s.prev.h5", (int)(n - 3), path);
-    else
-        snprintf(out, size, "%s.prev", path);
-}
-
-void io_utc_now(char *out, size_t size) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-long long io_file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
