@@ -15,7 +15,10 @@
  *   /state/cursor  int64 [epoch, step_in_epoch, step, complete]
  *   /state/partial float64 [loss, correct, seen, seconds] sums of the current epoch so far
  *   /history/{epoch,lr,train_loss,train_acc,test_acc,seconds}  one value per finished epoch
- *   /logits/train [N,K], /logits/test [N_test,K]   float32, when the caller gives them
+ *   extra datasets the caller adds (CkptDataset), float32 with their own attributes:
+ *     /logits/train [N,K], /logits/test [N_test,K] when the model completes (the pipeline),
+ *     /probe/views [K, 2] of multi-view models (the pipeline, from probe.h)
+ * Every attribute above is required when reading: a missing one is damage, never a default.
  * The random generator is counter-based (rng.h), keyed by (seed, role, index, epoch, ...), so
  * the cursor is all that resuming needs: there is no generator state to store. */
 #ifndef ENSDISTILL_CHECKPOINT_H
@@ -51,13 +54,40 @@ typedef struct {
     double partial_loss, partial_correct, partial_seen, partial_seconds; /* current epoch sums */
     int n_history, cap_history;
     EpochRecord *history; /* owned by the struct; ckpt_state_free */
-    /* The views-learned probe of multi-view models (probe.h), written as /probe/views
-     * [probe_classes, 2] with attributes threshold and classes_both_learned when non-NULL.
-     * Not read back: it is recomputed from the weights. */
-    const float *probe_views;
-    int probe_classes;
-    double probe_threshold;
 } ModelState;
+
+/* An attribute of an extra dataset: a string, an int64 or a float64, by type. */
+typedef enum { CKPT_ATTR_STR, CKPT_ATTR_I64, CKPT_ATTR_F64 } CkptAttrType;
+typedef struct {
+    const char *name;
+    CkptAttrType type;
+    const char *str;
+    int64_t i64;
+    double f64;
+} CkptAttrValue;
+
+#define CKPT_DATASET_MAX_DIMS 4
+#define CKPT_DATASET_MAX_ATTRS 4
+/* A float32 array the caller stores beside the model (logits, a probe, ...): written chunked
+ * with Fletcher32 and verified after writing like the model's tensors. The pointers must stay
+ * valid during ckpt_write. */
+typedef struct {
+    const char *name; /* path in the file, e.g. "logits/train"; missing groups are created */
+    int ndim;         /* 1..CKPT_DATASET_MAX_DIMS */
+    int64_t dims[CKPT_DATASET_MAX_DIMS];
+    const float *data;
+    int n_attrs;
+    CkptAttrValue attrs[CKPT_DATASET_MAX_ATTRS];
+} CkptDataset;
+
+/* What ckpt_write stores besides the model and its state. Zero-initialise it. */
+typedef struct {
+    const char *config_text;  /* the "config" attribute; NULL stores "" */
+    int deflate;              /* gzip level 0..9 (0 = none; DESIGN.md: 40-50x slower writes for
+                               * 7-14% smaller files) */
+    const CkptDataset *extra; /* n_extra datasets, written in this order after the model's */
+    int n_extra;
+} CkptWriteOptions;
 
 /* What a checkpoint says about itself, read from its attributes alone (no tensors): enough to
  * build the model it belongs to (spec, with max_batch = 0: set it) and to summarise it. */
@@ -80,26 +110,22 @@ typedef struct {
 /* "member-003" into buf: the file stem of a model, RUN_DIR/models/<stem>.h5. Returns buf. */
 const char *ckpt_model_name(char *buf, size_t size, const char *role, int index);
 
-/* Writes the checkpoint of m and st to path (NAME.h5):
+/* Writes the checkpoint of m and st, and opt's extra datasets, to path (NAME.h5):
  *   1. writes NAME.h5.tmp (creating missing parent directories), closes it, fsyncs it;
  *   2. reopens it and reads back every dataset (Fletcher32 verified by HDF5) and compares the
  *      bytes with memory;
  *   3. keeps the old NAME.h5 as NAME.prev.h5 (hard link, or rename where links fail), renames
  *      the tmp file to NAME.h5 (atomic: NAME.h5 always exists once written), fsyncs the
  *      directory, and removes NAME.prev.h5.
- * config_text (may be NULL) is stored as the "config" attribute. train_logits [n_train, K] and
- * test_logits [n_test, K] (K = m->spec.num_classes) are written when non-NULL. deflate: gzip
- * level 0..9 (0 = none; DESIGN.md: 40-50x slower writes for 7-14% smaller files).
  * Returns 0. An I/O failure or a failed verification stops with ed_fail naming the file. */
-int ckpt_write(const char *path, const Model *m, const ModelState *st, const char *config_text,
-               const float *train_logits, int n_train, const float *test_logits, int n_test,
-               int deflate);
+int ckpt_write(const char *path, const Model *m, const ModelState *st,
+               const CkptWriteOptions *opt);
 
 /* Loads path into m (params, buffers, momentum) and st (st's old history is freed).
  * Returns 1 when neither path nor NAME.prev.h5 exists (nothing to resume: m and st untouched).
- * If path is missing, unreadable, truncated, fails a checksum or lacks a tensor and
- * NAME.prev.h5 is good, warns (ed_warn) and loads NAME.prev.h5; if neither is good, ed_fail
- * naming the file and what is wrong. A file of another format or format_version, of another
+ * If path is missing, unreadable, truncated, fails a checksum or lacks a tensor or an
+ * attribute, and NAME.prev.h5 is good, warns (ed_warn) and loads NAME.prev.h5; if neither is
+ * good, ed_fail naming the file and what is wrong (the attribute or tensor). A file of another format or format_version, of another
  * arch (or sum_of, random_features, num_classes), or with a tensor of another shape (the
  * message names the tensor and both shapes) is refused with ed_fail: never silently started
  * over. When st->role is set on entry, the file must also have the same role, index and seed
@@ -113,7 +139,7 @@ int ckpt_read(const char *path, Model *m, ModelState *st);
  * or a read/checksum error stops with ed_fail naming the file. */
 int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K);
 
-/* Reads the attributes and history length of path into info.
+/* Reads the attributes and history length of path into info (every attribute is required).
  * Returns 0; 1 if path does not exist; -1 if it is not a readable checkpoint of this format
  * (err gets a one-line reason; err may be NULL). Never stops the program. */
 int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);

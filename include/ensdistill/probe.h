@@ -12,6 +12,11 @@
  * the model is not an mvconv (nothing written). */
 int probe_views(const Model *m, const float *views, int K, int D, float *out);
 
+/* What out means, stored with it (the "meaning" attribute of a checkpoint's /probe/views). */
+#define PROBE_VIEWS_MEANING                                                                        \
+    "[j, l] = max over class j's filters r of <w_{j,r}, v_{j,l}>; a view counts as learned "     \
+    "when this is >= threshold"
+
 /* Classes whose two views both reach threshold. */
 int probe_both_learned(const float *probe, int K, double threshold);
 

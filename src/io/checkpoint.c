@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,31 +22,170 @@
 static const char *const history_names[6] = {"epoch",     "lr",       "train_loss",
                                              "train_acc", "test_acc", "seconds"};
 
-/* Variable-length string attributes live in the file's global heap, which HDF5 does not
- * checksum: their crc32 is kept in the (checksummed) object header as "strings_crc32". */
-static const char *const crc_attrs[7] = {"format",        "role",     "arch",      "config",
-                                         "code_revision", "compiler", "written_at"};
+/* ================================================================ the attributes */
 
-static int64_t strings_crc(const char *const values[7]) {
+/* Everything the root attributes hold, as the program uses it. The writer fills it from the
+ * model and its state, the reader from the file; ckpt_attrs below is the one list of which
+ * attribute holds which field. */
+typedef struct {
+    CkptInfo info; /* role, index, seed, spec, epochs_total, epoch, step, complete, ... */
+    char format[32];
+    uint64_t init_seed, init_stream;
+    const char *config; /* writer only: the reader checks that it reads, and leaves it NULL */
+    char compiler[64];
+} Header;
+
+/* How a field is stored: C type in the Header -> attribute type in the file. */
+typedef enum {
+    F_CHARS, /* char[size] -> UTF-8 string */
+    F_TEXT,  /* const char * -> UTF-8 string */
+    F_INT,   /* int -> int64 */
+    F_INT3,  /* int[3] (three consecutive int fields) -> int64[3] */
+    F_I64,   /* int64_t -> int64 */
+    F_U64,   /* uint64_t -> int64 (the bit pattern) */
+    F_FLOAT, /* float -> float64 */
+} FieldType;
+
+typedef struct {
+    const char *name;
+    FieldType type;
+    size_t offset, size; /* of the field in Header */
+} CkptAttr;
+
+#define ATTR(name, type, field) {name, type, offsetof(Header, field), sizeof(((Header *)0)->field)}
+/* In the order they are written. Variable-length strings live in the file's global heap, which
+ * HDF5 does not checksum: the crc32 of every string attribute, in this order, is kept in the
+ * (checksummed) object header as "strings_crc32". A new attribute is one more row here (and,
+ * for files that lack it, a new format_version). */
+static const CkptAttr ckpt_attrs[] = {
+    ATTR("format", F_CHARS, format),
+    ATTR("format_version", F_INT, info.format_version),
+    ATTR("role", F_CHARS, info.role),
+    ATTR("index", F_INT, info.index),
+    ATTR("seed", F_I64, info.seed),
+    /* The initialisation key: mvconv derives its fixed test-noise weights from it. */
+    ATTR("init_seed", F_U64, init_seed),
+    ATTR("init_stream", F_U64, init_stream),
+    ATTR("arch", F_CHARS, info.spec.arch),
+    ATTR("sum_of", F_INT, info.spec.sum_of),
+    ATTR("random_features", F_INT, info.spec.random_features),
+    ATTR("hidden", F_INT, info.spec.hidden),
+    ATTR("num_classes", F_INT, info.spec.num_classes),
+    ATTR("input_shape", F_INT3, info.spec.C),
+    ATTR("mv_filters", F_INT, info.spec.mv_filters),
+    ATTR("srelu_q", F_FLOAT, info.spec.srelu_q),
+    ATTR("srelu_rho", F_FLOAT, info.spec.srelu_rho),
+    ATTR("init_std", F_FLOAT, info.spec.init_std),
+    ATTR("mv_noise_coords", F_I64, info.spec.mv_noise_coords),
+    ATTR("mv_noise_sigma", F_FLOAT, info.spec.mv_noise_sigma),
+    ATTR("epochs_total", F_INT, info.epochs_total),
+    ATTR("epoch", F_INT, info.epoch),
+    ATTR("step", F_I64, info.step),
+    ATTR("complete", F_INT, info.complete),
+    ATTR("config", F_TEXT, config),
+    ATTR("code_revision", F_CHARS, info.code_revision),
+    ATTR("compiler", F_CHARS, compiler),
+    ATTR("written_at", F_CHARS, info.written_at),
+};
+#undef ATTR
+#define N_CKPT_ATTRS ((int)(sizeof(ckpt_attrs) / sizeof(ckpt_attrs[0])))
+_Static_assert(offsetof(ModelSpec, H) == offsetof(ModelSpec, C) + sizeof(int) &&
+                  offsetof(ModelSpec, W) == offsetof(ModelSpec, H) + sizeof(int),
+              "input_shape reads ModelSpec C, H, W as int[3]");
+
+/* crc32 over the string values (each with its terminating 0), in table order. */
+static int64_t strings_crc(const char *const *values, int n) {
     uLong crc = crc32(0L, Z_NULL, 0);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < n; i++)
         crc = crc32(crc, (const Bytef *)values[i], (uInt)strlen(values[i]) + 1);
     return (int64_t)crc;
 }
 
-/* 0 when the string attributes match their stored crc32, else -1 (missing counts as damaged). */
-static int check_strings_crc(hid_t f) {
-    int64_t stored;
-    if (h5r_attr_i64(f, "strings_crc32", &stored) < 0) return -1;
-    char *values[7];
-    int rc = 0;
-    for (int i = 0; i < 7; i++) {
-        values[i] = h5r_attr_str_alloc(f, crc_attrs[i]);
-        if (!values[i]) rc = -1;
+static void write_attrs(H5Writer *w, const Header *h) {
+    const char *strings[N_CKPT_ATTRS];
+    int n_strings = 0;
+    for (int i = 0; i < N_CKPT_ATTRS; i++) {
+        const CkptAttr *a = &ckpt_attrs[i];
+        const void *p = (const char *)h + a->offset;
+        switch (a->type) {
+        case F_CHARS:
+        case F_TEXT: {
+            const char *v = a->type == F_CHARS ? (const char *)p : *(const char *const *)p;
+            strings[n_strings] = v ? v : "";
+            h5w_attr_str(w, w->file, a->name, strings[n_strings++]);
+            break;
+        }
+        case F_INT: h5w_attr_i64(w, w->file, a->name, *(const int *)p); break;
+        case F_INT3: {
+            const int *v = p;
+            int64_t v64[3] = {v[0], v[1], v[2]};
+            h5w_attr_i64_array(w, w->file, a->name, v64, 3);
+            break;
+        }
+        case F_I64: h5w_attr_i64(w, w->file, a->name, *(const int64_t *)p); break;
+        case F_U64: h5w_attr_i64(w, w->file, a->name, (int64_t)*(const uint64_t *)p); break;
+        case F_FLOAT: h5w_attr_f64(w, w->file, a->name, *(const float *)p); break;
+        }
     }
-    if (rc == 0 && strings_crc((const char *const *)values) != stored) rc = -1;
-    for (int i = 0; i < 7; i++)
-        free(values[i]);
+    h5w_attr_i64(w, w->file, "strings_crc32", strings_crc(strings, n_strings));
+}
+
+/* Reads every attribute of the table into h and checks strings_crc32. 0, or -1 with the
+ * attribute named in err: a missing or unreadable attribute is damage, never a default. */
+static int read_attrs(hid_t f, Header *h, char *err, size_t err_size) {
+    memset(h, 0, sizeof(*h));
+    char *strings[N_CKPT_ATTRS];
+    int n_strings = 0, rc = 0;
+    for (int i = 0; i < N_CKPT_ATTRS && rc == 0; i++) {
+        const CkptAttr *a = &ckpt_attrs[i];
+        void *p = (char *)h + a->offset;
+        int64_t v[3];
+        double d;
+        switch (a->type) {
+        case F_CHARS:
+        case F_TEXT:
+            strings[n_strings] = h5r_attr_str_alloc(f, a->name);
+            if (!strings[n_strings]) {
+                rc = -1;
+                break;
+            }
+            if (a->type == F_CHARS) snprintf(p, a->size, "%s", strings[n_strings]);
+            n_strings++;
+            break;
+        case F_INT3:
+            rc = h5r_attr_i64_array(f, a->name, v, 3);
+            for (int k = 0; k < 3 && rc == 0; k++)
+                ((int *)p)[k] = (int)v[k];
+            break;
+        case F_FLOAT:
+            rc = h5r_attr_f64(f, a->name, &d);
+            if (rc == 0) *(float *)p = (float)d;
+            break;
+        case F_INT:
+        case F_I64:
+        case F_U64:
+            rc = h5r_attr_i64(f, a->name, v);
+            if (rc == 0 && a->type == F_INT) *(int *)p = (int)v[0];
+            if (rc == 0 && a->type == F_I64) *(int64_t *)p = v[0];
+            if (rc == 0 && a->type == F_U64) *(uint64_t *)p = (uint64_t)v[0];
+            break;
+        }
+        if (rc < 0)
+            snprintf(err, err_size, "attribute %s is %s", a->name,
+                     H5Aexists(f, a->name) == 0 ? "missing" : "unreadable or of the wrong type");
+    }
+    int64_t stored;
+    if (rc == 0 && h5r_attr_i64(f, "strings_crc32", &stored) < 0) {
+        snprintf(err, err_size, "attribute strings_crc32 is %s",
+                 H5Aexists(f, "strings_crc32") == 0 ? "missing" : "unreadable");
+        rc = -1;
+    }
+    if (rc == 0 && strings_crc((const char *const *)strings, n_strings) != stored) {
+        snprintf(err, err_size, "the string attributes (role, arch, config, ...) fail their crc32");
+        rc = -1;
+    }
+    for (int i = 0; i < n_strings; i++)
+        free(strings[i]);
     return rc;
 }
 
@@ -173,10 +313,11 @@ static int verify_written(const char *path, const WriteCtx *c, char *err, size_t
     return rc;
 }
 
-int ckpt_write(const char *path, const Model *m, const ModelState *st, const char *config_text,
-               const float *train_logits, int n_train, const float *test_logits, int n_test,
-               int deflate) {
-    ED_CHECK(path && m && st, "null argument");
+int ckpt_write(const char *path, const Model *m, const ModelState *st,
+               const CkptWriteOptions *opt) {
+    ED_CHECK(path && m && st && opt, "null argument");
+    ED_CHECK(opt->n_extra >= 0 && (opt->n_extra == 0 || opt->extra), "bad extra datasets");
+    const int deflate = opt->deflate;
     ED_CHECK(st->role[0], "ModelState.role is empty");
     ED_CHECK(st->n_history >= 0 && (st->n_history == 0 || st->history), "bad history");
     if (deflate < 0 || deflate > 9) ed_fail("checkpoint.deflate must be 0..9, not %d", deflate);
@@ -196,38 +337,26 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
     fs_utc_now(now, sizeof(now));
 
     /* attributes: what the file is, what model, how far, what produced it */
-    h5w_attr_str(w, root, "format", CKPT_FORMAT);
-    h5w_attr_i64(w, root, "format_version", CKPT_FORMAT_VERSION);
-    h5w_attr_str(w, root, "role", st->role);
-    h5w_attr_i64(w, root, "index", st->index);
-    h5w_attr_i64(w, root, "seed", st->seed);
-    /* The initialisation key: mvconv derives its fixed test-noise weights from it. */
-    h5w_attr_i64(w, root, "init_seed", (int64_t)m->init_seed);
-    h5w_attr_i64(w, root, "init_stream", (int64_t)m->init_stream);
-    h5w_attr_str(w, root, "arch", sp->arch);
-    h5w_attr_i64(w, root, "sum_of", sp->sum_of > 1 ? sp->sum_of : 1);
-    h5w_attr_i64(w, root, "random_features", sp->random_features);
-    h5w_attr_i64(w, root, "hidden", sp->hidden);
-    h5w_attr_i64(w, root, "num_classes", sp->num_classes);
-    int64_t input_shape[3] = {sp->C, sp->H, sp->W};
-    h5w_attr_i64_array(w, root, "input_shape", input_shape, 3);
-    h5w_attr_i64(w, root, "mv_filters", sp->mv_filters);
-    h5w_attr_f64(w, root, "srelu_q", sp->srelu_q);
-    h5w_attr_f64(w, root, "srelu_rho", sp->srelu_rho);
-    h5w_attr_f64(w, root, "init_std", sp->init_std);
-    h5w_attr_i64(w, root, "mv_noise_coords", sp->mv_noise_coords);
-    h5w_attr_f64(w, root, "mv_noise_sigma", sp->mv_noise_sigma);
-    h5w_attr_i64(w, root, "epochs_total", st->epochs_total);
-    h5w_attr_i64(w, root, "epoch", st->epoch);
-    h5w_attr_i64(w, root, "step", st->step);
-    h5w_attr_i64(w, root, "complete", st->complete ? 1 : 0);
-    h5w_attr_str(w, root, "config", config_text ? config_text : "");
-    h5w_attr_str(w, root, "code_revision", ED_GIT_REV);
-    h5w_attr_str(w, root, "compiler", ED_COMPILER);
-    h5w_attr_str(w, root, "written_at", now);
-    const char *crc_values[7] = {CKPT_FORMAT, st->role,    sp->arch, config_text ? config_text : "",
-                                 ED_GIT_REV,  ED_COMPILER, now};
-    h5w_attr_i64(w, root, "strings_crc32", strings_crc(crc_values));
+    Header h;
+    memset(&h, 0, sizeof(h));
+    snprintf(h.format, sizeof(h.format), "%s", CKPT_FORMAT);
+    h.info.format_version = CKPT_FORMAT_VERSION;
+    snprintf(h.info.role, sizeof(h.info.role), "%s", st->role);
+    h.info.index = st->index;
+    h.info.seed = st->seed;
+    h.init_seed = m->init_seed;
+    h.init_stream = m->init_stream;
+    h.info.spec = *sp;
+    h.info.spec.sum_of = sp->sum_of > 1 ? sp->sum_of : 1;
+    h.info.epochs_total = st->epochs_total;
+    h.info.epoch = st->epoch;
+    h.info.step = st->step;
+    h.info.complete = st->complete ? 1 : 0;
+    h.config = opt->config_text;
+    snprintf(h.info.code_revision, sizeof(h.info.code_revision), "%s", ED_GIT_REV);
+    snprintf(h.compiler, sizeof(h.compiler), "%s", ED_COMPILER);
+    snprintf(h.info.written_at, sizeof(h.info.written_at), "%s", now);
+    write_attrs(w, &h);
 
     /* tensors: parameters, buffers, momentum, all under their state_dict names, in the
      * model's order */
@@ -285,29 +414,28 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
         put(&c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &nh, col);
     }
 
-    /* logits, when the model is done */
-    int K = sp->num_classes;
-    if (train_logits) {
-        hsize_t dims[2] = {(hsize_t)n_train, (hsize_t)K};
-        put(&c, "logits/train", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, train_logits);
-    }
-    if (test_logits) {
-        hsize_t dims[2] = {(hsize_t)n_test, (hsize_t)K};
-        put(&c, "logits/test", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, test_logits);
-    }
-    if (st->probe_views) {
-        hsize_t dims[2] = {(hsize_t)st->probe_classes, 2};
-        put(&c, "probe/views", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dims, st->probe_views);
-        hid_t d = H5_CHECK(H5Dopen2(w->file, "probe/views", H5P_DEFAULT));
-        int both = 0;
-        for (int k = 0; k < st->probe_classes; k++)
-            both += st->probe_views[2 * k] >= st->probe_threshold &&
-                    st->probe_views[2 * k + 1] >= st->probe_threshold;
-        h5w_attr_f64(w, d, "threshold", st->probe_threshold);
-        h5w_attr_i64(w, d, "classes_both_learned", both);
-        h5w_attr_str(w, d, "meaning",
-                     "[j, l] = max over class j's filters r of <w_{j,r}, v_{j,l}>; a view counts "
-                     "as learned when this is >= threshold");
+    /* the caller's datasets: logits, a probe, ... */
+    for (int i = 0; i < opt->n_extra; i++) {
+        const CkptDataset *x = &opt->extra[i];
+        ED_CHECK(x->name && x->data && x->ndim >= 1 && x->ndim <= CKPT_DATASET_MAX_DIMS &&
+                     x->n_attrs >= 0 && x->n_attrs <= CKPT_DATASET_MAX_ATTRS,
+                 "extra dataset %d (%s) is malformed", i, x->name ? x->name : "?");
+        hsize_t dims[CKPT_DATASET_MAX_DIMS];
+        for (int d = 0; d < x->ndim; d++)
+            dims[d] = (hsize_t)x->dims[d];
+        put(&c, x->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->ndim, dims, x->data);
+        if (!x->n_attrs) continue;
+        hid_t d = H5Dopen2(w->file, x->name, H5P_DEFAULT);
+        if (d < 0) ed_fail("cannot write %s: dataset %s does not reopen", tmp, x->name);
+        for (int k = 0; k < x->n_attrs; k++) {
+            const CkptAttrValue *a = &x->attrs[k];
+            if (a->type == CKPT_ATTR_STR)
+                h5w_attr_str(w, d, a->name, a->str);
+            else if (a->type == CKPT_ATTR_I64)
+                h5w_attr_i64(w, d, a->name, a->i64);
+            else
+                h5w_attr_f64(w, d, a->name, a->f64);
+        }
         H5Dclose(d);
     }
     h5w_close(w);
@@ -349,17 +477,10 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st, const cha
 
 enum { LOAD_OK = 0, LOAD_DAMAGED = -1, LOAD_REFUSED = -2 };
 
-static int64_t attr_i64_or(hid_t f, const char *name, int64_t dflt) {
-    int64_t v;
-    return h5r_attr_i64(f, name, &v) == 0 ? v : dflt;
-}
-static double attr_f64_or(hid_t f, const char *name, double dflt) {
-    double v;
-    return h5r_attr_f64(f, name, &v) == 0 ? v : dflt;
-}
-
-/* The format attributes: LOAD_OK, or LOAD_REFUSED / LOAD_DAMAGED with the reason. */
-static int check_format(hid_t f, char *err, size_t err_size) {
+/* The format attributes, then the whole table (read_attrs) into h: LOAD_OK, or LOAD_REFUSED
+ * (not this format or version) / LOAD_DAMAGED (an attribute missing or unreadable), with the
+ * reason in err. */
+static int check_format(hid_t f, Header *h, char *err, size_t err_size) {
     char format[64];
     if (h5r_attr_str(f, "format", format, sizeof(format)) < 0) {
         if (H5Aexists(f, "format") == 0) {
@@ -383,11 +504,7 @@ static int check_format(hid_t f, char *err, size_t err_size) {
                  (long long)version, CKPT_FORMAT_VERSION);
         return LOAD_REFUSED;
     }
-    if (check_strings_crc(f) < 0) {
-        snprintf(err, err_size, "the string attributes (role, arch, config, ...) fail their crc32");
-        return LOAD_DAMAGED;
-    }
-    return LOAD_OK;
+    return read_attrs(f, h, err, err_size) == 0 ? LOAD_OK : LOAD_DAMAGED;
 }
 
 int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
@@ -408,40 +525,11 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
         snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
         return -1;
     }
-    int rc = check_format(f, err, err_size) == LOAD_OK ? 0 : -1;
-    int64_t index = 0, seed = 0;
-    if (rc == 0 && (h5r_attr_str(f, "role", info->role, sizeof(info->role)) < 0 ||
-                    h5r_attr_i64(f, "index", &index) < 0 || h5r_attr_i64(f, "seed", &seed) < 0 ||
-                    h5r_attr_str(f, "arch", info->spec.arch, sizeof(info->spec.arch)) < 0)) {
-        snprintf(err, err_size, "attribute role, index, seed or arch is missing or unreadable");
-        rc = -1;
-    }
+    Header h;
+    int rc = check_format(f, &h, err, err_size) == LOAD_OK ? 0 : -1;
     if (rc == 0) {
-        info->index = (int)index;
-        info->seed = seed;
-        info->format_version = CKPT_FORMAT_VERSION;
-        ModelSpec *sp = &info->spec;
-        sp->sum_of = (int)attr_i64_or(f, "sum_of", 1);
-        sp->random_features = (int)attr_i64_or(f, "random_features", 0);
-        sp->hidden = (int)attr_i64_or(f, "hidden", 0);
-        sp->num_classes = (int)attr_i64_or(f, "num_classes", 0);
-        int64_t shape[3] = {0, 0, 0};
-        h5r_attr_i64_array(f, "input_shape", shape, 3);
-        sp->C = (int)shape[0];
-        sp->H = (int)shape[1];
-        sp->W = (int)shape[2];
-        sp->mv_filters = (int)attr_i64_or(f, "mv_filters", 0);
-        sp->srelu_q = (float)attr_f64_or(f, "srelu_q", 0);
-        sp->srelu_rho = (float)attr_f64_or(f, "srelu_rho", 0);
-        sp->init_std = (float)attr_f64_or(f, "init_std", 0);
-        sp->mv_noise_coords = attr_i64_or(f, "mv_noise_coords", 0);
-        sp->mv_noise_sigma = (float)attr_f64_or(f, "mv_noise_sigma", 0);
-        info->epochs_total = (int)attr_i64_or(f, "epochs_total", 0);
-        info->epoch = (int)attr_i64_or(f, "epoch", 0);
-        info->step = attr_i64_or(f, "step", 0);
-        info->complete = (int)attr_i64_or(f, "complete", 0);
-        h5r_attr_str(f, "code_revision", info->code_revision, sizeof(info->code_revision));
-        h5r_attr_str(f, "written_at", info->written_at, sizeof(info->written_at));
+        *info = h.info;
+        info->last_test_acc = info->last_train_acc = NAN;
         int ndim;
         hsize_t dims[8];
         if (h5r_dims(f, "history/test_acc", &ndim, dims, 8) == 0 && ndim == 1 && dims[0] > 0) {
@@ -543,20 +631,17 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
         snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
         return LOAD_DAMAGED;
     }
-    int rc = check_format(f, err, err_size);
+    Header h;
+    int rc = check_format(f, &h, err, err_size);
+    const CkptInfo *fi = &h.info; /* what the file says */
     ModelState ns;
     memset(&ns, 0, sizeof(ns));
-    int64_t v;
-    /* identity and architecture */
     if (rc == LOAD_OK) {
-        if (h5r_attr_str(f, "role", ns.role, sizeof(ns.role)) < 0 ||
-            h5r_attr_i64(f, "index", &v) < 0 || h5r_attr_i64(f, "seed", &ns.seed) < 0 ||
-            h5r_attr_str(f, "arch", ns.arch, sizeof(ns.arch)) < 0) {
-            snprintf(err, err_size, "attribute role, index, seed or arch is unreadable");
-            rc = LOAD_DAMAGED;
-        } else {
-            ns.index = (int)v;
-        }
+        snprintf(ns.role, sizeof(ns.role), "%s", fi->role);
+        ns.index = fi->index;
+        ns.seed = fi->seed;
+        snprintf(ns.arch, sizeof(ns.arch), "%s", fi->spec.arch);
+        ns.epochs_total = fi->epochs_total;
     }
     const ModelSpec *sp = &m->spec;
     int model_sum_of = sp->sum_of > 1 ? sp->sum_of : 1;
@@ -565,19 +650,19 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
                  sp->arch);
         rc = LOAD_REFUSED;
     }
-    if (rc == LOAD_OK && attr_i64_or(f, "sum_of", 1) != model_sum_of) {
-        snprintf(err, err_size, "attribute sum_of is %lld in the file but %d in the model",
-                 (long long)attr_i64_or(f, "sum_of", 1), model_sum_of);
+    if (rc == LOAD_OK && fi->spec.sum_of != model_sum_of) {
+        snprintf(err, err_size, "attribute sum_of is %d in the file but %d in the model",
+                 fi->spec.sum_of, model_sum_of);
         rc = LOAD_REFUSED;
     }
-    if (rc == LOAD_OK && attr_i64_or(f, "random_features", 0) != sp->random_features) {
-        snprintf(err, err_size, "attribute random_features is %lld in the file but %d in the model",
-                 (long long)attr_i64_or(f, "random_features", 0), sp->random_features);
+    if (rc == LOAD_OK && fi->spec.random_features != sp->random_features) {
+        snprintf(err, err_size, "attribute random_features is %d in the file but %d in the model",
+                 fi->spec.random_features, sp->random_features);
         rc = LOAD_REFUSED;
     }
-    if (rc == LOAD_OK && attr_i64_or(f, "num_classes", sp->num_classes) != sp->num_classes) {
-        snprintf(err, err_size, "attribute num_classes is %lld in the file but %d in the model",
-                 (long long)attr_i64_or(f, "num_classes", 0), sp->num_classes);
+    if (rc == LOAD_OK && fi->spec.num_classes != sp->num_classes) {
+        snprintf(err, err_size, "attribute num_classes is %d in the file but %d in the model",
+                 fi->spec.num_classes, sp->num_classes);
         rc = LOAD_REFUSED;
     }
     if (rc == LOAD_OK && st->role[0]) {
@@ -630,7 +715,6 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
             ns.partial_correct = partial[1];
             ns.partial_seen = partial[2];
             ns.partial_seconds = partial[3];
-            ns.epochs_total = (int)attr_i64_or(f, "epochs_total", 0);
         }
     }
     if (rc == LOAD_OK) {

@@ -187,16 +187,17 @@ static void check_group_weights(const RunContext *ctx, const Job *job, const Mod
 }
 
 static void save(const RunContext *ctx, const char *path, const Model *m, const ModelState *st,
-                 const float *train_logits, const float *test_logits) {
+                 const CkptDataset *extra, int n_extra) {
     const Layout *lo = ctx->lo;
     /* Running statistics are per shard: the group keeps the leader's, as PyTorch DDP does. */
     if (lo->ranks_per_model > 1 && m->tensors.buffer_floats)
         MPI_CHECK(MPI_Bcast(m->buffers, (int)m->tensors.buffer_floats, MPI_FLOAT, 0,
                             lo->group_comm));
-    if (lo->is_leader)
-        ckpt_write(path, m, st, ctx->config_text, train_logits,
-                   train_logits ? ctx->data->train.N : 0, test_logits,
-                   test_logits ? ctx->data->test.N : 0, ctx->cfg->checkpoint.deflate);
+    CkptWriteOptions opt = {.config_text = ctx->config_text,
+                            .deflate = ctx->cfg->checkpoint.deflate,
+                            .extra = extra,
+                            .n_extra = n_extra};
+    if (lo->is_leader) ckpt_write(path, m, st, &opt);
 }
 
 /* A model whose epoch loss is not finite has diverged: every later step would train on NaN and
@@ -319,7 +320,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
                 st.partial_correct = correct;
                 st.partial_seen = seen;
                 st.partial_seconds = MPI_Wtime() - t_start;
-                save(ctx, path, m, &st, NULL, NULL);
+                save(ctx, path, m, &st, NULL, 0);
                 stopped = 1;
                 break;
             }
@@ -356,7 +357,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
             progress_report(ctx, &r);
         }
         if (!last && cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0)
-            save(ctx, path, m, &st, NULL, NULL);
+            save(ctx, path, m, &st, NULL, 0);
     }
 
     if (!stopped) {
@@ -364,15 +365,23 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         if (!have_test) evaluate(m, &w, test, test_logits, lo);
         check_group_weights(ctx, job, m);
         st.complete = 1;
+        CkptDataset extra[3] = {
+            {.name = "logits/train", .ndim = 2, .dims = {N, K}, .data = train_logits},
+            {.name = "logits/test", .ndim = 2, .dims = {test->N, K}, .data = test_logits},
+        };
+        int n_extra = 2;
         float probe[2 * PROBE_MAX_CLASSES];
         if (K <= PROBE_MAX_CLASSES && probe_views(m, train->views, K, train->D, probe) == 0) {
-            st.probe_views = probe;
-            st.probe_classes = K;
-            st.probe_threshold = cfg->model.srelu_rho;
-            model_note(ctx, job, "views learned: both views in %d of %d classes",
-                       probe_both_learned(probe, K, st.probe_threshold), K);
+            const double threshold = cfg->model.srelu_rho;
+            const int both = probe_both_learned(probe, K, threshold);
+            extra[n_extra++] = (CkptDataset){
+                .name = "probe/views", .ndim = 2, .dims = {K, 2}, .data = probe, .n_attrs = 3,
+                .attrs = {{.name = "threshold", .type = CKPT_ATTR_F64, .f64 = threshold},
+                          {.name = "classes_both_learned", .type = CKPT_ATTR_I64, .i64 = both},
+                          {.name = "meaning", .type = CKPT_ATTR_STR, .str = PROBE_VIEWS_MEANING}}};
+            model_note(ctx, job, "views learned: both views in %d of %d classes", both, K);
         }
-        save(ctx, path, m, &st, train_logits, test_logits);
+        save(ctx, path, m, &st, extra, n_extra);
     }
     workspace_free(&w);
     model_free(m);

@@ -180,7 +180,13 @@ static void test_round_trip(void) {
         tl[i] = (float)i * 0.25f - 3.0f;
     for (int i = 0; i < n_test * K; i++)
         vl[i] = -(float)i * 0.5f;
-    ckpt_write(path, a, &st, "name: test\ntrain: {lr: 0.1}\n", tl, n_train, vl, n_test, 0);
+    CkptDataset logits[2] = {
+        {.name = "logits/train", .ndim = 2, .dims = {n_train, K}, .data = tl},
+        {.name = "logits/test", .ndim = 2, .dims = {n_test, K}, .data = vl},
+    };
+    CkptWriteOptions opt = {
+        .config_text = "name: test\ntrain: {lr: 0.1}\n", .extra = logits, .n_extra = 2};
+    ckpt_write(path, a, &st, &opt);
     char tmp[700], prev[700];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     snprintf(prev, sizeof(prev), "%s/models/member-003.prev.h5", dir);
@@ -262,7 +268,7 @@ static void test_round_trip(void) {
     fill_model(a, 2);
     fill_state(&st, 4);
     st.complete = 1;
-    ckpt_write(path, a, &st, NULL, NULL, 0, NULL, 0, 6);
+    ckpt_write(path, a, &st, &(CkptWriteOptions){.deflate = 6});
     EXPECT(access(prev, F_OK) != 0 && access(tmp, F_OK) != 0, "prev or tmp left behind");
     EXPECT(ckpt_read(path, b, &got) == 0 && same_model(a, b) && same_state(&st, &got),
            "second (deflated) checkpoint does not round-trip");
@@ -297,7 +303,7 @@ static void test_damage(void) {
     fill_state(&st, 1);
     snprintf(st.role, sizeof(st.role), "kd");
     st.index = 0;
-    ckpt_write(path, a, &st, "old", NULL, 0, NULL, 0, 0);
+    ckpt_write(path, a, &st, &(CkptWriteOptions){.config_text = "old"});
     size_t n_old;
     unsigned char *old_img = slurp(path, &n_old);
     memcpy(b->params, a->params, a->tensors.param_floats * sizeof(float));
@@ -308,7 +314,7 @@ static void test_damage(void) {
     fill_state(&st, 2);
     snprintf(st.role, sizeof(st.role), "kd");
     st.index = 0;
-    ckpt_write(path, a, &st, "new", NULL, 0, NULL, 0, 0);
+    ckpt_write(path, a, &st, &(CkptWriteOptions){.config_text = "new"});
     size_t n_new;
     unsigned char *new_img = slurp(path, &n_new);
 
@@ -420,7 +426,7 @@ static void test_refusals(void) {
     fill_model(a, 9);
     fill_state(&st, 1);
     st.index = 0;
-    ckpt_write(path, a, &st, NULL, NULL, 0, NULL, 0, 0);
+    ckpt_write(path, a, &st, &(CkptWriteOptions){0});
 
     LoadArgs la = {path, small_spec("cnn", 16), NULL, 0, st};
     failures += !expect_fail("another arch is refused", child_load, &la, ED_EXIT_USER,
@@ -441,6 +447,22 @@ static void test_refusals(void) {
     la.expect = a;
     la.expect_epoch = 1;
     failures += !expect_fail("the same model loads", child_load, &la, 0, NULL);
+
+    /* a missing attribute is damage, never a default: ckpt_info and ckpt_read name it */
+    char err[512], needle[900];
+    size_t n_img;
+    unsigned char *img = slurp(path, &n_img);
+    hid_t fm = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Adelete(fm, "hidden");
+    H5Fclose(fm);
+    CkptInfo info;
+    EXPECT(ckpt_info(path, &info, err, sizeof(err)) == -1 && strstr(err, "attribute hidden is missing"),
+           "ckpt_info with attribute hidden deleted: %s", err);
+    snprintf(needle, sizeof(needle), "checkpoint %s is damaged: attribute hidden is missing", path);
+    failures += !expect_fail("a missing attribute stops, naming it", child_load, &la, ED_EXIT_USER,
+                             needle);
+    spit(path, img, n_img);
+    free(img);
 
     /* format_version 2 */
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
