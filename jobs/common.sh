@@ -1,7 +1,7 @@
 # Shared by tests/run.sh and jobs/local.sh: install missing Debian packages, configure, build.
 # Source it; it defines functions and sets no shell options of its own.
 ED_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ED_PACKAGES=(openmpi-bin libopenmpi-dev libopenblas-dev libhdf5-dev zlib1g-dev libyaml-dev
+ED_PACKAGES=(openmpi-bin libopenmpi-dev libopenblas-dev libdnnl-dev libhdf5-dev zlib1g-dev libyaml-dev
              pkg-config cmake make gcc dataset-fashion-mnist python3-h5py python3-numpy
              python3-matplotlib)
 

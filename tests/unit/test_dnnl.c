@@ -1,0 +1,132 @@
+/* The oneDNN kernels (src/nn/dnnl_backend.c) against the naive reference kernels of layers.h:
+ * conv2d forward, and backward adding into nonzero din / dweight / dbias, on the shapes our
+ * architectures use and a few odd ones, at the batch the layer was built for and at smaller
+ * ones; each case runs twice and must give bitwise the same results (determinism at a fixed
+ * thread count). Without oneDNN in the build it says so and passes (exit 0). */
+#include "../../src/nn/dnnl_backend.h"
+#include "ensdistill/alloc.h"
+#include "ensdistill/layers.h"
+#include "ensdistill/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static Rng rng;
+static int failures;
+static double worst;
+
+static void fill_normal(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(&rng);
+}
+
+/* max |got - want| / max(1, max |want|) */
+static void compare(const float *got, const float *want, size_t n, const char *what,
+                    const char *tensor, double tol) {
+    double e = 0.0, m = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= e)) e = d;
+        if (fabs(want[i]) > m) m = fabs(want[i]);
+    }
+    e /= m;
+    if (e > worst) worst = e;
+    if (!(e <= tol)) {
+        printf("FAIL conv %s %s: relative error %.3g > %.3g\n", what, tensor, e, tol);
+        failures++;
+    }
+}
+
+static void same_bits(const float *a, const float *b, size_t n, const char *what,
+                      const char *tensor) {
+    if (memcmp(a, b, n * sizeof(float)) != 0) {
+        printf("FAIL conv %s %s: two identical runs differ (not deterministic)\n", what, tensor);
+        failures++;
+    }
+}
+
+static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int W, int OC, int K,
+                      int stride, int pad, int with_bias, int with_din) {
+    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    char what[160];
+    snprintf(what, sizeof what, "B=%d (built for %d) C=%d %dx%d OC=%d K=%d s=%d p=%d bias=%d din=%d",
+             B, max_batch, C, H, W, OC, K, stride, pad, with_bias, with_din);
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW,
+           nw = (size_t)OC * C * K * K;
+    float *in = xfloats(nin), *w = xfloats(nw), *bias = xfloats(OC), *dout = xfloats(nout);
+    float *out[2] = {xfloats(nout), xfloats(nout)}, *out_ref = xfloats(nout);
+    float *din0 = xfloats(nin), *dw0 = xfloats(nw), *db0 = xfloats(OC);
+    float *din[2], *dw[2], *db[2];
+    float *din_ref = xfloats(nin), *dw_ref = xfloats(nw), *db_ref = xfloats(OC);
+    fill_normal(in, nin, 1.0f);
+    fill_normal(w, nw, 0.3f);
+    fill_normal(bias, OC, 1.0f);
+    fill_normal(dout, nout, 1.0f);
+    fill_normal(din0, nin, 1.0f);
+    fill_normal(dw0, nw, 1.0f);
+    fill_normal(db0, OC, 1.0f);
+    memcpy(din_ref, din0, nin * sizeof(float));
+    memcpy(dw_ref, dw0, nw * sizeof(float));
+    memcpy(db_ref, db0, OC * sizeof(float));
+    DnnlConv *conv = dnnl_conv_create(ctx, max_batch, C, H, W, OC, K, stride, pad, with_bias);
+    for (int r = 0; r < 2; r++) {
+        din[r] = xfloats(nin);
+        dw[r] = xfloats(nw);
+        db[r] = xfloats(OC);
+        memcpy(din[r], din0, nin * sizeof(float));
+        memcpy(dw[r], dw0, nw * sizeof(float));
+        memcpy(db[r], db0, OC * sizeof(float));
+        dnnl_conv_forward(conv, out[r], in, w, with_bias ? bias : NULL, B);
+        dnnl_conv_backward(conv, with_din ? din[r] : NULL, dw[r], with_bias ? db[r] : NULL, dout,
+                           in, w, B);
+    }
+    conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, K, stride, pad);
+    conv2d_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout, in, w,
+                          B, C, H, W, OC, K, stride, pad);
+    compare(out[0], out_ref, nout, what, "out", 1e-5);
+    compare(din[0], din_ref, nin, what, "din", 1e-5);
+    compare(dw[0], dw_ref, nw, what, "dweight", 1e-5);
+    compare(db[0], db_ref, OC, what, "dbias", 1e-5);
+    same_bits(out[0], out[1], nout, what, "out");
+    same_bits(din[0], din[1], nin, what, "din");
+    same_bits(dw[0], dw[1], nw, what, "dweight");
+    same_bits(db[0], db[1], OC, what, "dbias");
+    dnnl_conv_free(conv);
+    float *all[] = {in,   w,    bias,   dout,   out[0], out[1], out_ref, din0,   dw0,   db0,
+                    din[0], din[1], dw[0], dw[1], db[0], db[1], din_ref, dw_ref, db_ref};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
+}
+
+int main(void) {
+    if (!dnnl_backend_available()) {
+        printf("this build has no oneDNN (ENSDISTILL_ONEDNN=OFF or libdnnl-dev missing): "
+               "nothing to test\n");
+        return 0;
+    }
+    rng = rng_make(11, 0);
+    DnnlContext *ctx = dnnl_context_create();
+    printf("oneDNN ISA: %s\n", dnnl_backend_isa());
+    /* the layers of cnn, resnet-20 and wrn-16-4, at a small batch */
+    conv_case(ctx, 4, 4, 1, 28, 28, 32, 5, 1, 2, 1, 0);  /* cnn conv1 (input: no din) */
+    conv_case(ctx, 4, 4, 32, 14, 14, 64, 5, 1, 2, 1, 1); /* cnn conv2 */
+    conv_case(ctx, 4, 4, 3, 32, 32, 16, 3, 1, 1, 0, 0);  /* resnet stem */
+    conv_case(ctx, 4, 4, 16, 32, 32, 16, 3, 1, 1, 0, 1);
+    conv_case(ctx, 4, 4, 16, 32, 32, 32, 3, 2, 1, 0, 1); /* stage change, stride 2 */
+    conv_case(ctx, 4, 4, 64, 8, 8, 64, 3, 1, 1, 0, 1);
+    conv_case(ctx, 4, 4, 16, 32, 32, 64, 1, 1, 0, 0, 1); /* wrn 1x1 projection */
+    conv_case(ctx, 4, 4, 64, 32, 32, 128, 1, 2, 0, 0, 1);
+    /* a smaller batch than the layer was built for, and odd shapes */
+    conv_case(ctx, 8, 3, 16, 16, 16, 32, 3, 1, 1, 1, 1);
+    conv_case(ctx, 5, 5, 7, 9, 11, 13, 3, 2, 1, 1, 1);
+    conv_case(ctx, 2, 1, 5, 6, 7, 3, 4, 3, 2, 1, 1);
+    conv_case(ctx, 3, 2, 24, 7, 7, 20, 1, 1, 0, 1, 1);
+    dnnl_context_free(ctx);
+    printf("conv: worst relative error %.3g\n", worst);
+    if (failures) {
+        printf("%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("all oneDNN kernels match the naive ones\n");
+    return 0;
+}
