@@ -38,7 +38,14 @@ typedef struct {
     float init_std;       /* initial weight std */
     int64_t mv_noise_coords; /* > 0: sparse orth-noise input, this many trained noise coords */
     float mv_noise_sigma;
+    int backend; /* ModelBackend: which kernels run the conv layers */
 } ModelSpec;
+
+typedef enum {
+    MODEL_BACKEND_AUTO = 0, /* oneDNN when the build has it, else im2col + BLAS */
+    MODEL_BACKEND_ONEDNN,   /* oneDNN (ed_fail when the build has none) */
+    MODEL_BACKEND_BLAS      /* im2col + BLAS, the build without oneDNN and the tests' reference */
+} ModelBackend;
 
 typedef struct Op Op; /* one operation of the graph (private to src/nn) */
 
@@ -100,8 +107,10 @@ size_t model_param_count(const Model *m);
 size_t model_trainable_count(const Model *m);
 /* Forward floating-point operations per sample (2 per multiply-add). */
 double model_forward_flops(const Model *m);
-/* Bytes held by the model's arenas. */
+/* Bytes held by the model's arenas (oneDNN's scratch arena included). */
 size_t model_bytes(const Model *m);
+/* "onednn" or "blas": the kernels this model's conv layers run on. */
+const char *model_backend_name(const Model *m);
 /* Per-op timing: when on, forward and backward accumulate wall time per op (clock_gettime,
  * no allocation). model_print_profile prints the table, sorted by time, and resets nothing. */
 void model_set_profiling(Model *m, int on);

@@ -239,6 +239,7 @@ typedef struct {
     Arg d_diff_dst, d_wei, d_diff_src;
     Arg w_src, w_diff_dst, w_diff_wei, w_diff_bias;
     size_t fwd_scratch, bwd_scratch; /* offsets of the scratchpads */
+    int share_diff_dst; /* both backward primitives read diff_dst in the same (reordered) layout */
     dnnl_memory_t scratch;           /* the scratchpad memory (handle set per execution) */
     size_t bytes;                    /* arena bytes this plan needs */
 } ConvPlan;
@@ -320,6 +321,10 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
              ARG_IN, &bl);
     arg_init(&p->d_diff_src, ctx, &src_u,
              dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), ARG_OUT_ADD, &bl);
+    p->share_diff_dst = !p->w_diff_dst.direct && !p->d_diff_dst.direct &&
+                        dnnl_memory_desc_equal(
+                            dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0),
+                            dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0));
     p->bwd_scratch = bl.next;
     size_t bwd_bytes = bl.next + align_up(bl.scratch_bytes);
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_data, dpd));
@@ -432,10 +437,15 @@ void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
         if (c->has_bias) arg_push(ctx, &p->w_diff_bias, p->scratch);
     }
     if (din) {
-        arg_bind(ctx, &p->d_diff_dst, dout, p->scratch);
+        if (dweight && p->share_diff_dst) { /* reordered above already */
+            DNNL_CHECK(dnnl_memory_set_data_handle(p->d_diff_dst.prim,
+                                                   ctx->arena + p->w_diff_dst.offset));
+        } else {
+            arg_bind(ctx, &p->d_diff_dst, dout, p->scratch);
+            arg_pull(ctx, &p->d_diff_dst, p->scratch);
+        }
         arg_bind(ctx, &p->d_wei, weight, p->scratch);
         arg_bind(ctx, &p->d_diff_src, din, p->scratch);
-        arg_pull(ctx, &p->d_diff_dst, p->scratch);
         arg_pull(ctx, &p->d_wei, p->scratch);
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->d_diff_dst.prim},
                                    {DNNL_ARG_WEIGHTS, p->d_wei.prim},

@@ -1,6 +1,7 @@
 /* The model engine: the graph builder (values, ops, tensor declarations), model_create's arena
  * layout, deterministic init, and forward/backward dispatch to the layer kernels of layers.h.
  * Architectures live in models.c and model_resnet.c; nothing here knows one by name. */
+#include "dnnl_backend.h"
 #include "nn_internal.h"
 
 #include "ensdistill/alloc.h"
@@ -122,8 +123,10 @@ int b_conv(Builder *b, const char *name, int in, int OC, int K, int stride, int 
     int64_t wshape[4] = {OC, v.C, K, K}, bshape[1] = {OC};
     op->t[0] = new_tensor(b, name, "weight", TENSOR_PARAM, 4, wshape, weight_init);
     if (bias) op->t[1] = new_tensor(b, name, "bias", TENSOR_PARAM, 1, bshape, bias_init);
-    size_t ws = conv2d_workspace_floats(b->max_batch, v.C, v.H, v.W, OC, K, stride, pad);
-    if (ws > b->workspace_floats) b->workspace_floats = ws;
+    if (!b->use_dnnl) { /* im2col scratch */
+        size_t ws = conv2d_workspace_floats(b->max_batch, v.C, v.H, v.W, OC, K, stride, pad);
+        if (ws > b->workspace_floats) b->workspace_floats = ws;
+    }
     return out;
 }
 
@@ -401,7 +404,13 @@ Model *model_create(const ModelSpec *spec) {
     if (s.random_features && strcmp(s.arch, "mvconv") == 0)
         ed_fail("model mvconv: random_features needs an architecture with a final linear layer");
 
-    Builder b = {.spec = &s, .max_batch = s.max_batch, .last_linear_op = -1};
+    if (s.backend == MODEL_BACKEND_ONEDNN && !dnnl_backend_available())
+        ed_fail("model %s: the oneDNN backend was asked for, but this build has none (install "
+                "libdnnl-dev and configure with -DENSDISTILL_ONEDNN=ON)",
+                s.arch);
+    const int use_dnnl = s.backend != MODEL_BACKEND_BLAS && dnnl_backend_available();
+    Builder b = {.spec = &s, .max_batch = s.max_batch, .last_linear_op = -1,
+                 .use_dnnl = use_dnnl};
     int x = b_input(&b, s.C, s.H, s.W);
     int logits = -1;
     for (int c = 0; c < s.sum_of; c++) {
@@ -498,6 +507,17 @@ Model *model_create(const ModelSpec *spec) {
     m->int_scratch = xcalloc(b.int_count ? b.int_count : 1, sizeof(int32_t));
     p->saved_floats = b.saved_floats;
     p->saved = xfloats(b.saved_floats);
+    if (use_dnnl) { /* every conv layer's primitives, built for max_batch */
+        p->dnnl = dnnl_context_create();
+        p->dnnl_conv = xcalloc((size_t)m->n_ops, sizeof(DnnlConv *));
+        for (int i = 0; i < m->n_ops; i++) {
+            const Op *op = &m->ops[i];
+            if (op->kind != OP_CONV) continue;
+            const Value in = V[op->in], out = V[op->out];
+            p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, s.max_batch, in.C, in.H, in.W, out.C,
+                                               op->K, op->stride, op->pad, op->t[1] >= 0);
+        }
+    }
     p->op_fwd_seconds = xcalloc((size_t)m->n_ops, sizeof(double));
     p->op_bwd_seconds = xcalloc((size_t)m->n_ops, sizeof(double));
     for (int c = 0; c < NN_MAX_COPIES; c++) {
@@ -528,6 +548,10 @@ void model_free(Model *m) {
         free(m->priv->op_bwd_seconds);
         free(m->priv->zero_begin);
         free(m->priv->zero_list);
+        if (m->priv->dnnl_conv)
+            for (int i = 0; i < m->n_ops; i++) dnnl_conv_free(m->priv->dnnl_conv[i]);
+        free(m->priv->dnnl_conv);
+        dnnl_context_free(m->priv->dnnl);
         free(m->priv);
     }
     free(m);
@@ -610,6 +634,11 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
     size_t n = (size_t)B * value_size(&out);
     switch (op->kind) {
     case OP_CONV: /* y = conv2d(x, W) + b */
+        if (m->priv->dnnl_conv) {
+            dnnl_conv_forward(m->priv->dnnl_conv[op - m->ops], y, x, PARAM(op->t[0]),
+                              PARAM(op->t[1]), B);
+            break;
+        }
         conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->K,
                        op->stride, op->pad, m->workspace);
         break;
@@ -659,6 +688,11 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
     size_t n = (size_t)B * value_size(&out);
     switch (op->kind) {
     case OP_CONV:
+        if (m->priv->dnnl_conv) {
+            dnnl_conv_backward(m->priv->dnnl_conv[op - m->ops], dx, GRAD(op->t[0]),
+                               GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B);
+            break;
+        }
         conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
                         in.W, out.C, op->K, op->stride, op->pad, m->workspace);
         break;
@@ -781,7 +815,12 @@ double model_forward_flops(const Model *m) {
 size_t model_bytes(const Model *m) {
     size_t floats = 3 * m->tensors.param_floats + m->tensors.buffer_floats + m->act_floats +
                     m->priv->dact_floats + m->workspace_floats + m->priv->saved_floats;
-    return floats * sizeof(float) + m->int_scratch_count * sizeof(int32_t);
+    return floats * sizeof(float) + m->int_scratch_count * sizeof(int32_t) +
+           dnnl_context_bytes(m->priv->dnnl);
+}
+
+const char *model_backend_name(const Model *m) {
+    return m->priv->dnnl ? "onednn" : "blas";
 }
 
 void model_set_profiling(Model *m, int on) {

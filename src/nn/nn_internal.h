@@ -88,6 +88,10 @@ struct ModelPrivate {
     /* before op i's backward, zero the gradients of values zero_list[zero_begin[i] ..
      * zero_begin[i+1]) (their first contribution comes from op i) */
     int *zero_begin, *zero_list;
+    /* oneDNN (dnnl_backend.h): the context and each conv op's primitives; NULL when the
+     * model runs the im2col + BLAS kernels */
+    struct DnnlContext *dnnl;
+    struct DnnlConv **dnnl_conv; /* [n_ops] */
 };
 
 /* ---- builder: what an architecture function declares ---- */
@@ -115,6 +119,7 @@ typedef struct {
     int max_batch;
     size_t act_floats, saved_floats, int_count, workspace_floats;
     int last_linear_op; /* the most recent linear op: the head of the net just built */
+    int use_dnnl;       /* conv layers run on oneDNN: no im2col workspace */
 } Builder;
 
 int b_input(Builder *b, int C, int H, int W);

@@ -2,10 +2,13 @@
  * conv2d forward, and backward adding into nonzero din / dweight / dbias, on the shapes our
  * architectures use and a few odd ones, at the batch the layer was built for and at smaller
  * ones; each case runs twice and must give bitwise the same results (determinism at a fixed
- * thread count). Without oneDNN in the build it says so and passes (exit 0). */
+ * thread count). Then whole models (cnn, resnet with both shortcuts, wrn) built on each backend
+ * from the same weights: logits, parameter gradients and BatchNorm statistics after forward +
+ * backward must agree. Without oneDNN in the build it says so and passes (exit 0). */
 #include "../../src/nn/dnnl_backend.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/layers.h"
+#include "ensdistill/model.h"
 #include "ensdistill/rng.h"
 
 #include <math.h>
@@ -98,6 +101,38 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
 }
 
+/* One architecture on both backends: same init, same batch (B, after a forward of max_batch so
+ * both plans run), forward in training mode and backward of sum(r * logits). */
+static void model_case(const char *arch, int C, int H, int W, int max_batch, int B) {
+    ModelSpec s;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.arch, sizeof(s.arch), "%s", arch);
+    s.C = C, s.H = H, s.W = W, s.num_classes = 5, s.max_batch = max_batch, s.hidden = 16;
+    Model *m[2];
+    const float *logits[2];
+    size_t nx = (size_t)max_batch * C * H * W, K = 5;
+    float *x = xfloats(nx), *r = xfloats((size_t)max_batch * K);
+    fill_normal(x, nx, 1.0f);
+    fill_normal(r, (size_t)max_batch * K, 1.0f);
+    for (int k = 0; k < 2; k++) {
+        s.backend = k == 0 ? MODEL_BACKEND_BLAS : MODEL_BACKEND_ONEDNN;
+        m[k] = model_create(&s);
+        model_init(m[k], 5, 7);
+        model_forward(m[k], x, NULL, max_batch, 1);
+        model_backward(m[k], r);
+        logits[k] = model_forward(m[k], x, NULL, B, 1);
+        model_backward(m[k], r);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "model %s (B=%d of %d)", arch, B, max_batch);
+    compare(logits[1], logits[0], (size_t)B * K, what, "logits", 1e-4);
+    compare(m[1]->grads, m[0]->grads, m[0]->tensors.param_floats, what, "grads", 1e-4);
+    compare(m[1]->buffers, m[0]->buffers, m[0]->tensors.buffer_floats, what, "buffers", 1e-4);
+    for (int k = 0; k < 2; k++) model_free(m[k]);
+    free(x);
+    free(r);
+}
+
 int main(void) {
     if (!dnnl_backend_available()) {
         printf("this build has no oneDNN (ENSDISTILL_ONEDNN=OFF or libdnnl-dev missing): "
@@ -123,6 +158,12 @@ int main(void) {
     conv_case(ctx, 3, 2, 24, 7, 7, 20, 1, 1, 0, 1, 1);
     dnnl_context_free(ctx);
     printf("conv: worst relative error %.3g\n", worst);
+    worst = 0.0;
+    model_case("cnn", 1, 28, 28, 6, 5);
+    model_case("resnet-8", 3, 16, 16, 6, 4);
+    model_case("resnet-8-proj", 3, 16, 16, 4, 4);
+    model_case("wrn-10-2", 3, 16, 16, 5, 3);
+    printf("models: worst relative error %.3g\n", worst);
     if (failures) {
         printf("%d failure(s)\n", failures);
         return 1;

@@ -10,6 +10,7 @@
 #include "ensdistill/rng.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,13 @@ static const char *bench_usage =
     "usage: ensdistill bench MODEL [--batch B] [--threads T] [--steps N] [--warmup W]\n"
     "                        [--input CxHxW] [--classes K] [--hidden H] [--sum-of L]\n"
     "                        [--random-features] [--filters M] [--noise-coords N] [--profile]\n"
+    "                        [--backend auto|onednn|blas]\n"
     "  MODEL: mlp, cnn, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>, mvconv\n"
     "  times forward + cross-entropy + backward + sgd_step (momentum 0.9, Nesterov, weight\n"
     "  decay 5e-4) on random data; defaults: batch 128, threads 1, 20 steps after 3 warm-up\n"
     "  steps, input 1x28x28 (mlp, cnn), 3x32x32 (resnet, wrn), 10x1x64 (mvconv), 10 classes.\n"
-    "  --profile adds the time per layer kind and the slowest layers.\n";
+    "  --profile adds the time per layer kind and the slowest layers. --backend picks the conv\n"
+    "  kernels: oneDNN or im2col + BLAS (auto: oneDNN when the build has it).\n";
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -68,6 +71,7 @@ int cmd_bench(int argc, char **argv) {
     int batch = 128, threads = 1, steps = 20, warmup = 3, classes = 10, profile = 0;
     int C = 0, H = 0, W = 0, hidden = 0, sum_of = 1, random_features = 0, filters = 8;
     long long noise_coords = 0;
+    int backend = MODEL_BACKEND_AUTO;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -90,7 +94,12 @@ int cmd_bench(int argc, char **argv) {
             else if (strcmp(a, "--sum-of") == 0) sum_of = parse_positive(a, v);
             else if (strcmp(a, "--filters") == 0) filters = parse_positive(a, v);
             else if (strcmp(a, "--noise-coords") == 0) noise_coords = parse_positive(a, v);
-            else if (strcmp(a, "--input") == 0) {
+            else if (strcmp(a, "--backend") == 0) {
+                if (strcmp(v, "auto") == 0) backend = MODEL_BACKEND_AUTO;
+                else if (strcmp(v, "onednn") == 0) backend = MODEL_BACKEND_ONEDNN;
+                else if (strcmp(v, "blas") == 0) backend = MODEL_BACKEND_BLAS;
+                else ed_fail("bench: --backend is auto, onednn or blas, not '%s'", v);
+            } else if (strcmp(a, "--input") == 0) {
                 char extra;
                 if (sscanf(v, "%dx%dx%d%c", &C, &H, &W, &extra) != 3 || C < 1 || H < 1 || W < 1)
                     ed_fail("bench: --input needs CxHxW (e.g. 3x32x32), got '%s'", v);
@@ -113,6 +122,7 @@ int cmd_bench(int argc, char **argv) {
     }
 
     openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
     ModelSpec spec;
     memset(&spec, 0, sizeof(spec));
     if (strlen(arch) >= sizeof(spec.arch)) ed_fail("bench: model name '%s' is too long", arch);
@@ -131,6 +141,7 @@ int cmd_bench(int argc, char **argv) {
     spec.init_std = 0.05f;
     spec.mv_noise_coords = noise_coords;
     spec.mv_noise_sigma = noise_coords > 0 ? 0.5f : 0.0f;
+    spec.backend = backend;
     Model *m = model_create(&spec);
     model_init(m, 1, rng_stream(RNG_PURPOSE_TEST, 0, 0, 0));
     model_set_profiling(m, 0);
@@ -150,9 +161,10 @@ int cmd_bench(int argc, char **argv) {
     double flops = model_forward_flops(m);
     double load_before = load_average();
     printf("bench %s: input %dx%dx%d, %d classes, batch %d, %d thread(s), %zu params (%zu "
-           "trainable), %.1f MFLOP forward per sample, %.1f MiB of arenas\n",
+           "trainable), %.1f MFLOP forward per sample, %.1f MiB of arenas, %s kernels\n",
            arch, C, H, W, classes, batch, threads, model_param_count(m), model_trainable_count(m),
-           flops / 1e6, model_bytes(m) / 1048576.0);
+           flops / 1e6, model_bytes(m) / 1048576.0,
+           model_backend_name(m));
     printf("step = forward + cross-entropy + backward + sgd_step (momentum 0.9, Nesterov, weight "
            "decay 5e-4); %d warm-up + %d timed steps\n",
            warmup, steps);
