@@ -82,7 +82,7 @@ typedef struct {
 
 typedef struct {
     int ranks_per_model;  /* g */
-    int threads;          /* OpenBLAS threads per rank; 0 = auto (cores / ranks on the node) */
+    int threads;          /* threads per rank; 0 = auto (the CPUs the rank was given) */
 } ParallelConfig;
 
 typedef struct {

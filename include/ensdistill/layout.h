@@ -1,7 +1,7 @@
 /* Rank layout: R ranks form G = R / g groups of g = parallel.ranks_per_model consecutive ranks
  * (MPI_Comm_split). Jobs go to groups by jobs_assign_groups (pipeline.h): members j to
  * group j % G; inside a group one model trains data-parallel. Group leaders (group rank 0) form a communicator of their own
- * for the teacher. Also sets the OpenBLAS threads of this rank. */
+ * for the teacher. Also sets the threads of this rank (threads_set: OpenMP and OpenBLAS). */
 #ifndef ENSDISTILL_LAYOUT_H
 #define ENSDISTILL_LAYOUT_H
 
@@ -17,12 +17,12 @@ typedef struct {
     MPI_Comm group_comm;   /* the g ranks of this group */
     MPI_Comm leaders_comm; /* the G group leaders (MPI_COMM_NULL on other ranks) */
     int ranks_on_node;   /* ranks sharing this node */
-    int threads;         /* OpenBLAS threads this rank uses */
+    int threads;         /* threads this rank's kernels use */
 } Layout;
 
 /* Builds the layout. Returns 0, or -1 with a message when R is not a multiple of g (every
- * rank computes the same answer, so all can stop cleanly). threads: 0 = auto
- * (online cores / ranks on this node, at least 1). */
+ * rank computes the same answer, so all can stop cleanly). threads: 0 = auto (the CPUs this
+ * rank is bound to; all the node's CPUs / ranks on this node when ranks are not bound). */
 int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_t err_size);
 void layout_free(Layout *lo);
 

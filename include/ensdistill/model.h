@@ -111,6 +111,9 @@ double model_forward_flops(const Model *m);
 size_t model_bytes(const Model *m);
 /* "onednn" or "blas": the kernels this model's conv layers run on. */
 const char *model_backend_name(const Model *m);
+/* The instruction set the conv kernels use: oneDNN's ("avx512_core", "avx2", ...), or for the
+ * BLAS kernels what this build's loops were compiled for ("avx512f", "avx2", "generic"). */
+const char *model_backend_isa(const Model *m);
 /* Per-op timing: when on, forward and backward accumulate wall time per op (clock_gettime,
  * no allocation). model_print_profile prints the table, sorted by time, and resets nothing. */
 void model_set_profiling(Model *m, int on);

@@ -146,7 +146,7 @@ const ConfigKey config_keys[] = {
     INT(parallel.ranks_per_model, "1", IN(1, 1048576),
         "ranks that train one model data-parallel; must divide the number of ranks"),
     INT_OR(parallel.threads, "auto", "auto", IN(1, 4096),
-           "OpenBLAS threads per rank; auto = cores / ranks on the node"),
+           "threads per rank (OpenMP: oneDNN and our loops; OpenBLAS); auto = the CPUs the rank was given"),
 
     STRING(checkpoint.dir, "", "run directory RUN_DIR; empty = runs/<name>"),
     INT(checkpoint.every_epochs, "1", IN(0, ED_MAX_EPOCHS),

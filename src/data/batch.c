@@ -64,6 +64,8 @@ void dataset_make_batch(const Dataset *ds, const int *idx, int B, float *x, int3
     const int C = ds->C, H = ds->H, W = ds->W;
     const size_t per = dataset_sample_floats(ds), plane = (size_t)H * W;
     const float base = ds->u8 ? 1.0f / 255.0f : 1.0f;
+    /* samples are independent: any thread count gives the same batch */
+#pragma omp parallel for schedule(static) if ((size_t)B * per >= 32768)
     for (int b = 0; b < B; b++) {
         int i = idx[b];
         ED_CHECK(i >= 0 && i < ds->N, "%s: sample index %d outside [0, %d)", ds->name, i, ds->N);

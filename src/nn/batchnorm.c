@@ -3,6 +3,7 @@
  * taken in two passes (mean, then squared deviations) with double accumulation. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
+#include "parallel.h"
 #include "vecsum.h"
 
 #include <math.h>
@@ -12,10 +13,11 @@ void batchnorm_forward(float *out, float *save_mean, float *save_invstd, const f
                        float *running_var, int B, int C, int HW, float momentum, float eps,
                        int training) {
     const size_t N = (size_t)B * HW;
+    ED_CHECK(N > 0 || !training, "batchnorm_forward: empty batch");
+#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN_WORK)
     for (int c = 0; c < C; c++) {
         float mean, invstd;
         if (training) {
-            ED_CHECK(N > 0, "batchnorm_forward: empty batch");
             /* mean = sum x / N;  var = sum (x - mean)^2 / N (biased, used to normalise) */
             double s = 0.0;
             for (int b = 0; b < B; b++)
@@ -60,6 +62,7 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
                         const float *gamma, const float *save_mean, const float *save_invstd, int B,
                         int C, int HW) {
     const size_t N = (size_t)B * HW;
+#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN_WORK)
     for (int c = 0; c < C; c++) {
         const float mean = save_mean[c], invstd = save_invstd[c];
         double sum_dy = 0.0, sum_dy_xc = 0.0; /* xc = x - mean */

@@ -823,6 +823,17 @@ const char *model_backend_name(const Model *m) {
     return m->priv->dnnl ? "onednn" : "blas";
 }
 
+const char *model_backend_isa(const Model *m) {
+    if (m->priv->dnnl) return dnnl_backend_isa();
+#if defined(__AVX512F__)
+    return "avx512f";
+#elif defined(__AVX2__)
+    return "avx2";
+#else
+    return "generic";
+#endif
+}
+
 void model_set_profiling(Model *m, int on) {
     m->priv->profile = on;
 }

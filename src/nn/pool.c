@@ -2,6 +2,7 @@
  * PyTorch's count_include_pad=True) and global average over H*W. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
+#include "parallel.h"
 #include "vecsum.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@
  * the same selection rule as the general loop below, in the same order. */
 static void maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int BC, int H, int W) {
     const int OH = H / 2, OW = W / 2;
+#pragma omp parallel for schedule(static) if ((size_t)BC * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)BC; bc++) {
         const float *x = in + bc * H * W;
         float *y = out + bc * OH * OW;
@@ -47,6 +49,7 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
         maxpool2x2_forward(out, argmax, in, B * C, H, W);
         return;
     }
+#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float *x = in + bc * H * W;
         float *y = out + bc * OH * OW;
@@ -78,6 +81,7 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
                       int W, int K, int stride, int pad) {
     const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         float *dx = din + bc * H * W;
         const float *dy = dout + bc * OH * OW;
@@ -94,6 +98,7 @@ void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, in
     ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= K, "avgpool: bad shape %dx%d K=%d stride=%d pad=%d", H,
              W, K, stride, pad);
     const float inv = 1.0f / (float)(K * K);
+#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float *x = in + bc * H * W;
         float *y = out + bc * OH * OW;
@@ -118,6 +123,7 @@ void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W,
                       int pad) {
     const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
     const float inv = 1.0f / (float)(K * K);
+#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         float *dx = din + bc * H * W;
         const float *dy = dout + bc * OH * OW;
@@ -138,6 +144,7 @@ void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W,
 
 /* out[b,c] = (1 / HW) * sum_hw in[b,c,hw] */
 void global_avgpool_forward(float *out, const float *in, int B, int C, int HW) {
+#pragma omp parallel for schedule(static) if ((size_t)B * C * HW >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++)
         out[bc] = (float)(vec_sum(in + bc * HW, HW) / HW);
 }
@@ -145,6 +152,7 @@ void global_avgpool_forward(float *out, const float *in, int B, int C, int HW) {
 /* din[b,c,hw] += dout[b,c] / HW */
 void global_avgpool_backward(float *din, const float *dout, int B, int C, int HW) {
     const float inv = 1.0f / (float)HW;
+#pragma omp parallel for schedule(static) if ((size_t)B * C * HW >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float g = dout[bc] * inv;
         float *dx = din + bc * HW;

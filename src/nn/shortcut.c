@@ -2,6 +2,7 @@
  * column (x[:, :, ::stride, ::stride]) and pad the channels with zeros. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
+#include "parallel.h"
 
 #include <string.h>
 
@@ -12,6 +13,7 @@ void shortcut_pad_forward(float *out, const float *in, int B, int C, int H, int 
              "shortcut_pad: C=%d OC=%d pad_front=%d stride=%d", C, OC, pad_front, stride);
     const int OH = (H + stride - 1) / stride, OW = (W + stride - 1) / stride;
     const size_t ohw = (size_t)OH * OW;
+#pragma omp parallel for schedule(static) if ((size_t)B * OC * ohw >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * OC * ohw;
         memset(o, 0, sizeof(float) * pad_front * ohw);
@@ -35,6 +37,7 @@ void shortcut_pad_backward(float *din, const float *dout, int B, int C, int H, i
                            int stride, int pad_front) {
     const int OH = (H + stride - 1) / stride, OW = (W + stride - 1) / stride;
     const size_t ohw = (size_t)OH * OW;
+#pragma omp parallel for schedule(static) if ((size_t)B * OC * ohw >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++) {
             float *dx = din + ((size_t)b * C + c) * H * W;

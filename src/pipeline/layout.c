@@ -1,8 +1,8 @@
 /* Rank layout and per-rank thread count (see layout.h). */
 #include "ensdistill/layout.h"
 #include "ensdistill/error.h"
+#include "ensdistill/threads.h"
 
-#include <cblas.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,12 +34,15 @@ int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_
     MPI_CHECK(MPI_Comm_size(node, &lo->ranks_on_node));
     MPI_Comm_free(&node);
     if (threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = (int)(cores / lo->ranks_on_node);
+        /* auto: the CPUs the launcher bound this rank to; unbound ranks (every rank sees all
+         * the node's CPUs) share them evenly */
+        int given = threads_cpus_given();
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = given >= online && lo->ranks_on_node > 1 ? given / lo->ranks_on_node : given;
         if (threads < 1) threads = 1;
     }
     lo->threads = threads;
-    openblas_set_num_threads(threads);
+    threads_set(threads);
     return 0;
 }
 

@@ -8,12 +8,13 @@
 #include "ensdistill/model.h"
 #include "ensdistill/optim.h"
 #include "ensdistill/rng.h"
+#include "ensdistill/threads.h"
 
-#include <cblas.h>
-#include <omp.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,8 +122,7 @@ int cmd_bench(int argc, char **argv) {
             C = 1, H = 28, W = 28;
     }
 
-    openblas_set_num_threads(threads);
-    omp_set_num_threads(threads);
+    threads_set(threads);
     ModelSpec spec;
     memset(&spec, 0, sizeof(spec));
     if (strlen(arch) >= sizeof(spec.arch)) ed_fail("bench: model name '%s' is too long", arch);
@@ -159,6 +159,15 @@ int cmd_bench(int argc, char **argv) {
     }
 
     double flops = model_forward_flops(m);
+    CpuInfo cpu_info;
+    cpu_describe(&cpu_info);
+    int lanes = 1;
+    const double peak = cpu_measure_fma_peak(0.3, &lanes);
+    printf("cpu: %s, %d CPUs online, widest ISA %s; kernels: %s (%s)\n", cpu_info.model,
+           cpu_info.cpus_online, cpu_info.isa, model_backend_name(m), model_backend_isa(m));
+    printf("FMA peak %.1f GFLOP/s per core, measured: 12 independent chains of %d-lane fp32 "
+           "FMAs for 0.3 s, best 4096-iteration block\n",
+           peak, lanes);
     double load_before = load_average();
     printf("bench %s: input %dx%dx%d, %d classes, batch %d, %d thread(s), %zu params (%zu "
            "trainable), %.1f MFLOP forward per sample, %.1f MiB of arenas, %s kernels\n",
@@ -174,8 +183,10 @@ int cmd_bench(int argc, char **argv) {
     double *cpu = xmalloc((size_t)steps * sizeof(double));
     size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
     double loss = 0.0, part[4] = {0, 0, 0, 0}; /* forward, loss, backward, sgd */
+    struct mallinfo2 heap_before = {0};
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup && profile) model_set_profiling(m, 1);
+        if (s == warmup) heap_before = mallinfo2();
         double c0 = cpu_seconds(), t0 = now_seconds();
         const float *logits = model_forward(m, x, ids, batch, 1);
         double t1 = now_seconds();
@@ -195,6 +206,9 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     double load_after = load_average();
+    struct mallinfo2 heap_after = mallinfo2();
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
     qsort(seconds, (size_t)steps, sizeof(double), cmp_double);
     double t_min = seconds[0], t_med = seconds[steps / 2], t_max = seconds[steps - 1];
     if (steps % 2 == 0) t_med = 0.5 * (seconds[steps / 2 - 1] + seconds[steps / 2]);
@@ -209,16 +223,26 @@ int cmd_bench(int argc, char **argv) {
            "than wall time when the machine is shared)\n",
            cpu_med, threads, batch / cpu_med);
     printf("GFLOP/s       median %.1f  best %.1f   (3 x forward FLOPs per sample, the usual "
-           "forward + backward estimate; conv and linear multiply-adds only)\n",
-           step_flops / t_med / 1e9, step_flops / t_min / 1e9);
+           "forward + backward estimate; conv and linear multiply-adds only): %.0f%% of the "
+           "FMA peak of %d core(s)\n",
+           step_flops / t_med / 1e9, step_flops / t_min / 1e9,
+           100.0 * step_flops / t_med / 1e9 / (peak * threads), threads);
+    printf("memory        peak RSS %.1f MiB; heap in use %.1f MiB before the timed steps, %.1f "
+           "after (%+lld bytes; mmapped %zu -> %zu bytes)\n",
+           usage.ru_maxrss / 1024.0, heap_before.uordblks / 1048576.0,
+           heap_after.uordblks / 1048576.0,
+           (long long)heap_after.uordblks - (long long)heap_before.uordblks, heap_before.hblkhd,
+           heap_after.hblkhd);
     /* the 1-minute load average before we started counts other processes only */
     printf("load average  %.2f before, %.2f after, %ld core(s) online%s\n", load_before,
            load_after, sysconf(_SC_NPROCESSORS_ONLN),
            load_before >= 0.5 ? ": other processes were running, timings may be pessimistic" : "");
     printf("RESULT arch=%s batch=%d threads=%d images_per_s_min=%.2f images_per_s_median=%.2f "
-           "images_per_s_max=%.2f gflops_median=%.2f images_per_cpu_s=%.2f\n",
+           "images_per_s_max=%.2f gflops_median=%.2f images_per_cpu_s=%.2f backend=%s "
+           "fma_peak_gflops=%.1f peak_rss_mib=%.1f\n",
            arch, batch, threads, batch / t_max, batch / t_med, batch / t_min,
-           step_flops / t_med / 1e9, batch / cpu_med);
+           step_flops / t_med / 1e9, batch / cpu_med, model_backend_name(m), peak,
+           usage.ru_maxrss / 1024.0);
     if (profile) {
         printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  sgd_step %.2f\n",
                1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps,

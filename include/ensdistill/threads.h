@@ -1,0 +1,30 @@
+/* Threads and the machine they run on. One threading runtime per process: OpenMP runs our own
+ * loops and oneDNN's kernels; OpenBLAS gets the same count. */
+#ifndef ENSDISTILL_THREADS_H
+#define ENSDISTILL_THREADS_H
+
+#include <stddef.h>
+
+/* Sets the threads of every kernel of this process (OpenMP and OpenBLAS) to n >= 1. */
+void threads_set(int n);
+/* The threads the kernels use now. */
+int threads_get(void);
+/* CPUs this process may run on (its affinity mask, as a launcher's binding leaves it). */
+int threads_cpus_given(void);
+
+/* What the timings ran on, for benchmark reports. */
+typedef struct {
+    char model[128];   /* /proc/cpuinfo "model name", or "unknown" */
+    char isa[64];      /* the widest of avx512f / avx2 / sse4.2 the CPU offers, or "other" */
+    char kernels[64];  /* what the conv kernels use: "onednn:<isa>" or "blas" */
+    int cpus_online;
+    double fma_peak_gflops; /* one core, measured by cpu_measure_fma_peak (0 until then) */
+} CpuInfo;
+/* Fills model, isa, cpus_online (kernels and peak are left to the caller). */
+void cpu_describe(CpuInfo *info);
+/* FP32 multiply-add peak of one core in GFLOP/s, measured: independent FMA chains on the
+ * widest vectors this build was compiled for (16 lanes with AVX-512, 8 with AVX2, scalar
+ * otherwise) for about `seconds`. Also returns the vector width used in *lanes. */
+double cpu_measure_fma_peak(double seconds, int *lanes);
+
+#endif
