@@ -40,6 +40,25 @@ def default_input(arch):
     return (1, 28, 28)
 
 
+def cpu_line():
+    """The CPU line `ensdistill bench` prints (threads.c's cpu_describe), read the same way."""
+    model, isa = "unknown", "other"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name" and model == "unknown":
+                    model = value
+                elif key == "flags" and isa == "other":
+                    flags = set(value.split())
+                    isa = next((n for f_, n in (("avx512f", "avx512f"), ("avx2", "avx2"),
+                                               ("sse4_2", "sse4.2")) if f_ in flags), "other")
+    except OSError:
+        pass
+    return f"cpu: {model}, {os.cpu_count()} CPUs online, widest ISA {isa}"
+
+
 def load_average():
     try:
         with open("/proc/loadavg") as f:
@@ -89,10 +108,11 @@ def bench_torch_subprocess(arch, shape, classes, batch, threads, steps, warmup, 
     return [float(v) for v in wall.split()], [float(v) for v in cpu.split()]
 
 
-def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidden):
+def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidden,
+               backend="auto"):
     cmd = [binary, "bench", arch, "--batch", str(batch), "--threads", str(threads),
            "--steps", str(steps), "--warmup", str(warmup), "--classes", str(classes),
-           "--input", "x".join(map(str, shape))]
+           "--input", "x".join(map(str, shape)), "--backend", backend]
     if hidden:
         cmd += ["--hidden", str(hidden)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
@@ -121,8 +141,13 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--hidden", type=int, default=0, help="mlp/cnn hidden width (0: default)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "onednn", "blas"],
+                    help="ensdistill's conv kernels (bench --backend)")
     args = ap.parse_args()
 
+    print(cpu_line())
+    print(f"torch mkldnn (oneDNN) enabled: {torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}; "
+          f"ensdistill --backend {args.backend}")
     print(f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup} warm-up; wall-clock images/s median [min-max]; ratio = ours / torch "
           f"(> 1: we are faster); img/cpu-s = images per CPU-second of the process (all "
@@ -139,7 +164,7 @@ def main():
         for threads in args.threads:
             load = load_average()
             ours = bench_ours(args.binary, arch, shape, args.classes, args.batch, threads,
-                              args.steps, args.warmup, args.hidden)
+                              args.steps, args.warmup, args.hidden, args.backend)
             t, tc = bench_torch_subprocess(arch, shape, args.classes, args.batch, threads,
                                            args.steps, args.warmup, args.hidden)
             tmed = args.batch / statistics.median(t)
