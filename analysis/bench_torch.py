@@ -5,7 +5,7 @@ For each architecture and thread count: PyTorch builds the same module (analysis
 same state_dict as the C model) and times forward + cross-entropy + backward + SGD step
 (momentum 0.9, Nesterov, weight decay 5e-4) on random data of the same batch, with
 torch.set_num_threads(T) and OMP/OPENBLAS_NUM_THREADS=T (in a child interpreter); then
-`ensdistill bench` runs the same step with T OpenBLAS threads.
+`ensdistill bench` runs the same step with T threads (--backend picks its conv kernels).
 Prints images/s (median, and min-max over the timed steps) for both and the ratio.
 
     /usr/bin/python3 analysis/bench_torch.py build/ensdistill
