@@ -6,12 +6,34 @@
 #define ENSDISTILL_CONFIG_H
 
 #include "ensdistill/fsutil.h"
+#include "ensdistill/metrics.h"  /* Combine */
+#include "ensdistill/optim.h"    /* ScheduleKind */
 
 #include <stdint.h>
 #include <stdio.h>
 
 #define CFG_STR 256
 #define CFG_MAX_LIST 16
+
+/* The keys whose value is one of a few names are C enums in Config. The schema maps the names
+ * (as the YAML spells them) to the values: <enum>_names[value] is the name, for messages and
+ * files. */
+typedef enum {
+    SOURCE_FASHION_MNIST,
+    SOURCE_MNIST,
+    SOURCE_CIFAR10,
+    SOURCE_CIFAR100,
+    SOURCE_HDF5,
+    SOURCE_MULTIVIEW,
+    SOURCE_TOY2,
+} DataSource;
+typedef enum { LABELS_FINE, LABELS_COARSE } LabelSet; /* cifar100's 100 or 20 classes */
+typedef enum { NOISE_GAUSS, NOISE_ORTH } NoiseKind;    /* multi-view patch noise */
+extern const char *const data_source_names[];  /* "fashion-mnist", ..., "toy2" */
+extern const char *const label_set_names[];    /* "fine", "coarse" */
+extern const char *const noise_kind_names[];   /* "gauss", "orth" */
+extern const char *const schedule_kind_names[]; /* "constant", "multistep", "cosine" */
+extern const char *const combine_names[];      /* "logits", "probs" */
 
 typedef struct {
     int k, d, patches;      /* classes, dimension, patches per sample P */
@@ -24,18 +46,18 @@ typedef struct {
     double off_mv_lo, off_mv_hi; /* its weight in multi-view samples */
     double off_sv_lo, off_sv_hi; /* its weight in single-view samples */
     double feature_noise;   /* gamma: each patch gets U[0, gamma] times a random view vector */
-    char noise[CFG_STR];    /* "gauss" or "orth" */
+    NoiseKind noise;
     double sigma;           /* noise norm (orth) or scale (gauss: N(0, sigma^2/d I)) */
     int64_t seed;
 } MultiviewConfig;
 
 typedef struct {
-    char source[CFG_STR]; /* fashion-mnist | mnist | cifar10 | cifar100 | hdf5 | multiview | toy2 */
+    DataSource source;
     char path[ED_PATH_MAX];  /* directory (idx, cifar) or .h5 file (hdf5) */
     int augment;          /* random crop + flip */
     int crop_pad;         /* zero padding of the random crop */
     int flip;             /* random horizontal flip */
-    char labels[CFG_STR]; /* cifar100: "fine" or "coarse" */
+    LabelSet labels;      /* cifar100: fine or coarse */
     int normalize;        /* per-channel mean/std from the training set */
     int train_limit, test_limit; /* use only the first n samples; 0 = all */
     MultiviewConfig multiview;
@@ -55,7 +77,7 @@ typedef struct {
     int batch_size;       /* 0 = full batch ("full" in YAML) */
     double lr, momentum, weight_decay;
     int nesterov;
-    char schedule[CFG_STR]; /* constant | multistep | cosine */
+    ScheduleKind schedule;
     int milestones[CFG_MAX_LIST];
     int n_milestones;
     double gamma;         /* multistep factor */
@@ -67,7 +89,7 @@ typedef struct {
 typedef struct {
     int members;          /* L */
     int64_t seed;
-    char combine[CFG_STR]; /* "logits" or "probs" */
+    Combine combine;      /* mean of logits or of probabilities */
 } EnsembleConfig;
 
 typedef struct {

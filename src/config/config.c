@@ -141,19 +141,20 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
 
     const DataConfig *d = &c->data;
     const MultiviewConfig *mv = &d->multiview;
-    int generated = !strcmp(d->source, "multiview") || !strcmp(d->source, "toy2");
-    if (!strcmp(d->source, "hdf5") && !d->path[0])
+    const char *source = data_source_names[d->source];
+    int generated = d->source == SOURCE_MULTIVIEW || d->source == SOURCE_TOY2;
+    if (d->source == SOURCE_HDF5 && !d->path[0])
         return bad(&ck, "data.path", "data.source hdf5 needs the path of an .h5 data file");
-    if (!d->path[0] && strcmp(d->source, "fashion-mnist") != 0 && !generated)
-        return bad(&ck, "data.path", "data.source %s needs the directory of its files", d->source);
-    if (!strcmp(d->labels, "coarse") && strcmp(d->source, "cifar100") != 0)
+    if (!d->path[0] && d->source != SOURCE_FASHION_MNIST && !generated)
+        return bad(&ck, "data.path", "data.source %s needs the directory of its files", source);
+    if (d->labels == LABELS_COARSE && d->source != SOURCE_CIFAR100)
         return bad(&ck, "data.labels",
-                   "'coarse' applies only to data.source cifar100 (source is %s)", d->source);
+                   "'coarse' applies only to data.source cifar100 (source is %s)", source);
     if (d->augment && generated)
         return bad(&ck, "data.augment",
-                   "random crop and flip need images; data.source %s makes patches", d->source);
+                   "random crop and flip need images; data.source %s makes patches", source);
     if (generated) {
-        int toy2 = !strcmp(d->source, "toy2"), k = toy2 ? 2 : mv->k;
+        int toy2 = d->source == SOURCE_TOY2, k = toy2 ? 2 : mv->k;
         if (mv->d < 2 * k)
             return bad(&ck, "data.multiview.d",
                        "must be >= 2 * classes = %d (one orthonormal vector per view), got %d",
@@ -193,10 +194,10 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
                    "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k> (depth at "
                    "most %d, width at most %d), got '%s'",
                    ARCH_MAX_DEPTH, ARCH_MAX_WIDTH, c->model.arch);
-    if (!strcmp(c->model.arch, "mvconv") && strcmp(d->source, "hdf5") != 0 && !generated)
+    if (!strcmp(c->model.arch, "mvconv") && d->source != SOURCE_HDF5 && !generated)
         return bad(&ck, "model.arch",
                    "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
-                   d->source);
+                   source);
 
     if (!strcmp(c->model.arch, "mvconv") && c->model.random_features)
         return bad(&ck, "model.random_features", "mvconv has no final linear layer to train alone");
@@ -206,7 +207,7 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
         if (t->milestones[i] <= t->milestones[i - 1])
             return bad(&ck, "train.milestones", "must increase, got %d after %d", t->milestones[i],
                        t->milestones[i - 1]);
-    if (!strcmp(t->schedule, "multistep") && t->n_milestones == 0)
+    if (t->schedule == SCHEDULE_MULTISTEP && t->n_milestones == 0)
         return bad(&ck, "train.milestones", "schedule multistep needs at least one milestone");
     if (t->nesterov && t->momentum == 0)
         return bad(&ck, "train.momentum",

@@ -13,7 +13,8 @@ typedef enum {
     KEY_INT64,    /* int64_t */
     KEY_FLOAT,    /* double */
     KEY_BOOL,     /* int 0/1 */
-    KEY_STRING,   /* char[aux]; words (optional) = allowed values "a|b|c" */
+    KEY_STRING,   /* char[aux] */
+    KEY_ENUM,     /* a C enum (int-sized): the index of its name in names[0..aux) */
     KEY_INT_LIST, /* int[CFG_MAX_LIST] with its count at offset aux */
     KEY_FLAGS,    /* consecutive ints, one per name in words "a|b|c", set by a list of names */
 } KeyType;
@@ -24,12 +25,14 @@ typedef struct {
     const char *path; /* "train.lr" */
     KeyType type;
     size_t offset;     /* of the field in Config */
-    size_t aux;        /* KEY_STRING: capacity; KEY_INT_LIST: offset of the count */
+    size_t aux;        /* KEY_STRING: capacity; KEY_ENUM: count of names; KEY_INT_LIST: offset
+                          of the count */
     const char *def;   /* default, as --set would write it */
     double lo, hi;     /* allowed range of numbers (list items too) */
     int open;          /* RANGE_* bits */
     const char *words; /* see KeyType */
     const char *doc;
+    const char *const *names; /* KEY_ENUM: names[value], as the YAML spells it */
 } ConfigKey;
 
 extern const ConfigKey config_keys[];

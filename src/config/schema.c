@@ -28,23 +28,44 @@
 #define IN_CO(a, b) (a), (b), RANGE_HI_OPEN
 
 #define INT(f, def, range, doc)                                                                    \
-    { #f, KEY_INT, FIELD(f, int), 0, def, range, NULL, doc }
+    { #f, KEY_INT, FIELD(f, int), 0, def, range, NULL, doc, NULL }
 #define INT_OR(f, word, def, range, doc)                                                           \
-    { #f, KEY_INT, FIELD(f, int), 0, def, range, word, doc }
+    { #f, KEY_INT, FIELD(f, int), 0, def, range, word, doc, NULL }
 #define INT64(f, def, range, doc)                                                                  \
-    { #f, KEY_INT64, FIELD(f, int64_t), 0, def, range, NULL, doc }
+    { #f, KEY_INT64, FIELD(f, int64_t), 0, def, range, NULL, doc, NULL }
 #define FLOAT(f, def, range, doc)                                                                  \
-    { #f, KEY_FLOAT, FIELD(f, double), 0, def, range, NULL, doc }
+    { #f, KEY_FLOAT, FIELD(f, double), 0, def, range, NULL, doc, NULL }
 #define BOOL(f, def, doc)                                                                          \
-    { #f, KEY_BOOL, FIELD(f, int), 0, def, IN(0, 1), NULL, doc }
+    { #f, KEY_BOOL, FIELD(f, int), 0, def, IN(0, 1), NULL, doc, NULL }
 #define STRING(f, def, doc)                                                                        \
-    { #f, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, NULL, doc }
-#define ENUM(f, words, def, doc)                                                                   \
-    { #f, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, words, doc }
+    { #f, KEY_STRING, FIELD(f, char *), SIZE(f), def, ANY, NULL, doc, NULL }
+/* A field of enum type T (stored through an int: T must be int-sized) named by names[]. */
+#define ENUM(f, T, names, def, doc)                                                                \
+    {                                                                                              \
+        #f, KEY_ENUM, FIELD(f, T) + 0 * sizeof(char[sizeof(T) == sizeof(int) ? 1 : -1]),           \
+            sizeof names / sizeof names[0], def, ANY, NULL, doc, names                             \
+    }
 #define INT_LIST(f, count, def, range, doc)                                                        \
-    { #f, KEY_INT_LIST, FIELD(f, int *), FIELD(count, int), def, range, NULL, doc }
+    { #f, KEY_INT_LIST, FIELD(f, int *), FIELD(count, int), def, range, NULL, doc, NULL }
 #define FLAGS(p, first, words, def, doc)                                                           \
-    { p, KEY_FLAGS, FIELD(first, int), 0, def, IN(0, 1), words, doc }
+    { p, KEY_FLAGS, FIELD(first, int), 0, def, IN(0, 1), words, doc, NULL }
+
+/* The names of the enum keys' values, indexed by value (a value without a name stops
+ * schema_defaults). */
+const char *const data_source_names[] = {
+    [SOURCE_FASHION_MNIST] = "fashion-mnist", [SOURCE_MNIST] = "mnist",
+    [SOURCE_CIFAR10] = "cifar10",             [SOURCE_CIFAR100] = "cifar100",
+    [SOURCE_HDF5] = "hdf5",                   [SOURCE_MULTIVIEW] = "multiview",
+    [SOURCE_TOY2] = "toy2",
+};
+const char *const label_set_names[] = {[LABELS_FINE] = "fine", [LABELS_COARSE] = "coarse"};
+const char *const noise_kind_names[] = {[NOISE_GAUSS] = "gauss", [NOISE_ORTH] = "orth"};
+const char *const schedule_kind_names[] = {
+    [SCHEDULE_CONSTANT] = "constant",
+    [SCHEDULE_MULTISTEP] = "multistep",
+    [SCHEDULE_COSINE] = "cosine",
+};
+const char *const combine_names[] = {[COMBINE_LOGITS] = "logits", [COMBINE_PROBS] = "probs"};
 
 /* Upper bounds of counts: far above any real run, low enough that a typo (members: 1000000000)
  * is refused by `config check` instead of stopping the run out of memory. ED_MAX_MODELS also
@@ -57,7 +78,7 @@
 const ConfigKey config_keys[] = {
     STRING(name, "run", "experiment name (required); checkpoint.dir defaults to runs/<name>"),
 
-    ENUM(data.source, "fashion-mnist|mnist|cifar10|cifar100|hdf5|multiview|toy2", "fashion-mnist",
+    ENUM(data.source, DataSource, data_source_names, "fashion-mnist",
          "data set: IDX files, CIFAR binaries, an HDF5 data file, or a generator"),
     STRING(data.path, "",
            "directory (idx, cifar) or .h5 file (hdf5); fashion-mnist may leave it empty for "
@@ -65,7 +86,7 @@ const ConfigKey config_keys[] = {
     BOOL(data.augment, "false", "augment training images (random crop and flip)"),
     INT(data.crop_pad, "4", IN(0, 1024), "zero padding of the random crop; 0 = no crop"),
     BOOL(data.flip, "true", "random horizontal flip when augmenting"),
-    ENUM(data.labels, "fine|coarse", "fine", "cifar100: 100 fine or 20 coarse classes"),
+    ENUM(data.labels, LabelSet, label_set_names, "fine", "cifar100: 100 fine or 20 coarse classes"),
     BOOL(data.normalize, "true", "normalise each channel by the training set's mean and std"),
     INT(data.train_limit, "0", GE(0), "use only the first n training samples; 0 = all"),
     INT(data.test_limit, "0", GE(0), "use only the first n test samples; 0 = all"),
@@ -92,7 +113,7 @@ const ConfigKey config_keys[] = {
     FLOAT(data.multiview.off_sv_hi, "0.15", GE(0), "see off_sv_lo"),
     FLOAT(data.multiview.feature_noise, "0.0", GE(0),
           "gamma: each patch also gets U[0, gamma] times a random view"),
-    ENUM(data.multiview.noise, "gauss|orth", "orth",
+    ENUM(data.multiview.noise, NoiseKind, noise_kind_names, "orth",
          "patch noise: gauss = N(0, sigma^2/d I); orth = orthogonal to every view, norm sigma"),
     FLOAT(data.multiview.sigma, "1.3", GE(0), "noise norm (orth) or scale (gauss)"),
     INT64(data.multiview.seed, "1", GE(0), "seed of the views and samples"),
@@ -114,7 +135,7 @@ const ConfigKey config_keys[] = {
     FLOAT(train.momentum, "0.9", IN_CO(0, 1), "SGD momentum"),
     FLOAT(train.weight_decay, "5.0e-4", GE(0), "L2 weight decay"),
     BOOL(train.nesterov, "true", "Nesterov momentum"),
-    ENUM(train.schedule, "constant|multistep|cosine", "cosine",
+    ENUM(train.schedule, ScheduleKind, schedule_kind_names, "cosine",
          "learning-rate schedule after the warmup"),
     INT_LIST(train.milestones, train.n_milestones, "[]", IN(1, ED_MAX_EPOCHS),
              "multistep: epochs at which the lr is multiplied by gamma"),
@@ -128,7 +149,7 @@ const ConfigKey config_keys[] = {
 
     INT(ensemble.members, "4", IN(1, ED_MAX_MODELS), "number of members L"),
     INT64(ensemble.seed, "1", GE(0), "member l is initialised from (seed, l)"),
-    ENUM(ensemble.combine, "logits|probs", "logits",
+    ENUM(ensemble.combine, Combine, combine_names, "logits",
          "the teacher is the mean of the members' logits or of their probabilities"),
 
     FLAGS("distill.students", distill.kd, "kd|self|sum", "[kd, self, sum]",
@@ -353,6 +374,22 @@ static const char *words_text(const char *words, char *buf, size_t size) {
     return buf;
 }
 
+/* Value of an enum key whose name is text, or -1. */
+static int name_index(const ConfigKey *k, const char *text) {
+    for (size_t i = 0; i < k->aux; i++)
+        if (strcmp(k->names[i], text) == 0) return (int)i;
+    return -1;
+}
+
+/* "a, b, c" from an enum key's names. */
+static const char *names_text(const ConfigKey *k, char *buf, size_t size) {
+    size_t j = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < k->aux && j < size; i++)
+        j += (size_t)snprintf(buf + j, size - j, "%s%s", i ? ", " : "", k->names[i]);
+    return buf;
+}
+
 static void number_text(double x, char *buf, size_t size) {
     snprintf(buf, size, "%.15g", x);
 }
@@ -448,15 +485,20 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
                    -1;
         return 0;
     case KEY_STRING:
-        if (k->words && word_index(k->words, text) < 0) {
-            snprintf(msg, size, "must be one of %s; got %s",
-                     words_text(k->words, list, sizeof list), shown(text, buf, sizeof buf));
-            return -1;
-        }
         if (strlen(text) >= k->aux)
             return snprintf(msg, size, "longer than %zu characters", k->aux - 1), -1;
         strcpy(field, text);
         return 0;
+    case KEY_ENUM: {
+        int value = name_index(k, text);
+        if (value < 0) {
+            snprintf(msg, size, "must be one of %s; got %s", names_text(k, list, sizeof list),
+                     shown(text, buf, sizeof buf));
+            return -1;
+        }
+        *(int *)field = value;
+        return 0;
+    }
     case KEY_INT_LIST: {
         if (n > CFG_MAX_LIST)
             return snprintf(msg, size, "at most %d items, got %d", CFG_MAX_LIST, n), -1;
@@ -500,7 +542,7 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
 
 int key_check(const Config *c, const ConfigKey *k, char *msg, size_t size) {
     const char *field = (const char *)c + k->offset;
-    char text[ED_PATH_MAX + 64], list[128], buf[64];
+    char text[ED_PATH_MAX + 64], list[128];
     switch (k->type) {
     case KEY_INT:
     case KEY_INT64:
@@ -518,12 +560,14 @@ int key_check(const Config *c, const ConfigKey *k, char *msg, size_t size) {
         return snprintf(msg, size, "must be true or false, got %d", *(const int *)field), -1;
     case KEY_STRING:
         if (!memchr(field, '\0', k->aux)) return snprintf(msg, size, "not a terminated string"), -1;
-        if (k->words && word_index(k->words, field) < 0) {
-            snprintf(msg, size, "must be one of %s; got %s",
-                     words_text(k->words, list, sizeof list), shown(field, buf, sizeof buf));
-            return -1;
-        }
         return 0;
+    case KEY_ENUM: {
+        int value = *(const int *)field;
+        if (value >= 0 && (size_t)value < k->aux) return 0;
+        return snprintf(msg, size, "must be one of %s; got the value %d",
+                        names_text(k, list, sizeof list), value),
+               -1;
+    }
     case KEY_INT_LIST: {
         int n = *(const int *)((const char *)c + k->aux);
         if (n < 0 || n > CFG_MAX_LIST)
@@ -613,6 +657,12 @@ void key_format(const Config *c, const ConfigKey *k, char *buf, size_t size) {
     case KEY_STRING:
         string_text(field, buf, size);
         return;
+    case KEY_ENUM: {
+        int value = *(const int *)field;
+        ED_CHECK(value >= 0 && (size_t)value < k->aux, "%s: bad value %d", k->path, value);
+        string_text(k->names[value], buf, size);
+        return;
+    }
     case KEY_INT_LIST:
         j += (size_t)snprintf(buf, size, "[");
         for (int i = 0; i < *(const int *)((const char *)c + k->aux) && j < size; i++)
@@ -656,10 +706,10 @@ void key_type_text(const ConfigKey *k, char *buf, size_t size) {
         snprintf(buf, size, "bool");
         return;
     case KEY_STRING:
-        if (k->words)
-            snprintf(buf, size, "one of: %s", words_text(k->words, list, sizeof list));
-        else
-            snprintf(buf, size, "string");
+        snprintf(buf, size, "string");
+        return;
+    case KEY_ENUM:
+        snprintf(buf, size, "one of: %s", names_text(k, list, sizeof list));
         return;
     case KEY_INT_LIST:
         snprintf(buf, size, "list of int%s%s", sep, range);
@@ -676,6 +726,9 @@ void schema_defaults(Config *c) {
     char msg[256];
     memset(c, 0, sizeof *c); /* padding too, so configs compare with memcmp */
     for (int i = 0; i < config_n_keys; i++) {
+        for (size_t n = 0; config_keys[i].type == KEY_ENUM && n < config_keys[i].aux; n++)
+            ED_CHECK(config_keys[i].names[n], "%s: enum value %zu has no name",
+                     config_keys[i].path, n);
         value_from_text(&v, &config_keys[i], config_keys[i].def);
         ED_CHECK(key_apply(c, &config_keys[i], &v, msg, sizeof msg) == 0, "default of %s: %s",
                  config_keys[i].path, msg);

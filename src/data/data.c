@@ -107,39 +107,39 @@ static void check_loaded(const Dataset *ds) {
 
 void data_load(DataSplit *split, const DataConfig *cfg) {
     memset(split, 0, sizeof(*split));
-    const char *src = cfg->source;
     int generated = 0;
-    if (strcmp(src, "fashion-mnist") == 0) {
-        idx_load(split, cfg->path[0] ? cfg->path : FASHION_MNIST_DEFAULT_DIR, src);
-    } else if (strcmp(src, "mnist") == 0) {
+    switch (cfg->source) {
+    case SOURCE_FASHION_MNIST:
+        idx_load(split, cfg->path[0] ? cfg->path : FASHION_MNIST_DEFAULT_DIR, "fashion-mnist");
+        break;
+    case SOURCE_MNIST:
         if (!cfg->path[0]) ed_fail("data.path: source mnist needs the directory of the IDX files");
-        idx_load(split, cfg->path, src);
-    } else if (strcmp(src, "cifar10") == 0 || strcmp(src, "cifar100") == 0) {
-        int c100 = strcmp(src, "cifar100") == 0;
+        idx_load(split, cfg->path, "mnist");
+        break;
+    case SOURCE_CIFAR10:
+    case SOURCE_CIFAR100:
         if (!cfg->path[0])
-            ed_fail("data.path: source %s needs the directory of the .bin files", src);
-        int coarse = 0;
-        if (c100) {
-            if (strcmp(cfg->labels, "coarse") == 0)
-                coarse = 1;
-            else if (cfg->labels[0] && strcmp(cfg->labels, "fine") != 0)
-                ed_fail("data.labels: must be fine or coarse, got '%s'", cfg->labels);
-        }
-        cifar_load(split, cfg->path, c100, coarse);
-    } else if (strcmp(src, "hdf5") == 0) {
+            ed_fail("data.path: source %s needs the directory of the .bin files",
+                    data_source_names[cfg->source]);
+        cifar_load(split, cfg->path, cfg->source == SOURCE_CIFAR100,
+                   cfg->source == SOURCE_CIFAR100 && cfg->labels == LABELS_COARSE);
+        break;
+    case SOURCE_HDF5:
         if (!cfg->path[0]) ed_fail("data.path: source hdf5 needs the .h5 file");
         h5data_read(split, cfg->path);
         generated = split->train.views != NULL; /* multi-view data written by datagen */
-    } else if (strcmp(src, "multiview") == 0) {
+        break;
+    case SOURCE_MULTIVIEW:
         multiview_generate(split, &cfg->multiview);
         generated = 1;
-    } else if (strcmp(src, "toy2") == 0) {
+        break;
+    case SOURCE_TOY2:
         toy2_generate(split, &cfg->multiview);
         generated = 1;
-    } else {
-        ed_fail("data.source: unknown source '%s' (fashion-mnist, mnist, cifar10, cifar100, hdf5, "
-                "multiview, toy2)",
-                src);
+        break;
+    default:
+        ED_DIE("data.source %d: not a DataSource (the config's validation passes only those)",
+               (int)cfg->source);
     }
     check_loaded(&split->train);
     check_loaded(&split->test);

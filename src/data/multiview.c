@@ -54,8 +54,8 @@ static void mv_validate(const MultiviewConfig *mv, int k, int extra_patches, con
     check_range("view_lo / view_hi", mv->view_lo, mv->view_hi);
     check_range("off_mv_lo / off_mv_hi", mv->off_mv_lo, mv->off_mv_hi);
     check_range("off_sv_lo / off_sv_hi", mv->off_sv_lo, mv->off_sv_hi);
-    if (strcmp(mv->noise, "gauss") != 0 && strcmp(mv->noise, "orth") != 0)
-        ed_fail("data.multiview.noise: must be gauss or orth, got '%s'", mv->noise);
+    ED_CHECK(mv->noise == NOISE_GAUSS || mv->noise == NOISE_ORTH, "data.multiview.noise %d",
+             (int)mv->noise);
 }
 
 /* views[k, 2, d]: Gram-Schmidt (twice, in double) on standard normal draws. */
@@ -112,7 +112,7 @@ static void add_noise(float *x, const float *views, const MultiviewConfig *mv, i
             int a = (int)rng_below(r, (uint32_t)(2 * k));
             add_scaled(x + (size_t)p * d, views + (size_t)a * d, g, d);
         }
-    if (strcmp(mv->noise, "gauss") == 0 && mv->sigma > 0.0) {
+    if (mv->noise == NOISE_GAUSS && mv->sigma > 0.0) {
         /* x_p += N(0, sigma^2 / d I) */
         double s = mv->sigma / sqrt((double)d);
         for (size_t j = 0; j < (size_t)P * d; j++)
@@ -206,7 +206,7 @@ static void generate_part(Dataset *ds, const char *name, const char *part, int N
     ds->tags = xmalloc((size_t)N);
     ds->views = xmalloc((size_t)k * 2 * d * sizeof(float));
     memcpy(ds->views, views, (size_t)k * 2 * d * sizeof(float));
-    ds->orth_noise = strcmp(mv->noise, "orth") == 0;
+    ds->orth_noise = mv->noise == NOISE_ORTH;
     ds->noise_sigma = ds->orth_noise ? (float)mv->sigma : 0.0f;
     int *perm = xmalloc((size_t)P * sizeof(int));
     for (int i = 0; i < N; i++) {

@@ -107,7 +107,7 @@ static void member_done(void *p, int job, const float *train_logits, const float
     MemberSums *s = p;
     if (job >= s->ctx->cfg->ensemble.members) return; /* the sum control: not a member */
     const DataSplit *d = s->ctx->data;
-    int probs = strcmp(s->ctx->cfg->ensemble.combine, "probs") == 0;
+    int probs = s->ctx->cfg->ensemble.combine == COMBINE_PROBS;
     teacher_accumulate(s->acc_train, train_logits, d->train.N, d->train.K, probs);
     teacher_accumulate(s->acc_test, test_logits, d->test.N, d->test.K, probs);
     if (job == 0)
@@ -135,7 +135,7 @@ int pipeline_run(const RunContext *ctx) {
     const Layout *lo = ctx->lo;
     const DataSplit *d = ctx->data;
     const int L = cfg->ensemble.members, N = d->train.N, Nt = d->test.N, K = d->train.K;
-    const int probs = strcmp(cfg->ensemble.combine, "probs") == 0;
+    const int probs = cfg->ensemble.combine == COMBINE_PROBS;
     int status = JOB_DONE;
 
     /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */

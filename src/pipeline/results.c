@@ -65,8 +65,7 @@ static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jo
     r->acc_std = n > 1 ? sqrt(sq / (n - 1)) : NAN;
     if (ens_name && n > 1) {
         float *ens = xfloats((size_t)te->N * K);
-        Combine c = strcmp(ctx->cfg->ensemble.combine, "probs") == 0 ? COMBINE_PROBS : COMBINE_LOGITS;
-        ensemble_combine(ens, logits, n, te->N, K, c);
+        ensemble_combine(ens, logits, n, te->N, K, ctx->cfg->ensemble.combine);
         Metrics m = metrics_compute(ens, te->labels, te->tags, te->N, K, bins);
         table_add(t, ens_name, role_name(role), n, &m);
         free(ens);
@@ -109,9 +108,8 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
     /* the ensemble of the first n members, n = 1..L */
     float *size_acc = xfloats((size_t)L);
     float *ens = xfloats((size_t)Nt * K);
-    Combine c = strcmp(ctx->cfg->ensemble.combine, "probs") == 0 ? COMBINE_PROBS : COMBINE_LOGITS;
     for (int n = 1; n <= L; n++) {
-        ensemble_combine(ens, (const float *const *)member_test, n, Nt, K, c);
+        ensemble_combine(ens, (const float *const *)member_test, n, Nt, K, ctx->cfg->ensemble.combine);
         size_acc[n - 1] = (float)metrics_compute(ens, te->labels, te->tags, Nt, K, bins).acc;
     }
     double dis = 0;
@@ -121,7 +119,8 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
             dis += disagreement(member_test[a], member_test[b], Nt, K);
     dis = pairs ? dis / pairs : 0;
 
-    printf("\nresults on %d test samples (%s, %s)\n", Nt, ctx->cfg->data.source, ctx->cfg->model.arch);
+    printf("\nresults on %d test samples (%s, %s)\n", Nt, data_source_names[ctx->cfg->data.source],
+           ctx->cfg->model.arch);
     printf("  %-16s %3s  %-15s  %7s  %6s", "model", "n", "test accuracy", "NLL", "ECE");
     if (multiview) printf("  %10s  %10s", "multi-view", "single-view");
     printf("\n");

@@ -73,10 +73,7 @@ ModelSpec job_model_spec(const RunContext *ctx, const Job *job) {
 static Schedule job_schedule(const Config *cfg, const Job *job) {
     Schedule s;
     memset(&s, 0, sizeof(s));
-    const char *name = cfg->train.schedule;
-    s.kind = strcmp(name, "cosine") == 0      ? SCHEDULE_COSINE
-             : strcmp(name, "multistep") == 0 ? SCHEDULE_MULTISTEP
-                                              : SCHEDULE_CONSTANT;
+    s.kind = cfg->train.schedule;
     s.base_lr = job->lr;
     s.epochs = job->epochs;
     s.warmup_epochs = cfg->train.warmup_epochs;

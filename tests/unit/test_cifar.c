@@ -66,11 +66,11 @@ static void make_cifar10(const char *d) {
     write_cifar(path, 0, 9, 5, -1, 0, 0);
 }
 
-static void cfg_for(DataConfig *cfg, const char *source, const char *path, const char *labels) {
+static void cfg_for(DataConfig *cfg, DataSource source, const char *path, LabelSet labels) {
     memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->source, sizeof(cfg->source), "%s", source);
+    cfg->source = source;
     snprintf(cfg->path, sizeof(cfg->path), "%s", path);
-    snprintf(cfg->labels, sizeof(cfg->labels), "%s", labels);
+    cfg->labels = labels;
 }
 
 static void test_cifar10(void) {
@@ -78,7 +78,7 @@ static void test_cifar10(void) {
     snprintf(d, sizeof(d), "%s/c10", dir);
     make_cifar10(d);
     DataConfig cfg;
-    cfg_for(&cfg, "cifar10", d, "");
+    cfg_for(&cfg, SOURCE_CIFAR10, d, LABELS_FINE);
     DataSplit s;
     data_load(&s, &cfg);
     EXPECT(s.train.N == 12 && s.test.N == 5, "counts %d %d", s.train.N, s.test.N);
@@ -103,7 +103,7 @@ static void test_cifar10(void) {
     mkdir(parent, 0700);
     snprintf(sub, sizeof(sub), "%s/cifar-10-batches-bin", parent);
     make_cifar10(sub);
-    cfg_for(&cfg, "cifar10", parent, "");
+    cfg_for(&cfg, SOURCE_CIFAR10, parent, LABELS_FINE);
     data_load(&s, &cfg);
     EXPECT(s.train.N == 12 && s.test.N == 5, "archive folder: counts %d %d", s.train.N, s.test.N);
     datasplit_free(&s);
@@ -119,7 +119,7 @@ static void test_cifar100(void) {
     snprintf(path, sizeof(path), "%s/test.bin", d);
     write_cifar(path, 1, 2, 3, -1, 0, 0);
     DataConfig cfg;
-    cfg_for(&cfg, "cifar100", d, "fine");
+    cfg_for(&cfg, SOURCE_CIFAR100, d, LABELS_FINE);
     DataSplit s;
     data_load(&s, &cfg);
     EXPECT(s.train.N == 6 && s.test.N == 3 && s.train.K == 100, "fine: N %d %d K %d", s.train.N,
@@ -127,7 +127,7 @@ static void test_cifar100(void) {
     EXPECT(s.train.labels[5] == (5 * 13 + 1) % 100, "fine label %d", s.train.labels[5]);
     EXPECT(s.train.u8[5 * 3072 + 2048] == pixel_of(1, 5, 2048), "cifar100 pixel");
     datasplit_free(&s);
-    cfg_for(&cfg, "cifar100", d, "coarse");
+    cfg_for(&cfg, SOURCE_CIFAR100, d, LABELS_COARSE);
     data_load(&s, &cfg);
     EXPECT(s.train.K == 20 && s.test.K == 20, "coarse K %d", s.train.K);
     EXPECT(s.train.labels[5] == 5 && s.test.labels[2] == 2, "coarse labels %d %d",
@@ -142,7 +142,7 @@ static void load_cfg(void *p) {
     data_load(&s, (const DataConfig *)p);
 }
 
-static void fail_case(const char *what, const char *source, const char *d, const char *labels,
+static void fail_case(const char *what, DataSource source, const char *d, LabelSet labels,
                       const char *needle) {
     DataConfig cfg;
     cfg_for(&cfg, source, d, labels);
@@ -157,7 +157,7 @@ static void test_malformed(void) {
     snprintf(path, sizeof(path), "%s/data_batch_2.bin", d);
     write_cifar(path, 0, 1, 2, -1, 0, 100);
     snprintf(needle, sizeof(needle), "%s: truncated: record 1 has 2973 of 3073 bytes", path);
-    fail_case("truncated batch file", "cifar10", d, "", needle);
+    fail_case("truncated batch file", SOURCE_CIFAR10, d, LABELS_FINE, needle);
 
     /* out-of-range label in record 3 of data_batch_3.bin */
     snprintf(d, sizeof(d), "%s/label", dir);
@@ -165,7 +165,7 @@ static void test_malformed(void) {
     snprintf(path, sizeof(path), "%s/data_batch_3.bin", d);
     write_cifar(path, 0, 2, 4, 3, 10, 0);
     snprintf(needle, sizeof(needle), "%s: record 3: label 10 out of range [0, 10)", path);
-    fail_case("out-of-range label", "cifar10", d, "", needle);
+    fail_case("out-of-range label", SOURCE_CIFAR10, d, LABELS_FINE, needle);
 
     /* missing batch file */
     snprintf(d, sizeof(d), "%s/missing", dir);
@@ -173,7 +173,7 @@ static void test_malformed(void) {
     snprintf(path, sizeof(path), "%s/data_batch_4.bin", d);
     unlink(path);
     snprintf(needle, sizeof(needle), "%s: missing batch file", path);
-    fail_case("missing batch file", "cifar10", d, "", needle);
+    fail_case("missing batch file", SOURCE_CIFAR10, d, LABELS_FINE, needle);
 
     /* empty test file */
     snprintf(d, sizeof(d), "%s/empty", dir);
@@ -182,7 +182,7 @@ static void test_malformed(void) {
     FILE *f = fopen(path, "wb");
     fclose(f);
     snprintf(needle, sizeof(needle), "%s: empty file", path);
-    fail_case("empty file", "cifar10", d, "", needle);
+    fail_case("empty file", SOURCE_CIFAR10, d, LABELS_FINE, needle);
 
     /* CIFAR-100: fine label 100, coarse label 20, truncated, bad labels key */
     snprintf(d, sizeof(d), "%s/c100bad", dir);
@@ -192,20 +192,19 @@ static void test_malformed(void) {
     snprintf(path, sizeof(path), "%s/train.bin", d);
     write_cifar(path, 1, 1, 6, 4, 100, 0);
     snprintf(needle, sizeof(needle), "%s: record 4: fine label 100 out of range [0, 100)", path);
-    fail_case("fine label out of range", "cifar100", d, "fine", needle);
+    fail_case("fine label out of range", SOURCE_CIFAR100, d, LABELS_FINE, needle);
     write_cifar(path, 1, 1, 6, 2, 20, 0);
     snprintf(needle, sizeof(needle), "%s: record 2: coarse label 20 out of range [0, 20)", path);
-    fail_case("coarse label out of range", "cifar100", d, "coarse", needle);
+    fail_case("coarse label out of range", SOURCE_CIFAR100, d, LABELS_COARSE, needle);
     write_cifar(path, 1, 1, 6, -1, 0, 3074 + 1);
     snprintf(needle, sizeof(needle), "%s: truncated: record 4 has 3073 of 3074 bytes", path);
-    fail_case("truncated CIFAR-100", "cifar100", d, "fine", needle);
+    fail_case("truncated CIFAR-100", SOURCE_CIFAR100, d, LABELS_FINE, needle);
     write_cifar(path, 1, 1, 6, -1, 0, 0);
-    fail_case("labels key", "cifar100", d, "medium", "data.labels: must be fine or coarse");
     /* a CIFAR-10 file read as CIFAR-100: 3073-byte records are not 3074-byte ones */
     snprintf(path, sizeof(path), "%s/train.bin", d);
     write_cifar(path, 0, 1, 6, -1, 0, 0);
     snprintf(needle, sizeof(needle), "%s: truncated: record 5 has 3068 of 3074 bytes", path);
-    fail_case("CIFAR-10 file as CIFAR-100", "cifar100", d, "fine", needle);
+    fail_case("CIFAR-10 file as CIFAR-100", SOURCE_CIFAR100, d, LABELS_FINE, needle);
 }
 
 int main(void) {

@@ -74,11 +74,11 @@ static void test_defaults(void) {
     char err[1024];
     config_defaults(&c);
     EXPECT(!strcmp(c.name, "run"), "name %s", c.name);
-    EXPECT(!strcmp(c.data.source, "fashion-mnist") && c.data.path[0] == 0, "data %s '%s'",
-           c.data.source, c.data.path);
+    EXPECT(c.data.source == SOURCE_FASHION_MNIST && c.data.path[0] == 0, "data %d '%s'",
+           (int)c.data.source, c.data.path);
     EXPECT(c.data.augment == 0 && c.data.flip == 1 && c.data.crop_pad == 4 && c.data.normalize == 1,
            "data flags");
-    EXPECT(!strcmp(c.data.labels, "fine"), "labels %s", c.data.labels);
+    EXPECT(c.data.labels == LABELS_FINE, "labels %d", (int)c.data.labels);
     const MultiviewConfig *mv = &c.data.multiview;
     EXPECT(mv->k == 10 && mv->d == 64 && mv->patches == 12 && mv->patches_per_view == 1 &&
                mv->n_train == 600 && mv->n_test == 2000,
@@ -89,7 +89,7 @@ static void test_defaults(void) {
     EXPECT(mv->off_mv_lo == 0.4 && mv->off_mv_hi == 0.6 && mv->off_sv_lo == 0.05 &&
                mv->off_sv_hi == 0.15,
            "multiview off-class weights");
-    EXPECT(!strcmp(mv->noise, "orth") && mv->sigma == 1.3 && mv->seed == 1 &&
+    EXPECT(mv->noise == NOISE_ORTH && mv->sigma == 1.3 && mv->seed == 1 &&
                mv->feature_noise == 0,
            "noise");
     EXPECT(!strcmp(c.model.arch, "cnn") && c.model.filters == 8 && c.model.srelu_q == 3 &&
@@ -98,10 +98,10 @@ static void test_defaults(void) {
            "model");
     EXPECT(c.train.epochs == 10 && c.train.batch_size == 128 && c.train.lr == 0.05 &&
                c.train.momentum == 0.9 && c.train.weight_decay == 5e-4 && c.train.nesterov == 1 &&
-               !strcmp(c.train.schedule, "cosine") && c.train.n_milestones == 0 &&
+               c.train.schedule == SCHEDULE_COSINE && c.train.n_milestones == 0 &&
                c.train.gamma == 0.1 && c.train.warmup_epochs == 0 && c.train.eval_every == 1,
            "train");
-    EXPECT(c.ensemble.members == 4 && c.ensemble.seed == 1 && !strcmp(c.ensemble.combine, "logits"),
+    EXPECT(c.ensemble.members == 4 && c.ensemble.seed == 1 && c.ensemble.combine == COMBINE_LOGITS,
            "ensemble");
     EXPECT(c.distill.kd && c.distill.self && c.distill.sum && c.distill.seeds == 1 &&
                c.distill.temperature == 4 && c.distill.alpha == 0.9 && c.distill.epochs == 0 &&
@@ -155,20 +155,20 @@ static void test_good_file(void) {
     EXPECT(load(&c, text, 0, NULL, err, sizeof err) == 0, "good file: %s", err);
     EXPECT(!strcmp(c.name, "mv-test") && !strcmp(c.checkpoint.dir, "runs/mv-test"),
            "name %s dir %s", c.name, c.checkpoint.dir);
-    EXPECT(!strcmp(c.data.source, "multiview") && c.data.multiview.k == 4 &&
+    EXPECT(c.data.source == SOURCE_MULTIVIEW && c.data.multiview.k == 4 &&
                c.data.multiview.d == 16 && c.data.multiview.patches == 6 &&
-               c.data.multiview.mu == 0.2 && !strcmp(c.data.multiview.noise, "gauss") &&
+               c.data.multiview.mu == 0.2 && c.data.multiview.noise == NOISE_GAUSS &&
                c.data.multiview.seed == 12345678901LL,
            "multiview section");
     EXPECT(c.data.multiview.n_train == 600, "untouched multiview keys keep their defaults");
     EXPECT(!strcmp(c.model.arch, "mvconv") && c.model.filters == 3, "model");
     EXPECT(c.train.epochs == 7 && c.train.batch_size == 0 && c.train.lr == 15 &&
                c.train.nesterov == 0 && c.train.momentum == 0 &&
-               !strcmp(c.train.schedule, "multistep"),
+               c.train.schedule == SCHEDULE_MULTISTEP,
            "train");
     EXPECT(c.train.n_milestones == 2 && c.train.milestones[0] == 3 && c.train.milestones[1] == 5,
            "milestones");
-    EXPECT(c.ensemble.members == 3 && !strcmp(c.ensemble.combine, "probs"), "ensemble");
+    EXPECT(c.ensemble.members == 3 && c.ensemble.combine == COMBINE_PROBS, "ensemble");
     EXPECT(c.distill.kd == 1 && c.distill.self == 0 && c.distill.sum == 1 && c.distill.alpha == 0,
            "students");
     EXPECT(c.parallel.threads == 2 && c.eval.ece_bins == 10, "parallel / eval");

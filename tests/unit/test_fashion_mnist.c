@@ -30,7 +30,7 @@ int main(void) {
     } while (0)
     DataConfig cfg;
     memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.source, sizeof(cfg.source), "fashion-mnist"); /* empty path: the default dir */
+    cfg.source = SOURCE_FASHION_MNIST; /* empty path: the default dir */
     cfg.normalize = 1;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -54,16 +54,16 @@ static int same_dataset(const Dataset *a, const Dataset *b, const char *what) {
     return 1;
 }
 
-static DataConfig mv_config(const char *noise) {
+static DataConfig mv_config(NoiseKind noise) {
     DataConfig c;
     memset(&c, 0, sizeof(c));
-    snprintf(c.source, sizeof(c.source), "multiview");
+    c.source = SOURCE_MULTIVIEW;
     MultiviewConfig *m = &c.multiview;
     m->k = 5, m->d = 16, m->patches = 6, m->patches_per_view = 1, m->n_train = 200, m->n_test = 50,
     m->mu = 0.2, m->view_lo = 1, m->view_hi = 1.3, m->weak_scale = 0.05, m->off_prob = 0.3,
     m->off_mv_lo = 0.4, m->off_mv_hi = 0.6, m->off_sv_lo = 0.05, m->off_sv_hi = 0.15,
     m->sigma = 1.3, m->seed = 3;
-    snprintf(m->noise, sizeof(m->noise), "%s", noise);
+    m->noise = noise;
     c.normalize = 1;
     return c;
 }
@@ -78,7 +78,7 @@ static void roundtrip(const DataConfig *cfg, const DataSplit *orig, const char *
     EXPECT(access(tmp, F_OK) != 0, "%s left behind", tmp);
     DataConfig rc;
     memset(&rc, 0, sizeof(rc));
-    snprintf(rc.source, sizeof(rc.source), "hdf5");
+    rc.source = SOURCE_HDF5;
     snprintf(rc.path, sizeof(rc.path), "%s", path);
     rc.normalize = cfg->normalize;
     DataSplit back;
@@ -91,12 +91,12 @@ static void roundtrip(const DataConfig *cfg, const DataSplit *orig, const char *
 }
 
 static void test_roundtrips(void) {
-    DataConfig cfg = mv_config("orth");
+    DataConfig cfg = mv_config(NOISE_ORTH);
     DataSplit s;
     data_load(&s, &cfg);
     roundtrip(&cfg, &s, "mv-orth.h5", "multiview orth");
     datasplit_free(&s);
-    cfg = mv_config("gauss");
+    cfg = mv_config(NOISE_GAUSS);
     cfg.multiview.feature_noise = 0.1;
     data_load(&s, &cfg);
     roundtrip(&cfg, &s, "mv-gauss.h5", "multiview gauss");
@@ -105,7 +105,7 @@ static void test_roundtrips(void) {
     data_load(&s, &cfg);
     roundtrip(&cfg, &s, "mv-limit.h5", "multiview with train_limit");
     datasplit_free(&s);
-    snprintf(cfg.source, sizeof(cfg.source), "toy2");
+    cfg.source = SOURCE_TOY2;
     cfg.train_limit = 0;
     data_load(&s, &cfg);
     roundtrip(&cfg, &s, "toy2.h5", "toy2");
@@ -128,7 +128,7 @@ static void test_roundtrips(void) {
     u.test.id_base = 30;
     DataConfig ucfg;
     memset(&ucfg, 0, sizeof(ucfg));
-    snprintf(ucfg.source, sizeof(ucfg.source), "cifar10");
+    ucfg.source = SOURCE_CIFAR10;
     ucfg.normalize = 1;
     dataset_compute_normalization(&u.train, &u.test);
     roundtrip(&ucfg, &u, "u8.h5", "uint8 images, normalised");
@@ -233,7 +233,7 @@ static void write_variant(const char *path, int bad) {
 static void load_path(void *p) {
     DataConfig c;
     memset(&c, 0, sizeof(c));
-    snprintf(c.source, sizeof(c.source), "hdf5");
+    c.source = SOURCE_HDF5;
     snprintf(c.path, sizeof(c.path), "%s", (const char *)p);
     DataSplit s;
     data_load(&s, &c);

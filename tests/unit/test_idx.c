@@ -76,7 +76,7 @@ static void test_good(int gz) {
     write_set(d, "t10k", 7, gz);
     DataConfig cfg;
     memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.source, sizeof(cfg.source), "mnist");
+    cfg.source = SOURCE_MNIST;
     snprintf(cfg.path, sizeof(cfg.path), "%s", d);
     DataSplit s;
     data_load(&s, &cfg);
@@ -144,7 +144,7 @@ static void read_file(void *p) {
 static void load_dir(void *p) {
     DataConfig cfg;
     memset(&cfg, 0, sizeof(cfg));
-    snprintf(cfg.source, sizeof(cfg.source), "fashion-mnist");
+    cfg.source = SOURCE_FASHION_MNIST;
     snprintf(cfg.path, sizeof(cfg.path), "%s", (const char *)p);
     DataSplit s;
     data_load(&s, &cfg);

@@ -27,7 +27,7 @@ static void expect_fraction(const char *what, long hits, long n, double p) {
 static DataConfig regime(void) {
     DataConfig c;
     memset(&c, 0, sizeof(c));
-    snprintf(c.source, sizeof(c.source), "multiview");
+    c.source = SOURCE_MULTIVIEW;
     MultiviewConfig *m = &c.multiview;
     m->k = 10, m->d = 32, m->patches = 12, m->patches_per_view = 1;
     m->n_train = 6000, m->n_test = 1000;
@@ -35,7 +35,7 @@ static DataConfig regime(void) {
     m->off_prob = 0.3, m->off_mv_lo = 0.4, m->off_mv_hi = 0.6, m->off_sv_lo = 0.05,
     m->off_sv_hi = 0.15;
     m->feature_noise = 0.0;
-    snprintf(m->noise, sizeof(m->noise), "orth");
+    m->noise = NOISE_ORTH;
     m->sigma = 1.3;
     m->seed = 7;
     c.normalize = 1; /* must be ignored for multi-view data */
@@ -172,7 +172,7 @@ static void test_determinism(void) {
     DataConfig cfg = regime();
     cfg.multiview.n_train = 300;
     cfg.multiview.n_test = 100;
-    snprintf(cfg.multiview.noise, sizeof(cfg.multiview.noise), "gauss");
+    cfg.multiview.noise = NOISE_GAUSS;
     cfg.multiview.feature_noise = 0.2;
     DataSplit a, b, c, d;
     data_load(&a, &cfg);
@@ -211,7 +211,7 @@ static void test_noise(void) {
     m->n_test = 10;
     DataSplit clean, noisy, feat;
     data_load(&clean, &cfg);
-    snprintf(m->noise, sizeof(m->noise), "gauss");
+    m->noise = NOISE_GAUSS;
     m->sigma = 2.0;
     data_load(&noisy, &cfg);
     EXPECT(!noisy.train.orth_noise && noisy.train.noise_sigma == 0.0f, "gauss: no orth flag");
@@ -228,7 +228,7 @@ static void test_noise(void) {
     EXPECT(ok, "gauss noise statistics");
     report("gauss noise: mean %.5f, variance %.5f (expected sigma^2/d = %.5f)\n", mean, var, want);
 
-    snprintf(m->noise, sizeof(m->noise), "orth");
+    m->noise = NOISE_ORTH;
     m->feature_noise = 0.3;
     data_load(&feat, &cfg);
     long bad = 0, present = 0;
@@ -256,7 +256,7 @@ static void test_noise(void) {
 
 static void test_toy2(void) {
     DataConfig cfg = regime();
-    snprintf(cfg.source, sizeof(cfg.source), "toy2");
+    cfg.source = SOURCE_TOY2;
     MultiviewConfig *m = &cfg.multiview;
     m->k = 10; /* ignored: toy2 has two classes */
     m->d = 8, m->patches = 4, m->n_train = 5000, m->n_test = 200;
@@ -315,9 +315,8 @@ static void test_bad_parameters(void) {
     if (!expect_fail("too few patches", load_cfg, &cfg, ED_EXIT_USER, "data.multiview.patches"))
         failures++;
     cfg = regime();
-    snprintf(cfg.multiview.noise, sizeof(cfg.multiview.noise), "pink");
-    if (!expect_fail("unknown noise", load_cfg, &cfg, ED_EXIT_USER,
-                     "data.multiview.noise: must be gauss or orth, got 'pink'"))
+    cfg.multiview.noise = (NoiseKind)7; /* the config's schema lets only names through */
+    if (!expect_fail("unknown noise", load_cfg, &cfg, ED_EXIT_INTERNAL, "data.multiview.noise 7"))
         failures++;
     cfg = regime();
     cfg.multiview.mu = 1.5;
@@ -328,14 +327,14 @@ static void test_bad_parameters(void) {
     if (!expect_fail("view_lo > view_hi", load_cfg, &cfg, ED_EXIT_USER, "view_lo / view_hi"))
         failures++;
     cfg = regime();
-    snprintf(cfg.source, sizeof(cfg.source), "toy2");
+    cfg.source = SOURCE_TOY2;
     cfg.multiview.patches = 2;
     if (!expect_fail("toy2 without room for the off-class patch", load_cfg, &cfg, ED_EXIT_USER,
                      "+1 for the off-class patch of toy2"))
         failures++;
-    snprintf(cfg.source, sizeof(cfg.source), "imagenet");
-    if (!expect_fail("unknown source", load_cfg, &cfg, ED_EXIT_USER,
-                     "data.source: unknown source 'imagenet'"))
+    cfg.source = (DataSource)99;
+    if (!expect_fail("unknown source", load_cfg, &cfg, ED_EXIT_INTERNAL,
+                     "data.source 99: not a DataSource"))
         failures++;
 }
 

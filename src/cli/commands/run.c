@@ -163,7 +163,7 @@ int cmd_run(int argc, char **argv) {
     data_load(&data, &cfg.data);
     ctx.data = &data;
     say(&ctx, "%s: %s train %d, test %d, %dx%dx%d, %d classes (%.1f MiB per rank); run dir %s\n",
-        cfg.name, cfg.data.source, data.train.N, data.test.N, data.train.C, data.train.H,
+        cfg.name, data_source_names[cfg.data.source], data.train.N, data.test.N, data.train.C, data.train.H,
         data.train.W, data.train.K,
         (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
 
