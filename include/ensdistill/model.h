@@ -24,6 +24,25 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* An architecture name, parsed (model_arch_parse). Depth and width are bounded: ResNet-1202 is
+ * the deepest in the literature, WRN-k beyond 16 is rare; far beyond these a typo would only
+ * stop the run out of memory. */
+#define MODEL_ARCH_MAX_DEPTH 2000
+#define MODEL_ARCH_MAX_WIDTH 64
+typedef enum { ARCH_MLP, ARCH_CNN, ARCH_MVCONV, ARCH_RESNET, ARCH_WRN } ArchKind;
+typedef struct {
+    ArchKind kind;
+    int depth;      /* resnet: 6n+2 >= 8; wrn: 6n+4 >= 10 */
+    int widen;      /* wrn: k >= 1 */
+    int projection; /* resnet-<d>-proj */
+} ArchName;
+
+/* The one parser of the grammar above (the config's validation and model_create both call
+ * it): returns 0 and fills out, or -1 with what is wrong in err (may be NULL): "a CIFAR ResNet
+ * has depth 6n+2 ...", or "unknown model architecture 'x' (known: ...)". A name must fit
+ * ModelSpec.arch. */
+int model_arch_parse(const char *arch, ArchName *out, char *err, size_t err_size);
+
 typedef struct {
     char arch[64];
     int C, H, W;     /* input shape; mvconv: C = patches P, H = 1, W = D */

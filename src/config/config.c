@@ -4,6 +4,7 @@
 #include "config_internal.h"
 
 #include "ensdistill/error.h"
+#include "ensdistill/model.h" /* model_arch_parse */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,25 +94,6 @@ static int bad(Checker *ck, const char *key, const char *fmt, ...) {
     return -1;
 }
 
-/* Bounds of the arch grammar: ResNet-1202 is the deepest in the literature, WRN-k beyond 16
- * is rare; far beyond these a typo would only stop the run out of memory. */
-#define ARCH_MAX_DEPTH 2000
-#define ARCH_MAX_WIDTH 64
-
-/* mlp, cnn, mvconv, resnet-<6n+2>[-proj], wrn-<6n+4>-<k> (see model.h). */
-static int arch_ok(const char *arch) {
-    int depth, width, used = -1;
-    if (!strcmp(arch, "mlp") || !strcmp(arch, "cnn") || !strcmp(arch, "mvconv")) return 1;
-    if (sscanf(arch, "resnet-%d%n", &depth, &used) == 1 && used > 0 &&
-        (arch[used] == '\0' || strcmp(arch + used, "-proj") == 0))
-        return depth >= 8 && depth <= ARCH_MAX_DEPTH && (depth - 2) % 6 == 0;
-    used = -1;
-    if (sscanf(arch, "wrn-%d-%d%n", &depth, &width, &used) == 2 && used > 0 && arch[used] == '\0')
-        return depth >= 10 && depth <= ARCH_MAX_DEPTH && (depth - 4) % 6 == 0 && width >= 1 &&
-               width <= ARCH_MAX_WIDTH;
-    return 0;
-}
-
 static int validate(const Config *c, const int *lines, char *err, size_t size) {
     Checker ck = {c, lines, err, size};
     char msg[512];
@@ -189,17 +171,18 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
                        "machine has",
                        bytes / 1073741824.0, have / 1073741824.0);
     }
-    if (!arch_ok(c->model.arch) || strlen(c->model.arch) >= 64)
+    ArchName arch;
+    if (model_arch_parse(c->model.arch, &arch, NULL, 0) != 0)
         return bad(&ck, "model.arch",
                    "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k> (depth at "
                    "most %d, width at most %d), got '%s'",
-                   ARCH_MAX_DEPTH, ARCH_MAX_WIDTH, c->model.arch);
-    if (!strcmp(c->model.arch, "mvconv") && d->source != SOURCE_HDF5 && !generated)
+                   MODEL_ARCH_MAX_DEPTH, MODEL_ARCH_MAX_WIDTH, c->model.arch);
+    if (arch.kind == ARCH_MVCONV && d->source != SOURCE_HDF5 && !generated)
         return bad(&ck, "model.arch",
                    "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
                    source);
 
-    if (!strcmp(c->model.arch, "mvconv") && c->model.random_features)
+    if (arch.kind == ARCH_MVCONV && c->model.random_features)
         return bad(&ck, "model.random_features", "mvconv has no final linear layer to train alone");
 
     const TrainConfig *t = &c->train;

@@ -1,4 +1,4 @@
-/* Architectures by name: the parser of ModelSpec.arch and the small nets (mlp, cnn, mvconv).
+/* Architectures by name: the one parser of their names (model_arch_parse) and the small nets (mlp, cnn, mvconv).
  * Each builder documents the exact PyTorch module it mirrors, so that state_dict names and
  * shapes agree with analysis/load_torch.py. The CIFAR ResNet and WideResNet are in
  * model_resnet.c. */
@@ -7,6 +7,8 @@
 #include "ensdistill/error.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,45 +98,80 @@ int arch_mvconv(Builder *b, int in, const ModelSpec *s) {
     return b_mvconv(b, in, s->num_classes, s->mv_filters, s->init_std, s->mv_noise_coords);
 }
 
-/* Parses "<prefix><int>" at *p; returns 1 and advances *p on success. */
+/* Parses the decimal digits at *p (no sign, no space) as an int <= 100000; returns 1 and
+ * advances *p on success. */
 static int parse_int(const char **p, int *out) {
-    char *end;
-    long v = strtol(*p, &end, 10);
-    if (end == *p || v < 0 || v > 100000) return 0;
+    long v = 0;
+    const char *q = *p;
+    for (; *q >= '0' && *q <= '9' && v <= 100000; q++)
+        v = 10 * v + (*q - '0');
+    if (q == *p || v > 100000) return 0;
     *out = (int)v;
-    *p = end;
+    *p = q;
     return 1;
 }
 
+/* "..." into err (when given); returns -1. */
+static int arch_error(char *err, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int arch_error(char *err, size_t size, const char *fmt, ...) {
+    if (err && size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, size, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int model_arch_parse(const char *a, ArchName *out, char *err, size_t err_size) {
+    memset(out, 0, sizeof(*out));
+    const char *p;
+    if (strlen(a) >= sizeof(((ModelSpec *)0)->arch))
+        return arch_error(err, err_size, "model architecture name '%.40s...' is too long", a);
+    if (strcmp(a, "mlp") == 0) return out->kind = ARCH_MLP, 0;
+    if (strcmp(a, "cnn") == 0) return out->kind = ARCH_CNN, 0;
+    if (strcmp(a, "mvconv") == 0) return out->kind = ARCH_MVCONV, 0;
+    if (strncmp(a, "resnet-", 7) == 0 && (p = a + 7, parse_int(&p, &out->depth)) &&
+        (*p == '\0' || strcmp(p, "-proj") == 0)) {
+        out->kind = ARCH_RESNET;
+        out->projection = *p != '\0';
+        if (out->depth < 8 || out->depth > MODEL_ARCH_MAX_DEPTH || (out->depth - 2) % 6 != 0)
+            return arch_error(err, err_size,
+                              "model %s: a CIFAR ResNet has depth 6n+2 with n >= 1 (20, 32, 44, "
+                              "56, 110, ...) and at most %d, got %d",
+                              a, MODEL_ARCH_MAX_DEPTH, out->depth);
+        return 0;
+    }
+    if (strncmp(a, "wrn-", 4) == 0 && (p = a + 4, parse_int(&p, &out->depth)) && *p == '-' &&
+        (p++, parse_int(&p, &out->widen)) && *p == '\0') {
+        out->kind = ARCH_WRN;
+        if (out->depth < 10 || out->depth > MODEL_ARCH_MAX_DEPTH || (out->depth - 4) % 6 != 0)
+            return arch_error(err, err_size,
+                              "model %s: a WideResNet has depth 6n+4 with n >= 1 (10, 16, 22, 28, "
+                              "40, ...) and at most %d, got %d",
+                              a, MODEL_ARCH_MAX_DEPTH, out->depth);
+        if (out->widen < 1 || out->widen > MODEL_ARCH_MAX_WIDTH)
+            return arch_error(err, err_size, "model %s: widen factor must be in [1, %d]", a,
+                              MODEL_ARCH_MAX_WIDTH);
+        return 0;
+    }
+    return arch_error(err, err_size,
+                      "unknown model architecture '%s' (known: mlp, cnn, mvconv, resnet-<6n+2>, "
+                      "resnet-<6n+2>-proj, wrn-<6n+4>-<k>)",
+                      a);
+}
+
 int arch_build(Builder *b, int in, const ModelSpec *s) {
-    const char *a = s->arch;
-    if (strcmp(a, "mlp") == 0) return arch_mlp(b, in, s);
-    if (strcmp(a, "cnn") == 0) return arch_cnn(b, in, s);
-    if (strcmp(a, "mvconv") == 0) return arch_mvconv(b, in, s);
-    if (strncmp(a, "resnet-", 7) == 0) {
-        const char *p = a + 7;
-        int depth;
-        if (parse_int(&p, &depth) && (*p == '\0' || strcmp(p, "-proj") == 0)) {
-            if (depth < 8 || (depth - 2) % 6 != 0)
-                ed_fail("model %s: a CIFAR ResNet has depth 6n+2 with n >= 1 (20, 32, 44, 56, "
-                        "110, ...), got %d",
-                        a, depth);
-            return arch_resnet(b, in, s, depth, *p != '\0');
-        }
+    ArchName a;
+    char err[256];
+    if (model_arch_parse(s->arch, &a, err, sizeof(err)) != 0) ed_fail("%s", err);
+    switch (a.kind) {
+    case ARCH_MLP: return arch_mlp(b, in, s);
+    case ARCH_CNN: return arch_cnn(b, in, s);
+    case ARCH_MVCONV: return arch_mvconv(b, in, s);
+    case ARCH_RESNET: return arch_resnet(b, in, s, a.depth, a.projection);
+    case ARCH_WRN: return arch_wrn(b, in, s, a.depth, a.widen);
     }
-    if (strncmp(a, "wrn-", 4) == 0) {
-        const char *p = a + 4;
-        int depth, widen;
-        if (parse_int(&p, &depth) && *p == '-' && (p++, parse_int(&p, &widen)) && *p == '\0') {
-            if (depth < 10 || (depth - 4) % 6 != 0)
-                ed_fail("model %s: a WideResNet has depth 6n+4 with n >= 1 (10, 16, 22, 28, "
-                        "40, ...), got %d",
-                        a, depth);
-            if (widen < 1) ed_fail("model %s: widen factor must be >= 1", a);
-            return arch_wrn(b, in, s, depth, widen);
-        }
-    }
-    ed_fail("unknown model architecture '%s' (known: mlp, cnn, mvconv, resnet-<6n+2>, "
-            "resnet-<6n+2>-proj, wrn-<6n+4>-<k>)",
-            a);
+    ED_DIE("arch kind %d", (int)a.kind);
 }

@@ -149,7 +149,7 @@ int arch_cnn(Builder *b, int in, const ModelSpec *s);
 int arch_mvconv(Builder *b, int in, const ModelSpec *s);
 int arch_resnet(Builder *b, int in, const ModelSpec *s, int depth, int projection);
 int arch_wrn(Builder *b, int in, const ModelSpec *s, int depth, int widen);
-/* Parses spec->arch and builds one net; returns the logits value. */
+/* Parses spec->arch (model_arch_parse) and builds one net; returns the logits value. */
 int arch_build(Builder *b, int in, const ModelSpec *s);
 
 /* The counter position of mvconv noise weight [row, coord] of net `copy`. */
