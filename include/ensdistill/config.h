@@ -5,8 +5,8 @@
 #ifndef ENSDISTILL_CONFIG_H
 #define ENSDISTILL_CONFIG_H
 
+#include "ensdistill/ensemble.h" /* Combine */
 #include "ensdistill/fsutil.h"
-#include "ensdistill/metrics.h"  /* Combine */
 #include "ensdistill/optim.h"    /* ScheduleKind */
 
 #include <stdint.h>

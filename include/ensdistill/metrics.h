@@ -1,4 +1,4 @@
-/* Evaluation metrics on logits, and ensembles of logits. Pure functions: no MPI, no I/O. */
+/* Evaluation metrics on logits. Pure functions: no MPI, no I/O. */
 #ifndef ENSDISTILL_METRICS_H
 #define ENSDISTILL_METRICS_H
 
@@ -16,11 +16,6 @@ typedef struct {
 Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_t *tags, int N,
                         int K, int ece_bins);
 
-typedef enum { COMBINE_LOGITS = 0, COMBINE_PROBS = 1 } Combine;
-/* out[N,K] = the ensemble of members[0..n) (each [N,K]) as logits: the mean of the logits, or
- * for COMBINE_PROBS the log of the mean softmax probabilities (softmax of that is the mean). */
-void ensemble_combine(float *out, const float *const *members, int n, int N, int K,
-                      Combine combine);
 /* Fraction of samples on which the two models' predictions differ. */
 double disagreement(const float *a, const float *b, int N, int K);
 

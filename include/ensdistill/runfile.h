@@ -65,8 +65,9 @@ int runfile_write(const char *run_dir, const RunSummary *s);
 int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_rows, char *err,
                          size_t err_size);
 
-/* Prints the results table (accuracies in percent; multi/single-view columns when any row has
- * them) to out. */
+/* Prints rows of the results table to out: name, role, models, test accuracy, its std, NLL,
+ * ECE (accuracies in percent; multi/single-view columns when any row has them). The one
+ * printer of the table: `run` prints its summary rows, `inspect` every row. */
 void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows);
 /* Prints a readable summary of a run.h5 path: attributes, checksum status, teacher logits,
  * linked models, results table, accuracy vs ensemble size. Returns 0, or -1 when it is

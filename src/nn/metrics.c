@@ -1,11 +1,10 @@
-/* Accuracy, NLL, ECE, ensembles of logits and disagreement (see metrics.h). */
+/* Accuracy, NLL, ECE and disagreement (see metrics.h). */
 #include "ensdistill/metrics.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/loss.h"
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_t *tags, int N,
                         int K, int ece_bins) {
@@ -55,31 +54,6 @@ Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_
     free(bin_acc);
     free(bin_n);
     return m;
-}
-
-void ensemble_combine(float *out, const float *const *members, int n, int N, int K,
-                      Combine combine) {
-    size_t total = (size_t)N * K;
-    if (combine == COMBINE_LOGITS) {
-        for (size_t i = 0; i < total; i++) {
-            double s = 0;
-            for (int l = 0; l < n; l++) s += members[l][i];
-            out[i] = (float)(s / n);
-        }
-        return;
-    }
-    float *p = xfloats((size_t)K);
-    double *acc = xcalloc((size_t)K, sizeof(double));
-    for (int i = 0; i < N; i++) {
-        memset(acc, 0, (size_t)K * sizeof(double));
-        for (int l = 0; l < n; l++) {
-            softmax(p, members[l] + (size_t)i * K, K, 1.0f);
-            for (int k = 0; k < K; k++) acc[k] += p[k];
-        }
-        for (int k = 0; k < K; k++) out[(size_t)i * K + k] = (float)log(acc[k] / n + 1e-30);
-    }
-    free(p);
-    free(acc);
 }
 
 double disagreement(const float *a, const float *b, int N, int K) {

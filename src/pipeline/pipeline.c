@@ -107,9 +107,12 @@ static void member_done(void *p, int job, const float *train_logits, const float
     MemberSums *s = p;
     if (job >= s->ctx->cfg->ensemble.members) return; /* the sum control: not a member */
     const DataSplit *d = s->ctx->data;
-    int probs = s->ctx->cfg->ensemble.combine == COMBINE_PROBS;
-    teacher_accumulate(s->acc_train, train_logits, d->train.N, d->train.K, probs);
-    teacher_accumulate(s->acc_test, test_logits, d->test.N, d->test.K, probs);
+    Combine combine = s->ctx->cfg->ensemble.combine;
+    ED_CHECK(ensemble_accumulate(s->acc_train, NULL, train_logits, d->train.N, d->train.K,
+                                 combine) == 0 &&
+                 ensemble_accumulate(s->acc_test, NULL, test_logits, d->test.N, d->test.K,
+                                     combine) == 0,
+             "member %d: logits out of the teacher's fixed-point range", job);
     if (job == 0)
         memcpy(s->self_teacher, train_logits, (size_t)d->train.N * d->train.K * sizeof(float));
 }
@@ -135,7 +138,6 @@ int pipeline_run(const RunContext *ctx) {
     const Layout *lo = ctx->lo;
     const DataSplit *d = ctx->data;
     const int L = cfg->ensemble.members, N = d->train.N, Nt = d->test.N, K = d->train.K;
-    const int probs = cfg->ensemble.combine == COMBINE_PROBS;
     int status = JOB_DONE;
 
     /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */
@@ -161,12 +163,13 @@ int pipeline_run(const RunContext *ctx) {
         teacher_reduce(sums.acc_test, (size_t)Nt * K, lo);
         teacher_train = xfloats((size_t)N * K);
         teacher_test = xfloats((size_t)Nt * K);
-        teacher_finish(teacher_train, sums.acc_train, (size_t)N * K, L, probs);
-        teacher_finish(teacher_test, sums.acc_test, (size_t)Nt * K, L, probs);
+        ensemble_finish(teacher_train, sums.acc_train, (size_t)N * K, L, cfg->ensemble.combine);
+        ensemble_finish(teacher_test, sums.acc_test, (size_t)Nt * K, L, cfg->ensemble.combine);
         /* from the leader of the group that trained member 0 */
         int root = phase1.jobs[0].group * lo->ranks_per_model;
         MPI_CHECK(MPI_Bcast(sums.self_teacher, N * K, MPI_FLOAT, root, MPI_COMM_WORLD));
-        say(ctx, "phase 2: teacher = %s of %d members\n", probs ? "mean probabilities" : "mean logits", L);
+        say(ctx, "phase 2: teacher = %s of %d members\n",
+            cfg->ensemble.combine == COMBINE_PROBS ? "mean probabilities" : "mean logits", L);
     }
     free(sums.acc_train);
     free(sums.acc_test);

@@ -1,5 +1,7 @@
 /* The results table (see results.h). Rank 0 only; pure arithmetic on the gathered logits. */
 #include "ensdistill/alloc.h"
+#include "ensdistill/ensemble.h"
+#include "ensdistill/error.h"
 #include "ensdistill/metrics.h"
 #include "ensdistill/results.h"
 #include "ensdistill/runfile.h"
@@ -35,9 +37,11 @@ static ResultRow *table_add(Table *t, const char *name, const char *role, int n_
 }
 
 /* Adds one row per model of `role` and, when there is more than one, their mean +- std
- * (row `mean_name`) and their ensemble (row `ens_name`, may be NULL). */
+ * (row `mean_name`) and their ensemble (row `ens_name`, may be NULL): the logits `ens` when
+ * given (the members' ensemble is the run's teacher), else ensemble_combine of theirs. */
 static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jobs,
-                      float *const *test, Role role, const char *mean_name, const char *ens_name) {
+                      float *const *test, Role role, const char *mean_name, const char *ens_name,
+                      const float *ens) {
     const Dataset *te = &ctx->data->test;
     const int K = te->K, bins = ctx->cfg->eval.ece_bins;
     const float **logits = xcalloc((size_t)n_jobs, sizeof(float *));
@@ -64,11 +68,14 @@ static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jo
     ResultRow *r = table_add(t, mean_name, role_name(role), n, &mean);
     r->acc_std = n > 1 ? sqrt(sq / (n - 1)) : NAN;
     if (ens_name && n > 1) {
-        float *ens = xfloats((size_t)te->N * K);
-        ensemble_combine(ens, logits, n, te->N, K, ctx->cfg->ensemble.combine);
+        float *combined = NULL;
+        if (!ens) {
+            ens = combined = xfloats((size_t)te->N * K);
+            ensemble_combine(combined, logits, n, te->N, K, ctx->cfg->ensemble.combine);
+        }
         Metrics m = metrics_compute(ens, te->labels, te->tags, te->N, K, bins);
         table_add(t, ens_name, role_name(role), n, &m);
-        free(ens);
+        free(combined);
     }
 done:
     free(logits);
@@ -81,37 +88,30 @@ static const ResultRow *find(const Table *t, const char *name) {
     return NULL;
 }
 
-static void print_row(const ResultRow *r, int multiview) {
-    char acc[48];
-    if (r->acc_std == r->acc_std)
-        snprintf(acc, sizeof(acc), "%6.2f +- %4.2f%%", 100 * r->test_acc, 100 * r->acc_std);
-    else
-        snprintf(acc, sizeof(acc), "%6.2f%%        ", 100 * r->test_acc);
-    printf("  %-16s %3d  %s  %7.4f  %6.4f", r->name, r->n_models, acc, r->nll, r->ece);
-    if (multiview) printf("  %9.2f%%  %9.2f%%", 100 * r->acc_multi, 100 * r->acc_single);
-    printf("\n");
-}
-
 void results_report(const RunContext *ctx, const Job *members, int L, float *const *member_test,
                     const Job *students, int n_students, float *const *student_test,
                     const float *teacher_train, const float *teacher_test) {
     const Dataset *te = &ctx->data->test;
     const int K = te->K, Nt = te->N, bins = ctx->cfg->eval.ece_bins;
-    const int multiview = te->tags != NULL;
     Table t = {0};
 
-    add_group(&t, ctx, members, L, member_test, ROLE_MEMBER, "single", "ensemble");
-    add_group(&t, ctx, students, n_students, student_test, ROLE_KD, "kd", "ensemble-of-kd");
-    add_group(&t, ctx, students, n_students, student_test, ROLE_SELF, "self", NULL);
-    add_group(&t, ctx, students, n_students, student_test, ROLE_SUM, "sum", NULL);
+    add_group(&t, ctx, members, L, member_test, ROLE_MEMBER, "single", "ensemble", teacher_test);
+    add_group(&t, ctx, students, n_students, student_test, ROLE_KD, "kd", "ensemble-of-kd", NULL);
+    add_group(&t, ctx, students, n_students, student_test, ROLE_SELF, "self", NULL, NULL);
+    add_group(&t, ctx, students, n_students, student_test, ROLE_SUM, "sum", NULL, NULL);
 
-    /* the ensemble of the first n members, n = 1..L */
+    /* the ensemble of the first n members, n = 1..L (for n = L: the teacher) */
     float *size_acc = xfloats((size_t)L);
     float *ens = xfloats((size_t)Nt * K);
+    int64_t *acc = xcalloc((size_t)Nt * K, sizeof(int64_t));
     for (int n = 1; n <= L; n++) {
-        ensemble_combine(ens, (const float *const *)member_test, n, Nt, K, ctx->cfg->ensemble.combine);
+        ED_CHECK(ensemble_accumulate(acc, NULL, member_test[n - 1], Nt, K,
+                                     ctx->cfg->ensemble.combine) == 0,
+                 "member %d: test logits out of the fixed-point range", n - 1);
+        ensemble_finish(ens, acc, (size_t)Nt * K, n, ctx->cfg->ensemble.combine);
         size_acc[n - 1] = (float)metrics_compute(ens, te->labels, te->tags, Nt, K, bins).acc;
     }
+    free(acc);
     double dis = 0;
     int pairs = 0;
     for (int a = 0; a < L; a++)
@@ -121,14 +121,15 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
 
     printf("\nresults on %d test samples (%s, %s)\n", Nt, data_source_names[ctx->cfg->data.source],
            ctx->cfg->model.arch);
-    printf("  %-16s %3s  %-15s  %7s  %6s", "model", "n", "test accuracy", "NLL", "ECE");
-    if (multiview) printf("  %10s  %10s", "multi-view", "single-view");
-    printf("\n");
     const char *summary[] = {"single", "ensemble", "sum", "kd", "self", "ensemble-of-kd"};
-    for (size_t i = 0; i < sizeof(summary) / sizeof(summary[0]); i++) {
+    enum { N_SUMMARY = sizeof(summary) / sizeof(summary[0]) };
+    ResultRow shown[N_SUMMARY];
+    int n_shown = 0;
+    for (int i = 0; i < N_SUMMARY; i++) {
         const ResultRow *r = find(&t, summary[i]);
-        if (r) print_row(r, multiview);
+        if (r) shown[n_shown++] = *r;
     }
+    runfile_print_results(stdout, shown, n_shown);
     if (L > 1) {
         printf("  ensemble of the first n members:");
         for (int n = 1; n <= L; n++) printf(" %d: %.2f%%", n, 100 * size_acc[n - 1]);
