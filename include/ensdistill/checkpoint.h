@@ -39,6 +39,15 @@ typedef struct {
     double lr, train_loss, train_acc, test_acc, seconds;
 } EpochRecord;
 
+/* The history's columns, one per field of EpochRecord in this order: the datasets
+ * /history/<name> of a checkpoint (epoch as int64, the others float64), the keys of
+ * metrics.jsonl and the columns of inspect. */
+#define CKPT_HISTORY_COLUMNS 6
+extern const char *const ckpt_history_names[CKPT_HISTORY_COLUMNS];
+/* Column k of rec (0: the epoch), and setting it. */
+double ckpt_history_get(const EpochRecord *rec, int k);
+void ckpt_history_set(EpochRecord *rec, int k, double value);
+
 /* The training state of one model besides its tensors. Zero-initialise it
  * (ModelState st = {0};) before the first use; free with ckpt_state_free. */
 typedef struct {

@@ -19,8 +19,32 @@
 
 #define DSET_NAME_MAX (TENSOR_NAME_MAX + 32)
 
-static const char *const history_names[6] = {"epoch",     "lr",       "train_loss",
-                                             "train_acc", "test_acc", "seconds"};
+const char *const ckpt_history_names[CKPT_HISTORY_COLUMNS] = {
+    "epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds"};
+
+double ckpt_history_get(const EpochRecord *r, int k) {
+    switch (k) {
+    case 0: return r->epoch;
+    case 1: return r->lr;
+    case 2: return r->train_loss;
+    case 3: return r->train_acc;
+    case 4: return r->test_acc;
+    case 5: return r->seconds;
+    }
+    ED_DIE("history column %d", k);
+}
+
+void ckpt_history_set(EpochRecord *r, int k, double v) {
+    switch (k) {
+    case 0: r->epoch = (int)v; return;
+    case 1: r->lr = v; return;
+    case 2: r->train_loss = v; return;
+    case 3: r->train_acc = v; return;
+    case 4: r->test_acc = v; return;
+    case 5: r->seconds = v; return;
+    }
+    ED_DIE("history column %d", k);
+}
 
 /* ================================================================ the attributes */
 
@@ -401,16 +425,14 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
     int64_t *h_epoch = ctx_own(&c, nh * sizeof(int64_t));
     for (int e = 0; e < st->n_history; e++)
         h_epoch[e] = st->history[e].epoch;
-    put(&c, "history/epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
-    for (int k = 1; k < 6; k++) {
+    char name[64];
+    snprintf(name, sizeof(name), "history/%s", ckpt_history_names[0]);
+    put(&c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
+    for (int k = 1; k < CKPT_HISTORY_COLUMNS; k++) {
         double *col = ctx_own(&c, nh * sizeof(double));
-        for (int e = 0; e < st->n_history; e++) {
-            const EpochRecord *r = &st->history[e];
-            double v[6] = {0, r->lr, r->train_loss, r->train_acc, r->test_acc, r->seconds};
-            col[e] = v[k];
-        }
-        char name[64];
-        snprintf(name, sizeof(name), "history/%s", history_names[k]);
+        for (int e = 0; e < st->n_history; e++)
+            col[e] = ckpt_history_get(&st->history[e], k);
+        snprintf(name, sizeof(name), "history/%s", ckpt_history_names[k]);
         put(&c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &nh, col);
     }
 
@@ -725,10 +747,10 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
             rc = LOAD_DAMAGED;
         } else {
             int n = (int)dims[0];
-            double *cols = xmalloc((size_t)(6 * n + 1) * sizeof(double));
-            for (int k = 0; k < 6 && rc == LOAD_OK; k++) {
+            double *cols = xmalloc((size_t)(CKPT_HISTORY_COLUMNS * n + 1) * sizeof(double));
+            for (int k = 0; k < CKPT_HISTORY_COLUMNS && rc == LOAD_OK; k++) {
                 char name[64];
-                snprintf(name, sizeof(name), "history/%s", history_names[k]);
+                snprintf(name, sizeof(name), "history/%s", ckpt_history_names[k]);
                 if (h5r_dims(f, name, &ndim, dims, 8) < 0 || ndim != 1 || (int)dims[0] != n ||
                     h5r_read(f, name, H5T_NATIVE_DOUBLE, cols + (size_t)k * n) < 0) {
                     snprintf(err, err_size, "/%s is missing, unreadable or of the wrong length",
@@ -737,8 +759,9 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
                 }
             }
             for (int e = 0; e < n && rc == LOAD_OK; e++) {
-                EpochRecord r = {(int)cols[e],    cols[n + e],     cols[2 * n + e],
-                                 cols[3 * n + e], cols[4 * n + e], cols[5 * n + e]};
+                EpochRecord r;
+                for (int k = 0; k < CKPT_HISTORY_COLUMNS; k++)
+                    ckpt_history_set(&r, k, cols[(size_t)k * n + e]);
                 ckpt_state_push_epoch(&ns, &r);
             }
             free(cols);

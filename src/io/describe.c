@@ -183,13 +183,11 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
                 sp->num_classes, info.n_test_logits, sp->num_classes);
     int n = info.n_history;
     if (n > 0) {
-        double *cols = xmalloc((size_t)6 * n * sizeof(double));
-        static const char *const names[6] = {"epoch",     "lr",       "train_loss",
-                                             "train_acc", "test_acc", "seconds"};
+        double *cols = xmalloc((size_t)CKPT_HISTORY_COLUMNS * n * sizeof(double));
         int ok = 1;
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < CKPT_HISTORY_COLUMNS; k++) {
             char name[64];
-            snprintf(name, sizeof(name), "history/%s", names[k]);
+            snprintf(name, sizeof(name), "history/%s", ckpt_history_names[k]);
             ok &= h5r_read(f, name, H5T_NATIVE_DOUBLE, cols + (size_t)k * n) == 0;
         }
         if (ok) {

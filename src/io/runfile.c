@@ -238,13 +238,11 @@ void runfile_append_metrics(const char *run_dir, const char *role, int index,
     snprintf(path, sizeof(path), "%s/metrics.jsonl", run_dir);
     FILE *fp = fopen(path, "a");
     if (!fp) ed_fail("cannot open %s for appending", path);
-    fprintf(fp, "{\"model\":\"%s\",\"role\":\"%s\",\"index\":%d,\"epoch\":%d",
-            ckpt_model_name(name, sizeof(name), role, index), role, index, rec->epoch);
-    json_number(fp, "lr", rec->lr);
-    json_number(fp, "train_loss", rec->train_loss);
-    json_number(fp, "train_acc", rec->train_acc);
-    json_number(fp, "test_acc", rec->test_acc);
-    json_number(fp, "seconds", rec->seconds);
+    fprintf(fp, "{\"model\":\"%s\",\"role\":\"%s\",\"index\":%d,\"%s\":%d",
+            ckpt_model_name(name, sizeof(name), role, index), role, index, ckpt_history_names[0],
+            rec->epoch);
+    for (int k = 1; k < CKPT_HISTORY_COLUMNS; k++) /* 0, the epoch, is written above */
+        json_number(fp, ckpt_history_names[k], ckpt_history_get(rec, k));
     fputs("}\n", fp);
     if (fclose(fp) != 0) ed_fail("cannot write %s (disk full?)", path);
 }

@@ -4,6 +4,7 @@
  * members: it is the longest job (L nets), and in phase 3 it would leave the other groups idle
  * while it runs (2 groups, 4 members: 5 member-times instead of 6). */
 #include "ensdistill/alloc.h"
+#include "ensdistill/checkpoint.h" /* ckpt_model_name */
 #include "ensdistill/error.h"
 #include "ensdistill/pipeline.h"
 #include "ensdistill/results.h"
@@ -27,7 +28,7 @@ static void job_add(JobList *list, int cap, Role role, int index, int epochs, do
     memset(j, 0, sizeof(*j));
     j->role = role;
     j->index = index;
-    snprintf(j->name, sizeof(j->name), "%s-%03d", role_name(role), index);
+    ckpt_model_name(j->name, sizeof(j->name), role_name(role), index);
     j->epochs = epochs;
     j->lr = lr;
     j->sum_of = sum_of;
