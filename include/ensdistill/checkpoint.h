@@ -42,7 +42,15 @@ typedef struct {
 /* The history's columns, one per field of EpochRecord in this order: the datasets
  * /history/<name> of a checkpoint (epoch as int64, the others float64), the keys of
  * metrics.jsonl and the columns of inspect. */
-#define CKPT_HISTORY_COLUMNS 6
+enum {
+    HISTORY_EPOCH,
+    HISTORY_LR,
+    HISTORY_TRAIN_LOSS,
+    HISTORY_TRAIN_ACC,
+    HISTORY_TEST_ACC,
+    HISTORY_SECONDS,
+    CKPT_HISTORY_COLUMNS
+};
 extern const char *const ckpt_history_names[CKPT_HISTORY_COLUMNS];
 /* Column k of rec (0: the epoch), and setting it. */
 double ckpt_history_get(const EpochRecord *rec, int k);

@@ -20,28 +20,30 @@
 #define DSET_NAME_MAX (TENSOR_NAME_MAX + 32)
 
 const char *const ckpt_history_names[CKPT_HISTORY_COLUMNS] = {
-    "epoch", "lr", "train_loss", "train_acc", "test_acc", "seconds"};
+    [HISTORY_EPOCH] = "epoch",         [HISTORY_LR] = "lr",
+    [HISTORY_TRAIN_LOSS] = "train_loss", [HISTORY_TRAIN_ACC] = "train_acc",
+    [HISTORY_TEST_ACC] = "test_acc",   [HISTORY_SECONDS] = "seconds"};
 
 double ckpt_history_get(const EpochRecord *r, int k) {
     switch (k) {
-    case 0: return r->epoch;
-    case 1: return r->lr;
-    case 2: return r->train_loss;
-    case 3: return r->train_acc;
-    case 4: return r->test_acc;
-    case 5: return r->seconds;
+    case HISTORY_EPOCH: return r->epoch;
+    case HISTORY_LR: return r->lr;
+    case HISTORY_TRAIN_LOSS: return r->train_loss;
+    case HISTORY_TRAIN_ACC: return r->train_acc;
+    case HISTORY_TEST_ACC: return r->test_acc;
+    case HISTORY_SECONDS: return r->seconds;
     }
     ED_DIE("history column %d", k);
 }
 
 void ckpt_history_set(EpochRecord *r, int k, double v) {
     switch (k) {
-    case 0: r->epoch = (int)v; return;
-    case 1: r->lr = v; return;
-    case 2: r->train_loss = v; return;
-    case 3: r->train_acc = v; return;
-    case 4: r->test_acc = v; return;
-    case 5: r->seconds = v; return;
+    case HISTORY_EPOCH: r->epoch = (int)v; return;
+    case HISTORY_LR: r->lr = v; return;
+    case HISTORY_TRAIN_LOSS: r->train_loss = v; return;
+    case HISTORY_TRAIN_ACC: r->train_acc = v; return;
+    case HISTORY_TEST_ACC: r->test_acc = v; return;
+    case HISTORY_SECONDS: r->seconds = v; return;
     }
     ED_DIE("history column %d", k);
 }
@@ -426,7 +428,7 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
     for (int e = 0; e < st->n_history; e++)
         h_epoch[e] = st->history[e].epoch;
     char name[64];
-    snprintf(name, sizeof(name), "history/%s", ckpt_history_names[0]);
+    snprintf(name, sizeof(name), "history/%s", ckpt_history_names[HISTORY_EPOCH]);
     put(&c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
     for (int k = 1; k < CKPT_HISTORY_COLUMNS; k++) {
         double *col = ctx_own(&c, nh * sizeof(double));
@@ -554,17 +556,20 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
         info->last_test_acc = info->last_train_acc = NAN;
         int ndim;
         hsize_t dims[8];
-        if (h5r_dims(f, "history/test_acc", &ndim, dims, 8) == 0 && ndim == 1 && dims[0] > 0) {
+        char test_acc[64], train_acc[64];
+        snprintf(test_acc, sizeof(test_acc), "history/%s", ckpt_history_names[HISTORY_TEST_ACC]);
+        snprintf(train_acc, sizeof(train_acc), "history/%s", ckpt_history_names[HISTORY_TRAIN_ACC]);
+        if (h5r_dims(f, test_acc, &ndim, dims, 8) == 0 && ndim == 1 && dims[0] > 0) {
             int n = (int)dims[0];
             double *acc = xmalloc((size_t)n * sizeof(double));
             info->n_history = n;
-            if (h5r_read(f, "history/test_acc", H5T_NATIVE_DOUBLE, acc) == 0)
+            if (h5r_read(f, test_acc, H5T_NATIVE_DOUBLE, acc) == 0)
                 for (int e = n - 1; e >= 0; e--)
                     if (isfinite(acc[e])) {
                         info->last_test_acc = acc[e];
                         break;
                     }
-            if (h5r_read(f, "history/train_acc", H5T_NATIVE_DOUBLE, acc) == 0)
+            if (h5r_read(f, train_acc, H5T_NATIVE_DOUBLE, acc) == 0)
                 info->last_train_acc = acc[n - 1];
             free(acc);
         }
@@ -742,8 +747,10 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
     if (rc == LOAD_OK) {
         int ndim;
         hsize_t dims[8];
-        if (h5r_dims(f, "history/epoch", &ndim, dims, 8) < 0 || ndim != 1) {
-            snprintf(err, err_size, "/history/epoch is missing or unreadable");
+        char epoch[64];
+        snprintf(epoch, sizeof(epoch), "history/%s", ckpt_history_names[HISTORY_EPOCH]);
+        if (h5r_dims(f, epoch, &ndim, dims, 8) < 0 || ndim != 1) {
+            snprintf(err, err_size, "/%s is missing or unreadable", epoch);
             rc = LOAD_DAMAGED;
         } else {
             int n = (int)dims[0];

@@ -239,9 +239,9 @@ void runfile_append_metrics(const char *run_dir, const char *role, int index,
     FILE *fp = fopen(path, "a");
     if (!fp) ed_fail("cannot open %s for appending", path);
     fprintf(fp, "{\"model\":\"%s\",\"role\":\"%s\",\"index\":%d,\"%s\":%d",
-            ckpt_model_name(name, sizeof(name), role, index), role, index, ckpt_history_names[0],
+            ckpt_model_name(name, sizeof(name), role, index), role, index, ckpt_history_names[HISTORY_EPOCH],
             rec->epoch);
-    for (int k = 1; k < CKPT_HISTORY_COLUMNS; k++) /* 0, the epoch, is written above */
+    for (int k = HISTORY_EPOCH + 1; k < CKPT_HISTORY_COLUMNS; k++)
         json_number(fp, ckpt_history_names[k], ckpt_history_get(rec, k));
     fputs("}\n", fp);
     if (fclose(fp) != 0) ed_fail("cannot write %s (disk full?)", path);
