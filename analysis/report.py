@@ -38,6 +38,8 @@ SUMMARY = [("single", "single model (mean ± std)"), ("ensemble", "ensemble"),
 RELIABILITY_BINS = 15
 WELL_BELOW = 0.10   # "well below": at least 10 accuracy points
 SMALL_GAIN = 0.5    # "small": less than half of what ensembling the members gained
+SUM_MATCHES = 0.25  # random features: the sum "matches" the ensemble when it is at most a
+                    # quarter of the ensemble's gain over a single model below it
 
 
 class NotARun(Exception):
@@ -129,6 +131,8 @@ def load_run(run_dir):
             run["notes"].append(f"model file {p} is unreadable ({e}): left out")
     run["models"].sort(key=lambda m: (ROLE_ORDER.index(m["role"]) if m["role"] in ROLE_ORDER
                                       else 99, m["index"]))
+    run["random_features"] = bool(re.search(r"^\s*random_features:\s*true\b", run["config"],
+                                            re.M))
     run["multiview"] = run["tags"] is not None or any(
         _finite(r["acc_single"]) for r in run["rows"].values())
     return run
@@ -285,6 +289,23 @@ def claims(run, probed):
         check(claim, f"{what}: {label[a]} {pct(v(a, col))} > {label[b]} {pct(v(b, col))}",
               lambda x, y: x > y, v(a, col), v(b, col))
 
+    if run.get("random_features"):
+        # Claim 7: with random features (only the last layer trained) the ensemble's gain is
+        # what a larger model gives: the sum of the nets, trained jointly, matches it; and KD
+        # does not transfer it. (Claims 2-4 below are the deep-network claims: expected to fail.)
+        g_ens = v("ensemble") - v("single") if "ensemble" in R and "single" in R else None
+        g_ens = g_ens if _finite(g_ens) and g_ens > 0 else None
+        check("Random features: training the sum matches the ensemble",
+              f"test accuracy: train-the-sum {pct(v('sum'))} >= ensemble {pct(v('ensemble'))} "
+              f"- {SUM_MATCHES:g} x the ensemble's gain over {label['single']} ({pts(g_ens)}); "
+              "n.a. when the ensemble gains nothing",
+              lambda s_, e, g: s_ >= e - SUM_MATCHES * g, v("sum"), v("ensemble"), g_ens)
+        g_kd = v("kd") - v("single") if "kd" in R and "single" in R else None
+        check("Random features: KD does not transfer the ensemble's gain",
+              f"test accuracy gained by {label['kd']} over {label['single']} ({pts(g_kd)}) < "
+              f"{SMALL_GAIN:g} x the ensemble's gain ({pts(g_ens)}); n.a. when the ensemble "
+              "gains nothing",
+              lambda k, g: k < SMALL_GAIN * g, g_kd, g_ens)
     above("The ensemble beats a single model", "ensemble", "single")
     above("KD beats a single model", "kd", "single")
     above("Self-distillation beats a single model", "self", "single")
@@ -483,6 +504,10 @@ def write_report(run, out_dir):
     md += ["", "## The paper's claims, checked", "", "| claim | compares | result |",
            "|---|---|---|"]
     md += [f"| {c} | {t} | **{r}** |" for c, t, r in claims(run, probed or [])]
+    if run["random_features"]:
+        md += ["", "A random-feature run (`model.random_features: true`, only the last layer "
+               "trained): the paper expects its seventh claim (the first two rows) to hold and "
+               "the deep-network claims on KD, self-distillation and the sum to fail."]
     md += ["", "## Every model", ""] + models_table(run)
 
     plots = [("ensemble_size.png", "Test accuracy against ensemble size",

@@ -22,9 +22,10 @@ parallel: {threads: 1}
 checkpoint: {dir: unused}
 EOF
 
-run() { # run NAME CONFIG
-    "$ED_BIN" run "$2" --set checkpoint.dir="$ED_TMP/$1" > "$ED_TMP/$1.log" 2>&1 \
-        || { cat "$ED_TMP/$1.log"; fail "$1: ensdistill run failed"; }
+run() { # run NAME CONFIG [ARGS...]
+    local name=$1 config=$2; shift 2
+    "$ED_BIN" run "$config" --set checkpoint.dir="$ED_TMP/$name" "$@" > "$ED_TMP/$name.log" 2>&1 \
+        || { cat "$ED_TMP/$name.log"; fail "$name: ensdistill run failed"; }
 }
 make_report() { # make_report RUN_DIR: runs report.py, which must succeed
     "$ED_PYTHON" "$report" "$1" > "$ED_TMP/report.log" 2>&1 \
@@ -138,7 +139,42 @@ for p in ensemble_size learning_curves reliability views_learned; do
 done
 echo "ok   multi-view: columns, claims, views learned, four plots"
 
-# 3. Not a run: exit 2 with a message.
+# 3. Random features (claim 7): its two rows with a result and the note; absent elsewhere.
+run rf "$ED_SOURCE_DIR/tests/configs/tiny.yaml" --set model.random_features=true
+make_report "$ED_TMP/rf"
+for c in "training the sum matches the ensemble" "KD does not transfer the ensemble's gain"; do
+    grep -E "^\| Random features: $c \|.*\*\*(PASS|FAIL|n\.a\.)\*\*" \
+        "$ED_TMP/rf/report/report.md" > /dev/null || fail "no claim-7 row: $c"
+done
+has "$ED_TMP/rf" "A random-feature run"
+grep -q "Random features:" "$ED_TMP/tiny/report/report.md" && fail "claim 7 in a trained-features run"
+echo "ok   random features: claim 7 checked"
+
+# 4. analysis/seeds.py over runs: each margin per run, and its mean +- std, from run.h5.
+"$ED_PYTHON" "$ED_SOURCE_DIR/analysis/seeds.py" "$ED_TMP/tiny" "$ED_TMP/rf" "$ED_TMP/mv" \
+    > "$ED_TMP/seeds.out" 2>&1 || { cat "$ED_TMP/seeds.out"; fail "seeds.py failed"; }
+"$ED_PYTHON" - "$ED_TMP/seeds.out" "$ED_TMP/tiny" "$ED_TMP/rf" "$ED_TMP/mv" <<'EOF' \
+    || { cat "$ED_TMP/seeds.out"; fail "seeds.py's margins differ from run.h5 (above)"; }
+import sys, h5py, numpy as np
+out = open(sys.argv[1]).read()
+acc = []
+for d in sys.argv[2:]:
+    rows = {r["name"].decode(): r["test_acc"] for r in h5py.File(f"{d}/run.h5")["results/table"][()]}
+    acc.append(rows)
+for label, a, b in (("ensemble - single", "ensemble", "single"), ("KD - single", "kd", "single"),
+                    ("ensemble - sum", "ensemble", "sum")):
+    m = [100 * (r[a] - r[b]) for r in acc]
+    want = f"{np.mean(m):+.2f} ± {np.std(m, ddof=1):.2f}"
+    line = next((l for l in out.splitlines() if l.startswith(label)), "")
+    if want not in line:
+        sys.exit(f"{label}: expected {want}, seeds.py printed {line!r}")
+    print(f"ok   seeds.py {label}: {want}")
+if "single-view test accuracy" not in out:
+    sys.exit("no single-view table although one run is multi-view")
+EOF
+echo "ok   seeds.py: margins, mean +- std"
+
+# 5. Not a run: exit 2 with a message.
 mkdir -p "$ED_TMP/empty"
 set +e
 "$ED_PYTHON" "$report" "$ED_TMP/empty" > "$ED_TMP/out" 2>&1; rc=$?

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Each of the paper's margins over several runs (e.g. one per ensemble.seed): mean +- std,
+and whether it is distinguishable from zero.
+
+    /usr/bin/python3 analysis/seeds.py RUN_DIR [RUN_DIR ...] [--md]
+
+For every run it reads the results table of RUN_DIR/run.h5 (as analysis/report.py does) and
+computes, in accuracy points (test accuracy; on multi-view data also single-view accuracy):
+
+    ensemble - single     the ensemble's gain over the mean single model   (claim 1)
+    KD - single           the mean KD student's gain                       (claim 2)
+    self - single         the mean self-distilled student's gain           (claim 3)
+    ensemble - sum        how far training the sum stays below the ensemble (claim 4)
+    ens. of KD - KD       what ensembling the KD students adds             (claim 5)
+
+then, over the runs, mean +- std (sample std) and a two-sided one-sample t-test of mean = 0
+(n - 1 degrees of freedom): "yes" when p < 0.05. With 3 runs that needs |mean| > 2.48 std.
+"""
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report  # noqa: E402  (analysis/report.py: load_run)
+
+MARGINS = [("ensemble - single", "ensemble", "single"), ("KD - single", "kd", "single"),
+           ("self - single", "self", "single"), ("ensemble - sum", "ensemble", "sum"),
+           ("ens. of KD - KD", "ensemble-of-kd", "kd")]
+
+
+def t_test(x):
+    """(t, two-sided p) of mean(x) = 0, or (nan, nan) when undefined."""
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return math.nan, math.nan
+    sd = x.std(ddof=1)
+    if sd == 0:
+        return (math.inf if x.mean() != 0 else math.nan), (0.0 if x.mean() != 0 else math.nan)
+    t = x.mean() / (sd / math.sqrt(len(x)))
+    try:
+        from scipy import stats
+        p = 2 * stats.t.sf(abs(t), len(x) - 1)
+    except ImportError:
+        p = math.nan
+    return t, p
+
+
+def margins(runs, col):
+    """[(label, [margin per run in points])] for the margins every run has."""
+    out = []
+    for label, a, b in MARGINS:
+        vals = []
+        for r in runs:
+            R = r["rows"]
+            va = R.get(a, {}).get(col)
+            vb = R.get(b, {}).get(col)
+            vals.append(100 * (va - vb) if report._finite(va) and report._finite(vb) else None)
+        if all(v is not None for v in vals):
+            out.append((label, vals))
+    return out
+
+
+def table(runs, col, md):
+    rows = []
+    for label, vals in margins(runs, col):
+        t, p = t_test(vals)
+        sd = np.std(vals, ddof=1) if len(vals) > 1 else math.nan
+        sig = "n.a." if not math.isfinite(p) else ("yes" if p < 0.05 else "no")
+        rows.append([label, ", ".join(f"{v:+.2f}" for v in vals),
+                     f"{np.mean(vals):+.2f} ± {sd:.2f}", f"{t:.2f}", f"{p:.3f}", sig])
+    head = ["margin (points)", "per run", "mean ± std", "t", "p", "p < 0.05"]
+    if md:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    else:
+        w = [max(len(x) for x in col_) for col_ in zip(head, *rows)]
+        lines = ["  ".join(x.ljust(n) for x, n in zip(r, w)) for r in [head] + rows]
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dirs", nargs="+")
+    ap.add_argument("--md", action="store_true", help="markdown tables")
+    args = ap.parse_args()
+    runs = []
+    for d in args.run_dirs:
+        try:
+            runs.append(report.load_run(d))
+        except report.NotARun as e:
+            print(f"seeds.py: {e}", file=sys.stderr)
+            sys.exit(2)
+    print(f"{len(runs)} runs: " + ", ".join(args.run_dirs))
+    for r in runs:
+        R = r["rows"]
+        parts = [f"{k} {100 * R[k]['test_acc']:.2f}" for k in
+                 ("single", "ensemble", "kd", "self", "sum", "ensemble-of-kd") if k in R]
+        print(f"  {r['dir']}: " + ", ".join(parts))
+    print("\ntest accuracy")
+    print("\n".join(table(runs, "test_acc", args.md)))
+    if any(r["multiview"] for r in runs):
+        print("\nsingle-view test accuracy")
+        print("\n".join(table(runs, "acc_single", args.md)))
+
+
+if __name__ == "__main__":
+    main()
