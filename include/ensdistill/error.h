@@ -15,6 +15,10 @@
 noreturn void ed_die_at(const char *file, int line, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 noreturn void ed_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ed_fail's message without the stop: prints "ensdistill: error: <message>" and returns
+ * ED_EXIT_USER, for a command that cleans up and returns its exit status
+ * (`return ed_error("nothing to inspect");`). */
+int ed_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a warning prefixed with the rank; never stops. */
 void ed_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Stop every rank with this exit status (MPI_Abort if MPI is up and >1 rank, else exit). */

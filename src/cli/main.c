@@ -37,8 +37,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[1], "config") == 0) {
         status = cmd_config(argc - 2, argv + 2);
     } else {
-        fprintf(stderr, "ensdistill: error: unknown command '%s'\n%s", argv[1], usage);
-        status = ED_EXIT_USER;
+        status = ed_error("unknown command '%s'", argv[1]);
+        fputs(usage, stderr);
     }
     MPI_Finalize();
     return status;

@@ -37,26 +37,35 @@ noreturn void ed_die_at(const char *file, int line, const char *func, const char
     ed_stop(ED_EXIT_INTERNAL);
 }
 
-noreturn void ed_fail(const char *fmt, ...) {
-    va_list ap;
+/* "[rank] ensdistill: <kind>: <message>\n" to stderr (no rank on rank 0). */
+static void print_message(const char *kind, const char *fmt, va_list ap) {
     int rank = ed_rank();
     if (rank != 0) fprintf(stderr, "[%d] ", rank);
-    fputs("ensdistill: error: ", stderr);
-    va_start(ap, fmt);
+    fprintf(stderr, "ensdistill: %s: ", kind);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
+    fflush(stderr);
+}
+
+noreturn void ed_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    print_message("error", fmt, ap);
+    va_end(ap);
     ed_stop(ED_EXIT_USER);
+}
+
+int ed_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    print_message("error", fmt, ap);
+    va_end(ap);
+    return ED_EXIT_USER;
 }
 
 void ed_warn(const char *fmt, ...) {
     va_list ap;
-    int rank = ed_rank();
-    if (rank != 0) fprintf(stderr, "[%d] ", rank);
-    fputs("ensdistill: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_message("warning", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
 }

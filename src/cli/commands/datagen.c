@@ -28,7 +28,8 @@ int cmd_datagen(int argc, char **argv) {
             return 0;
         } else if (strcmp(argv[i], "--set") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "ensdistill: error: --set needs key=value\n%s", datagen_usage);
+                ed_error("--set needs key=value");
+                fputs(datagen_usage, stderr);
                 free(overrides);
                 return ED_EXIT_USER;
             }
@@ -36,7 +37,8 @@ int cmd_datagen(int argc, char **argv) {
         } else if (strncmp(argv[i], "--set=", 6) == 0) {
             overrides[n_overrides++] = argv[i] + 6;
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "ensdistill: error: unknown option '%s'\n%s", argv[i], datagen_usage);
+            ed_error("unknown option '%s'", argv[i]);
+            fputs(datagen_usage, stderr);
             free(overrides);
             return ED_EXIT_USER;
         } else if (!config_path) {
@@ -44,14 +46,15 @@ int cmd_datagen(int argc, char **argv) {
         } else if (!out_path) {
             out_path = argv[i];
         } else {
-            fprintf(stderr, "ensdistill: error: unexpected argument '%s'\n%s", argv[i],
-                    datagen_usage);
+            ed_error("unexpected argument '%s'", argv[i]);
+            fputs(datagen_usage, stderr);
             free(overrides);
             return ED_EXIT_USER;
         }
     }
     if (!config_path || !out_path) {
-        fprintf(stderr, "ensdistill: error: datagen needs CONFIG and OUT.h5\n%s", datagen_usage);
+        ed_error("datagen needs CONFIG and OUT.h5");
+        fputs(datagen_usage, stderr);
         free(overrides);
         return ED_EXIT_USER;
     }

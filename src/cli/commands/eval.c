@@ -77,13 +77,15 @@ int cmd_eval(int argc, char **argv) {
         } else if (argv[i][0] != '-' && !ckpt)
             ckpt = argv[i];
         else {
-            fprintf(stderr, "ensdistill: error: unexpected argument '%s'\n%s", argv[i], eval_usage);
+            ed_error("unexpected argument '%s'", argv[i]);
+            fputs(eval_usage, stderr);
             free(sets);
             return ED_EXIT_USER;
         }
     }
     if (!ckpt) {
-        fprintf(stderr, "ensdistill: error: no checkpoint given\n%s", eval_usage);
+        ed_error("no checkpoint given");
+        fputs(eval_usage, stderr);
         free(sets);
         return ED_EXIT_USER;
     }
@@ -93,7 +95,7 @@ int cmd_eval(int argc, char **argv) {
     char err[2048];
     int rc = ckpt_info(ckpt, &info, err, sizeof(err));
     if (rc != 0) {
-        fprintf(stderr, "ensdistill: error: %s: %s\n", ckpt, err);
+        ed_error("%s: %s", ckpt, err);
         free(sets);
         return ED_EXIT_USER;
     }
@@ -104,8 +106,7 @@ int cmd_eval(int argc, char **argv) {
         rc = load_stored_config(&cfg, ckpt, n_sets, sets, err, sizeof(err));
     free(sets);
     if (rc != 0) {
-        fprintf(stderr, "ensdistill: error: %s\n", err);
-        return ED_EXIT_USER;
+        return ed_error("%s", err);
     }
 
     /* the data, and a model of the file's architecture for its shape */
@@ -115,11 +116,10 @@ int cmd_eval(int argc, char **argv) {
     ModelSpec spec = info.spec;
     if (spec.C != test->C || spec.H != test->H || spec.W != test->W ||
         spec.num_classes != test->K) {
-        fprintf(stderr,
-                "ensdistill: error: %s was trained on inputs [%d, %d, %d] with %d classes, but the "
-                "config's test set (%s) has [%d, %d, %d] with %d classes\n",
-                ckpt, spec.C, spec.H, spec.W, spec.num_classes, test->name, test->C, test->H,
-                test->W, test->K);
+        ed_error("%s was trained on inputs [%d, %d, %d] with %d classes, but the config's test set "
+                 "(%s) has [%d, %d, %d] with %d classes",
+                 ckpt, spec.C, spec.H, spec.W, spec.num_classes, test->name, test->C, test->H,
+                 test->W, test->K);
         datasplit_free(&data);
         return ED_EXIT_USER;
     }
@@ -135,7 +135,7 @@ int cmd_eval(int argc, char **argv) {
     ModelState st;
     memset(&st, 0, sizeof(st));
     if (ckpt_read(ckpt, m, &st) != 0) {
-        fprintf(stderr, "ensdistill: error: %s: no such file\n", ckpt);
+        ed_error("%s: no such file", ckpt);
         model_free(m);
         datasplit_free(&data);
         return ED_EXIT_USER;

@@ -53,25 +53,20 @@ static int inspect_file(const char *path) {
     char format[64];
     int rc = h5_file_format(path, format, sizeof(format));
     if (rc < 0) {
-        fprintf(stderr,
-                "ensdistill: error: %s is not a readable HDF5 file, or its attributes are "
-                "damaged (truncated or damaged file)\n",
-                path);
-        return ED_EXIT_USER;
+        return ed_error("%s is not a readable HDF5 file, or its attributes are damaged (truncated "
+                        "or damaged file)",
+                        path);
     }
     if (rc == 0 && strcmp(format, CKPT_FORMAT) == 0) {
         if (ckpt_describe(path, stdout, 1) == 0) return 0;
     } else if (rc == 0 && strcmp(format, RUNFILE_FORMAT) == 0) {
         if (runfile_describe(path, stdout) == 0) return 0;
     } else {
-        fprintf(stderr,
-                "ensdistill: error: %s is not an ensdistill file (format attribute %s%s%s)\n", path,
-                rc ? "missing" : "'", rc ? "" : format, rc ? "" : "'");
-        return ED_EXIT_USER;
+        return ed_error("%s is not an ensdistill file (format attribute %s%s%s)", path,
+                        rc ? "missing" : "'", rc ? "" : format, rc ? "" : "'");
     }
     fflush(stdout);
-    fprintf(stderr, "ensdistill: error: %s is damaged (see above)\n", path);
-    return ED_EXIT_USER;
+    return ed_error("%s is damaged (see above)", path);
 }
 
 static int inspect_dir(const char *dir, int show_tensors) {
@@ -83,9 +78,7 @@ static int inspect_dir(const char *dir, int show_tensors) {
     int have_models = stat(models, &sb) == 0 && S_ISDIR(sb.st_mode);
     int have_run = stat(runh5, &sb) == 0;
     if (!have_models && !have_run) {
-        fprintf(stderr, "ensdistill: error: %s is not a run directory (no models/ and no run.h5)\n",
-                dir);
-        return ED_EXIT_USER;
+        return ed_error("%s is not a run directory (no models/ and no run.h5)", dir);
     }
     printf("run directory %s%s\n", dir, stat(cfg, &sb) == 0 ? "  (config.yaml present)" : "");
 
@@ -94,8 +87,7 @@ static int inspect_dir(const char *dir, int show_tensors) {
     int n = 0, cap = 0;
     DIR *d = have_models ? opendir(models) : NULL;
     if (have_models && !d) {
-        fprintf(stderr, "ensdistill: error: cannot list %s\n", models);
-        return ED_EXIT_USER;
+        return ed_error("cannot list %s", models);
     }
     for (struct dirent *e; d && (e = readdir(d));) {
         if (ends_with(e->d_name, ".prev.h5") || ends_with(e->d_name, ".h5.tmp")) {
@@ -173,10 +165,7 @@ static int inspect_dir(const char *dir, int show_tensors) {
     }
     if (damaged) {
         fflush(stdout);
-        fprintf(stderr,
-                "ensdistill: error: %d file(s) in %s are damaged or unreadable (see above)\n",
-                damaged, dir);
-        return ED_EXIT_USER;
+        return ed_error("%d file(s) in %s are damaged or unreadable (see above)", damaged, dir);
     }
     return 0;
 }
@@ -193,19 +182,19 @@ int cmd_inspect(int argc, char **argv) {
         } else if (argv[i][0] != '-' && !target)
             target = argv[i];
         else {
-            fprintf(stderr, "ensdistill: error: unexpected argument '%s'\n%s", argv[i],
-                    inspect_usage);
+            ed_error("unexpected argument '%s'", argv[i]);
+            fputs(inspect_usage, stderr);
             return ED_EXIT_USER;
         }
     }
     if (!target) {
-        fprintf(stderr, "ensdistill: error: nothing to inspect\n%s", inspect_usage);
+        ed_error("nothing to inspect");
+        fputs(inspect_usage, stderr);
         return ED_EXIT_USER;
     }
     struct stat sb;
     if (stat(target, &sb) != 0) {
-        fprintf(stderr, "ensdistill: error: %s: no such file or directory\n", target);
-        return ED_EXIT_USER;
+        return ed_error("%s: no such file or directory", target);
     }
     return S_ISDIR(sb.st_mode) ? inspect_dir(target, show_tensors) : inspect_file(target);
 }

@@ -27,7 +27,7 @@ static int agree(int failed_on_root, const char *message) {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_CHECK(MPI_Bcast(&failed_on_root, 1, MPI_INT, 0, MPI_COMM_WORLD));
-    if (failed_on_root && rank == 0) fprintf(stderr, "ensdistill: error: %s\n", message);
+    if (failed_on_root && rank == 0) ed_error("%s", message);
     return failed_on_root;
 }
 
@@ -145,7 +145,7 @@ int cmd_run(int argc, char **argv) {
     Layout lo;
     failed = layout_create(&lo, cfg.parallel.ranks_per_model, cfg.parallel.threads, err, sizeof(err)) != 0;
     if (failed) {
-        if (rank == 0) fprintf(stderr, "ensdistill: error: %s\n", err);
+        if (rank == 0) ed_error("%s", err);
         free(config_text);
         return ED_EXIT_USER;
     }
