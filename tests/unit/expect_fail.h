@@ -1,9 +1,12 @@
 /* Test helpers for code that stops the process (ed_fail exits with status 2, ED_CHECK with 3):
  * expect_fail() runs a function in a forked child, captures its stderr through a pipe and checks
- * the exit status and that the message contains a given text. Also a scratch temp directory.
- * Header-only (static functions), for any tests/unit/test_*.c. Do not use after MPI_Init. */
+ * the exit status and that the message contains a given text; a mismatch counts as a failure of
+ * check.h (the one failure idiom of the tests). Also a scratch temp directory. Header-only
+ * (static functions), for any tests/unit/test_*.c. Do not use after MPI_Init. */
 #ifndef ENSDISTILL_TEST_EXPECT_FAIL_H
 #define ENSDISTILL_TEST_EXPECT_FAIL_H
+
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +15,8 @@
 #include <unistd.h>
 
 /* Runs fn(arg) in a child process. Returns 1 when the child exits with `status` and its stderr
- * contains `needle` (NULL: any message); else prints what differed (labelled `what`) and returns
- * 0. A child that returns from fn exits 0, so "no error" is caught. */
+ * contains `needle` (NULL: any message); else prints what differed (labelled `what`), counts a
+ * failure and returns 0. A child that returns from fn exits 0, so "no error" is caught. */
 __attribute__((unused)) static int expect_fail(const char *what, void (*fn)(void *), void *arg,
                                                int status, const char *needle) {
     int fds[2];
@@ -60,8 +63,10 @@ __attribute__((unused)) static int expect_fail(const char *what, void (*fn)(void
         fprintf(stderr, "FAIL %s: message does not contain \"%s\"\n", what, needle);
         ok = 0;
     }
-    if (!ok)
+    if (!ok) {
         fprintf(stderr, "  child's stderr: %s", len ? msg : "(empty)\n");
+        failures++;
+    }
     else
         printf("ok   %s: %s", what, len ? msg : "(no message)\n");
     free(msg);

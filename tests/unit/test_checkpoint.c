@@ -333,32 +333,28 @@ static void test_damage(void) {
     LoadArgs la = {path, spec, b, 1, st};
     char needle[700];
     snprintf(needle, sizeof(needle), "resuming from the previous checkpoint %s", prev);
-    failures += !expect_fail("checksum failure falls back to prev", child_load, &la, 0, needle);
-    failures += !expect_fail("the warning names the damaged tensor", child_load, &la, 0, big->name);
+    expect_fail("checksum failure falls back to prev", child_load, &la, 0, needle);
+    expect_fail("the warning names the damaged tensor", child_load, &la, 0, big->name);
 
     /* no prev: stop, naming the file */
     unlink(prev);
     snprintf(needle, sizeof(needle), "checkpoint %s is damaged", path);
-    failures +=
-        !expect_fail("checksum failure with no prev stops", child_load, &la, ED_EXIT_USER, needle);
+    expect_fail("checksum failure with no prev stops", child_load, &la, ED_EXIT_USER, needle);
 
     /* truncated, no prev */
     spit(path, new_img, n_new / 2);
-    failures += !expect_fail("truncated file with no prev stops", child_load, &la, ED_EXIT_USER,
-                             "truncated");
+    expect_fail("truncated file with no prev stops", child_load, &la, ED_EXIT_USER, "truncated");
     /* truncated, with prev */
     spit(prev, old_img, n_old);
-    failures += !expect_fail("truncated file falls back to prev", child_load, &la, 0,
-                             "resuming from the previous checkpoint");
+    expect_fail("truncated file falls back to prev", child_load, &la, 0,
+                "resuming from the previous checkpoint");
     /* main missing (a crash between the two renames), prev present */
     unlink(path);
-    failures += !expect_fail("missing file with a prev loads prev", child_load, &la, 0,
-                             "an interrupted rename");
+    expect_fail("missing file with a prev loads prev", child_load, &la, 0, "an interrupted rename");
     /* both damaged */
     spit(path, bad, n_new);
     spit(prev, old_img, n_old / 3);
-    failures += !expect_fail("both damaged stops", child_load, &la, ED_EXIT_USER,
-                             "and so is the previous one");
+    expect_fail("both damaged stops", child_load, &la, ED_EXIT_USER, "and so is the previous one");
     unlink(prev);
 
     /* byte flips anywhere: never a crash, never wrong values. */
@@ -429,24 +425,23 @@ static void test_refusals(void) {
     ckpt_write(path, a, &st, &(CkptWriteOptions){0});
 
     LoadArgs la = {path, small_spec("cnn", 16), NULL, 0, st};
-    failures += !expect_fail("another arch is refused", child_load, &la, ED_EXIT_USER,
-                             "attribute arch is 'mlp' in the file but the model is 'cnn'");
+    expect_fail("another arch is refused", child_load, &la, ED_EXIT_USER,
+                "attribute arch is 'mlp' in the file but the model is 'cnn'");
     la.spec = small_spec("mlp", 32);
-    failures += !expect_fail("another shape is refused", child_load, &la, ED_EXIT_USER,
-                             "tensor /params/fc1.weight has shape [16, 192] in the file but "
-                             "[32, 192] in the model");
+    expect_fail("another shape is refused", child_load, &la, ED_EXIT_USER,
+                "tensor /params/fc1.weight has shape [16, 192] in the file but "
+                "[32, 192] in the model");
     la.spec = small_spec("mlp", 16);
     la.spec.num_classes = 7;
-    failures += !expect_fail("another num_classes is refused", child_load, &la, ED_EXIT_USER,
-                             "num_classes");
+    expect_fail("another num_classes is refused", child_load, &la, ED_EXIT_USER, "num_classes");
     la.spec = small_spec("mlp", 16);
     la.want_id.seed = 999;
-    failures += !expect_fail("another seed is refused", child_load, &la, ED_EXIT_USER,
-                             "attribute seed is 12345 in the file but 999");
+    expect_fail("another seed is refused", child_load, &la, ED_EXIT_USER,
+                "attribute seed is 12345 in the file but 999");
     la.want_id = st;
     la.expect = a;
     la.expect_epoch = 1;
-    failures += !expect_fail("the same model loads", child_load, &la, 0, NULL);
+    expect_fail("the same model loads", child_load, &la, 0, NULL);
 
     /* a missing attribute is damage, never a default: ckpt_info and ckpt_read name it */
     char err[512], needle[900];
@@ -459,8 +454,7 @@ static void test_refusals(void) {
     EXPECT(ckpt_info(path, &info, err, sizeof(err)) == -1 && strstr(err, "attribute hidden is missing"),
            "ckpt_info with attribute hidden deleted: %s", err);
     snprintf(needle, sizeof(needle), "checkpoint %s is damaged: attribute hidden is missing", path);
-    failures += !expect_fail("a missing attribute stops, naming it", child_load, &la, ED_EXIT_USER,
-                             needle);
+    expect_fail("a missing attribute stops, naming it", child_load, &la, ED_EXIT_USER, needle);
     spit(path, img, n_img);
     free(img);
 
@@ -471,13 +465,13 @@ static void test_refusals(void) {
     H5Awrite(at, H5T_NATIVE_INT64, &v2);
     H5Aclose(at);
     H5Fclose(f);
-    failures += !expect_fail("another format_version is refused", child_load, &la, ED_EXIT_USER,
-                             "attribute format_version is 2; this build reads version 1");
+    expect_fail("another format_version is refused", child_load, &la, ED_EXIT_USER,
+                "attribute format_version is 2; this build reads version 1");
     /* another kind of HDF5 file */
     hid_t g = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(g);
-    failures += !expect_fail("a foreign HDF5 file is refused", child_load, &la, ED_EXIT_USER,
-                             "not an ensdistill checkpoint");
+    expect_fail("a foreign HDF5 file is refused", child_load, &la, ED_EXIT_USER,
+                "not an ensdistill checkpoint");
     ckpt_state_free(&st);
     model_free(a);
 }

@@ -4,6 +4,8 @@
  * memory the data set holds. Prints SKIP and passes when the data set is not installed. */
 #include "ensdistill/dataset.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,16 +20,6 @@ int main(void) {
         printf("SKIP: %s is not installed (apt-get install dataset-fashion-mnist)\n", FMNIST_DIR);
         return 0;
     }
-    int failures = 0;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL line %d: ", __LINE__);                                           \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
     DataConfig cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.source = SOURCE_FASHION_MNIST; /* empty path: the default dir */

@@ -3,17 +3,10 @@
  * group with half of the other students. */
 #include "ensdistill/pipeline.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static int failures = 0;
-
-static void expect(int cond, const char *what) {
-    if (!cond) {
-        fprintf(stderr, "FAIL: %s\n", what);
-        failures++;
-    }
-}
 
 static void set(Job *j, int epochs, int sum_of) {
     memset(j, 0, sizeof(*j));
@@ -27,10 +20,8 @@ int main(void) {
         for (int j = 0; j < 10; j++) set(&jobs[j], 7, 1);
         jobs_assign_groups(jobs, 10, G);
         for (int j = 0; j < 10; j++) {
-            char what[96];
-            snprintf(what, sizeof(what), "equal jobs, G=%d: job %d on group %d, want %d", G, j,
-                     jobs[j].group, j % G);
-            expect(jobs[j].group == j % G, what);
+            EXPECT(jobs[j].group == j % G, "equal jobs, G=%d: job %d on group %d, want %d", G, j,
+                   jobs[j].group, j % G);
         }
     }
     /* students of a 4-member run with 2 KD and 2 self students on 2 groups */
@@ -40,12 +31,12 @@ int main(void) {
     double load[2] = {0, 0};
     for (int j = 0; j < 5; j++) load[jobs[j].group] += jobs[j].epochs * jobs[j].sum_of;
     printf("sum + 4 students on 2 groups: loads %g and %g (round-robin: 30 and 10)\n", load[0], load[1]);
-    expect(jobs[0].group == 0, "the longest job goes first to group 0");
-    expect(load[0] == 20 && load[1] == 20, "loads balanced at 20 and 20");
+    EXPECT(jobs[0].group == 0, "the longest job goes first to group 0");
+    EXPECT(load[0] == 20 && load[1] == 20, "loads balanced at 20 and 20");
     /* more groups than jobs: every job its own group */
     for (int j = 0; j < 3; j++) set(&jobs[j], 3, 1);
     jobs_assign_groups(jobs, 3, 8);
-    expect(jobs[0].group == 0 && jobs[1].group == 1 && jobs[2].group == 2, "3 jobs on 8 groups");
+    EXPECT(jobs[0].group == 0 && jobs[1].group == 1 && jobs[2].group == 2, "3 jobs on 8 groups");
     if (failures) return 1;
     printf("job placement ok\n");
     return 0;

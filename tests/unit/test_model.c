@@ -6,19 +6,13 @@
 #include "ensdistill/model.h"
 #include "ensdistill/rng.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0;
-
-#define FAIL(...)                                                                                  \
-    do {                                                                                           \
-        printf("  FAIL: " __VA_ARGS__);                                                            \
-        printf("\n");                                                                              \
-        failures++;                                                                                \
-    } while (0)
 
 static ModelSpec tiny_spec(const char *arch, int C, int H, int W, int K, int max_batch) {
     ModelSpec s;
@@ -152,8 +146,8 @@ static void check_directional(const ModelSpec *s, int B, int training, double h,
            "rel err %.2e; per tensor worst %.2e (%s) (tol %.0e) %s\n",
            s->arch, s->sum_of, s->random_features, B, training ? "train" : "eval ", numeric,
            analytic, rel, worst, worst_name, tol, ok ? "ok" : "FAIL");
+    EXPECT(ok, "%s: directional derivative check", s->arch);
     if (!ok) {
-        failures++;
         if (!finite) printf("  non-finite logits or gradients\n");
         if (frozen != 0.0) printf("  frozen parameters got gradient %g\n", frozen);
     }
@@ -185,8 +179,8 @@ static void check_batch_sizes(const ModelSpec *s0) {
     double worst = 0.0;
     for (size_t i = 0; i < 3 * K; i++)
         worst = fmax(worst, fabs(l3[i] - logits5[i]) / fmax(1e-3, fabs(logits5[i])));
-    if (!(worst < 1e-5)) FAIL("%s: logits of a batch of 3 differ from a batch of 5 by %.2e",
-                             s.arch, worst);
+    EXPECT(worst < 1e-5, "%s: logits of a batch of 3 differ from a batch of 5 by %.2e", s.arch,
+           worst);
     if (training) { /* no BatchNorm: per-sample gradients add up */
         model_forward(m, x, ids, 5, 1);
         model_backward(m, r);
@@ -200,10 +194,10 @@ static void check_batch_sizes(const ModelSpec *s0) {
         double gworst = 0.0, gscale = 0.0;
         for (size_t i = 0; i < P; i++) gscale = fmax(gscale, fabs(g5[i]));
         for (size_t i = 0; i < P; i++) gworst = fmax(gworst, fabs(m->grads[i] - g5[i]));
-        if (!(gworst <= 1e-5 * gscale))
-            FAIL("%s: gradient of a batch of 3 differs from the padded batch of 5 by %.2e (scale "
-                 "%.2e)",
-                 s.arch, gworst, gscale);
+        EXPECT(gworst <= 1e-5 * gscale,
+               "%s: gradient of a batch of 3 differs from the padded batch of 5 by %.2e (scale "
+               "%.2e)",
+               s.arch, gworst, gscale);
     }
     printf("%-14s batches 5 then 3: logits max rel diff %.1e%s\n", s.arch, worst,
            training ? ", gradients compared" : "");
@@ -241,10 +235,10 @@ static void check_mvconv_noise_consistency(void) {
     for (int i = 0; i < 16; i++) moved = fmax(moved, fabs(keep[i] - l0[i]));
     printf("mvconv noise: trained vs untrained coordinates max diff %.2e, vs other ids %.2e\n",
            worst, moved);
-    if (!(worst < 1e-6) || !(moved > 1e-4))
-        FAIL("mvconv noise weights: trained/untrained init differ by %g (or noise has no effect: "
-             "%g)",
-             worst, moved);
+    EXPECT(worst < 1e-6 && moved > 1e-4,
+           "mvconv noise weights: trained/untrained init differ by %g (or noise has no effect: "
+           "%g)",
+           worst, moved);
     model_free(a);
     model_free(b);
 }
@@ -252,7 +246,7 @@ static void check_mvconv_noise_consistency(void) {
 static double tensor_std(const Model *m, const char *name, double *mean_out, double *maxabs) {
     int i = tensor_table_find(&m->tensors, name);
     if (i < 0) {
-        FAIL("missing tensor %s", name);
+        EXPECT(0, "missing tensor %s", name);
         return 0.0;
     }
     const TensorInfo *t = &m->tensors.items[i];
@@ -274,7 +268,7 @@ static void expect_std(const Model *m, const char *name, double want_std, double
     int ok = fabs(sd / want_std - 1.0) < tol && fabs(mean) < 4.0 * want_std / 30.0;
     printf("init %-16s %-28s std %.5f (want %.5f) mean %+.5f %s\n", m->spec.arch, name, sd,
            want_std, mean, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
+    EXPECT(ok, "%s %s: init std or mean", m->spec.arch, name);
 }
 
 static void expect_uniform(const Model *m, const char *name, double bound) {
@@ -288,7 +282,7 @@ static void expect_uniform(const Model *m, const char *name, double bound) {
              fabs(sd / (bound / sqrt(3.0)) - 1.0) < fmax(0.02, 5.0 / sqrt((double)n));
     printf("init %-16s %-28s U(+-%.5f): max |w| %.5f std %.5f %s\n", m->spec.arch, name, bound,
            mx, sd, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
+    EXPECT(ok, "%s %s: uniform init", m->spec.arch, name);
 }
 
 static void check_init(void) {
@@ -302,27 +296,27 @@ static void check_init(void) {
     /* BN */
     int g = tensor_table_find(&m->tensors, "layer1.0.bn1.weight");
     int v = tensor_table_find(&m->tensors, "layer1.0.bn1.running_var");
-    if (m->params[m->tensors.items[g].offset] != 1.0f ||
-        m->buffers[m->tensors.items[v].offset] != 1.0f)
-        FAIL("BN gamma / running_var are not 1 after init");
+    EXPECT(m->params[m->tensors.items[g].offset] == 1.0f &&
+               m->buffers[m->tensors.items[v].offset] == 1.0f,
+           "BN gamma / running_var are not 1 after init");
     /* determinism: same seed same weights, other seed other weights */
     float *copy = malloc(m->tensors.param_floats * sizeof(float));
     memcpy(copy, m->params, m->tensors.param_floats * sizeof(float));
     model_init(m, 1, 2);
-    if (memcmp(copy, m->params, m->tensors.param_floats * sizeof(float)) != 0)
-        FAIL("model_init is not deterministic");
+    EXPECT(memcmp(copy, m->params, m->tensors.param_floats * sizeof(float)) == 0,
+           "model_init is not deterministic");
     model_init(m, 1, 3);
-    if (memcmp(copy, m->params, 64) == 0) FAIL("another stream gave the same weights");
+    EXPECT(memcmp(copy, m->params, 64) != 0, "another stream gave the same weights");
     /* sum_of: copy 0 equals the single net, copy 1 differs */
     ModelSpec s2 = s;
     s2.sum_of = 2;
     Model *m2 = model_create(&s2);
     model_init(m2, 1, 2);
     size_t n1 = m->tensors.param_floats;
-    if (memcmp(copy, m2->params, n1 * sizeof(float)) != 0)
-        FAIL("sum_of copy 0 does not equal the single net with the same seed");
-    if (memcmp(m2->params, m2->params + n1, 64 * sizeof(float)) == 0)
-        FAIL("sum_of copies 0 and 1 start from the same weights");
+    EXPECT(memcmp(copy, m2->params, n1 * sizeof(float)) == 0,
+           "sum_of copy 0 does not equal the single net with the same seed");
+    EXPECT(memcmp(m2->params, m2->params + n1, 64 * sizeof(float)) != 0,
+           "sum_of copies 0 and 1 start from the same weights");
     free(copy);
     model_free(m2);
     model_free(m);
@@ -335,7 +329,7 @@ static void check_init(void) {
     expect_uniform(m, "fc.weight", 1.0 / 16.0);
     double mean, mx;
     tensor_std(m, "fc.bias", &mean, &mx);
-    if (mx != 0.0) FAIL("wrn fc.bias is not zero");
+    EXPECT(mx == 0.0, "wrn fc.bias is not zero");
     model_free(m);
 
     s = tiny_spec("cnn", 1, 28, 28, 10, 1);
@@ -369,10 +363,10 @@ static void check_bn_bookkeeping(void) {
     float count = m->buffers[m->tensors.items[nbt].offset];
     float mean0 = m->buffers[m->tensors.items[rm].offset];
     model_forward(m, x, NULL, 4, 0);
-    if (count != 3.0f || m->buffers[m->tensors.items[nbt].offset] != 3.0f)
-        FAIL("num_batches_tracked is %g after 3 training forwards and one eval", count);
-    if (mean0 == 0.0f || m->buffers[m->tensors.items[rm].offset] != mean0)
-        FAIL("running mean did not move in training or moved in eval (%g)", mean0);
+    EXPECT(count == 3.0f && m->buffers[m->tensors.items[nbt].offset] == 3.0f,
+           "num_batches_tracked is %g after 3 training forwards and one eval", count);
+    EXPECT(mean0 != 0.0f && m->buffers[m->tensors.items[rm].offset] == mean0,
+           "running mean did not move in training or moved in eval (%g)", mean0);
     printf("batchnorm bookkeeping: num_batches_tracked %g, running_mean[0] %g\n", count, mean0);
     model_free(m);
 }

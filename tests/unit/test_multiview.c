@@ -307,35 +307,28 @@ static void load_cfg(void *p) {
 static void test_bad_parameters(void) {
     DataConfig cfg = regime();
     cfg.multiview.d = 19;
-    if (!expect_fail("d < 2k", load_cfg, &cfg, ED_EXIT_USER,
-                     "data.multiview.d: 19 is too small for 10 classes"))
-        failures++;
+    expect_fail("d < 2k", load_cfg, &cfg, ED_EXIT_USER,
+                "data.multiview.d: 19 is too small for 10 classes");
     cfg = regime();
     cfg.multiview.patches = 1;
-    if (!expect_fail("too few patches", load_cfg, &cfg, ED_EXIT_USER, "data.multiview.patches"))
-        failures++;
+    expect_fail("too few patches", load_cfg, &cfg, ED_EXIT_USER, "data.multiview.patches");
     cfg = regime();
     cfg.multiview.noise = (NoiseKind)7; /* the config's schema lets only names through */
-    if (!expect_fail("unknown noise", load_cfg, &cfg, ED_EXIT_INTERNAL, "data.multiview.noise 7"))
-        failures++;
+    expect_fail("unknown noise", load_cfg, &cfg, ED_EXIT_INTERNAL, "data.multiview.noise 7");
     cfg = regime();
     cfg.multiview.mu = 1.5;
-    if (!expect_fail("mu out of range", load_cfg, &cfg, ED_EXIT_USER, "data.multiview.mu"))
-        failures++;
+    expect_fail("mu out of range", load_cfg, &cfg, ED_EXIT_USER, "data.multiview.mu");
     cfg = regime();
     cfg.multiview.view_lo = 2.0;
-    if (!expect_fail("view_lo > view_hi", load_cfg, &cfg, ED_EXIT_USER, "view_lo / view_hi"))
-        failures++;
+    expect_fail("view_lo > view_hi", load_cfg, &cfg, ED_EXIT_USER, "view_lo / view_hi");
     cfg = regime();
     cfg.source = SOURCE_TOY2;
     cfg.multiview.patches = 2;
-    if (!expect_fail("toy2 without room for the off-class patch", load_cfg, &cfg, ED_EXIT_USER,
-                     "+1 for the off-class patch of toy2"))
-        failures++;
+    expect_fail("toy2 without room for the off-class patch", load_cfg, &cfg, ED_EXIT_USER,
+                "+1 for the off-class patch of toy2");
     cfg.source = (DataSource)99;
-    if (!expect_fail("unknown source", load_cfg, &cfg, ED_EXIT_INTERNAL,
-                     "data.source 99: not a DataSource"))
-        failures++;
+    expect_fail("unknown source", load_cfg, &cfg, ED_EXIT_INTERNAL,
+                "data.source 99: not a DataSource");
 }
 
 int main(void) {

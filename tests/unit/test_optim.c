@@ -2,19 +2,15 @@
  * hand below), and the learning-rate schedules at their key points, warm-up included. */
 #include "ensdistill/optim.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <stdio.h>
 
-static int failures = 0;
-
 static void expect_close(const char *what, double got, double want, double rtol) {
     double err = fabs(got - want);
-    int ok = err <= rtol * fmax(fabs(want), 1e-12);
-    if (!ok) {
-        printf("  FAIL %s: got %.9g want %.9g (rel err %.2e)\n", what, got, want,
-               err / fmax(fabs(want), 1e-12));
-        failures++;
-    }
+    EXPECT(err <= rtol * fmax(fabs(want), 1e-12), "%s: got %.9g want %.9g (rel err %.2e)", what,
+           got, want, err / fmax(fabs(want), 1e-12));
 }
 
 /* p = [1, -2, 0.5], grads [0.1, 0.2, -0.3] then [-0.05, 0.4, 0.1], lr 0.1, weight decay 0.01.
@@ -95,10 +91,8 @@ static void test_schedules(void) {
     expect_close("cosine with floor t=T/2", schedule_lr(&cs, 5, 0, 100), 0.0505, 1e-12);
     expect_close("cosine with floor past the end", schedule_lr(&cs, 10, 0, 100), 0.001, 1e-15);
     /* per step, not per epoch: two steps of one epoch differ */
-    if (!(schedule_lr(&cs, 1, 0, 100) > schedule_lr(&cs, 1, 1, 100))) {
-        printf("  FAIL cosine is not updated per step\n");
-        failures++;
-    }
+    EXPECT(schedule_lr(&cs, 1, 0, 100) > schedule_lr(&cs, 1, 1, 100),
+           "cosine is not updated per step");
 
     /* warm-up over 2 epochs = 200 steps: base * (t+1) / 200, then the main schedule */
     Schedule w = cs;

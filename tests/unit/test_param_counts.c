@@ -4,11 +4,11 @@
  * (name, kind, shape), which analysis can diff against a torch state_dict. */
 #include "ensdistill/model.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures = 0;
 
 static ModelSpec spec_of(const char *arch, int C, int H, int W, int K) {
     ModelSpec s;
@@ -34,7 +34,7 @@ static Model *check_count(const ModelSpec *s, size_t want, size_t want_trainable
            "(want %zu) %s\n",
            s->arch, s->C, s->H, s->W, s->num_classes, s->sum_of, s->random_features, got, want,
            got_t, want_trainable, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
+    EXPECT(ok, "%s: parameter counts", s->arch);
     return m;
 }
 
@@ -42,19 +42,15 @@ static void expect_tensor(const Model *m, const char *name, int ndim, const int6
                           int kind, int trainable) {
     int i = tensor_table_find(&m->tensors, name);
     if (i < 0) {
-        printf("  FAIL %s: missing tensor %s\n", m->spec.arch, name);
-        failures++;
+        EXPECT(0, "%s: missing tensor %s", m->spec.arch, name);
         return;
     }
     const TensorInfo *t = &m->tensors.items[i];
     int ok = t->ndim == ndim && (int)t->kind == kind && t->trainable == trainable;
     for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
-    if (!ok) {
-        char buf[64];
-        printf("  FAIL %s: %s has shape %s kind %d trainable %d\n", m->spec.arch, name,
-               tensor_shape_str(t, buf, sizeof(buf)), t->kind, t->trainable);
-        failures++;
-    }
+    char buf[64];
+    EXPECT(ok, "%s: %s has shape %s kind %d trainable %d", m->spec.arch, name,
+           tensor_shape_str(t, buf, sizeof(buf)), t->kind, t->trainable);
 }
 
 static int64_t *dims(int64_t a, int64_t b, int64_t c, int64_t d) {
@@ -94,20 +90,14 @@ int main(int argc, char **argv) {
     expect_tensor(m, "layer3.2.bn2.bias", 1, dims(64, 0, 0, 0), TENSOR_PARAM, 1);
     expect_tensor(m, "linear.weight", 2, dims(10, 64, 0, 0), TENSOR_PARAM, 1);
     expect_tensor(m, "linear.bias", 1, dims(10, 0, 0, 0), TENSOR_PARAM, 1);
-    if (tensor_table_find(&m->tensors, "layer2.0.shortcut.0.weight") >= 0) {
-        printf("  FAIL resnet-20 (option A) has a shortcut weight\n");
-        failures++;
-    }
+    EXPECT(tensor_table_find(&m->tensors, "layer2.0.shortcut.0.weight") < 0,
+           "resnet-20 (option A) has a shortcut weight");
     int nbt = tensor_table_find(&m->tensors, "layer1.0.bn1.num_batches_tracked");
-    if (nbt < 0 || !m->tensors.items[nbt].is_integer) {
-        printf("  FAIL num_batches_tracked is not marked integer\n");
-        failures++;
-    }
+    EXPECT(nbt >= 0 && m->tensors.items[nbt].is_integer,
+           "num_batches_tracked is not marked integer");
     /* 19 BN layers x (mean, var, count) buffers */
-    if (m->tensors.buffer_floats != 2 * (16 * 7 + 32 * 6 + 64 * 6) + 19) {
-        printf("  FAIL resnet-20 buffer floats %zu\n", m->tensors.buffer_floats);
-        failures++;
-    }
+    EXPECT(m->tensors.buffer_floats == 2 * (16 * 7 + 32 * 6 + 64 * 6) + 19,
+           "resnet-20 buffer floats %zu", m->tensors.buffer_floats);
     model_free(m);
 
     s = spec_of("resnet-20-proj", 3, 32, 32, 10);
@@ -132,10 +122,8 @@ int main(int argc, char **argv) {
     expect_tensor(m, "block2.layer.1.conv2.weight", 4, dims(128, 128, 3, 3), TENSOR_PARAM, 1);
     expect_tensor(m, "bn1.running_mean", 1, dims(256, 0, 0, 0), TENSOR_BUFFER, 0);
     expect_tensor(m, "fc.weight", 2, dims(10, 256, 0, 0), TENSOR_PARAM, 1);
-    if (tensor_table_find(&m->tensors, "block1.layer.1.convShortcut.weight") >= 0) {
-        printf("  FAIL wrn-16-4: block1.layer.1 has a convShortcut\n");
-        failures++;
-    }
+    EXPECT(tensor_table_find(&m->tensors, "block1.layer.1.convShortcut.weight") < 0,
+           "wrn-16-4: block1.layer.1 has a convShortcut");
     model_free(m);
     s = spec_of("wrn-28-10", 3, 32, 32, 10);
     model_free(check_count(&s, 36479194, 36479194));
@@ -188,13 +176,12 @@ int main(int argc, char **argv) {
     expect_tensor(m, "linear.weight", 2, dims(10, 64, 0, 0), TENSOR_PARAM, 1);
     expect_tensor(m, "layer1.0.conv1.weight", 4, dims(16, 16, 3, 3), TENSOR_PARAM, 0);
     expect_tensor(m, "bn1.weight", 1, dims(16, 0, 0, 0), TENSOR_PARAM, 0);
-    if (m->trainable_end != m->tensors.param_floats ||
-        m->params + m->trainable_begin !=
-            m->params + m->tensors.items[tensor_table_find(&m->tensors, "linear.weight")].offset) {
-        printf("  FAIL resnet-20 random features: trainable range [%zu, %zu) of %zu\n",
-               m->trainable_begin, m->trainable_end, m->tensors.param_floats);
-        failures++;
-    }
+    EXPECT(m->trainable_end == m->tensors.param_floats &&
+               m->params + m->trainable_begin ==
+                   m->params +
+                       m->tensors.items[tensor_table_find(&m->tensors, "linear.weight")].offset,
+           "resnet-20 random features: trainable range [%zu, %zu) of %zu", m->trainable_begin,
+           m->trainable_end, m->tensors.param_floats);
     model_free(m);
     s = spec_of("cnn", 1, 28, 28, 10);
     s.random_features = 1;
