@@ -9,6 +9,7 @@
 #include "ensdistill/pipeline.h"
 #include "ensdistill/probe.h"
 #include "ensdistill/rng.h"
+#include "ensdistill/step.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -88,7 +89,6 @@ typedef struct {
     float *x;          /* [max_batch, C*H*W] */
     int32_t *labels;   /* [max_batch] */
     int64_t *ids;      /* [max_batch] */
-    float *dlogits;    /* [max_batch, K] */
     float *soft;       /* [max_batch, K] teacher rows of the batch */
     int *order;        /* [N] this epoch's sample order */
     int *rows;         /* [max_batch] consecutive sample indices for evaluation */
@@ -100,7 +100,6 @@ static Workspace workspace_create(const Model *m, const Dataset *train) {
         .x = xfloats(B * dataset_sample_floats(train)),
         .labels = xcalloc(B, sizeof(int32_t)),
         .ids = xcalloc(B, sizeof(int64_t)),
-        .dlogits = xfloats(B * K),
         .soft = xfloats(B * K),
         .order = xcalloc((size_t)train->N, sizeof(int)),
         .rows = xcalloc(B, sizeof(int)),
@@ -112,7 +111,6 @@ static void workspace_free(Workspace *w) {
     free(w->x);
     free(w->labels);
     free(w->ids);
-    free(w->dlogits);
     free(w->soft);
     free(w->order);
     free(w->rows);
@@ -215,6 +213,139 @@ static noreturn void fail_diverged(const RunContext *ctx, const Job *job, int ep
             ctx->run_dir);
 }
 
+/* The gradient-sum hook of the training step: one MPI_Allreduce over the group. */
+static void group_grad_sum(float *grads, size_t n, void *ctx) {
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, grads, (int)n, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)ctx));
+}
+
+/* One job's training state, shared by the epoch functions below. */
+typedef struct {
+    const RunContext *ctx;
+    const Job *job;
+    Model *m;
+    Step *step;
+    Workspace *w;
+    ModelState *st;
+    const char *path;
+    Schedule sched;
+} Trainer;
+
+/* Sums of one epoch over this rank's shards (restored when resuming mid-epoch). */
+typedef struct {
+    double loss, correct, seen;
+    double t_start; /* MPI_Wtime at the epoch's start, less the time before a resume */
+    double lr;      /* of the epoch's last step */
+} EpochSums;
+
+/* The steps of `epoch` from st->step_in_epoch on. When a stop is requested, checkpoints the
+ * partial epoch and returns 1; else returns 0 with the epoch's sums in *e. */
+static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
+    const RunContext *ctx = t->ctx;
+    const Config *cfg = ctx->cfg;
+    const Job *job = t->job;
+    const Layout *lo = ctx->lo;
+    const Dataset *train = &ctx->data->train;
+    Workspace *w = t->w;
+    ModelState *st = t->st;
+    const int N = train->N, K = train->K, g = lo->ranks_per_model;
+    const int Bg = job_global_batch(ctx), steps = div_up(N, Bg);
+    const uint64_t seed = (uint64_t)cfg->ensemble.seed;
+
+    Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role, (unsigned)job->index,
+                                              (uint32_t)epoch));
+    rng_permutation(&order_rng, N, w->order);
+    Augment aug = {.crop_pad = cfg->data.crop_pad, .flip = cfg->data.flip, .seed = seed,
+                   .stream = rng_stream(RNG_PURPOSE_AUGMENT, job->role, (unsigned)job->index,
+                                        (uint32_t)epoch)};
+    *e = (EpochSums){.loss = st->partial_loss, .correct = st->partial_correct,
+                     .seen = st->partial_seen, .t_start = MPI_Wtime() - st->partial_seconds};
+    for (int step = st->step_in_epoch; step < steps; step++) {
+        int b0 = step * Bg, b = (N - b0 < Bg) ? N - b0 : Bg;
+        int lo_i = (int)((long)b * lo->group_rank / g), hi_i = (int)((long)b * (lo->group_rank + 1) / g);
+        StepBatch batch = {.x = w->x, .labels = w->labels, .ids = w->ids, .B = hi_i - lo_i,
+                           .global_B = b};
+        const int *idx = w->order + b0 + lo_i;
+        e->lr = schedule_lr(&t->sched, epoch, step, steps);
+        if (batch.B > 0) {
+            dataset_make_batch(train, idx, batch.B, w->x, w->labels, w->ids,
+                               cfg->data.augment ? &aug : NULL);
+            if (job->teacher) {
+                for (int i = 0; i < batch.B; i++)
+                    memcpy(w->soft + (size_t)i * K, job->teacher + (size_t)idx[i] * K,
+                           (size_t)K * sizeof(float));
+                batch.teacher = w->soft;
+            }
+        }
+        int ok = 0;
+        e->loss += step_run(t->step, &batch, (float)e->lr, &ok, NULL);
+        e->correct += ok;
+        e->seen += batch.B;
+        st->step++;
+        progress_step(ctx, job->name, epoch + 1, job->epochs, step, steps);
+        progress_poll(ctx);
+        int stop = signals_stop_requested();
+        if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lo->group_comm));
+        if (stop && step + 1 < steps) {
+            st->epoch = epoch;
+            st->step_in_epoch = step + 1;
+            st->partial_loss = e->loss;
+            st->partial_correct = e->correct;
+            st->partial_seen = e->seen;
+            st->partial_seconds = MPI_Wtime() - e->t_start;
+            save(ctx, t->path, t->m, st, NULL, 0);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* After the last step of `epoch`: sums over the group, the divergence check, the leader's
+ * running statistics, the test evaluation when due (*have_test = 1 after the last epoch's),
+ * the history record, the progress report and the periodic checkpoint. */
+static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_logits,
+                      int *have_test) {
+    const RunContext *ctx = t->ctx;
+    const Config *cfg = ctx->cfg;
+    const Job *job = t->job;
+    const Layout *lo = ctx->lo;
+    const Dataset *test = &ctx->data->test;
+    Model *m = t->m;
+    ModelState *st = t->st;
+    const int g = lo->ranks_per_model;
+    double sums[3] = {e->loss, e->correct, e->seen};
+    if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, lo->group_comm));
+    if (!isfinite(sums[0])) fail_diverged(ctx, job, epoch + 1, sums[0] / sums[2]);
+    double seconds = MPI_Wtime() - e->t_start;
+    if (g > 1 && m->tensors.buffer_floats)
+        MPI_CHECK(MPI_Bcast(m->buffers, (int)m->tensors.buffer_floats, MPI_FLOAT, 0,
+                            lo->group_comm));
+    int last = epoch + 1 == job->epochs;
+    int every = cfg->train.eval_every;
+    double test_acc = NAN;
+    if (last || (every > 0 && (epoch + 1) % every == 0)) {
+        test_acc = (double)evaluate(m, t->w, test, test_logits, lo) / test->N;
+        *have_test = last;
+    }
+    EpochRecord rec = {.epoch = epoch + 1, .lr = e->lr, .train_loss = sums[0] / sums[2],
+                       .train_acc = sums[1] / sums[2], .test_acc = test_acc,
+                       .seconds = seconds};
+    ckpt_state_push_epoch(st, &rec);
+    st->epoch = epoch + 1;
+    st->step_in_epoch = 0;
+    st->partial_loss = st->partial_correct = st->partial_seen = st->partial_seconds = 0;
+    if (lo->is_leader) {
+        EpochReport r = {.index = job->index, .epoch = epoch + 1, .epochs = job->epochs,
+                         .loss = rec.train_loss, .acc = rec.train_acc, .test_acc = test_acc,
+                         .lr = e->lr, .images_per_s = sums[2] / seconds, .seconds = seconds,
+                         .eta_seconds = seconds * (job->epochs - epoch - 1)};
+        snprintf(r.name, sizeof(r.name), "%s", job->name);
+        snprintf(r.role, sizeof(r.role), "%s", role_name(job->role));
+        progress_report(ctx, &r);
+    }
+    if (!last && cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0)
+        save(ctx, t->path, m, st, NULL, 0);
+}
+
 int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits) {
     const Config *cfg = ctx->cfg;
     const Layout *lo = ctx->lo;
@@ -252,110 +383,24 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         model_note(ctx, job, "resuming at epoch %d, step %d", st.epoch + 1, st.step_in_epoch);
 
     Workspace w = workspace_create(m, train);
-    Schedule sched = job_schedule(cfg, job);
-    const int Bg = job_global_batch(ctx), steps = div_up(N, Bg);
-    const size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
-    const int augment = cfg->data.augment;
+    MPI_Comm group_comm = lo->group_comm;
+    StepOptions opt = {.momentum = (float)cfg->train.momentum,
+                       .weight_decay = (float)cfg->train.weight_decay,
+                       .nesterov = cfg->train.nesterov,
+                       .clip_norm = cfg->train.clip_norm,
+                       .temperature = (float)cfg->distill.temperature,
+                       .alpha = (float)cfg->distill.alpha,
+                       .grad_sum = g > 1 ? group_grad_sum : NULL,
+                       .grad_sum_ctx = &group_comm};
+    Trainer t = {.ctx = ctx, .job = job, .m = m, .step = step_create(m, &opt), .w = &w,
+                 .st = &st, .path = path, .sched = job_schedule(cfg, job)};
     int stopped = 0, have_test = 0; /* have_test: test_logits hold the final weights' */
-
     for (int epoch = st.epoch; epoch < job->epochs && !st.complete && !stopped; epoch++) {
-        Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role,
-                                                  (unsigned)job->index, (uint32_t)epoch));
-        rng_permutation(&order_rng, N, w.order);
-        Augment aug = {.crop_pad = cfg->data.crop_pad, .flip = cfg->data.flip, .seed = seed,
-                       .stream = rng_stream(RNG_PURPOSE_AUGMENT, job->role, (unsigned)job->index,
-                                            (uint32_t)epoch)};
-        /* Sums of this epoch over this rank's shards (restored when resuming mid-epoch). */
-        double loss_sum = st.partial_loss, correct = st.partial_correct, seen = st.partial_seen;
-        double t_start = MPI_Wtime() - st.partial_seconds;
-        double lr = 0;
-        for (int step = st.step_in_epoch; step < steps; step++) {
-            int b0 = step * Bg, b = (N - b0 < Bg) ? N - b0 : Bg;
-            int lo_i = (int)((long)b * lo->group_rank / g), hi_i = (int)((long)b * (lo->group_rank + 1) / g);
-            int bl = hi_i - lo_i;
-            const int *idx = w.order + b0 + lo_i;
-            lr = schedule_lr(&sched, epoch, step, steps);
-            if (bl > 0) {
-                dataset_make_batch(train, idx, bl, w.x, w.labels, w.ids, augment ? &aug : NULL);
-                const float *logits = model_forward(m, w.x, w.ids, bl, 1);
-                int ok = 0;
-                double loss;
-                if (job->teacher) {
-                    for (int i = 0; i < bl; i++)
-                        memcpy(w.soft + (size_t)i * K, job->teacher + (size_t)idx[i] * K,
-                               (size_t)K * sizeof(float));
-                    loss = loss_distill(w.dlogits, logits, w.soft, w.labels, bl, K,
-                                        (float)cfg->distill.temperature,
-                                        (float)cfg->distill.alpha, 1.0f / b, &ok);
-                } else {
-                    loss = loss_cross_entropy(w.dlogits, logits, w.labels, bl, K, 1.0f / b, &ok);
-                }
-                model_backward(m, w.dlogits);
-                loss_sum += loss;
-                correct += ok;
-                seen += bl;
-            } else {
-                memset(m->grads, 0, m->tensors.param_floats * sizeof(float));
-            }
-            /* The data-parallel sum: each rank's gradient is already scaled by 1 / global batch. */
-            if (g > 1)
-                MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->grads + tb, (int)tn, MPI_FLOAT, MPI_SUM,
-                                        lo->group_comm));
-            if (cfg->train.clip_norm > 0) grad_clip_norm(m->grads + tb, tn, cfg->train.clip_norm);
-            sgd_step(m->params + tb, m->grads + tb, m->momentum + tb, tn, (float)lr,
-                     (float)cfg->train.momentum, (float)cfg->train.weight_decay,
-                     cfg->train.nesterov);
-            st.step++;
-            progress_step(ctx, job->name, epoch + 1, job->epochs, step, steps);
-            progress_poll(ctx);
-            int stop = signals_stop_requested();
-            if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lo->group_comm));
-            if (stop && step + 1 < steps) {
-                st.epoch = epoch;
-                st.step_in_epoch = step + 1;
-                st.partial_loss = loss_sum;
-                st.partial_correct = correct;
-                st.partial_seen = seen;
-                st.partial_seconds = MPI_Wtime() - t_start;
-                save(ctx, path, m, &st, NULL, 0);
-                stopped = 1;
-                break;
-            }
-        }
-        if (stopped) break;
-        double sums[3] = {loss_sum, correct, seen};
-        if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, lo->group_comm));
-        if (!isfinite(sums[0])) fail_diverged(ctx, job, epoch + 1, sums[0] / sums[2]);
-        double seconds = MPI_Wtime() - t_start;
-        if (g > 1 && m->tensors.buffer_floats)
-            MPI_CHECK(MPI_Bcast(m->buffers, (int)m->tensors.buffer_floats, MPI_FLOAT, 0,
-                                lo->group_comm));
-        int last = epoch + 1 == job->epochs;
-        int every = cfg->train.eval_every;
-        double test_acc = NAN;
-        if (last || (every > 0 && (epoch + 1) % every == 0)) {
-            test_acc = (double)evaluate(m, &w, test, test_logits, lo) / test->N;
-            have_test = last;
-        }
-        EpochRecord rec = {.epoch = epoch + 1, .lr = lr, .train_loss = sums[0] / sums[2],
-                           .train_acc = sums[1] / sums[2], .test_acc = test_acc,
-                           .seconds = seconds};
-        ckpt_state_push_epoch(&st, &rec);
-        st.epoch = epoch + 1;
-        st.step_in_epoch = 0;
-        st.partial_loss = st.partial_correct = st.partial_seen = st.partial_seconds = 0;
-        if (lo->is_leader) {
-            EpochReport r = {.index = job->index, .epoch = epoch + 1, .epochs = job->epochs,
-                             .loss = rec.train_loss, .acc = rec.train_acc, .test_acc = test_acc,
-                             .lr = lr, .images_per_s = sums[2] / seconds, .seconds = seconds,
-                             .eta_seconds = seconds * (job->epochs - epoch - 1)};
-            snprintf(r.name, sizeof(r.name), "%s", job->name);
-            snprintf(r.role, sizeof(r.role), "%s", role_name(job->role));
-            progress_report(ctx, &r);
-        }
-        if (!last && cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0)
-            save(ctx, path, m, &st, NULL, 0);
+        EpochSums sums;
+        stopped = train_epoch(&t, epoch, &sums);
+        if (!stopped) end_epoch(&t, epoch, &sums, test_logits, &have_test);
     }
+    step_free(t.step);
 
     if (!stopped) {
         evaluate(m, &w, train, train_logits, lo);
