@@ -1,6 +1,9 @@
 /* Layer kernels, forward and backward, as plain functions (outputs first, shapes in comments).
  * Layout is NCHW, float32, as PyTorch. Weight layouts are PyTorch's.
  *
+ * Short names: B batch, C / OC input / output channels, H, W height and width, KS the
+ * (square) kernel size of conv and pooling, K the number of classes (mvconv's outputs).
+ *
  * Conventions shared by every kernel:
  *   - forward functions OVERWRITE their output;
  *   - backward functions ADD into din, dweight and dbias (the model zeroes gradients once per
@@ -26,11 +29,11 @@ void linear_forward_naive(float *out, const float *in, const float *weight, cons
 void linear_backward_naive(float *din, float *dweight, float *dbias, const float *dout,
                            const float *in, const float *weight, int B, int IN, int OUT);
 
-/* ---- conv2d:  out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,K,K] + bias[OC]
- *      OH = (H + 2*pad - K) / stride + 1, OW likewise. im2col + sgemm; 1x1 stride-1 pad-0 skips
+/* ---- conv2d:  out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,KS,KS] + bias[OC]
+ *      OH = (H + 2*pad - KS) / stride + 1, OW likewise. im2col + sgemm; 1x1 stride-1 pad-0 skips
  *      im2col. ---- */
-static inline int conv2d_out_size(int H, int K, int stride, int pad) {
-    return (H + 2 * pad - K) / stride + 1;
+static inline int conv2d_out_size(int H, int KS, int stride, int pad) {
+    return (H + 2 * pad - KS) / stride + 1;
 }
 /* Scratch the fast kernels need for a batch of B: the im2col matrix of as many samples as make
  * about 1024 output columns, their gathered outputs, one zero-padded sample and the packing
@@ -38,17 +41,17 @@ static inline int conv2d_out_size(int H, int K, int stride, int pad) {
  * amount serves forward and backward. Nondecreasing in B, so scratch sized for the largest
  * batch serves every smaller one; 0 for the 1x1 stride-1 pad-0 path. Bounded: at most about
  * 16M floats (64 MB) unless a single sample's im2col needs more. */
-size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int stride, int pad);
+size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int KS, int stride, int pad);
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
-                    int C, int H, int W, int OC, int K, int stride, int pad, float *workspace);
+                    int C, int H, int W, int OC, int KS, int stride, int pad, float *workspace);
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                     const float *weight, int B, int C, int H, int W, int OC, int K, int stride,
+                     const float *weight, int B, int C, int H, int W, int OC, int KS, int stride,
                      int pad, float *workspace);
 void conv2d_forward_naive(float *out, const float *in, const float *weight, const float *bias,
-                          int B, int C, int H, int W, int OC, int K, int stride, int pad);
+                          int B, int C, int H, int W, int OC, int KS, int stride, int pad);
 void conv2d_backward_naive(float *din, float *dweight, float *dbias, const float *dout,
-                           const float *in, const float *weight, int B, int C, int H, int W,
-                           int OC, int K, int stride, int pad);
+                           const float *in, const float *weight, int B, int C, int H, int W, int OC,
+                           int KS, int stride, int pad);
 
 /* ---- batchnorm2d over in[B,C,HW] (HW = H*W; 1 for BatchNorm1d on [B,C]) ----
  * training: y = (x - mean_b) * invstd_b * gamma + beta with the batch's biased variance;
@@ -87,13 +90,13 @@ void accumulate(float *dx, const float *dout, size_t n);
  * each maximum within its (b, c) input plane (PyTorch's return_indices convention; the first
  * maximum wins ties, NaN propagates). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
-                     int K, int stride, int pad);
+                     int KS, int stride, int pad);
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
-                      int W, int K, int stride, int pad);
+                      int W, int KS, int stride, int pad);
 /* Average over each window, padding counted as zeros (PyTorch count_include_pad=True). */
-void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int K, int stride,
+void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int KS, int stride,
                      int pad);
-void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int stride,
+void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int KS, int stride,
                       int pad);
 /* out[B,C] = mean over H*W of in[B,C,H,W] */
 void global_avgpool_forward(float *out, const float *in, int B, int C, int HW);

@@ -1,4 +1,4 @@
-/* 2-D convolution (PyTorch Conv2d semantics: cross-correlation, NCHW, weight[OC,C,K,K]).
+/* 2-D convolution (PyTorch Conv2d semantics: cross-correlation, NCHW, weight[OC,C,KS,KS]).
  * Fast path: im2col of a chunk of samples + one sgemm per chunk; 1x1 stride-1 pad-0
  * convolutions multiply the input directly. The products go to fastgemm (AVX-512) when it is
  * enabled. The plain loops at the end are the tests' reference. */
@@ -40,15 +40,15 @@
 #define INLINE_LOOPS
 #endif
 
-static int is_pointwise(int K, int stride, int pad) {
-    return K == 1 && stride == 1 && pad == 0;
+static int is_pointwise(int KS, int stride, int pad) {
+    return KS == 1 && stride == 1 && pad == 0;
 }
 
 /* Samples per chunk for a batch of B; nondecreasing in B and in target. */
-static int chunk_for(size_t target, int B, int C, int H, int W, int OC, int K, int stride,
+static int chunk_for(size_t target, int B, int C, int H, int W, int OC, int KS, int stride,
                      int pad) {
-    size_t ohw = (size_t)conv2d_out_size(H, K, stride, pad) * conv2d_out_size(W, K, stride, pad);
-    size_t per_sample = ((size_t)C * K * K + OC) * ohw; /* im2col columns + gathered output */
+    size_t ohw = (size_t)conv2d_out_size(H, KS, stride, pad) * conv2d_out_size(W, KS, stride, pad);
+    size_t per_sample = ((size_t)C * KS * KS + OC) * ohw; /* im2col columns + gathered output */
     int nb = (int)((target + ohw - 1) / ohw);
     if (nb > B) nb = B;
     while (nb > 1 && (size_t)nb * per_sample > CONV_MAX_WORKSPACE)
@@ -57,24 +57,24 @@ static int chunk_for(size_t target, int B, int C, int H, int W, int OC, int K, i
 }
 
 /* Samples per chunk for the sgemm in use. */
-static int conv2d_chunk(int B, int C, int H, int W, int OC, int K, int stride, int pad) {
+static int conv2d_chunk(int B, int C, int H, int W, int OC, int KS, int stride, int pad) {
     size_t target = fastgemm_enabled() ? CONV_FAST_TARGET_COLS : CONV_TARGET_COLS;
-    return chunk_for(target, B, C, H, W, OC, K, stride, pad);
+    return chunk_for(target, B, C, H, W, OC, KS, stride, pad);
 }
 
-/* Workspace layout: col[nb*C*K*K*OH*OW] | gathered[nb*OC*OH*OW] (nb > 1) | padded[C*Hp*Wp]
+/* Workspace layout: col[nb*C*KS*KS*OH*OW] | gathered[nb*OC*OH*OW] (nb > 1) | padded[C*Hp*Wp]
  * (pad > 0: one zero-padded sample, or its gradient) | fastgemm's packing scratch */
 static size_t padded_floats(int C, int H, int W, int pad) {
     return pad > 0 ? (size_t)C * (H + 2 * pad) * (W + 2 * pad) : 0;
 }
 
-size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int K, int stride, int pad) {
-    if (is_pointwise(K, stride, pad)) return 0;
-    size_t ohw = (size_t)conv2d_out_size(H, K, stride, pad) * conv2d_out_size(W, K, stride, pad);
-    int nb = chunk_for(CONV_TARGET_COLS, B, C, H, W, OC, K, stride, pad);
-    size_t col = (size_t)nb * C * K * K * ohw;
+size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int KS, int stride, int pad) {
+    if (is_pointwise(KS, stride, pad)) return 0;
+    size_t ohw = (size_t)conv2d_out_size(H, KS, stride, pad) * conv2d_out_size(W, KS, stride, pad);
+    int nb = chunk_for(CONV_TARGET_COLS, B, C, H, W, OC, KS, stride, pad);
+    size_t col = (size_t)nb * C * KS * KS * ohw;
     size_t gathered = nb > 1 ? (size_t)nb * OC * ohw : 0; /* one sample writes out directly */
-    size_t max_n = (size_t)nb * ohw > (size_t)C * K * K ? (size_t)nb * ohw : (size_t)C * K * K;
+    size_t max_n = (size_t)nb * ohw > (size_t)C * KS * KS ? (size_t)nb * ohw : (size_t)C * KS * KS;
     return col + gathered + padded_floats(C, H, W, pad) + fastgemm_scratch_floats((int)max_n);
 }
 
@@ -107,14 +107,14 @@ INLINE_LOOPS static void pad_image(float *padded, const float *img, int C, int H
     }
 }
 
-/* col[C*K*K, ld] (columns col0 .. col0+OH*OW) = the receptive fields of img[C,Hp,Wp] (already
+/* col[C*KS*KS, ld] (columns col0 .. col0+OH*OW) = the receptive fields of img[C,Hp,Wp] (already
  * padded): row (c, kh, kw), column (oh, ow) holds img[c, oh*stride + kh, ow*stride + kw]. */
 INLINE_LOOPS static void im2col(float *col, size_t ld, const float *img, int C, int Hp, int Wp,
-                                int K, int stride, int OH, int OW) {
+                                int KS, int stride, int OH, int OW) {
     for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < K; kh++)
-            for (int kw = 0; kw < K; kw++) {
-                float *row = col + (size_t)((c * K + kh) * K + kw) * ld;
+        for (int kh = 0; kh < KS; kh++)
+            for (int kw = 0; kw < KS; kw++) {
+                float *row = col + (size_t)((c * KS + kh) * KS + kw) * ld;
                 const float *src = img + ((size_t)c * Hp + kh) * Wp + kw;
                 for (int oh = 0; oh < OH; oh++) {
                     float *d = row + (size_t)oh * OW;
@@ -130,12 +130,12 @@ INLINE_LOOPS static void im2col(float *col, size_t ld, const float *img, int C, 
 }
 
 /* img[C,Hp,Wp] += col2im(col): the adjoint of im2col. */
-static void col2im_add(float *img, const float *col, size_t ld, int C, int Hp, int Wp, int K,
+static void col2im_add(float *img, const float *col, size_t ld, int C, int Hp, int Wp, int KS,
                        int stride, int OH, int OW) {
     for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < K; kh++)
-            for (int kw = 0; kw < K; kw++) {
-                const float *row = col + (size_t)((c * K + kh) * K + kw) * ld;
+        for (int kh = 0; kh < KS; kh++)
+            for (int kw = 0; kw < KS; kw++) {
+                const float *row = col + (size_t)((c * KS + kh) * KS + kw) * ld;
                 float *dst = img + ((size_t)c * Hp + kh) * Wp + kw;
                 for (int oh = 0; oh < OH; oh++) {
                     const float *g = row + (size_t)oh * OW;
@@ -175,21 +175,21 @@ static inline __mmask16 lanes_in(int ow0, int lo, int hi) {
 /* im2col for stride 1 straight from the unpadded img[C,H,W]: masked loads read the padding as
  * zeros (masked-off lanes never touch memory), so no padded copy is made. The masks depend
  * only on kw and the 16-lane piece of the output row, so they are computed once per kw. */
-static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int W, int K, int pad,
+static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int W, int KS, int pad,
                       int OH, int OW) {
     enum { MAX_PIECES = 8 }; /* output rows up to 128 wide; wider ones take the loop below */
     const int pieces = (OW + 15) / 16;
     __mmask16 store[MAX_PIECES], load[MAX_PIECES];
     for (int p = 0; p < pieces && p < MAX_PIECES; p++)
         store[p] = lanes_in(16 * p, 0, OW);
-    for (int kw = 0; kw < K; kw++) {
+    for (int kw = 0; kw < KS; kw++) {
         /* input column iw = ow - pad + kw is inside the image for lo <= ow < hi */
         const int lo = pad - kw, hi = W + pad - kw;
         for (int p = 0; p < pieces && p < MAX_PIECES; p++)
             load[p] = lanes_in(16 * p, lo, hi);
         for (int c = 0; c < C; c++)
-            for (int kh = 0; kh < K; kh++) {
-                float *row = col + (size_t)((c * K + kh) * K + kw) * ld;
+            for (int kh = 0; kh < KS; kh++) {
+                float *row = col + (size_t)((c * KS + kh) * KS + kw) * ld;
                 for (int oh = 0; oh < OH; oh++) {
                     float *d = row + (size_t)oh * OW;
                     const int ih = oh - pad + kh;
@@ -218,17 +218,17 @@ static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int
     }
 }
 
-/* img[C,H,W] += col2im(col) for stride 1 and padding pad (K <= S1_MAX_K, W <= 16 *
+/* img[C,H,W] += col2im(col) for stride 1 and padding pad (KS <= S1_MAX_K, W <= 16 *
  * S1_MAX_PIECES): the adjoint of im2col_s1, dropping the entries that fall in the padding.
- * Each 16-wide piece of an image row gathers its K*K contributions in registers and is stored
+ * Each 16-wide piece of an image row gathers its KS*KS contributions in registers and is stored
  * once (masked read-modify-writes of overlapping pieces stall on store forwarding: 64-channel
  * 8x8 layers were 20% slower that way); one partial sum per kh keeps the add chains short. */
 enum { S1_MAX_K = 8, S1_MAX_PIECES = 8 };
-static void col2im_add_s1(float *img, const float *col, size_t ld, int C, int H, int W, int K,
+static void col2im_add_s1(float *img, const float *col, size_t ld, int C, int H, int W, int KS,
                           int pad, int OH, int OW) {
     const int pieces = (W + 15) / 16;
     __mmask16 mask[S1_MAX_K][S1_MAX_PIECES]; /* lanes of piece q that kw reaches */
-    for (int kw = 0; kw < K; kw++)
+    for (int kw = 0; kw < KS; kw++)
         for (int q = 0; q < pieces; q++)
             mask[kw][q] = lanes_in(16 * q, 0, W) & lanes_in(16 * q, kw - pad, OW + kw - pad);
     for (int c = 0; c < C; c++)
@@ -238,14 +238,14 @@ static void col2im_add_s1(float *img, const float *col, size_t ld, int C, int H,
                 const int w0 = 16 * q;
                 const __mmask16 inside = lanes_in(w0, 0, W);
                 __m512 acc = _mm512_maskz_loadu_ps(inside, x + w0);
-                for (int kh = 0; kh < K; kh++) {
+                for (int kh = 0; kh < KS; kh++) {
                     const int oh = ih + pad - kh;
                     if (oh < 0 || oh >= OH) continue;
                     /* x[iw] gets g[ow] of row (c, kh, kw) with ow = iw + pad - kw */
-                    const float *g = col + (size_t)((c * K + kh) * K) * ld + (size_t)oh * OW;
+                    const float *g = col + (size_t)((c * KS + kh) * KS) * ld + (size_t)oh * OW;
                     uintptr_t p = (uintptr_t)g + sizeof(float) * (uintptr_t)(w0 + pad);
                     __m512 t = _mm512_setzero_ps();
-                    for (int kw = 0; kw < K; kw++, p += sizeof(float) * (ld - 1))
+                    for (int kw = 0; kw < KS; kw++, p += sizeof(float) * (ld - 1))
                         t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mask[kw][q], (const void *)p));
                     acc = _mm512_add_ps(acc, t);
                 }
@@ -258,34 +258,34 @@ static void col2im_add_s1(float *img, const float *col, size_t ld, int C, int H,
 #define HAVE_S1_KERNELS 0
 #endif
 
-/* col[C*K*K, ld] (columns from col0) = im2col of one sample x[C,H,W]; padded is scratch. */
+/* col[C*KS*KS, ld] (columns from col0) = im2col of one sample x[C,H,W]; padded is scratch. */
 static void sample_im2col(float *col, size_t ld, const float *x, float *padded, int C, int H, int W,
-                          int K, int stride, int pad, int OH, int OW) {
+                          int KS, int stride, int pad, int OH, int OW) {
 #if HAVE_S1_KERNELS
     if (stride == 1) {
-        im2col_s1(col, ld, x, C, H, W, K, pad, OH, OW);
+        im2col_s1(col, ld, x, C, H, W, KS, pad, OH, OW);
         return;
     }
 #endif
     if (pad > 0) pad_image(padded, x, C, H, W, pad), x = padded;
-    im2col(col, ld, x, C, H + 2 * pad, W + 2 * pad, K, stride, OH, OW);
+    im2col(col, ld, x, C, H + 2 * pad, W + 2 * pad, KS, stride, OH, OW);
 }
 
 /* dx[C,H,W] += col2im(col) for one sample; padded is scratch. */
 static void sample_col2im_add(float *dx, const float *col, size_t ld, float *padded, int C, int H,
-                              int W, int K, int stride, int pad, int OH, int OW) {
+                              int W, int KS, int stride, int pad, int OH, int OW) {
 #if HAVE_S1_KERNELS
-    if (stride == 1 && K <= S1_MAX_K && W <= 16 * S1_MAX_PIECES) {
-        col2im_add_s1(dx, col, ld, C, H, W, K, pad, OH, OW);
+    if (stride == 1 && KS <= S1_MAX_K && W <= 16 * S1_MAX_PIECES) {
+        col2im_add_s1(dx, col, ld, C, H, W, KS, pad, OH, OW);
         return;
     }
 #endif
     if (pad == 0) {
-        col2im_add(dx, col, ld, C, H, W, K, stride, OH, OW);
+        col2im_add(dx, col, ld, C, H, W, KS, stride, OH, OW);
         return;
     }
     memset(padded, 0, sizeof(float) * padded_floats(C, H, W, pad));
-    col2im_add(padded, col, ld, C, H + 2 * pad, W + 2 * pad, K, stride, OH, OW);
+    col2im_add(padded, col, ld, C, H + 2 * pad, W + 2 * pad, KS, stride, OH, OW);
     unpad_add(dx, padded, C, H, W, pad);
 }
 
@@ -301,19 +301,19 @@ static void add_bias(float *o, const float *g, size_t ldg, const float *bias, in
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias, int B,
-                    int C, int H, int W, int OC, int K, int stride, int pad, float *workspace) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-    ED_CHECK(OH > 0 && OW > 0, "conv2d: empty output for %dx%d input, K=%d stride=%d pad=%d", H, W,
-             K, stride, pad);
-    const size_t ohw = (size_t)OH * OW, chw = (size_t)C * H * W, ckk = (size_t)C * K * K;
-    if (is_pointwise(K, stride, pad)) {
+                    int C, int H, int W, int OC, int KS, int stride, int pad, float *workspace) {
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
+    ED_CHECK(OH > 0 && OW > 0, "conv2d: empty output for %dx%d input, KS=%d stride=%d pad=%d", H, W,
+             KS, stride, pad);
+    const size_t ohw = (size_t)OH * OW, chw = (size_t)C * H * W, ckk = (size_t)C * KS * KS;
+    if (is_pointwise(KS, stride, pad)) {
         /* out[b] (OC x HW) = weight (OC x C) * in[b] (C x HW) */
         for (int b = 0; b < B; b++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ohw, C, 1.0f, weight, C,
                         in + b * chw, (int)ohw, 0.0f, out + b * OC * ohw, (int)ohw);
     } else {
         ED_CHECK(workspace, "conv2d_forward: workspace is NULL");
-        const int nb_max = conv2d_chunk(B, C, H, W, OC, K, stride, pad);
+        const int nb_max = conv2d_chunk(B, C, H, W, OC, KS, stride, pad);
         float *col = workspace;
         float *gathered = workspace + (size_t)nb_max * ckk * ohw;
         float *padded = gathered + (nb_max > 1 ? (size_t)nb_max * OC * ohw : 0);
@@ -322,7 +322,7 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
             int nb = B - b0 < nb_max ? B - b0 : nb_max;
             size_t ld = (size_t)nb * ohw;
             for (int j = 0; j < nb; j++) {
-                sample_im2col(col + j * ohw, ld, in + (b0 + j) * chw, padded, C, H, W, K, stride,
+                sample_im2col(col + j * ohw, ld, in + (b0 + j) * chw, padded, C, H, W, KS, stride,
                               pad, OH, OW);
             }
             if (nb == 1) {
@@ -355,10 +355,10 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                     const float *weight, int B, int C, int H, int W, int OC, int K, int stride,
+                     const float *weight, int B, int C, int H, int W, int OC, int KS, int stride,
                      int pad, float *workspace) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-    const size_t ohw = (size_t)OH * OW, chw = (size_t)C * H * W, ckk = (size_t)C * K * K;
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
+    const size_t ohw = (size_t)OH * OW, chw = (size_t)C * H * W, ckk = (size_t)C * KS * KS;
     /* dbias[oc] += sum over b, oh, ow of dout */
     if (dbias)
         for (int oc = 0; oc < OC; oc++) {
@@ -367,7 +367,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
                 s += vec_sum(dout + ((size_t)b * OC + oc) * ohw, ohw);
             dbias[oc] += (float)s;
         }
-    if (is_pointwise(K, stride, pad)) {
+    if (is_pointwise(KS, stride, pad)) {
         for (int b = 0; b < B; b++) {
             const float *g = dout + b * OC * ohw, *x = in + b * chw;
             /* dweight (OC x C) += dout[b] (OC x HW) * in[b]^T (HW x C) */
@@ -383,7 +383,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     }
     if (!dweight && !din) return;
     ED_CHECK(workspace, "conv2d_backward: workspace is NULL");
-    const int nb_max = conv2d_chunk(B, C, H, W, OC, K, stride, pad);
+    const int nb_max = conv2d_chunk(B, C, H, W, OC, KS, stride, pad);
     float *col = workspace;
     float *gathered = workspace + (size_t)nb_max * ckk * ohw;
     float *padded = gathered + (nb_max > 1 ? (size_t)nb_max * OC * ohw : 0);
@@ -401,7 +401,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
         }
         if (dweight) {
             for (int j = 0; j < nb; j++) {
-                sample_im2col(col + j * ohw, ld, in + (b0 + j) * chw, padded, C, H, W, K, stride,
+                sample_im2col(col + j * ohw, ld, in + (b0 + j) * chw, padded, C, H, W, KS, stride,
                               pad, OH, OW);
             }
             /* dweight (OC x CKK) += dout (OC x nb*OHW) * col^T (nb*OHW x CKK) */
@@ -413,7 +413,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
             gemm(1, 0, (int)ckk, (int)ld, OC, weight, (int)ckk, g, (int)ld, 0.0f, col, (int)ld,
                  scratch);
             for (int j = 0; j < nb; j++)
-                sample_col2im_add(din + (b0 + j) * chw, col + j * ohw, ld, padded, C, H, W, K,
+                sample_col2im_add(din + (b0 + j) * chw, col + j * ohw, ld, padded, C, H, W, KS,
                                   stride, pad, OH, OW);
         }
     }
@@ -423,20 +423,20 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
 
 /* out[b,oc,oh,ow] = bias[oc] + sum_{c,kh,kw} in[b,c,oh*s-p+kh,ow*s-p+kw] * weight[oc,c,kh,kw] */
 void conv2d_forward_naive(float *out, const float *in, const float *weight, const float *bias,
-                          int B, int C, int H, int W, int OC, int K, int stride, int pad) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+                          int B, int C, int H, int W, int OC, int KS, int stride, int pad) {
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
     for (int b = 0; b < B; b++)
         for (int oc = 0; oc < OC; oc++)
             for (int oh = 0; oh < OH; oh++)
                 for (int ow = 0; ow < OW; ow++) {
                     double s = bias ? bias[oc] : 0.0;
                     for (int c = 0; c < C; c++)
-                        for (int kh = 0; kh < K; kh++)
-                            for (int kw = 0; kw < K; kw++) {
+                        for (int kh = 0; kh < KS; kh++)
+                            for (int kw = 0; kw < KS; kw++) {
                                 int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
                                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
                                 s += (double)in[(((size_t)b * C + c) * H + ih) * W + iw] *
-                                     weight[(((size_t)oc * C + c) * K + kh) * K + kw];
+                                     weight[(((size_t)oc * C + c) * KS + kh) * KS + kw];
                             }
                     out[(((size_t)b * OC + oc) * OH + oh) * OW + ow] = (float)s;
                 }
@@ -445,8 +445,8 @@ void conv2d_forward_naive(float *out, const float *in, const float *weight, cons
 /* din, dweight, dbias += the adjoints of conv2d_forward_naive for dout */
 void conv2d_backward_naive(float *din, float *dweight, float *dbias, const float *dout,
                            const float *in, const float *weight, int B, int C, int H, int W, int OC,
-                           int K, int stride, int pad) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+                           int KS, int stride, int pad) {
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
     for (int b = 0; b < B; b++)
         for (int oc = 0; oc < OC; oc++)
             for (int oh = 0; oh < OH; oh++)
@@ -454,12 +454,12 @@ void conv2d_backward_naive(float *din, float *dweight, float *dbias, const float
                     float g = dout[(((size_t)b * OC + oc) * OH + oh) * OW + ow];
                     if (dbias) dbias[oc] += g;
                     for (int c = 0; c < C; c++)
-                        for (int kh = 0; kh < K; kh++)
-                            for (int kw = 0; kw < K; kw++) {
+                        for (int kh = 0; kh < KS; kh++)
+                            for (int kw = 0; kw < KS; kw++) {
                                 int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
                                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
                                 size_t xi = (((size_t)b * C + c) * H + ih) * W + iw;
-                                size_t wi = (((size_t)oc * C + c) * K + kh) * K + kw;
+                                size_t wi = (((size_t)oc * C + c) * KS + kh) * KS + kw;
                                 if (dweight) dweight[wi] += g * in[xi];
                                 if (din) din[xi] += g * weight[wi];
                             }

@@ -109,22 +109,22 @@ int b_input(Builder *b, int C, int H, int W) {
     return new_value(b, C, H, W, -1);
 }
 
-/* out[B,OC,OH,OW] = conv2d(in[B,C,H,W], weight[OC,C,K,K]) + bias[OC] */
-int b_conv(Builder *b, const char *name, int in, int OC, int K, int stride, int pad, int bias,
+/* out[B,OC,OH,OW] = conv2d(in[B,C,H,W], weight[OC,C,KS,KS]) + bias[OC] */
+int b_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int pad, int bias,
            TensorInit weight_init, TensorInit bias_init) {
     Value v = b->values[in];
-    int OH = conv2d_out_size(v.H, K, stride, pad), OW = conv2d_out_size(v.W, K, stride, pad);
+    int OH = conv2d_out_size(v.H, KS, stride, pad), OW = conv2d_out_size(v.W, KS, stride, pad);
     int out = new_value(b, OC, OH, OW, -1);
     Op *op = new_op(b, OP_CONV, in, -1, name);
     op->out = out;
-    op->K = K;
+    op->KS = KS;
     op->stride = stride;
     op->pad = pad;
-    int64_t wshape[4] = {OC, v.C, K, K}, bshape[1] = {OC};
+    int64_t wshape[4] = {OC, v.C, KS, KS}, bshape[1] = {OC};
     op->t[0] = new_tensor(b, name, "weight", TENSOR_PARAM, 4, wshape, weight_init);
     if (bias) op->t[1] = new_tensor(b, name, "bias", TENSOR_PARAM, 1, bshape, bias_init);
     if (!b->use_dnnl) { /* im2col scratch */
-        size_t ws = conv2d_workspace_floats(b->max_batch, v.C, v.H, v.W, OC, K, stride, pad);
+        size_t ws = conv2d_workspace_floats(b->max_batch, v.C, v.H, v.W, OC, KS, stride, pad);
         if (ws > b->workspace_floats) b->workspace_floats = ws;
     }
     return out;
@@ -184,15 +184,15 @@ int b_relu(Builder *b, int in) {
     return out;
 }
 
-int b_maxpool(Builder *b, int in, int K, int stride) {
+int b_maxpool(Builder *b, int in, int KS, int stride) {
     Value v = b->values[in];
     char label[TENSOR_NAME_MAX];
     snprintf(label, sizeof(label), "%.100s/maxpool", label_of(b, in));
-    int out = new_value(b, v.C, conv2d_out_size(v.H, K, stride, 0),
-                        conv2d_out_size(v.W, K, stride, 0), -1);
+    int out = new_value(b, v.C, conv2d_out_size(v.H, KS, stride, 0),
+                        conv2d_out_size(v.W, KS, stride, 0), -1);
     Op *op = new_op(b, OP_MAXPOOL, in, -1, label);
     op->out = out;
-    op->K = K;
+    op->KS = KS;
     op->stride = stride;
     op->iscratch = b->int_count;
     b->int_count += round_up((size_t)b->max_batch * value_size(&b->values[out]));
@@ -247,7 +247,7 @@ int b_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coo
     int out = new_value(b, K, 1, 1, -1);
     Op *op = new_op(b, OP_MVCONV, in, -1, "mvconv");
     op->out = out;
-    op->K = M;
+    op->M = M;
     int64_t wshape[2] = {(int64_t)K * M, v.W};
     op->t[0] = new_tensor(b, "", "weight", TENSOR_PARAM, 2, wshape, init_normal(init_std));
     if (noise_coords > 0) {
@@ -515,7 +515,7 @@ Model *model_create(const ModelSpec *spec) {
             if (op->kind != OP_CONV) continue;
             const Value in = V[op->in], out = V[op->out];
             p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, s.max_batch, in.C, in.H, in.W, out.C,
-                                               op->K, op->stride, op->pad, op->t[1] >= 0);
+                                               op->KS, op->stride, op->pad, op->t[1] >= 0);
         }
     }
     p->op_fwd_seconds = xcalloc((size_t)m->n_ops, sizeof(double));
@@ -639,7 +639,7 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
                               PARAM(op->t[1]), B);
             break;
         }
-        conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->K,
+        conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->KS,
                        op->stride, op->pad, m->workspace);
         break;
     case OP_LINEAR: /* y = x W^T + b */
@@ -655,8 +655,8 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
     case OP_RELU: /* y = max(x, 0) */
         relu_forward(y, x, n);
         break;
-    case OP_MAXPOOL: /* y = max over K x K windows */
-        maxpool_forward(y, m->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->K,
+    case OP_MAXPOOL: /* y = max over KS x KS windows */
+        maxpool_forward(y, m->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->KS,
                         op->stride, 0);
         break;
     case OP_GAP: /* y[b,c] = mean_hw x[b,c,h,w] */
@@ -674,8 +674,8 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         MvNoise nz;
         if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
         mvconv_forward(y, m->priv->saved + op->saved, x, PARAM(op->t[0]),
-                       op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->K,
-                       m->spec.srelu_q, m->spec.srelu_rho);
+                       op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->M, m->spec.srelu_q,
+                       m->spec.srelu_rho);
         break;
     }
     }
@@ -694,7 +694,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
             break;
         }
         conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
-                        in.W, out.C, op->K, op->stride, op->pad, m->workspace);
+                        in.W, out.C, op->KS, op->stride, op->pad, m->workspace);
         break;
     case OP_LINEAR:
         linear_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C,
@@ -710,7 +710,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         relu_backward(dx, dy, ACT(op->out), n);
         break;
     case OP_MAXPOOL:
-        maxpool_backward(dx, dy, m->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->K,
+        maxpool_backward(dx, dy, m->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
                          op->stride, 0);
         break;
     case OP_GAP:
@@ -729,8 +729,8 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         MvNoise nz;
         if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
         mvconv_backward(GRAD(op->t[0]), GRAD(op->t[1]), dy, m->priv->saved + op->saved, x,
-                        op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->K,
-                        m->spec.srelu_q, m->spec.srelu_rho);
+                        op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->M, m->spec.srelu_q,
+                        m->spec.srelu_rho);
         break;
     }
     }
@@ -795,12 +795,12 @@ size_t model_trainable_count(const Model *m) {
 static double op_flops(const Model *m, const Op *op) {
     const Value in = VAL(op->in), out = VAL(op->out);
     switch (op->kind) {
-    case OP_CONV: /* 2 * C*K*K multiply-adds per output */
-        return 2.0 * in.C * op->K * op->K * (double)value_size(&out);
+    case OP_CONV: /* 2 * C*KS*KS multiply-adds per output */
+        return 2.0 * in.C * op->KS * op->KS * (double)value_size(&out);
     case OP_LINEAR:
         return 2.0 * in.C * out.C;
     case OP_MVCONV: /* <w, x_p> for every row and patch */
-        return 2.0 * in.C * in.W * out.C * op->K;
+        return 2.0 * in.C * in.W * out.C * op->M;
     default:
         return 0.0;
     }

@@ -26,23 +26,24 @@ typedef struct {
 } Value;
 
 typedef enum {
-    OP_CONV,      /* t: weight, bias (-1) */
-    OP_LINEAR,    /* t: weight, bias */
-    OP_BN,        /* t: gamma, beta, running_mean, running_var, num_batches_tracked */
+    OP_CONV,   /* t: weight, bias (-1) */
+    OP_LINEAR, /* t: weight, bias */
+    OP_BN,     /* t: gamma, beta, running_mean, running_var, num_batches_tracked */
     OP_RELU,
-    OP_MAXPOOL,   /* K, stride; argmax in int scratch */
-    OP_GAP,       /* global average pool [B,C,H,W] -> [B,C,1,1] */
-    OP_SHORTCUT,  /* option-A shortcut: stride, pad (= pad_front) */
-    OP_ADD,       /* out = in + in2 */
-    OP_MVCONV,    /* t: weight, noise_weight (-1); pre-activations in saved */
-    OP_FLATTEN    /* an alias: no work, no memory */
+    OP_MAXPOOL,  /* KS, stride; argmax in int scratch */
+    OP_GAP,      /* global average pool [B,C,H,W] -> [B,C,1,1] */
+    OP_SHORTCUT, /* option-A shortcut: stride, pad (= pad_front) */
+    OP_ADD,      /* out = in + in2 */
+    OP_MVCONV,   /* t: weight, noise_weight (-1); pre-activations in saved */
+    OP_FLATTEN   /* an alias: no work, no memory */
 } OpKind;
 
 struct Op {
     OpKind kind;
     int in, in2, out; /* value indices (in2 = -1 unless ADD) */
     int t[5];         /* tensor table indices (pending indices while building), -1 = none */
-    int K, stride, pad;
+    int KS, stride, pad; /* conv and maxpool: kernel size, stride, padding */
+    int M;               /* mvconv: filters per class */
     size_t saved;     /* floats into priv->saved (BN mean then invstd; mvconv pre) */
     size_t iscratch;  /* int32s into int_scratch (maxpool argmax) */
     int copy;         /* which net of a sum_of model */
@@ -123,14 +124,14 @@ typedef struct {
 } Builder;
 
 int b_input(Builder *b, int C, int H, int W);
-/* module(prefix + name) = Conv2d(C, OC, K, stride, pad, bias); weight init as given. */
-int b_conv(Builder *b, const char *name, int in, int OC, int K, int stride, int pad, int bias,
+/* module(prefix + name) = Conv2d(C, OC, KS, stride, pad, bias); weight init as given. */
+int b_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int pad, int bias,
            TensorInit weight_init, TensorInit bias_init);
 int b_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_init,
              TensorInit bias_init);
 int b_bn(Builder *b, const char *name, int in);
 int b_relu(Builder *b, int in);
-int b_maxpool(Builder *b, int in, int K, int stride);
+int b_maxpool(Builder *b, int in, int KS, int stride);
 int b_global_avgpool(Builder *b, int in);
 int b_flatten(Builder *b, int in);
 int b_add(Builder *b, int x, int y);

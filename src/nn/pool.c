@@ -41,11 +41,11 @@ static void maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int
  * As PyTorch: the index starts at the window's first input, and moves to a value that is
  * larger or NaN (so NaN propagates). Branch-free selects: maxima of random data mispredict. */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
-                     int K, int stride, int pad) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= K, "maxpool: bad shape %dx%d K=%d stride=%d pad=%d", H,
-             W, K, stride, pad);
-    if (K == 2 && stride == 2 && pad == 0) {
+                     int KS, int stride, int pad) {
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
+    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= KS, "maxpool: bad shape %dx%d KS=%d stride=%d pad=%d",
+             H, W, KS, stride, pad);
+    if (KS == 2 && stride == 2 && pad == 0) {
         maxpool2x2_forward(out, argmax, in, B * C, H, W);
         return;
     }
@@ -56,10 +56,10 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
         int32_t *am = argmax + bc * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
             const int ih0 = oh * stride - pad;
-            const int kh_lo = ih0 < 0 ? -ih0 : 0, kh_hi = ih0 + K > H ? H - ih0 : K;
+            const int kh_lo = ih0 < 0 ? -ih0 : 0, kh_hi = ih0 + KS > H ? H - ih0 : KS;
             for (int ow = 0; ow < OW; ow++) {
                 const int iw0 = ow * stride - pad;
-                const int kw_lo = iw0 < 0 ? -iw0 : 0, kw_hi = iw0 + K > W ? W - iw0 : K;
+                const int kw_lo = iw0 < 0 ? -iw0 : 0, kw_hi = iw0 + KS > W ? W - iw0 : KS;
                 float best = -INFINITY;
                 int32_t at = (ih0 + kh_lo) * W + iw0 + kw_lo;
                 for (int kh = kh_lo; kh < kh_hi; kh++)
@@ -79,8 +79,8 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
 
 /* din[b,c,argmax] += dout[b,c,oh,ow] */
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
-                      int W, int K, int stride, int pad) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+                      int W, int KS, int stride, int pad) {
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
 #pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         float *dx = din + bc * H * W;
@@ -91,13 +91,13 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int 
     }
 }
 
-/* out[b,c,oh,ow] = (1 / K^2) * sum over the window of in (padding counts as zeros) */
-void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int K, int stride,
+/* out[b,c,oh,ow] = (1 / KS^2) * sum over the window of in (padding counts as zeros) */
+void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int KS, int stride,
                      int pad) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= K, "avgpool: bad shape %dx%d K=%d stride=%d pad=%d", H,
-             W, K, stride, pad);
-    const float inv = 1.0f / (float)(K * K);
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
+    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= KS, "avgpool: bad shape %dx%d KS=%d stride=%d pad=%d", H,
+             W, KS, stride, pad);
+    const float inv = 1.0f / (float)(KS * KS);
 #pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         const float *x = in + bc * H * W;
@@ -105,10 +105,10 @@ void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, in
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
                 float s = 0.0f;
-                for (int kh = 0; kh < K; kh++) {
+                for (int kh = 0; kh < KS; kh++) {
                     int ih = oh * stride - pad + kh;
                     if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < K; kw++) {
+                    for (int kw = 0; kw < KS; kw++) {
                         int iw = ow * stride - pad + kw;
                         if (iw >= 0 && iw < W) s += x[ih * W + iw];
                     }
@@ -118,11 +118,11 @@ void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, in
     }
 }
 
-/* din[window] += dout / K^2 */
-void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int K, int stride,
+/* din[window] += dout / KS^2 */
+void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int KS, int stride,
                       int pad) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-    const float inv = 1.0f / (float)(K * K);
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
+    const float inv = 1.0f / (float)(KS * KS);
 #pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
     for (size_t bc = 0; bc < (size_t)B * C; bc++) {
         float *dx = din + bc * H * W;
@@ -130,10 +130,10 @@ void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W,
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
                 const float g = dy[oh * OW + ow] * inv;
-                for (int kh = 0; kh < K; kh++) {
+                for (int kh = 0; kh < KS; kh++) {
                     int ih = oh * stride - pad + kh;
                     if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < K; kw++) {
+                    for (int kw = 0; kw < KS; kw++) {
                         int iw = ow * stride - pad + kw;
                         if (iw >= 0 && iw < W) dx[ih * W + iw] += g;
                     }

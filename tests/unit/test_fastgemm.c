@@ -64,28 +64,28 @@ static void gemm_case(int transA, int transB, int M, int N, int K, float beta) {
     free(A), free(B), free(C), free(ref), free(scratch);
 }
 
-static void conv_case(int B, int C, int H, int OC, int K, int stride, int pad) {
-    int OH = conv2d_out_size(H, K, stride, pad);
+static void conv_case(int B, int C, int H, int OC, int KS, int stride, int pad) {
+    int OH = conv2d_out_size(H, KS, stride, pad);
     size_t nin = (size_t)B * C * H * H, nout = (size_t)B * OC * OH * OH,
-           nw = (size_t)OC * C * K * K;
-    size_t nws = conv2d_workspace_floats(B, C, H, H, OC, K, stride, pad);
+           nw = (size_t)OC * C * KS * KS;
+    size_t nws = conv2d_workspace_floats(B, C, H, H, OC, KS, stride, pad);
     float *in = rnd(nin), *w = rnd(nw), *bias = rnd(OC), *dout = rnd(nout), *ws = rnd(nws);
     float *out = rnd(nout), *out_ref = rnd(nout);
     float *din = rnd(nin), *dw = rnd(nw), *db = rnd(OC);
     float *din_ref = malloc(nin * 4), *dw_ref = malloc(nw * 4), *db_ref = malloc(OC * 4);
     memcpy(din_ref, din, nin * 4), memcpy(dw_ref, dw, nw * 4), memcpy(db_ref, db, OC * 4);
-    conv2d_forward(out, in, w, bias, B, C, H, H, OC, K, stride, pad, ws);
-    conv2d_backward(din, dw, db, dout, in, w, B, C, H, H, OC, K, stride, pad, ws);
-    conv2d_forward_naive(out_ref, in, w, bias, B, C, H, H, OC, K, stride, pad);
-    conv2d_backward_naive(din_ref, dw_ref, db_ref, dout, in, w, B, C, H, H, OC, K, stride, pad);
+    conv2d_forward(out, in, w, bias, B, C, H, H, OC, KS, stride, pad, ws);
+    conv2d_backward(din, dw, db, dout, in, w, B, C, H, H, OC, KS, stride, pad, ws);
+    conv2d_forward_naive(out_ref, in, w, bias, B, C, H, H, OC, KS, stride, pad);
+    conv2d_backward_naive(din_ref, dw_ref, db_ref, dout, in, w, B, C, H, H, OC, KS, stride, pad);
     double e[3] = {max_err(out, out_ref, nout), max_err(din, din_ref, nin),
                    max_err(dw, dw_ref, nw)};
     const char *name[3] = {"out", "din", "dweight"};
     for (int i = 0; i < 3; i++)
         if (e[i] > 1e-4) {
-            printf("FAIL conv2d (1 thread) B=%d C=%d H=%d OC=%d K=%d s=%d p=%d: %s max rel err "
+            printf("FAIL conv2d (1 thread) B=%d C=%d H=%d OC=%d KS=%d s=%d p=%d: %s max rel err "
                    "%.3g\n",
-                   B, C, H, OC, K, stride, pad, name[i], e[i]);
+                   B, C, H, OC, KS, stride, pad, name[i], e[i]);
             failures++;
         }
     free(in), free(w), free(bias), free(dout), free(ws), free(out), free(out_ref);

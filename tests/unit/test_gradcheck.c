@@ -138,45 +138,45 @@ static void check_linear(void) {
 
 /* ---- conv2d, fast and naive ---- */
 typedef struct {
-    int B, C, H, W, OC, K, stride, pad, naive;
+    int B, C, H, W, OC, KS, stride, pad, naive;
     float *in, *w, *b, *out, *r, *ws;
 } ConvCase;
 
 static double conv_objective(void *ctx) {
     ConvCase *c = ctx;
     if (c->naive)
-        conv2d_forward_naive(c->out, c->in, c->w, c->b, c->B, c->C, c->H, c->W, c->OC, c->K,
+        conv2d_forward_naive(c->out, c->in, c->w, c->b, c->B, c->C, c->H, c->W, c->OC, c->KS,
                              c->stride, c->pad);
     else
-        conv2d_forward(c->out, c->in, c->w, c->b, c->B, c->C, c->H, c->W, c->OC, c->K, c->stride,
+        conv2d_forward(c->out, c->in, c->w, c->b, c->B, c->C, c->H, c->W, c->OC, c->KS, c->stride,
                        c->pad, c->ws);
-    int OH = conv2d_out_size(c->H, c->K, c->stride, c->pad);
-    int OW = conv2d_out_size(c->W, c->K, c->stride, c->pad);
+    int OH = conv2d_out_size(c->H, c->KS, c->stride, c->pad);
+    int OW = conv2d_out_size(c->W, c->KS, c->stride, c->pad);
     return dot(c->r, c->out, (size_t)c->B * c->OC * OH * OW);
 }
 
-static void check_conv(int B, int C, int H, int W, int OC, int K, int stride, int pad, int bias,
+static void check_conv(int B, int C, int H, int W, int OC, int KS, int stride, int pad, int bias,
                        int naive) {
-    ConvCase c = {B, C, H, W, OC, K, stride, pad, naive, 0, 0, 0, 0, 0, 0};
-    int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
-    size_t nin = (size_t)B * C * H * W, nw = (size_t)OC * C * K * K,
+    ConvCase c = {B, C, H, W, OC, KS, stride, pad, naive, 0, 0, 0, 0, 0, 0};
+    int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)OC * C * KS * KS,
            nout = (size_t)B * OC * OH * OW;
     c.in = xfloats(nin), c.w = xfloats(nw), c.b = bias ? xfloats(OC) : NULL;
     c.out = xfloats(nout), c.r = xfloats(nout);
-    c.ws = xfloats(conv2d_workspace_floats(B, C, H, W, OC, K, stride, pad));
+    c.ws = xfloats(conv2d_workspace_floats(B, C, H, W, OC, KS, stride, pad));
     float *din = xfloats(nin), *dw = xfloats(nw), *db = xfloats(OC);
     fill_normal(c.in, nin, 1), fill_normal(c.w, nw, 0.5f), fill_normal(c.r, nout, 1);
     if (bias) fill_normal(c.b, OC, 1);
     conv_objective(&c);
     if (naive)
-        conv2d_backward_naive(din, dw, bias ? db : NULL, c.r, c.in, c.w, B, C, H, W, OC, K, stride,
+        conv2d_backward_naive(din, dw, bias ? db : NULL, c.r, c.in, c.w, B, C, H, W, OC, KS, stride,
                               pad);
     else
-        conv2d_backward(din, dw, bias ? db : NULL, c.r, c.in, c.w, B, C, H, W, OC, K, stride, pad,
+        conv2d_backward(din, dw, bias ? db : NULL, c.r, c.in, c.w, B, C, H, W, OC, KS, stride, pad,
                         c.ws);
     char what[100];
-    snprintf(what, sizeof what, "conv2d%s B%d C%d %dx%d OC%d K%d s%d p%d", naive ? "_naive" : "", B,
-             C, H, W, OC, K, stride, pad);
+    snprintf(what, sizeof what, "conv2d%s B%d C%d %dx%d OC%d KS%d s%d p%d", naive ? "_naive" : "",
+             B, C, H, W, OC, KS, stride, pad);
     Param ps[] = {{"in", c.in, din, nin}, {"weight", c.w, dw, nw}, {"bias", c.b, db, OC}};
     gradcheck(what, conv_objective, &c, ps, bias ? 3 : 2, 1e-2, 1e-2);
     free(c.in), free(c.w), free(c.b), free(c.out), free(c.r), free(c.ws), free(din), free(dw),
@@ -276,7 +276,7 @@ static void check_elementwise(void) {
 /* ---- pooling and shortcut ---- */
 typedef struct {
     int kind; /* 0 max, 1 avg, 2 global avg, 3 shortcut */
-    int B, C, H, W, K, stride, pad, OC;
+    int B, C, H, W, KS, stride, pad, OC;
     float *in, *out, *r;
     int32_t *argmax;
     size_t nout;
@@ -286,10 +286,10 @@ static double pool_objective(void *ctx) {
     PoolCase *c = ctx;
     switch (c->kind) {
     case 0:
-        maxpool_forward(c->out, c->argmax, c->in, c->B, c->C, c->H, c->W, c->K, c->stride, c->pad);
+        maxpool_forward(c->out, c->argmax, c->in, c->B, c->C, c->H, c->W, c->KS, c->stride, c->pad);
         break;
     case 1:
-        avgpool_forward(c->out, c->in, c->B, c->C, c->H, c->W, c->K, c->stride, c->pad);
+        avgpool_forward(c->out, c->in, c->B, c->C, c->H, c->W, c->KS, c->stride, c->pad);
         break;
     case 2:
         global_avgpool_forward(c->out, c->in, c->B, c->C, c->H * c->W);
@@ -300,12 +300,12 @@ static double pool_objective(void *ctx) {
     return dot(c->r, c->out, c->nout);
 }
 
-static void check_pool(int kind, int B, int C, int H, int W, int K, int stride, int pad, int OC) {
-    PoolCase c = {kind, B, C, H, W, K, stride, pad, OC, 0, 0, 0, 0, 0};
+static void check_pool(int kind, int B, int C, int H, int W, int KS, int stride, int pad, int OC) {
+    PoolCase c = {kind, B, C, H, W, KS, stride, pad, OC, 0, 0, 0, 0, 0};
     size_t nin = (size_t)B * C * H * W;
     if (kind <= 1)
-        c.nout =
-            (size_t)B * C * conv2d_out_size(H, K, stride, pad) * conv2d_out_size(W, K, stride, pad);
+        c.nout = (size_t)B * C * conv2d_out_size(H, KS, stride, pad) *
+                 conv2d_out_size(W, KS, stride, pad);
     else if (kind == 2)
         c.nout = (size_t)B * C;
     else
@@ -330,14 +330,14 @@ static void check_pool(int kind, int B, int C, int H, int W, int K, int stride, 
         snprintf(what, sizeof what, "%s B%d C%d->%d %dx%d s%d front%d", names[kind], B, C, OC, H, W,
                  stride, pad);
     else
-        snprintf(what, sizeof what, "%s B%d C%d %dx%d K%d s%d p%d", names[kind], B, C, H, W, K,
+        snprintf(what, sizeof what, "%s B%d C%d %dx%d KS%d s%d p%d", names[kind], B, C, H, W, KS,
                  stride, pad);
     switch (kind) {
     case 0:
-        maxpool_backward(din, c.r, c.argmax, B, C, H, W, K, stride, pad);
+        maxpool_backward(din, c.r, c.argmax, B, C, H, W, KS, stride, pad);
         break;
     case 1:
-        avgpool_backward(din, c.r, B, C, H, W, K, stride, pad);
+        avgpool_backward(din, c.r, B, C, H, W, KS, stride, pad);
         break;
     case 2:
         global_avgpool_backward(din, c.r, B, C, H * W);

@@ -69,16 +69,16 @@ static void family_report(const Family *f) {
 #define GUARD_VALUE 12345.0f
 
 /* ---- conv2d: fast vs naive ---- */
-static void conv_case(Family *fam, int B, int C, int H, int W, int OC, int K, int stride, int pad,
+static void conv_case(Family *fam, int B, int C, int H, int W, int OC, int KS, int stride, int pad,
                       int with_bias, int with_din, int ws_batch) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
     if (OH <= 0 || OW <= 0) return;
     char what[160];
-    snprintf(what, sizeof what, "B=%d C=%d %dx%d OC=%d K=%d s=%d p=%d bias=%d din=%d ws(B=%d)", B,
-             C, H, W, OC, K, stride, pad, with_bias, with_din, ws_batch);
+    snprintf(what, sizeof what, "B=%d C=%d %dx%d OC=%d KS=%d s=%d p=%d bias=%d din=%d ws(B=%d)", B,
+             C, H, W, OC, KS, stride, pad, with_bias, with_din, ws_batch);
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW,
-           nw = (size_t)OC * C * K * K;
-    size_t nws = conv2d_workspace_floats(ws_batch, C, H, W, OC, K, stride, pad);
+           nw = (size_t)OC * C * KS * KS;
+    size_t nws = conv2d_workspace_floats(ws_batch, C, H, W, OC, KS, stride, pad);
     float *in = xfloats(nin), *w = xfloats(nw), *bias = xfloats(OC);
     float *out = xfloats(nout), *out_ref = xfloats(nout), *dout = xfloats(nout);
     float *ws = xfloats(nws + GUARD);
@@ -98,12 +98,12 @@ static void conv_case(Family *fam, int B, int C, int H, int W, int OC, int K, in
     for (int i = 0; i < GUARD; i++)
         ws[nws + i] = GUARD_VALUE;
 
-    conv2d_forward(out, in, w, with_bias ? bias : NULL, B, C, H, W, OC, K, stride, pad, ws);
-    conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, K, stride, pad);
+    conv2d_forward(out, in, w, with_bias ? bias : NULL, B, C, H, W, OC, KS, stride, pad, ws);
+    conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, KS, stride, pad);
     conv2d_backward(with_din ? din : NULL, dw, with_bias ? db : NULL, dout, in, w, B, C, H, W, OC,
-                    K, stride, pad, ws);
+                    KS, stride, pad, ws);
     conv2d_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout, in, w,
-                          B, C, H, W, OC, K, stride, pad);
+                          B, C, H, W, OC, KS, stride, pad);
     char buf[200];
     snprintf(buf, sizeof buf, "%s out", what);
     family_cmp(fam, out, out_ref, nout, buf);
@@ -141,18 +141,19 @@ static void test_conv2d(void) {
     conv_case(&fam, 1, 16, 16, 16, 16, 3, 1, 1, 0, 1, 1); /* a single sample */
     /* random shapes */
     for (int t = 0; t < 40; t++) {
-        int K = rand_int(1, 5), stride = rand_int(1, 3), pad = rand_int(0, K - 1 < 2 ? K - 1 : 2);
-        if (t % 8 == 0) K = 1, stride = 1, pad = 0;
-        int H = rand_int(K > pad ? K - pad : 1, 20), W = rand_int(K > pad ? K - pad : 1, 20);
+        int KS = rand_int(1, 5), stride = rand_int(1, 3),
+            pad = rand_int(0, KS - 1 < 2 ? KS - 1 : 2);
+        if (t % 8 == 0) KS = 1, stride = 1, pad = 0;
+        int H = rand_int(KS > pad ? KS - pad : 1, 20), W = rand_int(KS > pad ? KS - pad : 1, 20);
         int B = rand_int(1, 9), C = rand_int(1, 6), OC = rand_int(1, 8);
-        conv_case(&fam, B, C, H, W, OC, K, stride, pad, rand_int(0, 1), rand_int(0, 1),
+        conv_case(&fam, B, C, H, W, OC, KS, stride, pad, rand_int(0, 1), rand_int(0, 1),
                   B + rand_int(0, 3));
     }
     /* larger images, where several chunks (and a remainder) are needed */
     for (int t = 0; t < 6; t++) {
-        int K = 2 * rand_int(0, 2) + 1, H = rand_int(24, 40), W = rand_int(24, 40);
-        conv_case(&fam, rand_int(5, 13), rand_int(1, 3), H, W, rand_int(2, 5), K, rand_int(1, 2),
-                  K / 2, 1, 1, 13);
+        int KS = 2 * rand_int(0, 2) + 1, H = rand_int(24, 40), W = rand_int(24, 40);
+        conv_case(&fam, rand_int(5, 13), rand_int(1, 3), H, W, rand_int(2, 5), KS, rand_int(1, 2),
+                  KS / 2, 1, 1, 13);
     }
     family_report(&fam);
 
@@ -341,10 +342,10 @@ static void test_batchnorm(void) {
 static void test_maxpool_random(void) {
     int bad = 0, cases = 0;
     for (int t = 0; t < 30; t++) {
-        int K = t % 3 == 0 ? 2 : rand_int(1, 4), stride = t % 3 == 0 ? 2 : rand_int(1, 3);
-        int pad = t % 3 == 0 ? 0 : rand_int(0, K / 2);
-        int B = rand_int(1, 3), C = rand_int(1, 4), H = rand_int(K, 13), W = rand_int(K, 13);
-        int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+        int KS = t % 3 == 0 ? 2 : rand_int(1, 4), stride = t % 3 == 0 ? 2 : rand_int(1, 3);
+        int pad = t % 3 == 0 ? 0 : rand_int(0, KS / 2);
+        int B = rand_int(1, 3), C = rand_int(1, 4), H = rand_int(KS, 13), W = rand_int(KS, 13);
+        int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
         size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * OH * OW;
         float *x = xfloats(nin), *y = xfloats(nout);
         int32_t *am = xmalloc(nout * sizeof(int32_t));
@@ -352,7 +353,7 @@ static void test_maxpool_random(void) {
             x[i] = t % 5 == 4 && i % 11 == 3  ? NAN
                    : t % 5 == 3 && i % 3 == 0 ? -INFINITY
                                               : (float)rand_int(-3, 3);
-        maxpool_forward(y, am, x, B, C, H, W, K, stride, pad);
+        maxpool_forward(y, am, x, B, C, H, W, KS, stride, pad);
         for (size_t bc = 0; bc < (size_t)B * C; bc++)
             for (int oh = 0; oh < OH; oh++)
                 for (int ow = 0; ow < OW; ow++) {
@@ -360,8 +361,8 @@ static void test_maxpool_random(void) {
                      * value or a NaN */
                     float best = -INFINITY;
                     int at = -1;
-                    for (int kh = 0; kh < K; kh++)
-                        for (int kw = 0; kw < K; kw++) {
+                    for (int kh = 0; kh < KS; kh++)
+                        for (int kw = 0; kw < KS; kw++) {
                             int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
                             if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
                             float v = x[bc * H * W + ih * W + iw];
@@ -372,9 +373,9 @@ static void test_maxpool_random(void) {
                     int same = (y[o] == best || (isnan(y[o]) && isnan(best))) && am[o] == at;
                     cases++;
                     if (!same && bad++ < 5)
-                        printf("FAIL maxpool B%d C%d %dx%d K%d s%d p%d at (%zu,%d,%d): got %g@%d "
+                        printf("FAIL maxpool B%d C%d %dx%d KS%d s%d p%d at (%zu,%d,%d): got %g@%d "
                                "want %g@%d\n",
-                               B, C, H, W, K, stride, pad, bc, oh, ow, y[o], am[o], best, at);
+                               B, C, H, W, KS, stride, pad, bc, oh, ow, y[o], am[o], best, at);
                 }
         free(x), free(y), free(am);
     }

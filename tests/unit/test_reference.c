@@ -275,24 +275,25 @@ static void test_linear(void) {
 
 static void test_conv(const char *g) {
     int B = attr_int(g, "B"), C = attr_int(g, "C"), H = attr_int(g, "H"), W = attr_int(g, "W");
-    int OC = attr_int(g, "OC"), K = attr_int(g, "K"), S = attr_int(g, "stride"),
+    int OC = attr_int(g, "OC"), KS = attr_int(g, "K"), S = attr_int(g, "stride"),
         P = attr_int(g, "pad"), has_bias = attr_int(g, "has_bias");
-    int OH = conv2d_out_size(H, K, S, P), OW = conv2d_out_size(W, K, S, P);
-    size_t nin = (size_t)B * C * H * W, nw = (size_t)OC * C * K * K, nout = (size_t)B * OC * OH * OW;
+    int OH = conv2d_out_size(H, KS, S, P), OW = conv2d_out_size(W, KS, S, P);
+    size_t nin = (size_t)B * C * H * W, nw = (size_t)OC * C * KS * KS,
+           nout = (size_t)B * OC * OH * OW;
     float *in = rf(g, "in", nin), *w = rf(g, "weight", nw), *dout = rf(g, "dout", nout);
     float *bias = has_bias ? rf(g, "bias", OC) : NULL;
-    size_t ws_n = conv2d_workspace_floats(B, C, H, W, OC, K, S, P);
+    size_t ws_n = conv2d_workspace_floats(B, C, H, W, OC, KS, S, P);
     float *ws = filled(ws_n, NAN);
     for (int naive = 0; naive < 2; naive++) {
         const char *sfx = naive ? " (naive)" : "";
         float *out = filled(nout, NAN), *din = filled(nin, ADD_BASE), *dw = filled(nw, ADD_BASE);
         float *db = has_bias ? filled(OC, ADD_BASE) : NULL;
         if (naive) {
-            conv2d_forward_naive(out, in, w, bias, B, C, H, W, OC, K, S, P);
-            conv2d_backward_naive(din, dw, db, dout, in, w, B, C, H, W, OC, K, S, P);
+            conv2d_forward_naive(out, in, w, bias, B, C, H, W, OC, KS, S, P);
+            conv2d_backward_naive(din, dw, db, dout, in, w, B, C, H, W, OC, KS, S, P);
         } else {
-            conv2d_forward(out, in, w, bias, B, C, H, W, OC, K, S, P, ws);
-            conv2d_backward(din, dw, db, dout, in, w, B, C, H, W, OC, K, S, P, ws);
+            conv2d_forward(out, in, w, bias, B, C, H, W, OC, KS, S, P, ws);
+            conv2d_backward(din, dw, db, dout, in, w, B, C, H, W, OC, KS, S, P, ws);
         }
         check(g, "out", sfx, out, nout, TOL_KERNEL);
         check_added(g, "din", sfx, din, nin, TOL_KERNEL);
@@ -361,15 +362,15 @@ static void test_srelu(const char *g) {
 
 static void test_pool(const char *g, int is_max) {
     int B = attr_int(g, "B"), C = attr_int(g, "C"), H = attr_int(g, "H"), W = attr_int(g, "W");
-    int K = attr_int(g, "K"), S = attr_int(g, "stride"), P = attr_int(g, "pad");
-    int OH = conv2d_out_size(H, K, S, P), OW = conv2d_out_size(W, K, S, P);
+    int KS = attr_int(g, "K"), S = attr_int(g, "stride"), P = attr_int(g, "pad");
+    int OH = conv2d_out_size(H, KS, S, P), OW = conv2d_out_size(W, KS, S, P);
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * OH * OW;
     float *in = rf(g, "in", nin), *dout = rf(g, "dout", nout);
     float *out = filled(nout, NAN), *din = filled(nin, ADD_BASE);
     if (is_max) {
         int32_t *argmax = xcalloc(nout, sizeof(int32_t));
-        maxpool_forward(out, argmax, in, B, C, H, W, K, S, P);
-        maxpool_backward(din, dout, argmax, B, C, H, W, K, S, P);
+        maxpool_forward(out, argmax, in, B, C, H, W, KS, S, P);
+        maxpool_backward(din, dout, argmax, B, C, H, W, KS, S, P);
         int32_t *want = read_typed(g, "argmax", H5T_NATIVE_INT32, sizeof(int32_t), nout);
         size_t bad = 0, first = 0;
         for (size_t i = 0; i < nout; i++)
@@ -383,8 +384,8 @@ static void test_pool(const char *g, int is_max) {
         printf("\n");
         free(argmax), free(want);
     } else {
-        avgpool_forward(out, in, B, C, H, W, K, S, P);
-        avgpool_backward(din, dout, B, C, H, W, K, S, P);
+        avgpool_forward(out, in, B, C, H, W, KS, S, P);
+        avgpool_backward(din, dout, B, C, H, W, KS, S, P);
     }
     check(g, "out", "", out, nout, TOL_KERNEL);
     check_added(g, "din", "", din, nin, TOL_KERNEL);
