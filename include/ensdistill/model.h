@@ -66,8 +66,6 @@ typedef enum {
     MODEL_BACKEND_BLAS      /* im2col + BLAS, the build without oneDNN and the tests' reference */
 } ModelBackend;
 
-typedef struct Op Op; /* one operation of the graph (private to src/nn) */
-
 typedef struct {
     ModelSpec spec;
     TensorTable tensors;
@@ -75,21 +73,8 @@ typedef struct {
     float *buffers;                   /* tensors.buffer_floats */
     size_t trainable_begin, trainable_end; /* the optimizer's range in the param arena */
     uint64_t init_seed, init_stream;       /* set by model_init (mvconv draws test-noise weights) */
-    /* graph */
-    Op *ops;
-    int n_ops;
-    int n_values;
-    void *values;            /* private value table */
-    float *acts, *dacts;     /* activation arena and the (smaller) activation-gradient arena */
-    size_t act_floats;
-    float *workspace;        /* shared scratch (im2col) */
-    size_t workspace_floats;
-    int32_t *int_scratch;    /* maxpool argmax */
-    size_t int_scratch_count;
-    int logits_value;
-    int cur_batch;           /* batch size of the last forward */
-    int training;            /* mode of the last forward */
-    struct ModelPrivate *priv; /* saved per-op state, init recipes, profiling (src/nn only) */
+    struct ModelPrivate *priv; /* the graph engine: ops, values, activation arenas, scratch,
+                                  init recipes, profile (src/nn/nn_internal.h) */
 } Model;
 
 /* Builds the graph and tensor table and allocates every arena. Dies with a clear message on an

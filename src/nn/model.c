@@ -314,13 +314,13 @@ static int root_of(const Value *V, int v) {
  * of a conv, linear, BN or mvconv, or the output of a ReLU (relu_backward gets the output:
  * out > 0 exactly where in > 0), or the logits or the network input. */
 static void plan_memory(Model *m, int max_batch) {
-    Value *V = m->values;
-    int nv = m->n_values, n_ops = m->n_ops;
+    Value *V = m->priv->values;
+    int nv = m->priv->n_values, n_ops = m->priv->n_ops;
     int *prod = xmalloc((size_t)nv * sizeof(int)), *last = xmalloc((size_t)nv * sizeof(int));
     int *keep = xcalloc((size_t)nv, sizeof(int));
     for (int v = 0; v < nv; v++) prod[v] = last[v] = -1;
     for (int i = 0; i < n_ops; i++) {
-        const Op *op = &m->ops[i];
+        const Op *op = &m->priv->ops[i];
         prod[root_of(V, op->out)] = op->kind == OP_FLATTEN ? prod[root_of(V, op->out)] : i;
         int ins[2] = {op->in, op->in2};
         for (int k = 0; k < 2; k++)
@@ -331,8 +331,8 @@ static void plan_memory(Model *m, int max_batch) {
         if (op->kind == OP_RELU) keep[root_of(V, op->out)] = 1;
     }
     keep[0] = 1;
-    keep[root_of(V, m->logits_value)] = 1;
-    last[root_of(V, m->logits_value)] = n_ops; /* read by the caller, seeded by backward */
+    keep[root_of(V, m->priv->logits_value)] = 1;
+    last[root_of(V, m->priv->logits_value)] = n_ops; /* read by the caller, seeded by backward */
 
     Slot *slots = xmalloc((size_t)nv * sizeof(Slot));
     int ns = 0;
@@ -374,7 +374,7 @@ static void plan_memory(Model *m, int max_batch) {
     for (int v = 0; v < nv; v++)
         if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
             p->zero_list[p->zero_begin[last[v]] + fill[last[v]]++] = v;
-    m->act_floats = act_floats;
+    p->act_floats = act_floats;
     p->dact_floats = dact_floats;
     free(fill);
     free(slots);
@@ -478,16 +478,16 @@ Model *model_create(const ModelSpec *spec) {
             ED_CHECK(info->trainable, "frozen tensor %s inside the trainable range", info->name);
     }
 
-    m->ops = b.ops;
-    m->n_ops = b.n_ops;
-    m->values = b.values;
-    m->n_values = b.n_values;
-    m->logits_value = logits;
+    p->ops = b.ops;
+    p->n_ops = b.n_ops;
+    p->values = b.values;
+    p->n_values = b.n_values;
+    p->logits_value = logits;
 
     /* Which values backward must reach: those depending on a trainable parameter. */
     Value *V = b.values;
-    for (int i = 0; i < m->n_ops; i++) {
-        Op *op = &m->ops[i];
+    for (int i = 0; i < p->n_ops; i++) {
+        Op *op = &p->ops[i];
         int rg = op_has_trainable(m, op) || V[op->in].requires_grad ||
                  (op->in2 >= 0 && V[op->in2].requires_grad);
         V[op->out].requires_grad = rg;
@@ -499,27 +499,27 @@ Model *model_create(const ModelSpec *spec) {
     m->grads = xfloats(m->tensors.param_floats);
     m->momentum = xfloats(m->tensors.param_floats);
     m->buffers = xfloats(m->tensors.buffer_floats);
-    m->acts = xfloats(m->act_floats);
-    m->dacts = xfloats(p->dact_floats);
-    m->workspace_floats = b.workspace_floats;
-    m->workspace = xfloats(b.workspace_floats);
-    m->int_scratch_count = b.int_count;
-    m->int_scratch = xcalloc(b.int_count ? b.int_count : 1, sizeof(int32_t));
+    p->acts = xfloats(p->act_floats);
+    p->dacts = xfloats(p->dact_floats);
+    p->workspace_floats = b.workspace_floats;
+    p->workspace = xfloats(b.workspace_floats);
+    p->int_scratch_count = b.int_count;
+    p->int_scratch = xcalloc(b.int_count ? b.int_count : 1, sizeof(int32_t));
     p->saved_floats = b.saved_floats;
     p->saved = xfloats(b.saved_floats);
     if (use_dnnl) { /* every conv layer's primitives, built for max_batch */
         p->dnnl = dnnl_context_create();
-        p->dnnl_conv = xcalloc((size_t)m->n_ops, sizeof(DnnlConv *));
-        for (int i = 0; i < m->n_ops; i++) {
-            const Op *op = &m->ops[i];
+        p->dnnl_conv = xcalloc((size_t)p->n_ops, sizeof(DnnlConv *));
+        for (int i = 0; i < p->n_ops; i++) {
+            const Op *op = &p->ops[i];
             if (op->kind != OP_CONV) continue;
             const Value in = V[op->in], out = V[op->out];
             p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, s.max_batch, in.C, in.H, in.W, out.C,
                                                op->KS, op->stride, op->pad, op->t[1] >= 0);
         }
     }
-    p->op_fwd_seconds = xcalloc((size_t)m->n_ops, sizeof(double));
-    p->op_bwd_seconds = xcalloc((size_t)m->n_ops, sizeof(double));
+    p->op_fwd_seconds = xcalloc((size_t)p->n_ops, sizeof(double));
+    p->op_bwd_seconds = xcalloc((size_t)p->n_ops, sizeof(double));
     for (int c = 0; c < NN_MAX_COPIES; c++) {
         p->noise_ctx[c].m = m;
         p->noise_ctx[c].copy = c;
@@ -535,25 +535,24 @@ void model_free(Model *m) {
     free(m->grads);
     free(m->momentum);
     free(m->buffers);
-    free(m->ops);
-    free(m->values);
-    free(m->acts);
-    free(m->dacts);
-    free(m->workspace);
-    free(m->int_scratch);
-    if (m->priv) {
-        free(m->priv->inits);
-        free(m->priv->saved);
-        free(m->priv->op_fwd_seconds);
-        free(m->priv->op_bwd_seconds);
-        free(m->priv->zero_begin);
-        free(m->priv->zero_list);
-        if (m->priv->dnnl_conv)
-            for (int i = 0; i < m->n_ops; i++) dnnl_conv_free(m->priv->dnnl_conv[i]);
-        free(m->priv->dnnl_conv);
-        dnnl_context_free(m->priv->dnnl);
-        free(m->priv);
-    }
+    struct ModelPrivate *p = m->priv;
+    free(p->ops);
+    free(p->values);
+    free(p->acts);
+    free(p->dacts);
+    free(p->workspace);
+    free(p->int_scratch);
+    free(p->inits);
+    free(p->saved);
+    free(p->op_fwd_seconds);
+    free(p->op_bwd_seconds);
+    free(p->zero_begin);
+    free(p->zero_list);
+    if (p->dnnl_conv)
+        for (int i = 0; i < p->n_ops; i++) dnnl_conv_free(p->dnnl_conv[i]);
+    free(p->dnnl_conv);
+    dnnl_context_free(p->dnnl);
+    free(p);
     free(m);
 }
 
@@ -609,9 +608,9 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-#define VAL(i) (((const Value *)m->values)[i])
-#define ACT(i) (m->acts + VAL(i).offset)
-#define DACT(i) (VAL(i).requires_grad ? m->dacts + VAL(i).goffset : NULL)
+#define VAL(i) (m->priv->values[i])
+#define ACT(i) (m->priv->acts + VAL(i).offset)
+#define DACT(i) (VAL(i).requires_grad ? m->priv->dacts + VAL(i).goffset : NULL)
 #define PARAM(t) ((t) >= 0 ? m->params + m->tensors.items[t].offset : NULL)
 #define GRAD(t) ((t) >= 0 ? m->grads + m->tensors.items[t].offset : NULL)
 #define BUFFER(t) (m->buffers + m->tensors.items[t].offset)
@@ -635,12 +634,12 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
     switch (op->kind) {
     case OP_CONV: /* y = conv2d(x, W) + b */
         if (m->priv->dnnl_conv) {
-            dnnl_conv_forward(m->priv->dnnl_conv[op - m->ops], y, x, PARAM(op->t[0]),
+            dnnl_conv_forward(m->priv->dnnl_conv[op - m->priv->ops], y, x, PARAM(op->t[0]),
                               PARAM(op->t[1]), B);
             break;
         }
         conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->KS,
-                       op->stride, op->pad, m->workspace);
+                       op->stride, op->pad, m->priv->workspace);
         break;
     case OP_LINEAR: /* y = x W^T + b */
         linear_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, out.C);
@@ -656,7 +655,7 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         relu_forward(y, x, n);
         break;
     case OP_MAXPOOL: /* y = max over KS x KS windows */
-        maxpool_forward(y, m->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->KS,
+        maxpool_forward(y, m->priv->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->KS,
                         op->stride, 0);
         break;
     case OP_GAP: /* y[b,c] = mean_hw x[b,c,h,w] */
@@ -683,18 +682,18 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
 
 static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids) {
     const Value in = VAL(op->in), out = VAL(op->out);
-    const float *x = ACT(op->in), *dy = m->dacts + out.goffset;
+    const float *x = ACT(op->in), *dy = m->priv->dacts + out.goffset;
     float *dx = DACT(op->in);
     size_t n = (size_t)B * value_size(&out);
     switch (op->kind) {
     case OP_CONV:
         if (m->priv->dnnl_conv) {
-            dnnl_conv_backward(m->priv->dnnl_conv[op - m->ops], dx, GRAD(op->t[0]),
+            dnnl_conv_backward(m->priv->dnnl_conv[op - m->priv->ops], dx, GRAD(op->t[0]),
                                GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B);
             break;
         }
         conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
-                        in.W, out.C, op->KS, op->stride, op->pad, m->workspace);
+                        in.W, out.C, op->KS, op->stride, op->pad, m->priv->workspace);
         break;
     case OP_LINEAR:
         linear_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C,
@@ -710,7 +709,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         relu_backward(dx, dy, ACT(op->out), n);
         break;
     case OP_MAXPOOL:
-        maxpool_backward(dx, dy, m->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
+        maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
                          op->stride, 0);
         break;
     case OP_GAP:
@@ -739,41 +738,41 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
 float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training) {
     ED_CHECK(B >= 1 && B <= m->spec.max_batch, "batch %d outside 1..%d", B, m->spec.max_batch);
     struct ModelPrivate *p = m->priv;
-    memcpy(m->acts + VAL(0).offset, x, (size_t)B * value_size(&VAL(0)) * sizeof(float));
-    for (int i = 0; i < m->n_ops; i++) {
+    memcpy(p->acts + VAL(0).offset, x, (size_t)B * value_size(&VAL(0)) * sizeof(float));
+    for (int i = 0; i < p->n_ops; i++) {
         double t0 = p->profile ? now_seconds() : 0.0;
-        op_forward(m, &m->ops[i], B, training, sample_ids);
+        op_forward(m, &p->ops[i], B, training, sample_ids);
         if (p->profile) p->op_fwd_seconds[i] += now_seconds() - t0;
     }
     if (p->profile) p->profile_steps++;
-    m->cur_batch = B;
-    m->training = training;
+    p->cur_batch = B;
+    p->training = training;
     p->sample_ids = sample_ids;
-    return ACT(m->logits_value);
+    return ACT(p->logits_value);
 }
 
 void model_backward(Model *m, const float *dlogits) {
-    int B = m->cur_batch;
+    int B = m->priv->cur_batch;
     struct ModelPrivate *p = m->priv;
     ED_CHECK(B > 0, "model_backward before model_forward");
-    ED_CHECK(m->training || !p->has_bn,
+    ED_CHECK(p->training || !p->has_bn,
              "model_backward after an eval-mode forward: BatchNorm backward needs batch "
              "statistics");
     double t0 = p->profile ? now_seconds() : 0.0;
     memset(m->grads + m->trainable_begin, 0,
            (m->trainable_end - m->trainable_begin) * sizeof(float));
     if (p->profile) p->zero_seconds += now_seconds() - t0;
-    const Value *lv = &VAL(m->logits_value);
+    const Value *lv = &VAL(p->logits_value);
     if (!lv->requires_grad) return; /* nothing trainable */
-    memcpy(m->dacts + lv->goffset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
-    for (int i = m->n_ops - 1; i >= 0; i--) {
-        const Op *op = &m->ops[i];
+    memcpy(p->dacts + lv->goffset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
+    for (int i = p->n_ops - 1; i >= 0; i--) {
+        const Op *op = &p->ops[i];
         if (!VAL(op->out).requires_grad) continue;
         double t_op = p->profile ? now_seconds() : 0.0;
         /* gradients whose first contribution comes from this op start at zero */
         for (int k = p->zero_begin[i]; k < p->zero_begin[i + 1]; k++) {
             const Value *v = &VAL(p->zero_list[k]);
-            memset(m->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
+            memset(p->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
         }
         op_backward(m, op, B, p->sample_ids);
         if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
@@ -808,14 +807,14 @@ static double op_flops(const Model *m, const Op *op) {
 
 double model_forward_flops(const Model *m) {
     double f = 0.0;
-    for (int i = 0; i < m->n_ops; i++) f += op_flops(m, &m->ops[i]);
+    for (int i = 0; i < m->priv->n_ops; i++) f += op_flops(m, &m->priv->ops[i]);
     return f;
 }
 
 size_t model_bytes(const Model *m) {
-    size_t floats = 3 * m->tensors.param_floats + m->tensors.buffer_floats + m->act_floats +
-                    m->priv->dact_floats + m->workspace_floats + m->priv->saved_floats;
-    return floats * sizeof(float) + m->int_scratch_count * sizeof(int32_t) +
+    size_t floats = 3 * m->tensors.param_floats + m->tensors.buffer_floats + m->priv->act_floats +
+                    m->priv->dact_floats + m->priv->workspace_floats + m->priv->saved_floats;
+    return floats * sizeof(float) + m->priv->int_scratch_count * sizeof(int32_t) +
            dnnl_context_bytes(m->priv->dnnl);
 }
 
@@ -857,10 +856,10 @@ void model_print_profile(const Model *m, FILE *out) {
     const struct ModelPrivate *p = m->priv;
     long steps = p->profile_steps > 0 ? p->profile_steps : 1;
     double total = 0.0, kind_f[OP_FLATTEN + 1] = {0}, kind_b[OP_FLATTEN + 1] = {0};
-    for (int i = 0; i < m->n_ops; i++) {
+    for (int i = 0; i < p->n_ops; i++) {
         total += p->op_fwd_seconds[i] + p->op_bwd_seconds[i];
-        kind_f[m->ops[i].kind] += p->op_fwd_seconds[i];
-        kind_b[m->ops[i].kind] += p->op_bwd_seconds[i];
+        kind_f[p->ops[i].kind] += p->op_fwd_seconds[i];
+        kind_b[p->ops[i].kind] += p->op_bwd_seconds[i];
     }
     if (total <= 0.0) total = 1e-30;
     fprintf(out, "per-op time over %ld forward(s), ms per step (forward / backward), by kind:\n",
@@ -872,13 +871,13 @@ void model_print_profile(const Model *m, FILE *out) {
                     100.0 * (kind_f[k] + kind_b[k]) / total);
     fprintf(out, "  %-10s %9s %9.2f  (zeroing the parameter gradients)\n", "zeroing", "",
             1e3 * p->zero_seconds / steps);
-    int *order = xmalloc((size_t)m->n_ops * sizeof(int));
-    for (int i = 0; i < m->n_ops; i++) order[i] = i;
+    int *order = xmalloc((size_t)p->n_ops * sizeof(int));
+    for (int i = 0; i < p->n_ops; i++) order[i] = i;
     sort_model = m;
-    qsort(order, (size_t)m->n_ops, sizeof(int), by_time_desc);
+    qsort(order, (size_t)p->n_ops, sizeof(int), by_time_desc);
     fprintf(out, "slowest ops:\n");
-    for (int r = 0; r < m->n_ops && r < 15; r++) {
-        const Op *op = &m->ops[order[r]];
+    for (int r = 0; r < p->n_ops && r < 15; r++) {
+        const Op *op = &p->ops[order[r]];
         const Value in = VAL(op->in), o = VAL(op->out);
         fprintf(out, "  %-28s %-9s %4dx%3dx%3d -> %4dx%3dx%3d %9.2f %9.2f  %5.1f%%\n", op->label,
                 op_kind_name(op->kind), in.C, in.H, in.W, o.C, o.H, o.W,

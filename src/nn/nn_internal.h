@@ -38,6 +38,7 @@ typedef enum {
     OP_FLATTEN   /* an alias: no work, no memory */
 } OpKind;
 
+typedef struct Op Op;
 struct Op {
     OpKind kind;
     int in, in2, out; /* value indices (in2 = -1 unless ADD) */
@@ -74,21 +75,37 @@ typedef struct {
 
 #define NN_MAX_COPIES 64
 
+/* What a Model's users never see: the graph, its arenas and the per-op state (a kernel
+ * backend's too, indexed like ops). */
 struct ModelPrivate {
-    TensorInit *inits; /* [tensors.count] */
-    float *saved;      /* per-op saved state for max_batch */
-    size_t dact_floats; /* size of m->dacts (gradient slots are shared: plan_memory) */
+    Op *ops;
+    int n_ops;
+    Value *values;
+    int n_values;
+    int logits_value;
+    float *acts, *dacts;  /* activation arena and the (smaller) activation-gradient arena */
+    size_t act_floats;
+    size_t dact_floats;   /* gradient slots are shared: plan_memory */
+    float *workspace;     /* shared scratch (im2col) */
+    size_t workspace_floats;
+    int32_t *int_scratch; /* maxpool argmax */
+    size_t int_scratch_count;
+    float *saved;         /* per-op saved state for max_batch */
     size_t saved_floats;
-    MvNoiseCtx noise_ctx[NN_MAX_COPIES];
-    int has_bn;
-    int profile;
-    double *op_fwd_seconds, *op_bwd_seconds; /* [n_ops] */
-    long profile_steps;
-    double zero_seconds; /* model_backward's zeroing of grads and dacts */
+    int cur_batch;        /* batch size of the last forward */
+    int training;         /* mode of the last forward */
     const int64_t *sample_ids; /* of the last forward, for mvconv backward */
     /* before op i's backward, zero the gradients of values zero_list[zero_begin[i] ..
      * zero_begin[i+1]) (their first contribution comes from op i) */
     int *zero_begin, *zero_list;
+    int has_bn;
+    TensorInit *inits; /* [tensors.count] */
+    MvNoiseCtx noise_ctx[NN_MAX_COPIES];
+    /* profile */
+    int profile;
+    double *op_fwd_seconds, *op_bwd_seconds; /* [n_ops] */
+    long profile_steps;
+    double zero_seconds; /* model_backward's zeroing of grads and dacts */
     /* oneDNN (dnnl_backend.h): the context and each conv op's primitives; NULL when the
      * model runs the im2col + BLAS kernels */
     struct DnnlContext *dnnl;
