@@ -93,7 +93,8 @@ void model_free(Model *m);
  * Tensor t of copy c (sum_of) draws from its own counter range of the stream: position
  * (c << 52) | (t << 40), so copy 0 of a sum_of model equals the single model with the same
  * seed and stream. mvconv noise weight [row, coord] is rng_normal_at(seed, stream,
- * 1<<63 | c<<56 | row<<36 | coord) * init_std, trained or not. Zeroes grads and momentum. */
+ * 1<<63 | c<<56 | row<<36 | coord) * init_std, trained or not (both layouts are named once,
+ * NN_POS_* in src/nn/nn_internal.h). Zeroes grads and momentum. */
 void model_init(Model *m, uint64_t seed, uint64_t stream);
 /* logits[B,K] for x[B, C*H*W]; sample_ids[B] are needed only by mvconv with orth noise (may be
  * NULL otherwise). training=1 uses batch statistics and updates BN running statistics.

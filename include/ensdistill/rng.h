@@ -25,7 +25,17 @@ enum {
     RNG_PURPOSE_TEST = 5     /* tests and benchmarks */
 };
 
-/* purpose: 8 bits, role: 8 bits, index: 16 bits, epoch (or any sub-key): 32 bits. */
+/* A stream's 64 bits, high to low: purpose (8), role (8), index (16), epoch or any sub-key
+ * (32). Wider values are truncated to their field. */
+#define RNG_STREAM_EPOCH_BITS 32
+#define RNG_STREAM_INDEX_BITS 16
+#define RNG_STREAM_ROLE_BITS 8
+#define RNG_STREAM_PURPOSE_BITS 8
+#define RNG_STREAM_INDEX_SHIFT RNG_STREAM_EPOCH_BITS
+#define RNG_STREAM_ROLE_SHIFT (RNG_STREAM_INDEX_SHIFT + RNG_STREAM_INDEX_BITS)
+#define RNG_STREAM_PURPOSE_SHIFT (RNG_STREAM_ROLE_SHIFT + RNG_STREAM_ROLE_BITS)
+_Static_assert(RNG_STREAM_PURPOSE_SHIFT + RNG_STREAM_PURPOSE_BITS == 64,
+               "the stream fields fill 64 bits exactly");
 uint64_t rng_stream(unsigned purpose, unsigned role, unsigned index, uint32_t epoch);
 
 /* The ten-round Philox-4x32 bijection: out = philox(counter, key). */

@@ -43,8 +43,11 @@ static void block_at(uint64_t seed, uint64_t stream, uint64_t position, uint32_t
 }
 
 uint64_t rng_stream(unsigned purpose, unsigned role, unsigned index, uint32_t epoch) {
-    return ((uint64_t)(purpose & 0xFF) << 56) | ((uint64_t)(role & 0xFF) << 48) |
-           ((uint64_t)(index & 0xFFFF) << 32) | epoch;
+    const uint64_t p = purpose & ((1u << RNG_STREAM_PURPOSE_BITS) - 1),
+                   r = role & ((1u << RNG_STREAM_ROLE_BITS) - 1),
+                   i = index & ((1u << RNG_STREAM_INDEX_BITS) - 1);
+    return (p << RNG_STREAM_PURPOSE_SHIFT) | (r << RNG_STREAM_ROLE_SHIFT) |
+           (i << RNG_STREAM_INDEX_SHIFT) | epoch;
 }
 
 Rng rng_make(uint64_t seed, uint64_t stream) {

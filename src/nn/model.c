@@ -1,6 +1,7 @@
-/* The model engine: the graph builder (values, ops, tensor declarations), model_create's arena
- * layout, deterministic init, and forward/backward dispatch to the layer kernels of layers.h.
- * Architectures live in models.c and model_resnet.c; nothing here knows one by name. */
+/* Building a model: the graph builder the architectures call (values, ops, tensor
+ * declarations), model_create's tensor table, arenas and kernel backend, and deterministic
+ * init. The memory plan is in plan.c, forward and backward over the graph in graph.c, counts
+ * and the per-op profile in profile.c; the architectures in arch_basic.c and arch_resnet.c. */
 #include "dnnl_backend.h"
 #include "nn_internal.h"
 
@@ -8,23 +9,9 @@
 #include "ensdistill/error.h"
 #include "ensdistill/rng.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#define BN_MOMENTUM 0.1f
-#define BN_EPS 1e-5f
-#define ARENA_ALIGN 16 /* floats: every slot starts on a 64-byte line */
-
-static size_t round_up(size_t n) {
-    return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-}
-
-static size_t value_size(const Value *v) {
-    return (size_t)v->C * v->H * v->W;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Builder                                                                                      */
@@ -58,7 +45,7 @@ static int new_value(Builder *b, int C, int H, int W, int alias_of) {
     v->W = W;
     v->alias_of = alias_of;
     v->requires_grad = 0;
-    v->offset = v->goffset = 0; /* plan_memory */
+    v->offset = v->goffset = 0; /* nn_plan_memory */
     return b->n_values++;
 }
 
@@ -265,122 +252,21 @@ int b_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coo
 /* ------------------------------------------------------------------------------------------ */
 
 uint64_t nn_noise_position(int copy, int row, int64_t coord) {
-    ED_CHECK(copy >= 0 && copy < 128 && row >= 0 && row < (1 << 20) && coord >= 0 &&
-                 coord < ((int64_t)1 << 36),
+    ED_CHECK(copy >= 0 && copy < NN_MAX_COPIES && row >= 0 && row < NN_MAX_NOISE_ROWS &&
+                 coord >= 0 && coord < NN_MAX_NOISE_COORDS,
              "mvconv noise position out of range (copy %d, row %d, coord %lld)", copy, row,
              (long long)coord);
-    return (UINT64_C(1) << 63) | ((uint64_t)copy << 56) | ((uint64_t)row << 36) | (uint64_t)coord;
+    return (UINT64_C(1) << 63) |
+           ((uint64_t)copy << (NN_POS_NOISE_ROW_BITS + NN_POS_NOISE_COORD_BITS)) |
+           ((uint64_t)row << NN_POS_NOISE_COORD_BITS) | (uint64_t)coord;
 }
 
-static float mv_noise_init(const void *ctx, int row, int64_t coord) {
-    const MvNoiseCtx *c = ctx;
-    return rng_normal_at(c->m->init_seed, c->m->init_stream,
-                         nn_noise_position(c->copy, row, coord)) *
-           c->std;
-}
-
-/* ---- memory plan ---- */
-
-typedef struct {
-    size_t offset, size;
-    int start, end; /* live over [start, end] in some clock */
-} Slot;
-
-/* First fit: the lowest offset where [offset, offset+size) overlaps no slot live at the same
- * time. Slots are few (one per value), so the quadratic scan is cheap. */
-static size_t place(const Slot *slots, int n, size_t size, int start, int end) {
-    size_t offset = 0;
-    for (;;) {
-        int moved = 0;
-        for (int i = 0; i < n; i++) {
-            const Slot *s = &slots[i];
-            if (s->end < start || s->start > end) continue; /* not live together */
-            if (s->offset < offset + size && offset < s->offset + s->size) {
-                offset = s->offset + s->size;
-                moved = 1;
-            }
-        }
-        if (!moved) return offset;
-    }
-}
-
-static int root_of(const Value *V, int v) {
-    return V[v].alias_of >= 0 ? V[v].alias_of : v;
-}
-
-/* Assigns every value its activation and gradient slots (see Value) and the zeroing lists.
- * Forward clock: op index; backward clock: op index too, a gradient being live from its
- * producer's op to its last reader's. An activation is read by backward when it is the input
- * of a conv, linear, BN or mvconv, or the output of a ReLU (relu_backward gets the output:
- * out > 0 exactly where in > 0), or the logits or the network input. */
-static void plan_memory(Model *m, int max_batch) {
-    Value *V = m->priv->values;
-    int nv = m->priv->n_values, n_ops = m->priv->n_ops;
-    int *prod = xmalloc((size_t)nv * sizeof(int)), *last = xmalloc((size_t)nv * sizeof(int));
-    int *keep = xcalloc((size_t)nv, sizeof(int));
-    for (int v = 0; v < nv; v++) prod[v] = last[v] = -1;
-    for (int i = 0; i < n_ops; i++) {
-        const Op *op = &m->priv->ops[i];
-        prod[root_of(V, op->out)] = op->kind == OP_FLATTEN ? prod[root_of(V, op->out)] : i;
-        int ins[2] = {op->in, op->in2};
-        for (int k = 0; k < 2; k++)
-            if (ins[k] >= 0 && op->kind != OP_FLATTEN) last[root_of(V, ins[k])] = i;
-        if (op->kind == OP_CONV || op->kind == OP_LINEAR || op->kind == OP_BN ||
-            op->kind == OP_MVCONV)
-            keep[root_of(V, op->in)] = 1;
-        if (op->kind == OP_RELU) keep[root_of(V, op->out)] = 1;
-    }
-    keep[0] = 1;
-    keep[root_of(V, m->priv->logits_value)] = 1;
-    last[root_of(V, m->priv->logits_value)] = n_ops; /* read by the caller, seeded by backward */
-
-    Slot *slots = xmalloc((size_t)nv * sizeof(Slot));
-    int ns = 0;
-    size_t act_floats = 0;
-    for (int v = 0; v < nv; v++) { /* values are created in forward order */
-        if (V[v].alias_of >= 0) continue;
-        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
-        int start = v == 0 ? -1 : prod[v], end = keep[v] ? INT32_MAX : last[v];
-        if (end < start) end = start; /* produced and never read */
-        V[v].offset = place(slots, ns, size, start, end);
-        slots[ns++] = (Slot){V[v].offset, size, start, end};
-        if (V[v].offset + size > act_floats) act_floats = V[v].offset + size;
-    }
-    ns = 0;
-    size_t dact_floats = 0;
-    for (int v = nv - 1; v >= 0; v--) { /* in the order backward meets them */
-        if (V[v].alias_of >= 0 || !V[v].requires_grad) continue;
-        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
-        int end = last[v] < prod[v] ? prod[v] : last[v];
-        V[v].goffset = place(slots, ns, size, prod[v], end);
-        slots[ns++] = (Slot){V[v].goffset, size, prod[v], end};
-        if (V[v].goffset + size > dact_floats) dact_floats = V[v].goffset + size;
-    }
-    for (int v = 0; v < nv; v++)
-        if (V[v].alias_of >= 0) {
-            V[v].offset = V[V[v].alias_of].offset;
-            V[v].goffset = V[V[v].alias_of].goffset;
-        }
-
-    /* zero lists: value v's gradient is zeroed before the backward of op last[v] */
-    struct ModelPrivate *p = m->priv;
-    p->zero_begin = xcalloc((size_t)n_ops + 2, sizeof(int));
-    p->zero_list = xcalloc((size_t)nv + 1, sizeof(int));
-    for (int v = 0; v < nv; v++)
-        if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
-            p->zero_begin[last[v] + 1]++;
-    for (int i = 0; i < n_ops; i++) p->zero_begin[i + 1] += p->zero_begin[i];
-    int *fill = xcalloc((size_t)n_ops + 1, sizeof(int));
-    for (int v = 0; v < nv; v++)
-        if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
-            p->zero_list[p->zero_begin[last[v]] + fill[last[v]]++] = v;
-    p->act_floats = act_floats;
-    p->dact_floats = dact_floats;
-    free(fill);
-    free(slots);
-    free(prod);
-    free(last);
-    free(keep);
+uint64_t nn_tensor_position(int copy, int local_index) {
+    ED_CHECK(copy >= 0 && copy < NN_MAX_COPIES && local_index >= 0 &&
+                 local_index < NN_MAX_NET_TENSORS,
+             "tensor position out of range (copy %d, tensor %d)", copy, local_index);
+    return ((uint64_t)copy << (NN_POS_TENSOR_BITS + NN_POS_DRAW_BITS)) |
+           ((uint64_t)local_index << NN_POS_DRAW_BITS);
 }
 
 static int op_has_trainable(const Model *m, const Op *op) {
@@ -419,7 +305,7 @@ Model *model_create(const ModelSpec *spec) {
         if (s.sum_of > 1) snprintf(b.prefix, sizeof(b.prefix), "nets.%d.", c);
         b.last_linear_op = -1;
         int net_logits = arch_build(&b, x, &s);
-        ED_CHECK(b.n_tensors - b.net_first_tensor < 4096, "too many tensors in one net");
+        ED_CHECK(b.n_tensors - b.net_first_tensor < NN_MAX_NET_TENSORS, "too many tensors in one net");
         if (s.random_features) {
             ED_CHECK(b.last_linear_op >= 0 && b.ops[b.last_linear_op].out == net_logits,
                      "random_features: the net does not end in a linear layer");
@@ -494,7 +380,7 @@ Model *model_create(const ModelSpec *spec) {
         if (op->kind == OP_BN) p->has_bn = 1;
     }
 
-    plan_memory(m, s.max_batch);
+    nn_plan_memory(m, s.max_batch);
     m->params = xfloats(m->tensors.param_floats);
     m->grads = xfloats(m->tensors.param_floats);
     m->momentum = xfloats(m->tensors.param_floats);
@@ -568,7 +454,7 @@ void model_init(Model *m, uint64_t seed, uint64_t stream) {
         const TensorInit *in = &m->priv->inits[i];
         float *data = (info->kind == TENSOR_PARAM ? m->params : m->buffers) + info->offset;
         Rng r = rng_make(seed, stream);
-        r.position = ((uint64_t)in->copy << 52) | ((uint64_t)in->local_index << 40);
+        r.position = nn_tensor_position(in->copy, in->local_index);
         switch (in->kind) {
         case INIT_ZERO:
             memset(data, 0, info->numel * sizeof(float));
@@ -596,294 +482,4 @@ void model_init(Model *m, uint64_t seed, uint64_t stream) {
     }
     memset(m->grads, 0, m->tensors.param_floats * sizeof(float));
     memset(m->momentum, 0, m->tensors.param_floats * sizeof(float));
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Forward and backward                                                                         */
-/* ------------------------------------------------------------------------------------------ */
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-#define VAL(i) (m->priv->values[i])
-#define ACT(i) (m->priv->acts + VAL(i).offset)
-#define DACT(i) (VAL(i).requires_grad ? m->priv->dacts + VAL(i).goffset : NULL)
-#define PARAM(t) ((t) >= 0 ? m->params + m->tensors.items[t].offset : NULL)
-#define GRAD(t) ((t) >= 0 ? m->grads + m->tensors.items[t].offset : NULL)
-#define BUFFER(t) (m->buffers + m->tensors.items[t].offset)
-
-static MvNoise op_noise(const Model *m, const Op *op, const int64_t *sample_ids) {
-    MvNoise nz = {.noise_w = PARAM(op->t[1]),
-                  .n_noise = m->spec.mv_noise_coords,
-                  .sigma = m->spec.mv_noise_sigma,
-                  .sample_ids = sample_ids,
-                  .noise_init = mv_noise_init,
-                  .noise_ctx = &m->priv->noise_ctx[op->copy]};
-    ED_CHECK(sample_ids != NULL, "mvconv with orth noise needs sample ids");
-    return nz;
-}
-
-static void op_forward(Model *m, const Op *op, int B, int training, const int64_t *sample_ids) {
-    const Value in = VAL(op->in), out = VAL(op->out);
-    const float *x = ACT(op->in);
-    float *y = ACT(op->out);
-    size_t n = (size_t)B * value_size(&out);
-    switch (op->kind) {
-    case OP_CONV: /* y = conv2d(x, W) + b */
-        if (m->priv->dnnl_conv) {
-            dnnl_conv_forward(m->priv->dnnl_conv[op - m->priv->ops], y, x, PARAM(op->t[0]),
-                              PARAM(op->t[1]), B);
-            break;
-        }
-        conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->KS,
-                       op->stride, op->pad, m->priv->workspace);
-        break;
-    case OP_LINEAR: /* y = x W^T + b */
-        linear_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, out.C);
-        break;
-    case OP_BN: { /* y = (x - mean) * invstd * gamma + beta */
-        float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
-        batchnorm_forward(y, mean, invstd, x, PARAM(op->t[0]), PARAM(op->t[1]), BUFFER(op->t[2]),
-                          BUFFER(op->t[3]), B, in.C, in.H * in.W, BN_MOMENTUM, BN_EPS, training);
-        if (training) BUFFER(op->t[4])[0] += 1.0f;
-        break;
-    }
-    case OP_RELU: /* y = max(x, 0) */
-        relu_forward(y, x, n);
-        break;
-    case OP_MAXPOOL: /* y = max over KS x KS windows */
-        maxpool_forward(y, m->priv->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->KS,
-                        op->stride, 0);
-        break;
-    case OP_GAP: /* y[b,c] = mean_hw x[b,c,h,w] */
-        global_avgpool_forward(y, x, B, in.C, in.H * in.W);
-        break;
-    case OP_FLATTEN: /* y is x, seen as [B, C*H*W] */
-        break;
-    case OP_SHORTCUT: /* y = zero-pad channels of x[:, :, ::s, ::s] */
-        shortcut_pad_forward(y, x, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
-        break;
-    case OP_ADD: /* y = x + x2 */
-        add_forward(y, x, ACT(op->in2), n);
-        break;
-    case OP_MVCONV: { /* y[b,i] = sum_r sum_p sReLU(<w_{i,r}, x_p>) */
-        MvNoise nz;
-        if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
-        mvconv_forward(y, m->priv->saved + op->saved, x, PARAM(op->t[0]),
-                       op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->M, m->spec.srelu_q,
-                       m->spec.srelu_rho);
-        break;
-    }
-    }
-}
-
-static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids) {
-    const Value in = VAL(op->in), out = VAL(op->out);
-    const float *x = ACT(op->in), *dy = m->priv->dacts + out.goffset;
-    float *dx = DACT(op->in);
-    size_t n = (size_t)B * value_size(&out);
-    switch (op->kind) {
-    case OP_CONV:
-        if (m->priv->dnnl_conv) {
-            dnnl_conv_backward(m->priv->dnnl_conv[op - m->priv->ops], dx, GRAD(op->t[0]),
-                               GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B);
-            break;
-        }
-        conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
-                        in.W, out.C, op->KS, op->stride, op->pad, m->priv->workspace);
-        break;
-    case OP_LINEAR:
-        linear_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C,
-                        out.C);
-        break;
-    case OP_BN: {
-        const float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
-        batchnorm_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), mean,
-                           invstd, B, in.C, in.H * in.W);
-        break;
-    }
-    case OP_RELU: /* the output is > 0 exactly where the input is (the input may be gone) */
-        relu_backward(dx, dy, ACT(op->out), n);
-        break;
-    case OP_MAXPOOL:
-        maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
-                         op->stride, 0);
-        break;
-    case OP_GAP:
-        global_avgpool_backward(dx, dy, B, in.C, in.H * in.W);
-        break;
-    case OP_FLATTEN: /* same memory: the gradient is already in place */
-        break;
-    case OP_SHORTCUT:
-        shortcut_pad_backward(dx, dy, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
-        break;
-    case OP_ADD:
-        if (dx) accumulate(dx, dy, n);
-        if (VAL(op->in2).requires_grad) accumulate(DACT(op->in2), dy, n);
-        break;
-    case OP_MVCONV: {
-        MvNoise nz;
-        if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
-        mvconv_backward(GRAD(op->t[0]), GRAD(op->t[1]), dy, m->priv->saved + op->saved, x,
-                        op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->M, m->spec.srelu_q,
-                        m->spec.srelu_rho);
-        break;
-    }
-    }
-}
-
-float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training) {
-    ED_CHECK(B >= 1 && B <= m->spec.max_batch, "batch %d outside 1..%d", B, m->spec.max_batch);
-    struct ModelPrivate *p = m->priv;
-    memcpy(p->acts + VAL(0).offset, x, (size_t)B * value_size(&VAL(0)) * sizeof(float));
-    for (int i = 0; i < p->n_ops; i++) {
-        double t0 = p->profile ? now_seconds() : 0.0;
-        op_forward(m, &p->ops[i], B, training, sample_ids);
-        if (p->profile) p->op_fwd_seconds[i] += now_seconds() - t0;
-    }
-    if (p->profile) p->profile_steps++;
-    p->cur_batch = B;
-    p->training = training;
-    p->sample_ids = sample_ids;
-    return ACT(p->logits_value);
-}
-
-void model_backward(Model *m, const float *dlogits) {
-    int B = m->priv->cur_batch;
-    struct ModelPrivate *p = m->priv;
-    ED_CHECK(B > 0, "model_backward before model_forward");
-    ED_CHECK(p->training || !p->has_bn,
-             "model_backward after an eval-mode forward: BatchNorm backward needs batch "
-             "statistics");
-    double t0 = p->profile ? now_seconds() : 0.0;
-    memset(m->grads + m->trainable_begin, 0,
-           (m->trainable_end - m->trainable_begin) * sizeof(float));
-    if (p->profile) p->zero_seconds += now_seconds() - t0;
-    const Value *lv = &VAL(p->logits_value);
-    if (!lv->requires_grad) return; /* nothing trainable */
-    memcpy(p->dacts + lv->goffset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
-    for (int i = p->n_ops - 1; i >= 0; i--) {
-        const Op *op = &p->ops[i];
-        if (!VAL(op->out).requires_grad) continue;
-        double t_op = p->profile ? now_seconds() : 0.0;
-        /* gradients whose first contribution comes from this op start at zero */
-        for (int k = p->zero_begin[i]; k < p->zero_begin[i + 1]; k++) {
-            const Value *v = &VAL(p->zero_list[k]);
-            memset(p->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
-        }
-        op_backward(m, op, B, p->sample_ids);
-        if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
-    }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Counts and profiles                                                                          */
-/* ------------------------------------------------------------------------------------------ */
-
-size_t model_param_count(const Model *m) {
-    return m->tensors.param_floats;
-}
-
-size_t model_trainable_count(const Model *m) {
-    return m->trainable_end - m->trainable_begin;
-}
-
-static double op_flops(const Model *m, const Op *op) {
-    const Value in = VAL(op->in), out = VAL(op->out);
-    switch (op->kind) {
-    case OP_CONV: /* 2 * C*KS*KS multiply-adds per output */
-        return 2.0 * in.C * op->KS * op->KS * (double)value_size(&out);
-    case OP_LINEAR:
-        return 2.0 * in.C * out.C;
-    case OP_MVCONV: /* <w, x_p> for every row and patch */
-        return 2.0 * in.C * in.W * out.C * op->M;
-    default:
-        return 0.0;
-    }
-}
-
-double model_forward_flops(const Model *m) {
-    double f = 0.0;
-    for (int i = 0; i < m->priv->n_ops; i++) f += op_flops(m, &m->priv->ops[i]);
-    return f;
-}
-
-size_t model_bytes(const Model *m) {
-    size_t floats = 3 * m->tensors.param_floats + m->tensors.buffer_floats + m->priv->act_floats +
-                    m->priv->dact_floats + m->priv->workspace_floats + m->priv->saved_floats;
-    return floats * sizeof(float) + m->priv->int_scratch_count * sizeof(int32_t) +
-           dnnl_context_bytes(m->priv->dnnl);
-}
-
-const char *model_backend_name(const Model *m) {
-    return m->priv->dnnl ? "onednn" : "blas";
-}
-
-const char *model_backend_isa(const Model *m) {
-    if (m->priv->dnnl) return dnnl_backend_isa();
-#if defined(__AVX512F__)
-    return "avx512f";
-#elif defined(__AVX2__)
-    return "avx2";
-#else
-    return "generic";
-#endif
-}
-
-void model_set_profiling(Model *m, int on) {
-    m->priv->profile = on;
-}
-
-static const char *op_kind_name(OpKind k) {
-    static const char *names[] = {"conv", "linear", "batchnorm", "relu", "maxpool",
-                                  "avgpool", "shortcut", "add", "mvconv", "flatten"};
-    return names[k];
-}
-
-static const Model *sort_model;
-static int by_time_desc(const void *a, const void *b) {
-    int i = *(const int *)a, j = *(const int *)b;
-    const struct ModelPrivate *p = sort_model->priv;
-    double ti = p->op_fwd_seconds[i] + p->op_bwd_seconds[i];
-    double tj = p->op_fwd_seconds[j] + p->op_bwd_seconds[j];
-    return (ti < tj) - (ti > tj);
-}
-
-void model_print_profile(const Model *m, FILE *out) {
-    const struct ModelPrivate *p = m->priv;
-    long steps = p->profile_steps > 0 ? p->profile_steps : 1;
-    double total = 0.0, kind_f[OP_FLATTEN + 1] = {0}, kind_b[OP_FLATTEN + 1] = {0};
-    for (int i = 0; i < p->n_ops; i++) {
-        total += p->op_fwd_seconds[i] + p->op_bwd_seconds[i];
-        kind_f[p->ops[i].kind] += p->op_fwd_seconds[i];
-        kind_b[p->ops[i].kind] += p->op_bwd_seconds[i];
-    }
-    if (total <= 0.0) total = 1e-30;
-    fprintf(out, "per-op time over %ld forward(s), ms per step (forward / backward), by kind:\n",
-            p->profile_steps);
-    for (int k = 0; k <= OP_FLATTEN; k++)
-        if (kind_f[k] + kind_b[k] > 0.0)
-            fprintf(out, "  %-10s %9.2f %9.2f  %5.1f%%\n", op_kind_name((OpKind)k),
-                    1e3 * kind_f[k] / steps, 1e3 * kind_b[k] / steps,
-                    100.0 * (kind_f[k] + kind_b[k]) / total);
-    fprintf(out, "  %-10s %9s %9.2f  (zeroing the parameter gradients)\n", "zeroing", "",
-            1e3 * p->zero_seconds / steps);
-    int *order = xmalloc((size_t)p->n_ops * sizeof(int));
-    for (int i = 0; i < p->n_ops; i++) order[i] = i;
-    sort_model = m;
-    qsort(order, (size_t)p->n_ops, sizeof(int), by_time_desc);
-    fprintf(out, "slowest ops:\n");
-    for (int r = 0; r < p->n_ops && r < 15; r++) {
-        const Op *op = &p->ops[order[r]];
-        const Value in = VAL(op->in), o = VAL(op->out);
-        fprintf(out, "  %-28s %-9s %4dx%3dx%3d -> %4dx%3dx%3d %9.2f %9.2f  %5.1f%%\n", op->label,
-                op_kind_name(op->kind), in.C, in.H, in.W, o.C, o.H, o.W,
-                1e3 * p->op_fwd_seconds[order[r]] / steps,
-                1e3 * p->op_bwd_seconds[order[r]] / steps,
-                100.0 * (p->op_fwd_seconds[order[r]] + p->op_bwd_seconds[order[r]]) / total);
-    }
-    free(order);
 }

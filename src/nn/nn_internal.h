@@ -1,6 +1,8 @@
 /* Private to src/nn: the graph a Model runs (values, ops), the builder the architectures use
- * to declare it, and the per-tensor initialisation recipes. model.c owns the engine; models.c
- * and model_resnet.c only call the b_* builder functions declared here. */
+ * to declare it, and the per-tensor initialisation recipes. model.c builds (builder,
+ * model_create, model_init), plan.c plans the arenas, graph.c runs forward and backward,
+ * profile.c counts and profiles; arch_basic.c and arch_resnet.c only call the b_* builder
+ * functions declared here. */
 #ifndef ENSDISTILL_NN_INTERNAL_H
 #define ENSDISTILL_NN_INTERNAL_H
 
@@ -14,7 +16,7 @@
 /* A value: one activation tensor [B, C, H, W] of the graph. Its slot in the activation arena,
  * and its gradient's slot in dacts, hold max_batch samples; a batch of B uses the first
  * B * C*H*W floats. An alias (flatten) shares its source's slots. Slots are shared between
- * values whose lifetimes do not overlap (plan_memory in model.c): an activation that backward
+ * values whose lifetimes do not overlap (nn_plan_memory in plan.c): an activation that backward
  * reads lives to the end of the step, one read only by forward until its last forward reader
  * has run; a gradient from the backward of its last reader to the backward of its producer. */
 typedef struct {
@@ -85,7 +87,7 @@ struct ModelPrivate {
     int logits_value;
     float *acts, *dacts;  /* activation arena and the (smaller) activation-gradient arena */
     size_t act_floats;
-    size_t dact_floats;   /* gradient slots are shared: plan_memory */
+    size_t dact_floats;   /* gradient slots are shared: nn_plan_memory */
     float *workspace;     /* shared scratch (im2col) */
     size_t workspace_floats;
     int32_t *int_scratch; /* maxpool argmax */
@@ -111,6 +113,21 @@ struct ModelPrivate {
     struct DnnlContext *dnnl;
     struct DnnlConv **dnnl_conv; /* [n_ops] */
 };
+
+#define ARENA_ALIGN 16 /* floats: every arena slot starts on a 64-byte line */
+
+static inline size_t round_up(size_t n) {
+    return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
+
+/* Floats of one sample of a value. */
+static inline size_t value_size(const Value *v) {
+    return (size_t)v->C * v->H * v->W;
+}
+
+/* Assigns every value its activation and gradient slots, sizes m->priv's arenas
+ * (act_floats, dact_floats) and builds the zeroing lists (plan.c). */
+void nn_plan_memory(Model *m, int max_batch);
 
 /* ---- builder: what an architecture function declares ---- */
 typedef struct {
@@ -160,7 +177,7 @@ TensorInit init_const(InitKind kind);
 TensorInit init_uniform(float bound);
 TensorInit init_normal(float std);
 
-/* Architectures (models.c / model_resnet.c): each builds one net on value `in` under the
+/* Architectures (arch_basic.c / arch_resnet.c): each builds one net on value `in` under the
  * builder's prefix and returns its logits value. Unknown shapes: ed_fail. */
 int arch_mlp(Builder *b, int in, const ModelSpec *s);
 int arch_cnn(Builder *b, int in, const ModelSpec *s);
@@ -170,6 +187,29 @@ int arch_wrn(Builder *b, int in, const ModelSpec *s, int depth, int widen);
 /* Parses spec->arch (model_arch_parse) and builds one net; returns the logits value. */
 int arch_build(Builder *b, int in, const ModelSpec *s);
 
+/* Counter positions in a model's init stream, high bit to low, so that no two tensors, nets or
+ * noise weights share one:
+ *   a tensor's draws     0 | copy (11) | tensor index in its net (12) | draw (40)
+ *   mvconv noise weight  1 | copy (7)  | row (20)                     | coord (36) */
+#define NN_POS_DRAW_BITS 40
+#define NN_POS_TENSOR_BITS 12
+#define NN_POS_COPY_BITS 11
+#define NN_POS_NOISE_COORD_BITS 36
+#define NN_POS_NOISE_ROW_BITS 20
+#define NN_POS_NOISE_COPY_BITS 7
+#define NN_MAX_NET_TENSORS (1 << NN_POS_TENSOR_BITS)
+#define NN_MAX_NOISE_ROWS (1 << NN_POS_NOISE_ROW_BITS)
+#define NN_MAX_NOISE_COORDS ((int64_t)1 << NN_POS_NOISE_COORD_BITS)
+_Static_assert(1 + NN_POS_COPY_BITS + NN_POS_TENSOR_BITS + NN_POS_DRAW_BITS == 64,
+               "tensor positions fill 64 bits");
+_Static_assert(1 + NN_POS_NOISE_COPY_BITS + NN_POS_NOISE_ROW_BITS + NN_POS_NOISE_COORD_BITS == 64,
+               "noise positions fill 64 bits");
+_Static_assert(NN_MAX_COPIES <= (1 << NN_POS_NOISE_COPY_BITS) &&
+                   NN_MAX_COPIES <= (1 << NN_POS_COPY_BITS),
+               "every net of a sum_of model has its own positions");
+
+/* The first counter position of tensor `local_index` of net `copy`. */
+uint64_t nn_tensor_position(int copy, int local_index);
 /* The counter position of mvconv noise weight [row, coord] of net `copy`. */
 uint64_t nn_noise_position(int copy, int row, int64_t coord);
 

@@ -1,7 +1,7 @@
 /* Architectures by name: the one parser of their names (model_arch_parse) and the small nets (mlp, cnn, mvconv).
  * Each builder documents the exact PyTorch module it mirrors, so that state_dict names and
  * shapes agree with analysis/load_torch.py. The CIFAR ResNet and WideResNet are in
- * model_resnet.c. */
+ * arch_resnet.c. */
 #include "nn_internal.h"
 
 #include "ensdistill/error.h"
@@ -91,8 +91,8 @@ int arch_mvconv(Builder *b, int in, const ModelSpec *s) {
     if (s->mv_noise_coords < 0)
         ed_fail("model mvconv: mv_noise_coords must be >= 0 (got %lld)",
                 (long long)s->mv_noise_coords);
-    if ((int64_t)s->num_classes * s->mv_filters >= (1 << 20) ||
-        s->mv_noise_coords >= ((int64_t)1 << 36))
+    if ((int64_t)s->num_classes * s->mv_filters >= NN_MAX_NOISE_ROWS ||
+        s->mv_noise_coords >= NN_MAX_NOISE_COORDS)
         ed_fail("model mvconv: %d x %d filters or %lld noise coordinates is too many",
                 s->num_classes, s->mv_filters, (long long)s->mv_noise_coords);
     return b_mvconv(b, in, s->num_classes, s->mv_filters, s->init_std, s->mv_noise_coords);

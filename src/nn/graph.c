@@ -1,0 +1,199 @@
+/* Forward and backward over a model's graph: each op dispatched to its layer kernel
+ * (layers.h, or oneDNN's for conv when the model has that backend), activations and gradients
+ * in the planned arena slots, per-op times when profiling. */
+#include "dnnl_backend.h"
+#include "nn_internal.h"
+
+#include "ensdistill/error.h"
+#include "ensdistill/rng.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+
+static float mv_noise_init(const void *ctx, int row, int64_t coord) {
+    const MvNoiseCtx *c = ctx;
+    return rng_normal_at(c->m->init_seed, c->m->init_stream,
+                         nn_noise_position(c->copy, row, coord)) *
+           c->std;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+#define VAL(i) (m->priv->values[i])
+#define ACT(i) (m->priv->acts + VAL(i).offset)
+#define DACT(i) (VAL(i).requires_grad ? m->priv->dacts + VAL(i).goffset : NULL)
+#define PARAM(t) ((t) >= 0 ? m->params + m->tensors.items[t].offset : NULL)
+#define GRAD(t) ((t) >= 0 ? m->grads + m->tensors.items[t].offset : NULL)
+#define BUFFER(t) (m->buffers + m->tensors.items[t].offset)
+
+static MvNoise op_noise(const Model *m, const Op *op, const int64_t *sample_ids) {
+    MvNoise nz = {.noise_w = PARAM(op->t[1]),
+                  .n_noise = m->spec.mv_noise_coords,
+                  .sigma = m->spec.mv_noise_sigma,
+                  .sample_ids = sample_ids,
+                  .noise_init = mv_noise_init,
+                  .noise_ctx = &m->priv->noise_ctx[op->copy]};
+    ED_CHECK(sample_ids != NULL, "mvconv with orth noise needs sample ids");
+    return nz;
+}
+
+static void op_forward(Model *m, const Op *op, int B, int training, const int64_t *sample_ids) {
+    const Value in = VAL(op->in), out = VAL(op->out);
+    const float *x = ACT(op->in);
+    float *y = ACT(op->out);
+    size_t n = (size_t)B * value_size(&out);
+    switch (op->kind) {
+    case OP_CONV: /* y = conv2d(x, W) + b */
+        if (m->priv->dnnl_conv) {
+            dnnl_conv_forward(m->priv->dnnl_conv[op - m->priv->ops], y, x, PARAM(op->t[0]),
+                              PARAM(op->t[1]), B);
+            break;
+        }
+        conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->KS,
+                       op->stride, op->pad, m->priv->workspace);
+        break;
+    case OP_LINEAR: /* y = x W^T + b */
+        linear_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, out.C);
+        break;
+    case OP_BN: { /* y = (x - mean) * invstd * gamma + beta */
+        float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
+        batchnorm_forward(y, mean, invstd, x, PARAM(op->t[0]), PARAM(op->t[1]), BUFFER(op->t[2]),
+                          BUFFER(op->t[3]), B, in.C, in.H * in.W, BN_MOMENTUM, BN_EPS, training);
+        if (training) BUFFER(op->t[4])[0] += 1.0f;
+        break;
+    }
+    case OP_RELU: /* y = max(x, 0) */
+        relu_forward(y, x, n);
+        break;
+    case OP_MAXPOOL: /* y = max over KS x KS windows */
+        maxpool_forward(y, m->priv->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->KS,
+                        op->stride, 0);
+        break;
+    case OP_GAP: /* y[b,c] = mean_hw x[b,c,h,w] */
+        global_avgpool_forward(y, x, B, in.C, in.H * in.W);
+        break;
+    case OP_FLATTEN: /* y is x, seen as [B, C*H*W] */
+        break;
+    case OP_SHORTCUT: /* y = zero-pad channels of x[:, :, ::s, ::s] */
+        shortcut_pad_forward(y, x, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
+        break;
+    case OP_ADD: /* y = x + x2 */
+        add_forward(y, x, ACT(op->in2), n);
+        break;
+    case OP_MVCONV: { /* y[b,i] = sum_r sum_p sReLU(<w_{i,r}, x_p>) */
+        MvNoise nz;
+        if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
+        mvconv_forward(y, m->priv->saved + op->saved, x, PARAM(op->t[0]),
+                       op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->M, m->spec.srelu_q,
+                       m->spec.srelu_rho);
+        break;
+    }
+    }
+}
+
+static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids) {
+    const Value in = VAL(op->in), out = VAL(op->out);
+    const float *x = ACT(op->in), *dy = m->priv->dacts + out.goffset;
+    float *dx = DACT(op->in);
+    size_t n = (size_t)B * value_size(&out);
+    switch (op->kind) {
+    case OP_CONV:
+        if (m->priv->dnnl_conv) {
+            dnnl_conv_backward(m->priv->dnnl_conv[op - m->priv->ops], dx, GRAD(op->t[0]),
+                               GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B);
+            break;
+        }
+        conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
+                        in.W, out.C, op->KS, op->stride, op->pad, m->priv->workspace);
+        break;
+    case OP_LINEAR:
+        linear_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C,
+                        out.C);
+        break;
+    case OP_BN: {
+        const float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
+        batchnorm_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), mean,
+                           invstd, B, in.C, in.H * in.W);
+        break;
+    }
+    case OP_RELU: /* the output is > 0 exactly where the input is (the input may be gone) */
+        relu_backward(dx, dy, ACT(op->out), n);
+        break;
+    case OP_MAXPOOL:
+        maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
+                         op->stride, 0);
+        break;
+    case OP_GAP:
+        global_avgpool_backward(dx, dy, B, in.C, in.H * in.W);
+        break;
+    case OP_FLATTEN: /* same memory: the gradient is already in place */
+        break;
+    case OP_SHORTCUT:
+        shortcut_pad_backward(dx, dy, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
+        break;
+    case OP_ADD:
+        if (dx) accumulate(dx, dy, n);
+        if (VAL(op->in2).requires_grad) accumulate(DACT(op->in2), dy, n);
+        break;
+    case OP_MVCONV: {
+        MvNoise nz;
+        if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
+        mvconv_backward(GRAD(op->t[0]), GRAD(op->t[1]), dy, m->priv->saved + op->saved, x,
+                        op->t[1] >= 0 ? &nz : NULL, B, in.C, in.W, out.C, op->M, m->spec.srelu_q,
+                        m->spec.srelu_rho);
+        break;
+    }
+    }
+}
+
+float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training) {
+    ED_CHECK(B >= 1 && B <= m->spec.max_batch, "batch %d outside 1..%d", B, m->spec.max_batch);
+    struct ModelPrivate *p = m->priv;
+    memcpy(p->acts + VAL(0).offset, x, (size_t)B * value_size(&VAL(0)) * sizeof(float));
+    for (int i = 0; i < p->n_ops; i++) {
+        double t0 = p->profile ? now_seconds() : 0.0;
+        op_forward(m, &p->ops[i], B, training, sample_ids);
+        if (p->profile) p->op_fwd_seconds[i] += now_seconds() - t0;
+    }
+    if (p->profile) p->profile_steps++;
+    p->cur_batch = B;
+    p->training = training;
+    p->sample_ids = sample_ids;
+    return ACT(p->logits_value);
+}
+
+void model_backward(Model *m, const float *dlogits) {
+    int B = m->priv->cur_batch;
+    struct ModelPrivate *p = m->priv;
+    ED_CHECK(B > 0, "model_backward before model_forward");
+    ED_CHECK(p->training || !p->has_bn,
+             "model_backward after an eval-mode forward: BatchNorm backward needs batch "
+             "statistics");
+    double t0 = p->profile ? now_seconds() : 0.0;
+    memset(m->grads + m->trainable_begin, 0,
+           (m->trainable_end - m->trainable_begin) * sizeof(float));
+    if (p->profile) p->zero_seconds += now_seconds() - t0;
+    const Value *lv = &VAL(p->logits_value);
+    if (!lv->requires_grad) return; /* nothing trainable */
+    memcpy(p->dacts + lv->goffset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
+    for (int i = p->n_ops - 1; i >= 0; i--) {
+        const Op *op = &p->ops[i];
+        if (!VAL(op->out).requires_grad) continue;
+        double t_op = p->profile ? now_seconds() : 0.0;
+        /* gradients whose first contribution comes from this op start at zero */
+        for (int k = p->zero_begin[i]; k < p->zero_begin[i + 1]; k++) {
+            const Value *v = &VAL(p->zero_list[k]);
+            memset(p->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
+        }
+        op_backward(m, op, B, p->sample_ids);
+        if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
+    }
+}

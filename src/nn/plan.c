@@ -1,0 +1,111 @@
+/* The memory plan of a model's activation arenas: which values share slots because their
+ * lifetimes do not overlap (first fit over the op clock), and when backward zeroes each
+ * activation gradient. */
+#include "nn_internal.h"
+
+#include "ensdistill/alloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct {
+    size_t offset, size;
+    int start, end; /* live over [start, end] in some clock */
+} Slot;
+
+/* First fit: the lowest offset where [offset, offset+size) overlaps no slot live at the same
+ * time. Slots are few (one per value), so the quadratic scan is cheap. */
+static size_t place(const Slot *slots, int n, size_t size, int start, int end) {
+    size_t offset = 0;
+    for (;;) {
+        int moved = 0;
+        for (int i = 0; i < n; i++) {
+            const Slot *s = &slots[i];
+            if (s->end < start || s->start > end) continue; /* not live together */
+            if (s->offset < offset + size && offset < s->offset + s->size) {
+                offset = s->offset + s->size;
+                moved = 1;
+            }
+        }
+        if (!moved) return offset;
+    }
+}
+
+static int root_of(const Value *V, int v) {
+    return V[v].alias_of >= 0 ? V[v].alias_of : v;
+}
+
+/* Assigns every value its activation and gradient slots (see Value) and the zeroing lists.
+ * Forward clock: op index; backward clock: op index too, a gradient being live from its
+ * producer's op to its last reader's. An activation is read by backward when it is the input
+ * of a conv, linear, BN or mvconv, or the output of a ReLU (relu_backward gets the output:
+ * out > 0 exactly where in > 0), or the logits or the network input. */
+void nn_plan_memory(Model *m, int max_batch) {
+    Value *V = m->priv->values;
+    int nv = m->priv->n_values, n_ops = m->priv->n_ops;
+    int *prod = xmalloc((size_t)nv * sizeof(int)), *last = xmalloc((size_t)nv * sizeof(int));
+    int *keep = xcalloc((size_t)nv, sizeof(int));
+    for (int v = 0; v < nv; v++) prod[v] = last[v] = -1;
+    for (int i = 0; i < n_ops; i++) {
+        const Op *op = &m->priv->ops[i];
+        prod[root_of(V, op->out)] = op->kind == OP_FLATTEN ? prod[root_of(V, op->out)] : i;
+        int ins[2] = {op->in, op->in2};
+        for (int k = 0; k < 2; k++)
+            if (ins[k] >= 0 && op->kind != OP_FLATTEN) last[root_of(V, ins[k])] = i;
+        if (op->kind == OP_CONV || op->kind == OP_LINEAR || op->kind == OP_BN ||
+            op->kind == OP_MVCONV)
+            keep[root_of(V, op->in)] = 1;
+        if (op->kind == OP_RELU) keep[root_of(V, op->out)] = 1;
+    }
+    keep[0] = 1;
+    keep[root_of(V, m->priv->logits_value)] = 1;
+    last[root_of(V, m->priv->logits_value)] = n_ops; /* read by the caller, seeded by backward */
+
+    Slot *slots = xmalloc((size_t)nv * sizeof(Slot));
+    int ns = 0;
+    size_t act_floats = 0;
+    for (int v = 0; v < nv; v++) { /* values are created in forward order */
+        if (V[v].alias_of >= 0) continue;
+        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
+        int start = v == 0 ? -1 : prod[v], end = keep[v] ? INT32_MAX : last[v];
+        if (end < start) end = start; /* produced and never read */
+        V[v].offset = place(slots, ns, size, start, end);
+        slots[ns++] = (Slot){V[v].offset, size, start, end};
+        if (V[v].offset + size > act_floats) act_floats = V[v].offset + size;
+    }
+    ns = 0;
+    size_t dact_floats = 0;
+    for (int v = nv - 1; v >= 0; v--) { /* in the order backward meets them */
+        if (V[v].alias_of >= 0 || !V[v].requires_grad) continue;
+        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
+        int end = last[v] < prod[v] ? prod[v] : last[v];
+        V[v].goffset = place(slots, ns, size, prod[v], end);
+        slots[ns++] = (Slot){V[v].goffset, size, prod[v], end};
+        if (V[v].goffset + size > dact_floats) dact_floats = V[v].goffset + size;
+    }
+    for (int v = 0; v < nv; v++)
+        if (V[v].alias_of >= 0) {
+            V[v].offset = V[V[v].alias_of].offset;
+            V[v].goffset = V[V[v].alias_of].goffset;
+        }
+
+    /* zero lists: value v's gradient is zeroed before the backward of op last[v] */
+    struct ModelPrivate *p = m->priv;
+    p->zero_begin = xcalloc((size_t)n_ops + 2, sizeof(int));
+    p->zero_list = xcalloc((size_t)nv + 1, sizeof(int));
+    for (int v = 0; v < nv; v++)
+        if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
+            p->zero_begin[last[v] + 1]++;
+    for (int i = 0; i < n_ops; i++) p->zero_begin[i + 1] += p->zero_begin[i];
+    int *fill = xcalloc((size_t)n_ops + 1, sizeof(int));
+    for (int v = 0; v < nv; v++)
+        if (V[v].alias_of < 0 && V[v].requires_grad && last[v] >= 0 && last[v] < n_ops)
+            p->zero_list[p->zero_begin[last[v]] + fill[last[v]]++] = v;
+    p->act_floats = act_floats;
+    p->dact_floats = dact_floats;
+    free(fill);
+    free(slots);
+    free(prod);
+    free(last);
+    free(keep);
+}
