@@ -74,12 +74,6 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 void relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (in > 0) */
 void relu_backward(float *din, const float *dout, const float *in, size_t n);
-/* The paper's smoothed ReLU: 0 for z <= 0; z^q / (q rho^(q-1)) for 0 < z <= rho;
- * z - (1 - 1/q) rho above. */
-float srelu(float z, float q, float rho);
-float srelu_grad(float z, float q, float rho);
-void srelu_forward(float *out, const float *in, size_t n, float q, float rho);
-void srelu_backward(float *din, const float *dout, const float *in, size_t n, float q, float rho);
 /* out = a + b */
 void add_forward(float *out, const float *a, const float *b, size_t n);
 /* dx += dout (the backward of add, for each operand) */
@@ -93,11 +87,6 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
                      int KS, int stride, int pad);
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
                       int W, int KS, int stride, int pad);
-/* Average over each window, padding counted as zeros (PyTorch count_include_pad=True). */
-void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int KS, int stride,
-                     int pad);
-void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int KS, int stride,
-                      int pad);
 /* out[B,C] = mean over H*W of in[B,C,H,W] */
 void global_avgpool_forward(float *out, const float *in, int B, int C, int HW);
 void global_avgpool_backward(float *din, const float *dout, int B, int C, int HW);

@@ -1,5 +1,4 @@
-/* Pooling: max (with the argmax saved for backward), average (padding counted as zeros, as
- * PyTorch's count_include_pad=True) and global average over H*W. */
+/* Pooling: max (with the argmax saved for backward) and global average over H*W. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
 #include "parallel.h"
@@ -88,57 +87,6 @@ void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int 
         const int32_t *am = argmax + bc * OH * OW;
         for (int i = 0; i < OH * OW; i++)
             dx[am[i]] += dy[i];
-    }
-}
-
-/* out[b,c,oh,ow] = (1 / KS^2) * sum over the window of in (padding counts as zeros) */
-void avgpool_forward(float *out, const float *in, int B, int C, int H, int W, int KS, int stride,
-                     int pad) {
-    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
-    ED_CHECK(OH > 0 && OW > 0 && pad * 2 <= KS, "avgpool: bad shape %dx%d KS=%d stride=%d pad=%d", H,
-             W, KS, stride, pad);
-    const float inv = 1.0f / (float)(KS * KS);
-#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
-        const float *x = in + bc * H * W;
-        float *y = out + bc * OH * OW;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                float s = 0.0f;
-                for (int kh = 0; kh < KS; kh++) {
-                    int ih = oh * stride - pad + kh;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < KS; kw++) {
-                        int iw = ow * stride - pad + kw;
-                        if (iw >= 0 && iw < W) s += x[ih * W + iw];
-                    }
-                }
-                y[oh * OW + ow] = s * inv;
-            }
-    }
-}
-
-/* din[window] += dout / KS^2 */
-void avgpool_backward(float *din, const float *dout, int B, int C, int H, int W, int KS, int stride,
-                      int pad) {
-    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
-    const float inv = 1.0f / (float)(KS * KS);
-#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
-        float *dx = din + bc * H * W;
-        const float *dy = dout + bc * OH * OW;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                const float g = dy[oh * OW + ow] * inv;
-                for (int kh = 0; kh < KS; kh++) {
-                    int ih = oh * stride - pad + kh;
-                    if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < KS; kw++) {
-                        int iw = ow * stride - pad + kw;
-                        if (iw >= 0 && iw < W) dx[ih * W + iw] += g;
-                    }
-                }
-            }
     }
 }
 

@@ -1,5 +1,5 @@
-/* Private to src/nn: the smoothed ReLU of the paper, inline for the kernels that apply it per
- * element (activation.c, mvconv.c). Integer q (the paper's q = 3, 4, ...) uses repeated
+/* Private to src/nn: the smoothed ReLU of the paper, inline for mvconv, which applies it per
+ * element (the tests include it to check it). Integer q (the paper's q = 3, 4, ...) uses repeated
  * multiplication instead of powf, which is several times slower. */
 #ifndef ENSDISTILL_NN_SRELU_INLINE_H
 #define ENSDISTILL_NN_SRELU_INLINE_H

@@ -10,7 +10,7 @@ on storage. The reference is therefore PyTorch's arithmetic without float32 roun
 what the C test measures is the error of our float32 kernels alone.
 
 Layout (one group per case; dimensions and hyper-parameters as integer/float attributes):
-  /linear, /conv2d_*, /batchnorm_*, /relu, /srelu_*, /maxpool_*, /avgpool_*, /global_avgpool,
+  /linear, /conv2d_*, /batchnorm_*, /relu, /srelu_*, /maxpool_*, /global_avgpool,
   /shortcut_*, /mvconv_*      in, weights, out, dout (random upstream gradient), din, d<weight>
   /archs/<label>              torch state_dict of an architecture: names [n] (S128), ndim [n],
                               shape [n, 4] (-1 padded), trainable [n], is_param [n]; attrs arch, C, H, W, K,
@@ -181,16 +181,6 @@ def maxpool_case(w, name, B, C, H, W, K, stride, pad):
     for k, v in {"in": x, "out": out, "dout": dout, "din": din}.items():
         w.put(g, k, v)
     w.put(g, "argmax", idx, dtype=np.int32)
-
-
-def avgpool_case(w, name, B, C, H, W, K, stride, pad):
-    x = leaf(f32(B, C, H, W))
-    out = F.avg_pool2d(x, K, stride=stride, padding=pad, count_include_pad=True)
-    dout = f32(*out.shape)
-    (din,) = backward(out, dout, x)
-    g = w.group(name, B=B, C=C, H=H, W=W, K=K, stride=stride, pad=pad)
-    for k, v in {"in": x, "out": out, "dout": dout, "din": din}.items():
-        w.put(g, k, v)
 
 
 def global_avgpool_case(w):
@@ -494,8 +484,6 @@ def main():
     srelu_case(w, "srelu_q2.5", 2.5, 1.0)
     maxpool_case(w, "maxpool_2x2_s2_p0", 2, 3, 6, 7, 2, 2, 0)
     maxpool_case(w, "maxpool_3x3_s2_p1", 2, 3, 7, 7, 3, 2, 1)
-    avgpool_case(w, "avgpool_2x2_s2_p0", 2, 3, 6, 7, 2, 2, 0)
-    avgpool_case(w, "avgpool_3x3_s2_p1", 2, 3, 7, 7, 3, 2, 1)
     global_avgpool_case(w)
     shortcut_case(w, "shortcut_a_s2", 2, 4, 7, 7, 8, 2, 2)
     shortcut_case(w, "shortcut_a_s1_asym", 2, 4, 5, 6, 7, 1, 1)

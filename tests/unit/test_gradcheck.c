@@ -4,6 +4,7 @@
  *   - along random directions d: (f(x + eps d) - f(x - eps d)) / (2 eps) vs <grad, d>;
  *   - coordinate by coordinate (all, or 48 sampled): a wrong border pixel or channel cannot hide.
  * Kernels run in float; f is summed in double. Exits 1 if any relative error exceeds tol. */
+#include "../../src/nn/srelu_inline.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/layers.h"
 #include "ensdistill/loss.h"
@@ -228,7 +229,9 @@ typedef struct {
 static double elt_objective(void *ctx) {
     EltCase *c = ctx;
     if (c->kind == 0) relu_forward(c->out, c->a, c->n);
-    if (c->kind == 1) srelu_forward(c->out, c->a, c->n, c->q, c->rho);
+    if (c->kind == 1)
+        for (size_t i = 0; i < c->n; i++)
+            c->out[i] = srelu_value(c->a[i], c->q, c->rho);
     if (c->kind == 2) add_forward(c->out, c->a, c->b, c->n);
     return dot(c->r, c->out, c->n);
 }
@@ -257,7 +260,8 @@ static void check_elementwise(void) {
                                   : c.rho * (1.1f + 2 * u);
         }
         memset(da, 0, N * sizeof(float));
-        srelu_backward(da, c.r, c.a, N, c.q, c.rho);
+        for (int i = 0; i < N; i++)
+            da[i] += c.r[i] * srelu_derivative(c.a[i], c.q, c.rho);
         char what[64];
         snprintf(what, sizeof what, "srelu q=%g rho=%g (all three regions)", c.q, c.rho);
         gradcheck(what, elt_objective, &c, pr, 1, 1e-3, 1e-2);
@@ -274,8 +278,10 @@ static void check_elementwise(void) {
 }
 
 /* ---- pooling and shortcut ---- */
+typedef enum { POOL_MAX, POOL_GLOBAL_AVG, POOL_SHORTCUT } PoolKind;
+
 typedef struct {
-    int kind; /* 0 max, 1 avg, 2 global avg, 3 shortcut */
+    PoolKind kind;
     int B, C, H, W, KS, stride, pad, OC;
     float *in, *out, *r;
     int32_t *argmax;
@@ -285,13 +291,10 @@ typedef struct {
 static double pool_objective(void *ctx) {
     PoolCase *c = ctx;
     switch (c->kind) {
-    case 0:
+    case POOL_MAX:
         maxpool_forward(c->out, c->argmax, c->in, c->B, c->C, c->H, c->W, c->KS, c->stride, c->pad);
         break;
-    case 1:
-        avgpool_forward(c->out, c->in, c->B, c->C, c->H, c->W, c->KS, c->stride, c->pad);
-        break;
-    case 2:
+    case POOL_GLOBAL_AVG:
         global_avgpool_forward(c->out, c->in, c->B, c->C, c->H * c->W);
         break;
     default:
@@ -300,13 +303,14 @@ static double pool_objective(void *ctx) {
     return dot(c->r, c->out, c->nout);
 }
 
-static void check_pool(int kind, int B, int C, int H, int W, int KS, int stride, int pad, int OC) {
+static void check_pool(PoolKind kind, int B, int C, int H, int W, int KS, int stride, int pad,
+                       int OC) {
     PoolCase c = {kind, B, C, H, W, KS, stride, pad, OC, 0, 0, 0, 0, 0};
     size_t nin = (size_t)B * C * H * W;
-    if (kind <= 1)
+    if (kind == POOL_MAX)
         c.nout = (size_t)B * C * conv2d_out_size(H, KS, stride, pad) *
                  conv2d_out_size(W, KS, stride, pad);
-    else if (kind == 2)
+    else if (kind == POOL_GLOBAL_AVG)
         c.nout = (size_t)B * C;
     else
         c.nout = (size_t)B * OC * ((H + stride - 1) / stride) * ((W + stride - 1) / stride);
@@ -314,7 +318,7 @@ static void check_pool(int kind, int B, int C, int H, int W, int KS, int stride,
     c.argmax = xmalloc(c.nout * sizeof(int32_t));
     float *din = xfloats(nin);
     fill_normal(c.r, c.nout, 1);
-    if (kind == 0) {
+    if (kind == POOL_MAX) {
         /* distinct values 0.01 apart in random order: no perturbation changes a window's argmax */
         int *perm = xmalloc(nin * sizeof(int));
         rng_permutation(&rng, (int)nin, perm);
@@ -324,29 +328,26 @@ static void check_pool(int kind, int B, int C, int H, int W, int KS, int stride,
     } else
         fill_normal(c.in, nin, 1);
     pool_objective(&c);
-    const char *names[] = {"maxpool", "avgpool", "global_avgpool", "shortcut_pad"};
+    const char *names[] = {"maxpool", "global_avgpool", "shortcut_pad"};
     char what[100];
-    if (kind == 3)
+    if (kind == POOL_SHORTCUT)
         snprintf(what, sizeof what, "%s B%d C%d->%d %dx%d s%d front%d", names[kind], B, C, OC, H, W,
                  stride, pad);
     else
         snprintf(what, sizeof what, "%s B%d C%d %dx%d KS%d s%d p%d", names[kind], B, C, H, W, KS,
                  stride, pad);
     switch (kind) {
-    case 0:
+    case POOL_MAX:
         maxpool_backward(din, c.r, c.argmax, B, C, H, W, KS, stride, pad);
         break;
-    case 1:
-        avgpool_backward(din, c.r, B, C, H, W, KS, stride, pad);
-        break;
-    case 2:
+    case POOL_GLOBAL_AVG:
         global_avgpool_backward(din, c.r, B, C, H * W);
         break;
     default:
         shortcut_pad_backward(din, c.r, B, C, H, W, OC, stride, pad);
     }
     Param ps[] = {{"in", c.in, din, nin}};
-    gradcheck(what, pool_objective, &c, ps, 1, kind == 0 ? 1e-3 : 1e-2, 1e-2);
+    gradcheck(what, pool_objective, &c, ps, 1, kind == POOL_MAX ? 1e-3 : 1e-2, 1e-2);
     free(c.in), free(c.out), free(c.r), free(c.argmax), free(din);
 }
 
@@ -476,15 +477,13 @@ int main(void) {
     check_batchnorm(4, 3, 10);
     check_batchnorm(8, 5, 1); /* BatchNorm1d */
     check_elementwise();
-    check_pool(0, 2, 3, 6, 6, 2, 2, 0, 0);
-    check_pool(0, 2, 2, 7, 5, 3, 2, 1, 0); /* padded, overlapping windows */
-    check_pool(0, 2, 2, 7, 5, 2, 2, 0, 0); /* 2x2 fast path, odd sizes */
-    check_pool(1, 2, 3, 6, 6, 2, 2, 0, 0);
-    check_pool(1, 2, 2, 7, 5, 3, 2, 1, 0); /* padding counted as zeros */
-    check_pool(1, 1, 2, 5, 5, 3, 1, 1, 0);
-    check_pool(2, 3, 4, 5, 3, 0, 0, 0, 0);
-    check_pool(3, 2, 3, 7, 6, 0, 2, 2, 8); /* option A: subsample, pad channels 2 before, 3 after */
-    check_pool(3, 2, 4, 4, 4, 1, 1, 0, 4);
+    check_pool(POOL_MAX, 2, 3, 6, 6, 2, 2, 0, 0);
+    check_pool(POOL_MAX, 2, 2, 7, 5, 3, 2, 1, 0); /* padded, overlapping windows */
+    check_pool(POOL_MAX, 2, 2, 7, 5, 2, 2, 0, 0); /* 2x2 fast path, odd sizes */
+    check_pool(POOL_GLOBAL_AVG, 3, 4, 5, 3, 0, 0, 0, 0);
+    check_pool(POOL_SHORTCUT, 2, 3, 7, 6, 0, 2, 2,
+               8); /* option A: subsample, pad channels 2 before, 3 after */
+    check_pool(POOL_SHORTCUT, 2, 4, 4, 4, 1, 1, 0, 4);
     check_mvconv(0);
     check_mvconv(1);
     check_loss(0, 1, 0, 1);
