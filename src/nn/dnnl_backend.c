@@ -28,7 +28,7 @@ size_t dnnl_context_bytes(const DnnlContext *ctx) {
 const char *dnnl_backend_isa(void) {
     return "none";
 }
-DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int K,
+DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
                            int stride, int pad, int has_bias) {
     ED_DIE("dnnl_conv_create: this build has no oneDNN");
 }
@@ -246,7 +246,7 @@ typedef struct {
 
 struct DnnlConv {
     DnnlContext *ctx;
-    int C, H, W, OC, K, stride, pad, has_bias;
+    int C, H, W, OC, KS, stride, pad, has_bias;
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -255,10 +255,10 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     DnnlContext *ctx = c->ctx;
     memset(p, 0, sizeof(*p));
     p->B = B;
-    const int OH = (c->H + 2 * c->pad - c->K) / c->stride + 1;
-    const int OW = (c->W + 2 * c->pad - c->K) / c->stride + 1;
+    const int OH = (c->H + 2 * c->pad - c->KS) / c->stride + 1;
+    const int OW = (c->W + 2 * c->pad - c->KS) / c->stride + 1;
     dnnl_dims_t src_dims = {B, c->C, c->H, c->W}, dst_dims = {B, c->OC, OH, OW};
-    dnnl_dims_t wei_dims = {c->OC, c->C, c->K, c->K}, bias_dims = {c->OC};
+    dnnl_dims_t wei_dims = {c->OC, c->C, c->KS, c->KS}, bias_dims = {c->OC};
     dnnl_dims_t strides = {c->stride, c->stride}, pads = {c->pad, c->pad};
     dnnl_memory_desc_t src_u = plain_md(4, src_dims, dnnl_nchw);
     dnnl_memory_desc_t dst_u = plain_md(4, dst_dims, dnnl_nchw);
@@ -368,11 +368,18 @@ static ConvPlan *conv_plan(DnnlConv *c, int B) {
     return p;
 }
 
-DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int K,
+DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
                            int stride, int pad, int has_bias) {
     DnnlConv *c = xcalloc(1, sizeof(*c));
-    *c = (DnnlConv){.ctx = ctx, .C = C, .H = H, .W = W, .OC = OC, .K = K, .stride = stride,
-                    .pad = pad, .has_bias = has_bias};
+    *c = (DnnlConv){.ctx = ctx,
+                    .C = C,
+                    .H = H,
+                    .W = W,
+                    .OC = OC,
+                    .KS = KS,
+                    .stride = stride,
+                    .pad = pad,
+                    .has_bias = has_bias};
     conv_plan(c, max_batch);
     return c;
 }

@@ -24,10 +24,10 @@ size_t dnnl_context_bytes(const DnnlContext *ctx);
  * without oneDNN. */
 const char *dnnl_backend_isa(void);
 
-/* Conv2d out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,K,K] + bias[OC] (as conv2d_forward).
+/* Conv2d out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,KS,KS] + bias[OC] (as conv2d_forward).
  * dnnl_conv_create builds the primitives for max_batch; another batch size gets its own the
  * first time it is seen (a few are kept), so only the first step at a new size allocates. */
-DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int K,
+DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
                            int stride, int pad, int has_bias);
 void dnnl_conv_free(DnnlConv *conv);
 void dnnl_conv_forward(DnnlConv *conv, float *out, const float *in, const float *weight,

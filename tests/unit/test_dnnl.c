@@ -49,14 +49,15 @@ static void same_bits(const float *a, const float *b, size_t n, const char *what
     }
 }
 
-static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int W, int OC, int K,
+static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int W, int OC, int KS,
                       int stride, int pad, int with_bias, int with_din) {
-    const int OH = conv2d_out_size(H, K, stride, pad), OW = conv2d_out_size(W, K, stride, pad);
+    const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
     char what[160];
-    snprintf(what, sizeof what, "B=%d (built for %d) C=%d %dx%d OC=%d K=%d s=%d p=%d bias=%d din=%d",
-             B, max_batch, C, H, W, OC, K, stride, pad, with_bias, with_din);
+    snprintf(what, sizeof what,
+             "B=%d (built for %d) C=%d %dx%d OC=%d KS=%d s=%d p=%d bias=%d din=%d", B, max_batch, C,
+             H, W, OC, KS, stride, pad, with_bias, with_din);
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW,
-           nw = (size_t)OC * C * K * K;
+           nw = (size_t)OC * C * KS * KS;
     float *in = xfloats(nin), *w = xfloats(nw), *bias = xfloats(OC), *dout = xfloats(nout);
     float *out[2] = {xfloats(nout), xfloats(nout)}, *out_ref = xfloats(nout);
     float *din0 = xfloats(nin), *dw0 = xfloats(nw), *db0 = xfloats(OC);
@@ -72,7 +73,7 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     memcpy(din_ref, din0, nin * sizeof(float));
     memcpy(dw_ref, dw0, nw * sizeof(float));
     memcpy(db_ref, db0, OC * sizeof(float));
-    DnnlConv *conv = dnnl_conv_create(ctx, max_batch, C, H, W, OC, K, stride, pad, with_bias);
+    DnnlConv *conv = dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias);
     for (int r = 0; r < 2; r++) {
         din[r] = xfloats(nin);
         dw[r] = xfloats(nw);
@@ -84,9 +85,9 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
         dnnl_conv_backward(conv, with_din ? din[r] : NULL, dw[r], with_bias ? db[r] : NULL, dout,
                            in, w, B);
     }
-    conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, K, stride, pad);
+    conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, KS, stride, pad);
     conv2d_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout, in, w,
-                          B, C, H, W, OC, K, stride, pad);
+                          B, C, H, W, OC, KS, stride, pad);
     compare(out[0], out_ref, nout, what, "out", 1e-5);
     compare(din[0], din_ref, nin, what, "din", 1e-5);
     compare(dw[0], dw_ref, nw, what, "dweight", 1e-5);
