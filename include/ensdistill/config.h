@@ -29,11 +29,11 @@ typedef enum {
 } DataSource;
 typedef enum { LABELS_FINE, LABELS_COARSE } LabelSet; /* cifar100's 100 or 20 classes */
 typedef enum { NOISE_GAUSS, NOISE_ORTH } NoiseKind;    /* multi-view patch noise */
-extern const char *const data_source_names[];  /* "fashion-mnist", ..., "toy2" */
-extern const char *const label_set_names[];    /* "fine", "coarse" */
-extern const char *const noise_kind_names[];   /* "gauss", "orth" */
-extern const char *const schedule_kind_names[]; /* "constant", "multistep", "cosine" */
-extern const char *const combine_names[];      /* "logits", "probs" */
+extern const char *const config_source_names[];        /* "fashion-mnist", ..., "toy2" */
+extern const char *const config_labels_names[];        /* "fine", "coarse" */
+extern const char *const config_noise_names[];         /* "gauss", "orth" */
+extern const char *const config_schedule_names[];      /* "constant", "multistep", "cosine" */
+extern const char *const config_combine_names[];       /* "logits", "probs" */
 
 typedef struct {
     int k, d, patches;      /* classes, dimension, patches per sample P */

@@ -77,7 +77,7 @@ void relu_backward(float *din, const float *dout, const float *in, size_t n);
 /* out = a + b */
 void add_forward(float *out, const float *a, const float *b, size_t n);
 /* dx += dout (the backward of add, for each operand) */
-void accumulate(float *dx, const float *dout, size_t n);
+void add_backward(float *dx, const float *dout, size_t n);
 
 /* ---- pooling (no padding unless given; out size as conv2d_out_size) ---- */
 /* Padding counts as -infinity. argmax[B*C*OH*OW] records, for backward, the index h*W + w of

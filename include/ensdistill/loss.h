@@ -20,8 +20,8 @@ double loss_distill(float *dlogits, const float *logits, const float *teacher,
                     float scale, int *correct);
 
 /* Index of the largest of x[0..K). */
-int argmax(const float *x, int K);
+int nn_argmax(const float *x, int K);
 /* probs[K] = softmax(logits[K] / T), computed stably. */
-void softmax(float *probs, const float *logits, int K, float temperature);
+void nn_softmax(float *probs, const float *logits, int K, float temperature);
 
 #endif

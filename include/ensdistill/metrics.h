@@ -17,6 +17,6 @@ Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_
                         int K, int ece_bins);
 
 /* Fraction of samples on which the two models' predictions differ. */
-double disagreement(const float *a, const float *b, int N, int K);
+double metrics_disagreement(const float *a, const float *b, int N, int K);
 
 #endif

@@ -14,7 +14,7 @@ void sgd_step(float *params, const float *grads, float *momentum_buf, size_t n, 
 /* PyTorch's clip_grad_norm_ over grads[0..n): with norm = ||grads||_2 (summed in double), scales
  * grads by max_norm / (norm + 1e-6) when that is below 1. max_norm <= 0: no clipping. Returns
  * the norm before clipping. */
-double grad_clip_norm(float *grads, size_t n, double max_norm);
+double optim_clip_grad_norm(float *grads, size_t n, double max_norm);
 
 typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_MULTISTEP = 1, SCHEDULE_COSINE = 2 } ScheduleKind;
 

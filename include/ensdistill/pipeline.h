@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 typedef enum { ROLE_MEMBER = 1, ROLE_KD = 2, ROLE_SELF = 3, ROLE_SUM = 4 } Role;
-const char *role_name(Role role);
+const char *job_role_name(Role role);
 
 /* Everything a phase needs, the same on every rank. */
 typedef struct {
@@ -87,6 +87,7 @@ void progress_phase_end(const RunContext *ctx);
 void progress_step(const RunContext *ctx, const char *name, int epoch, int epochs, int step,
                    int steps);
 /* Rank 0: printf to stdout (other ranks print nothing). */
-void say(const RunContext *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void progress_say(const RunContext *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

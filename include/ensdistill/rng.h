@@ -39,7 +39,7 @@ _Static_assert(RNG_STREAM_PURPOSE_SHIFT + RNG_STREAM_PURPOSE_BITS == 64,
 uint64_t rng_stream(unsigned purpose, unsigned role, unsigned index, uint32_t epoch);
 
 /* The ten-round Philox-4x32 bijection: out = philox(counter, key). */
-void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+void rng_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
 
 Rng rng_make(uint64_t seed, uint64_t stream);
 uint32_t rng_u32(Rng *r);

@@ -18,7 +18,7 @@ typedef void (*GradSumFn)(float *grads, size_t n, void *ctx);
 typedef struct {
     float momentum, weight_decay;
     int nesterov;
-    double clip_norm;         /* > 0: clip the summed gradient's L2 norm to this (grad_clip_norm) */
+    double clip_norm; /* > 0: clip the summed gradient's L2 norm to this (optim_clip_grad_norm) */
     float temperature, alpha; /* distillation loss, used when StepBatch.teacher is given */
     GradSumFn grad_sum;       /* NULL: one rank, nothing to sum */
     void *grad_sum_ctx;

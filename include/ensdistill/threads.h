@@ -18,13 +18,13 @@ typedef struct {
     char isa[64];      /* the widest of avx512f / avx2 / sse4.2 the CPU offers, or "other" */
     char kernels[64];  /* what the conv kernels use: "onednn:<isa>" or "blas" */
     int cpus_online;
-    double fma_peak_gflops; /* one core, measured by cpu_measure_fma_peak (0 until then) */
+    double fma_peak_gflops; /* one core, measured by threads_measure_fma_peak (0 until then) */
 } CpuInfo;
 /* Fills model, isa, cpus_online (kernels and peak are left to the caller). */
-void cpu_describe(CpuInfo *info);
+void threads_cpu_describe(CpuInfo *info);
 /* FP32 multiply-add peak of one core in GFLOP/s, measured: independent FMA chains on the
  * widest vectors this build was compiled for (16 lanes with AVX-512, 8 with AVX2, scalar
  * otherwise) for about `seconds`. Also returns the vector width used in *lanes. */
-double cpu_measure_fma_peak(double seconds, int *lanes);
+double threads_measure_fma_peak(double seconds, int *lanes);
 
 #endif

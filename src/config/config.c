@@ -123,7 +123,7 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
 
     const DataConfig *d = &c->data;
     const MultiviewConfig *mv = &d->multiview;
-    const char *source = data_source_names[d->source];
+    const char *source = config_source_names[d->source];
     int generated = d->source == SOURCE_MULTIVIEW || d->source == SOURCE_TOY2;
     if (d->source == SOURCE_HDF5 && !d->path[0])
         return bad(&ck, "data.path", "data.source hdf5 needs the path of an .h5 data file");

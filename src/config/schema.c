@@ -52,20 +52,23 @@
 
 /* The names of the enum keys' values, indexed by value (a value without a name stops
  * schema_defaults). */
-const char *const data_source_names[] = {
-    [SOURCE_FASHION_MNIST] = "fashion-mnist", [SOURCE_MNIST] = "mnist",
-    [SOURCE_CIFAR10] = "cifar10",             [SOURCE_CIFAR100] = "cifar100",
-    [SOURCE_HDF5] = "hdf5",                   [SOURCE_MULTIVIEW] = "multiview",
+const char *const config_source_names[] = {
+    [SOURCE_FASHION_MNIST] = "fashion-mnist",
+    [SOURCE_MNIST] = "mnist",
+    [SOURCE_CIFAR10] = "cifar10",
+    [SOURCE_CIFAR100] = "cifar100",
+    [SOURCE_HDF5] = "hdf5",
+    [SOURCE_MULTIVIEW] = "multiview",
     [SOURCE_TOY2] = "toy2",
 };
-const char *const label_set_names[] = {[LABELS_FINE] = "fine", [LABELS_COARSE] = "coarse"};
-const char *const noise_kind_names[] = {[NOISE_GAUSS] = "gauss", [NOISE_ORTH] = "orth"};
-const char *const schedule_kind_names[] = {
+const char *const config_labels_names[] = {[LABELS_FINE] = "fine", [LABELS_COARSE] = "coarse"};
+const char *const config_noise_names[] = {[NOISE_GAUSS] = "gauss", [NOISE_ORTH] = "orth"};
+const char *const config_schedule_names[] = {
     [SCHEDULE_CONSTANT] = "constant",
     [SCHEDULE_MULTISTEP] = "multistep",
     [SCHEDULE_COSINE] = "cosine",
 };
-const char *const combine_names[] = {[COMBINE_LOGITS] = "logits", [COMBINE_PROBS] = "probs"};
+const char *const config_combine_names[] = {[COMBINE_LOGITS] = "logits", [COMBINE_PROBS] = "probs"};
 
 /* Upper bounds of counts: far above any real run, low enough that a typo (members: 1000000000)
  * is refused by `config check` instead of stopping the run out of memory. ED_MAX_MODELS also
@@ -78,7 +81,7 @@ const char *const combine_names[] = {[COMBINE_LOGITS] = "logits", [COMBINE_PROBS
 const ConfigKey config_keys[] = {
     STRING(name, "run", "experiment name (required); checkpoint.dir defaults to runs/<name>"),
 
-    ENUM(data.source, DataSource, data_source_names, "fashion-mnist",
+    ENUM(data.source, DataSource, config_source_names, "fashion-mnist",
          "data set: IDX files, CIFAR binaries, an HDF5 data file, or a generator"),
     STRING(data.path, "",
            "directory (idx, cifar) or .h5 file (hdf5); fashion-mnist may leave it empty for "
@@ -86,7 +89,8 @@ const ConfigKey config_keys[] = {
     BOOL(data.augment, "false", "augment training images (random crop and flip)"),
     INT(data.crop_pad, "4", IN(0, 1024), "zero padding of the random crop; 0 = no crop"),
     BOOL(data.flip, "true", "random horizontal flip when augmenting"),
-    ENUM(data.labels, LabelSet, label_set_names, "fine", "cifar100: 100 fine or 20 coarse classes"),
+    ENUM(data.labels, LabelSet, config_labels_names, "fine",
+         "cifar100: 100 fine or 20 coarse classes"),
     BOOL(data.normalize, "true", "normalise each channel by the training set's mean and std"),
     INT(data.train_limit, "0", GE(0), "use only the first n training samples; 0 = all"),
     INT(data.test_limit, "0", GE(0), "use only the first n test samples; 0 = all"),
@@ -113,7 +117,7 @@ const ConfigKey config_keys[] = {
     FLOAT(data.multiview.off_sv_hi, "0.15", GE(0), "see off_sv_lo"),
     FLOAT(data.multiview.feature_noise, "0.0", GE(0),
           "gamma: each patch also gets U[0, gamma] times a random view"),
-    ENUM(data.multiview.noise, NoiseKind, noise_kind_names, "orth",
+    ENUM(data.multiview.noise, NoiseKind, config_noise_names, "orth",
          "patch noise: gauss = N(0, sigma^2/d I); orth = orthogonal to every view, norm sigma"),
     FLOAT(data.multiview.sigma, "1.3", GE(0), "noise norm (orth) or scale (gauss)"),
     INT64(data.multiview.seed, "1", GE(0), "seed of the views and samples"),
@@ -135,7 +139,7 @@ const ConfigKey config_keys[] = {
     FLOAT(train.momentum, "0.9", IN_CO(0, 1), "SGD momentum"),
     FLOAT(train.weight_decay, "5.0e-4", GE(0), "L2 weight decay"),
     BOOL(train.nesterov, "true", "Nesterov momentum"),
-    ENUM(train.schedule, ScheduleKind, schedule_kind_names, "cosine",
+    ENUM(train.schedule, ScheduleKind, config_schedule_names, "cosine",
          "learning-rate schedule after the warmup"),
     INT_LIST(train.milestones, train.n_milestones, "[]", IN(1, ED_MAX_EPOCHS),
              "multistep: epochs at which the lr is multiplied by gamma"),
@@ -149,7 +153,7 @@ const ConfigKey config_keys[] = {
 
     INT(ensemble.members, "4", IN(1, ED_MAX_MODELS), "number of members L"),
     INT64(ensemble.seed, "1", GE(0), "member l is initialised from (seed, l)"),
-    ENUM(ensemble.combine, Combine, combine_names, "logits",
+    ENUM(ensemble.combine, Combine, config_combine_names, "logits",
          "the teacher is the mean of the members' logits or of their probabilities"),
 
     FLAGS("distill.students", distill.kd, "kd|self|sum", "[kd, self, sum]",
@@ -161,13 +165,15 @@ const ConfigKey config_keys[] = {
           "loss = alpha T^2 KL(teacher_T || student_T) + (1 - alpha) CE(labels)"),
     INT(distill.epochs, "0", IN(0, ED_MAX_EPOCHS), "students' epochs; 0 = train.epochs"),
     FLOAT(distill.lr, "0.0", GE(0), "students' peak lr; 0 = train.lr"),
-    INT(distill.sum_epochs, "0", IN(0, ED_MAX_EPOCHS), "the sum control's epochs; 0 = train.epochs"),
+    INT(distill.sum_epochs, "0", IN(0, ED_MAX_EPOCHS),
+        "the sum control's epochs; 0 = train.epochs"),
     FLOAT(distill.sum_lr, "0.0", GE(0), "the sum control's peak lr; 0 = train.lr"),
 
     INT(parallel.ranks_per_model, "1", IN(1, 1048576),
         "ranks that train one model data-parallel; must divide the number of ranks"),
     INT_OR(parallel.threads, "auto", "auto", IN(1, 4096),
-           "threads per rank (OpenMP: oneDNN and our loops; OpenBLAS); auto = the CPUs the rank was given"),
+           "threads per rank (OpenMP: oneDNN and our loops; OpenBLAS); auto = the CPUs the rank "
+           "was given"),
 
     STRING(checkpoint.dir, "", "run directory RUN_DIR; empty = runs/<name>"),
     INT(checkpoint.every_epochs, "1", IN(0, ED_MAX_EPOCHS),

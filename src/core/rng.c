@@ -14,7 +14,7 @@ static inline void mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo) {
     *lo = (uint32_t)p;
 }
 
-void philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
+void rng_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]) {
     uint32_t c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3];
     uint32_t k0 = key[0], k1 = key[1];
     for (int round = 0; round < 10; round++) {
@@ -39,7 +39,7 @@ static void block_at(uint64_t seed, uint64_t stream, uint64_t position, uint32_t
     uint32_t ctr[4] = {(uint32_t)position, (uint32_t)(position >> 32), (uint32_t)stream,
                        (uint32_t)(stream >> 32)};
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    philox4x32_10(ctr, key, out);
+    rng_philox4x32_10(ctr, key, out);
 }
 
 uint64_t rng_stream(unsigned purpose, unsigned role, unsigned index, uint32_t epoch) {

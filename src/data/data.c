@@ -120,7 +120,7 @@ void data_load(DataSplit *split, const DataConfig *cfg) {
     case SOURCE_CIFAR100:
         if (!cfg->path[0])
             ed_fail("data.path: source %s needs the directory of the .bin files",
-                    data_source_names[cfg->source]);
+                    config_source_names[cfg->source]);
         cifar_load(split, cfg->path, cfg->source == SOURCE_CIFAR100,
                    cfg->source == SOURCE_CIFAR100 && cfg->labels == LABELS_COARSE);
         break;

@@ -260,14 +260,14 @@ void h5data_write(const DataSplit *split, const DataConfig *cfg, const char *con
     int version = H5DATA_VERSION;
     h5w_attr_str(&w, f, "format", H5DATA_FORMAT);
     h5w_attr(&w, f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version);
-    h5w_attr_str(&w, f, "source", data_source_names[cfg->source]);
+    h5w_attr_str(&w, f, "source", config_source_names[cfg->source]);
     h5w_attr(&w, f, "num_classes", H5T_STD_I32LE, H5T_NATIVE_INT, &tr->K);
     if (config_text) h5w_attr_str(&w, f, "config", config_text);
     if (tr->views) {
         const MultiviewConfig *mv = &cfg->multiview;
         int orth = tr->orth_noise;
         float sigma = tr->noise_sigma;
-        h5w_attr_str(&w, f, "noise", noise_kind_names[mv->noise]);
+        h5w_attr_str(&w, f, "noise", config_noise_names[mv->noise]);
         h5w_attr_f64(&w, f, "sigma", mv->sigma);
         h5w_attr_i64(&w, f, "seed", mv->seed);
         h5w_attr(&w, f, "orth_noise", H5T_STD_I32LE, H5T_NATIVE_INT, &orth);

@@ -27,7 +27,7 @@ void add_forward(float *out, const float *a, const float *b, size_t n) {
 }
 
 /* dx += dout */
-void accumulate(float *dx, const float *dout, size_t n) {
+void add_backward(float *dx, const float *dout, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++)
         dx[i] += dout[i];

@@ -1,7 +1,7 @@
-/* Architectures by name: the one parser of their names (model_arch_parse) and the small nets (mlp, cnn, mvconv).
- * Each builder documents the exact PyTorch module it mirrors, so that state_dict names and
- * shapes agree with analysis/load_torch.py. The CIFAR ResNet and WideResNet are in
- * arch_resnet.c. */
+/* Architectures by name: the one parser of their names (model_arch_parse) and the small nets
+ * (mlp, cnn, mvconv). Each builder documents the exact PyTorch module it mirrors, so that
+ * state_dict names and shapes agree with analysis/load_torch.py. The CIFAR ResNet and
+ * WideResNet are in arch_resnet.c. */
 #include "nn_internal.h"
 
 #include "ensdistill/error.h"
@@ -15,7 +15,7 @@
 /* PyTorch's default for nn.Linear and nn.Conv2d (kaiming_uniform_(a=sqrt(5)) for the weight,
  * and the bias): U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
 static TensorInit torch_default(int fan_in) {
-    return init_uniform(1.0f / sqrtf((float)fan_in));
+    return nn_init_uniform(1.0f / sqrtf((float)fan_in));
 }
 
 /* torch module (hidden H = spec.hidden, default 256):
@@ -30,11 +30,13 @@ static TensorInit torch_default(int fan_in) {
  * [K, H], fc3.bias [K]. Init: PyTorch's default. */
 int arch_mlp(Builder *b, int in, const ModelSpec *s) {
     int hidden = s->hidden > 0 ? s->hidden : 256;
-    int x = b_flatten(b, in);
+    int x = builder_flatten(b, in);
     int IN = b->values[x].C;
-    x = b_relu(b, b_linear(b, "fc1", x, hidden, torch_default(IN), torch_default(IN)));
-    x = b_relu(b, b_linear(b, "fc2", x, hidden, torch_default(hidden), torch_default(hidden)));
-    return b_linear(b, "fc3", x, s->num_classes, torch_default(hidden), torch_default(hidden));
+    x = builder_relu(b, builder_linear(b, "fc1", x, hidden, torch_default(IN), torch_default(IN)));
+    x = builder_relu(
+        b, builder_linear(b, "fc2", x, hidden, torch_default(hidden), torch_default(hidden)));
+    return builder_linear(b, "fc3", x, s->num_classes, torch_default(hidden),
+                          torch_default(hidden));
 }
 
 /* torch module (hidden H = spec.hidden, default 128; input [C, Hin, Win]):
@@ -56,14 +58,16 @@ int arch_cnn(Builder *b, int in, const ModelSpec *s) {
     if (s->H < 4 || s->W < 4)
         ed_fail("model cnn: input %dx%dx%d is smaller than 4x4", s->C, s->H, s->W);
     int C = b->values[in].C;
-    int x = b_conv(b, "conv1", in, 32, 5, 1, 2, 1, torch_default(C * 25), torch_default(C * 25));
-    x = b_maxpool(b, b_relu(b, x), 2, 2);
-    x = b_conv(b, "conv2", x, 64, 5, 1, 2, 1, torch_default(32 * 25), torch_default(32 * 25));
-    x = b_maxpool(b, b_relu(b, x), 2, 2);
-    x = b_flatten(b, x);
+    int x =
+        builder_conv(b, "conv1", in, 32, 5, 1, 2, 1, torch_default(C * 25), torch_default(C * 25));
+    x = builder_maxpool(b, builder_relu(b, x), 2, 2);
+    x = builder_conv(b, "conv2", x, 64, 5, 1, 2, 1, torch_default(32 * 25), torch_default(32 * 25));
+    x = builder_maxpool(b, builder_relu(b, x), 2, 2);
+    x = builder_flatten(b, x);
     int IN = b->values[x].C;
-    x = b_relu(b, b_linear(b, "fc1", x, hidden, torch_default(IN), torch_default(IN)));
-    return b_linear(b, "fc2", x, s->num_classes, torch_default(hidden), torch_default(hidden));
+    x = builder_relu(b, builder_linear(b, "fc1", x, hidden, torch_default(IN), torch_default(IN)));
+    return builder_linear(b, "fc2", x, s->num_classes, torch_default(hidden),
+                          torch_default(hidden));
 }
 
 /* The paper's two-layer patch network. torch module (input [B, P, D]):
@@ -95,7 +99,7 @@ int arch_mvconv(Builder *b, int in, const ModelSpec *s) {
         s->mv_noise_coords >= NN_MAX_NOISE_COORDS)
         ed_fail("model mvconv: %d x %d filters or %lld noise coordinates is too many",
                 s->num_classes, s->mv_filters, (long long)s->mv_noise_coords);
-    return b_mvconv(b, in, s->num_classes, s->mv_filters, s->init_std, s->mv_noise_coords);
+    return builder_mvconv(b, in, s->num_classes, s->mv_filters, s->init_std, s->mv_noise_coords);
 }
 
 /* Parses the decimal digits at *p (no sign, no space) as an int <= 100000; returns 1 and

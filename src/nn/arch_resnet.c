@@ -11,7 +11,7 @@
 /* init.kaiming_normal_(w, mode=fan_*, nonlinearity='relu' or the default leaky_relu(0)):
  * N(0, 2 / fan). */
 static TensorInit kaiming_normal(int fan) {
-    return init_normal(sqrtf(2.0f / (float)fan));
+    return nn_init_normal(sqrtf(2.0f / (float)fan));
 }
 
 /* torch module (akamaster/pytorch_resnet_cifar10 resnet.py; depth = 6n+2, input C x H x W;
@@ -61,9 +61,9 @@ static TensorInit kaiming_normal(int fan) {
 int arch_resnet(Builder *b, int in, const ModelSpec *s, int depth, int projection) {
     int n = (depth - 2) / 6;
     int C = b->values[in].C;
-    TensorInit none = init_const(INIT_ZERO);
-    int x = b_conv(b, "conv1", in, 16, 3, 1, 1, 0, kaiming_normal(C * 9), none);
-    x = b_relu(b, b_bn(b, "bn1", x));
+    TensorInit none = nn_init_const(INIT_ZERO);
+    int x = builder_conv(b, "conv1", in, 16, 3, 1, 1, 0, kaiming_normal(C * 9), none);
+    x = builder_relu(b, builder_bn(b, "bn1", x));
     int in_planes = 16;
     char name[TENSOR_NAME_MAX];
     for (int l = 1; l <= 3; l++) {
@@ -72,34 +72,35 @@ int arch_resnet(Builder *b, int in, const ModelSpec *s, int depth, int projectio
             int stride = (i == 0 && l > 1) ? 2 : 1;
             /* out = relu(bn1(conv1(x))); out = bn2(conv2(out)) */
             snprintf(name, sizeof(name), "layer%d.%d.conv1", l, i);
-            int h = b_conv(b, name, x, planes, 3, stride, 1, 0, kaiming_normal(in_planes * 9), none);
+            int h = builder_conv(b, name, x, planes, 3, stride, 1, 0, kaiming_normal(in_planes * 9),
+                                 none);
             snprintf(name, sizeof(name), "layer%d.%d.bn1", l, i);
-            h = b_relu(b, b_bn(b, name, h));
+            h = builder_relu(b, builder_bn(b, name, h));
             snprintf(name, sizeof(name), "layer%d.%d.conv2", l, i);
-            h = b_conv(b, name, h, planes, 3, 1, 1, 0, kaiming_normal(planes * 9), none);
+            h = builder_conv(b, name, h, planes, 3, 1, 1, 0, kaiming_normal(planes * 9), none);
             snprintf(name, sizeof(name), "layer%d.%d.bn2", l, i);
-            h = b_bn(b, name, h);
+            h = builder_bn(b, name, h);
             /* out += shortcut(x) */
             int sc = x;
             if (stride != 1 || in_planes != planes) {
                 if (projection) {
                     snprintf(name, sizeof(name), "layer%d.%d.shortcut.0", l, i);
-                    sc = b_conv(b, name, x, planes, 1, stride, 0, 0, kaiming_normal(in_planes),
-                                none);
+                    sc = builder_conv(b, name, x, planes, 1, stride, 0, 0,
+                                      kaiming_normal(in_planes), none);
                     snprintf(name, sizeof(name), "layer%d.%d.shortcut.1", l, i);
-                    sc = b_bn(b, name, sc);
+                    sc = builder_bn(b, name, sc);
                 } else {
                     ED_CHECK(in_planes + 2 * (planes / 4) == planes, "option-A padding");
-                    sc = b_shortcut_pad(b, x, planes, stride, planes / 4);
+                    sc = builder_shortcut_pad(b, x, planes, stride, planes / 4);
                 }
             }
-            x = b_relu(b, b_add(b, h, sc));
+            x = builder_relu(b, builder_add(b, h, sc));
             in_planes = planes;
         }
     }
-    x = b_flatten(b, b_global_avgpool(b, x));
-    return b_linear(b, "linear", x, s->num_classes, kaiming_normal(64),
-                    init_uniform(1.0f / sqrtf(64.0f)));
+    x = builder_flatten(b, builder_global_avgpool(b, x));
+    return builder_linear(b, "linear", x, s->num_classes, kaiming_normal(64),
+                          nn_init_uniform(1.0f / sqrtf(64.0f)));
 }
 
 /* torch module (xternalz/WideResNet-pytorch wideresnet.py, dropRate 0; depth = 6n+4, widen k,
@@ -143,8 +144,8 @@ int arch_resnet(Builder *b, int in, const ModelSpec *s, int depth, int projectio
 int arch_wrn(Builder *b, int in, const ModelSpec *s, int depth, int widen) {
     int n = (depth - 4) / 6;
     int ch[4] = {16, 16 * widen, 32 * widen, 64 * widen};
-    TensorInit none = init_const(INIT_ZERO);
-    int x = b_conv(b, "conv1", in, ch[0], 3, 1, 1, 0, kaiming_normal(ch[0] * 9), none);
+    TensorInit none = nn_init_const(INIT_ZERO);
+    int x = builder_conv(b, "conv1", in, ch[0], 3, 1, 1, 0, kaiming_normal(ch[0] * 9), none);
     char name[TENSOR_NAME_MAX];
     for (int g = 1; g <= 3; g++) {
         int out_planes = ch[g];
@@ -154,27 +155,28 @@ int arch_wrn(Builder *b, int in, const ModelSpec *s, int depth, int widen) {
             int equal = in_planes == out_planes;
             /* a = relu1(bn1(x)) */
             snprintf(name, sizeof(name), "block%d.layer.%d.bn1", g, i);
-            int a = b_relu(b, b_bn(b, name, x));
+            int a = builder_relu(b, builder_bn(b, name, x));
             /* h = conv2(relu2(bn2(conv1(a)))) */
             snprintf(name, sizeof(name), "block%d.layer.%d.conv1", g, i);
-            int h = b_conv(b, name, a, out_planes, 3, stride, 1, 0,
-                           kaiming_normal(out_planes * 9), none);
+            int h = builder_conv(b, name, a, out_planes, 3, stride, 1, 0,
+                                 kaiming_normal(out_planes * 9), none);
             snprintf(name, sizeof(name), "block%d.layer.%d.bn2", g, i);
-            h = b_relu(b, b_bn(b, name, h));
+            h = builder_relu(b, builder_bn(b, name, h));
             snprintf(name, sizeof(name), "block%d.layer.%d.conv2", g, i);
-            h = b_conv(b, name, h, out_planes, 3, 1, 1, 0, kaiming_normal(out_planes * 9), none);
+            h = builder_conv(b, name, h, out_planes, 3, 1, 1, 0, kaiming_normal(out_planes * 9),
+                             none);
             /* out = (x if equalInOut else convShortcut(a)) + h */
             int sc = x;
             if (!equal) {
                 snprintf(name, sizeof(name), "block%d.layer.%d.convShortcut", g, i);
-                sc = b_conv(b, name, a, out_planes, 1, stride, 0, 0, kaiming_normal(out_planes),
-                            none);
+                sc = builder_conv(b, name, a, out_planes, 1, stride, 0, 0,
+                                  kaiming_normal(out_planes), none);
             }
-            x = b_add(b, sc, h);
+            x = builder_add(b, sc, h);
         }
     }
-    x = b_relu(b, b_bn(b, "bn1", x));
-    x = b_flatten(b, b_global_avgpool(b, x));
-    return b_linear(b, "fc", x, s->num_classes, init_uniform(1.0f / sqrtf((float)ch[3])),
-                    init_const(INIT_ZERO));
+    x = builder_relu(b, builder_bn(b, "bn1", x));
+    x = builder_flatten(b, builder_global_avgpool(b, x));
+    return builder_linear(b, "fc", x, s->num_classes, nn_init_uniform(1.0f / sqrtf((float)ch[3])),
+                          nn_init_const(INIT_ZERO));
 }

@@ -33,7 +33,7 @@ size_t ensemble_accumulate(int64_t *acc, uint8_t *bad, const float *logits, int 
     ED_CHECK(K <= ENSEMBLE_MAX_CLASSES, "%d classes", K);
     for (int n = 0; n < N; n++) {
         size_t row = (size_t)n * K;
-        softmax(p, logits + row, K, 1.0f);
+        nn_softmax(p, logits + row, K, 1.0f);
         for (int k = 0; k < K; k++)
             n_bad += add_fixed(&acc[row + k], bad ? &bad[row + k] : NULL, p[k]);
     }

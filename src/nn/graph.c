@@ -140,8 +140,8 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         shortcut_pad_backward(dx, dy, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
         break;
     case OP_ADD:
-        if (dx) accumulate(dx, dy, n);
-        if (VAL(op->in2).requires_grad) accumulate(DACT(op->in2), dy, n);
+        if (dx) add_backward(dx, dy, n);
+        if (VAL(op->in2).requires_grad) add_backward(DACT(op->in2), dy, n);
         break;
     case OP_MVCONV: {
         MvNoise nz;

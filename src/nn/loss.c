@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stddef.h>
 
-int argmax(const float *x, int K) {
+int nn_argmax(const float *x, int K) {
     int best = 0;
     for (int k = 1; k < K; k++)
         if (x[k] > x[best]) best = k;
@@ -26,7 +26,7 @@ static double log_sum_exp(const float *x, int K, double T) {
 }
 
 /* probs[k] = exp(logits[k] / T - lse) */
-void softmax(float *probs, const float *logits, int K, float temperature) {
+void nn_softmax(float *probs, const float *logits, int K, float temperature) {
     const double lse = log_sum_exp(logits, K, temperature);
     for (int k = 0; k < K; k++)
         probs[k] = (float)exp(logits[k] / (double)temperature - lse);
@@ -47,7 +47,7 @@ double loss_cross_entropy(float *dlogits, const float *logits, const int32_t *la
         check_label(y, K, b);
         const double lse = log_sum_exp(s, K, 1.0);
         total += lse - s[y];
-        hits += argmax(s, K) == y;
+        hits += nn_argmax(s, K) == y;
         if (dlogits) {
             float *g = dlogits + (size_t)b * K;
             for (int k = 0; k < K; k++)
@@ -85,7 +85,7 @@ double loss_distill(float *dlogits, const float *logits, const float *teacher,
         if (labels) {
             y = labels[b];
             check_label(y, K, b);
-            hits += argmax(s, K) == y;
+            hits += nn_argmax(s, K) == y;
             if (a != 1.0) {
                 lse_1 = log_sum_exp(s, K, 1.0);
                 total += (1.0 - a) * (lse_1 - s[y]);

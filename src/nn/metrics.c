@@ -16,7 +16,7 @@ Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_
     for (int i = 0; i < N; i++) {
         const float *z = logits + (size_t)i * K;
         /* log-sum-exp for -log p_y; confidence = p_max = 1 / sum exp(z - z_max) */
-        int pred = argmax(z, K);
+        int pred = nn_argmax(z, K);
         double zmax = z[pred], sum = 0;
         for (int k = 0; k < K; k++) sum += exp((double)z[k] - zmax);
         double lse = zmax + log(sum);
@@ -56,9 +56,9 @@ Metrics metrics_compute(const float *logits, const int32_t *labels, const uint8_
     return m;
 }
 
-double disagreement(const float *a, const float *b, int N, int K) {
+double metrics_disagreement(const float *a, const float *b, int N, int K) {
     long differ = 0;
     for (int i = 0; i < N; i++)
-        differ += argmax(a + (size_t)i * K, K) != argmax(b + (size_t)i * K, K);
+        differ += nn_argmax(a + (size_t)i * K, K) != nn_argmax(b + (size_t)i * K, K);
     return N ? (double)differ / N : 0;
 }

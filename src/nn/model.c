@@ -17,15 +17,15 @@
 /* Builder                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-TensorInit init_const(InitKind kind) {
+TensorInit nn_init_const(InitKind kind) {
     TensorInit i = {.kind = kind, .scale = 0.0f};
     return i;
 }
-TensorInit init_uniform(float bound) {
+TensorInit nn_init_uniform(float bound) {
     TensorInit i = {.kind = INIT_UNIFORM, .scale = bound};
     return i;
 }
-TensorInit init_normal(float std) {
+TensorInit nn_init_normal(float std) {
     TensorInit i = {.kind = INIT_NORMAL, .scale = std};
     return i;
 }
@@ -91,14 +91,14 @@ static int new_tensor(Builder *b, const char *module, const char *suffix, Tensor
     return b->n_tensors++;
 }
 
-int b_input(Builder *b, int C, int H, int W) {
+int builder_input(Builder *b, int C, int H, int W) {
     ED_CHECK(b->n_values == 0, "the input must be the first value");
     return new_value(b, C, H, W, -1);
 }
 
 /* out[B,OC,OH,OW] = conv2d(in[B,C,H,W], weight[OC,C,KS,KS]) + bias[OC] */
-int b_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int pad, int bias,
-           TensorInit weight_init, TensorInit bias_init) {
+int builder_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int pad,
+                 int bias, TensorInit weight_init, TensorInit bias_init) {
     Value v = b->values[in];
     int OH = conv2d_out_size(v.H, KS, stride, pad), OW = conv2d_out_size(v.W, KS, stride, pad);
     int out = new_value(b, OC, OH, OW, -1);
@@ -118,8 +118,8 @@ int b_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int
 }
 
 /* out[B,OUT] = in[B,IN] * weight[OUT,IN]^T + bias[OUT]; in must be flat ([IN,1,1]). */
-int b_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_init,
-             TensorInit bias_init) {
+int builder_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_init,
+                   TensorInit bias_init) {
     Value v = b->values[in];
     ED_CHECK(v.H == 1 && v.W == 1, "linear %s: input is not flat (%dx%dx%d)", name, v.C, v.H,
              v.W);
@@ -134,20 +134,20 @@ int b_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_in
 }
 
 /* BatchNorm2d(C): weight, bias (params); running_mean, running_var, num_batches_tracked. */
-int b_bn(Builder *b, const char *name, int in) {
+int builder_bn(Builder *b, const char *name, int in) {
     Value v = b->values[in];
     int out = new_value(b, v.C, v.H, v.W, -1);
     Op *op = new_op(b, OP_BN, in, -1, name);
     op->out = out;
     int64_t cshape[1] = {v.C};
-    op->t[0] = new_tensor(b, name, "weight", TENSOR_PARAM, 1, cshape, init_const(INIT_ONE));
-    op->t[1] = new_tensor(b, name, "bias", TENSOR_PARAM, 1, cshape, init_const(INIT_ZERO));
-    op->t[2] = new_tensor(b, name, "running_mean", TENSOR_BUFFER, 1, cshape,
-                          init_const(INIT_ZERO));
-    op->t[3] = new_tensor(b, name, "running_var", TENSOR_BUFFER, 1, cshape,
-                          init_const(INIT_ONE));
+    op->t[0] = new_tensor(b, name, "weight", TENSOR_PARAM, 1, cshape, nn_init_const(INIT_ONE));
+    op->t[1] = new_tensor(b, name, "bias", TENSOR_PARAM, 1, cshape, nn_init_const(INIT_ZERO));
+    op->t[2] =
+        new_tensor(b, name, "running_mean", TENSOR_BUFFER, 1, cshape, nn_init_const(INIT_ZERO));
+    op->t[3] =
+        new_tensor(b, name, "running_var", TENSOR_BUFFER, 1, cshape, nn_init_const(INIT_ONE));
     op->t[4] = new_tensor(b, name, "num_batches_tracked", TENSOR_BUFFER, 0, NULL,
-                          init_const(INIT_ZERO));
+                          nn_init_const(INIT_ZERO));
     b->tensors[op->t[4]].is_integer = 1;
     op->saved = b->saved_floats;
     b->saved_floats += round_up(2 * (size_t)v.C);
@@ -161,7 +161,7 @@ static const char *label_of(const Builder *b, int value) {
     return "input";
 }
 
-int b_relu(Builder *b, int in) {
+int builder_relu(Builder *b, int in) {
     Value v = b->values[in];
     char label[TENSOR_NAME_MAX];
     snprintf(label, sizeof(label), "%.100s/relu", label_of(b, in));
@@ -171,7 +171,7 @@ int b_relu(Builder *b, int in) {
     return out;
 }
 
-int b_maxpool(Builder *b, int in, int KS, int stride) {
+int builder_maxpool(Builder *b, int in, int KS, int stride) {
     Value v = b->values[in];
     char label[TENSOR_NAME_MAX];
     snprintf(label, sizeof(label), "%.100s/maxpool", label_of(b, in));
@@ -186,7 +186,7 @@ int b_maxpool(Builder *b, int in, int KS, int stride) {
     return out;
 }
 
-int b_global_avgpool(Builder *b, int in) {
+int builder_global_avgpool(Builder *b, int in) {
     Value v = b->values[in];
     int out = new_value(b, v.C, 1, 1, -1);
     Op *op = new_op(b, OP_GAP, in, -1, "avgpool");
@@ -194,7 +194,7 @@ int b_global_avgpool(Builder *b, int in) {
     return out;
 }
 
-int b_flatten(Builder *b, int in) {
+int builder_flatten(Builder *b, int in) {
     Value v = b->values[in];
     int root = v.alias_of >= 0 ? v.alias_of : in;
     int out = new_value(b, v.C * v.H * v.W, 1, 1, root);
@@ -204,7 +204,7 @@ int b_flatten(Builder *b, int in) {
 }
 
 /* out = x + y */
-int b_add(Builder *b, int x, int y) {
+int builder_add(Builder *b, int x, int y) {
     Value vx = b->values[x], vy = b->values[y];
     ED_CHECK(vx.C == vy.C && vx.H == vy.H && vx.W == vy.W, "add of %dx%dx%d and %dx%dx%d", vx.C,
              vx.H, vx.W, vy.C, vy.H, vy.W);
@@ -216,7 +216,7 @@ int b_add(Builder *b, int x, int y) {
     return out;
 }
 
-int b_shortcut_pad(Builder *b, int in, int OC, int stride, int pad_front) {
+int builder_shortcut_pad(Builder *b, int in, int OC, int stride, int pad_front) {
     Value v = b->values[in];
     int out = new_value(b, OC, (v.H + stride - 1) / stride, (v.W + stride - 1) / stride, -1);
     Op *op = new_op(b, OP_SHORTCUT, in, -1, "shortcut");
@@ -228,7 +228,7 @@ int b_shortcut_pad(Builder *b, int in, int OC, int stride, int pad_front) {
 
 /* out[B,K] = sum_r sum_p sReLU(<w_{i,r}, x_p>) over in[B,P,1,D]; weight[K*M, D] and, with
  * orth noise, noise_weight[K*M, noise_coords]. */
-int b_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coords) {
+int builder_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coords) {
     Value v = b->values[in];
     ED_CHECK(v.H == 1, "mvconv input must be [P, 1, D]");
     int out = new_value(b, K, 1, 1, -1);
@@ -236,7 +236,7 @@ int b_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coo
     op->out = out;
     op->M = M;
     int64_t wshape[2] = {(int64_t)K * M, v.W};
-    op->t[0] = new_tensor(b, "", "weight", TENSOR_PARAM, 2, wshape, init_normal(init_std));
+    op->t[0] = new_tensor(b, "", "weight", TENSOR_PARAM, 2, wshape, nn_init_normal(init_std));
     if (noise_coords > 0) {
         int64_t nshape[2] = {(int64_t)K * M, noise_coords};
         TensorInit ni = {.kind = INIT_MV_NOISE, .scale = init_std};
@@ -297,7 +297,7 @@ Model *model_create(const ModelSpec *spec) {
     const int use_dnnl = s.backend != MODEL_BACKEND_BLAS && dnnl_backend_available();
     Builder b = {.spec = &s, .max_batch = s.max_batch, .last_linear_op = -1,
                  .use_dnnl = use_dnnl};
-    int x = b_input(&b, s.C, s.H, s.W);
+    int x = builder_input(&b, s.C, s.H, s.W);
     int logits = -1;
     for (int c = 0; c < s.sum_of; c++) {
         b.copy = c;
@@ -315,7 +315,7 @@ Model *model_create(const ModelSpec *spec) {
         }
         b.prefix[0] = '\0';
         b.copy = 0;
-        logits = logits < 0 ? net_logits : b_add(&b, logits, net_logits);
+        logits = logits < 0 ? net_logits : builder_add(&b, logits, net_logits);
     }
     ED_CHECK(b.values[logits].C == s.num_classes && b.values[logits].H == 1 &&
                  b.values[logits].W == 1,

@@ -157,25 +157,25 @@ typedef struct {
     int use_dnnl;       /* conv layers run on oneDNN: no im2col workspace */
 } Builder;
 
-int b_input(Builder *b, int C, int H, int W);
+int builder_input(Builder *b, int C, int H, int W);
 /* module(prefix + name) = Conv2d(C, OC, KS, stride, pad, bias); weight init as given. */
-int b_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int pad, int bias,
-           TensorInit weight_init, TensorInit bias_init);
-int b_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_init,
-             TensorInit bias_init);
-int b_bn(Builder *b, const char *name, int in);
-int b_relu(Builder *b, int in);
-int b_maxpool(Builder *b, int in, int KS, int stride);
-int b_global_avgpool(Builder *b, int in);
-int b_flatten(Builder *b, int in);
-int b_add(Builder *b, int x, int y);
-int b_shortcut_pad(Builder *b, int in, int OC, int stride, int pad_front);
-int b_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coords);
+int builder_conv(Builder *b, const char *name, int in, int OC, int KS, int stride, int pad,
+                 int bias, TensorInit weight_init, TensorInit bias_init);
+int builder_linear(Builder *b, const char *name, int in, int OUT, TensorInit weight_init,
+                   TensorInit bias_init);
+int builder_bn(Builder *b, const char *name, int in);
+int builder_relu(Builder *b, int in);
+int builder_maxpool(Builder *b, int in, int KS, int stride);
+int builder_global_avgpool(Builder *b, int in);
+int builder_flatten(Builder *b, int in);
+int builder_add(Builder *b, int x, int y);
+int builder_shortcut_pad(Builder *b, int in, int OC, int stride, int pad_front);
+int builder_mvconv(Builder *b, int in, int K, int M, float init_std, int64_t noise_coords);
 
 /* Init recipes. */
-TensorInit init_const(InitKind kind);
-TensorInit init_uniform(float bound);
-TensorInit init_normal(float std);
+TensorInit nn_init_const(InitKind kind);
+TensorInit nn_init_uniform(float bound);
+TensorInit nn_init_normal(float std);
 
 /* Architectures (arch_basic.c / arch_resnet.c): each builds one net on value `in` under the
  * builder's prefix and returns its logits value. Unknown shapes: ed_fail. */

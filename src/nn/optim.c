@@ -9,7 +9,7 @@
  * summed in order by one thread, the partial sums added in chunk order: the same bits at any
  * thread count. */
 enum { MAX_CHUNKS = 256 };
-double grad_clip_norm(float *grads, size_t n, double max_norm) {
+double optim_clip_grad_norm(float *grads, size_t n, double max_norm) {
     double part[MAX_CHUNKS];
     const size_t chunk = n / MAX_CHUNKS + 1;
     const int chunks = (int)((n + chunk - 1) / chunk);

@@ -69,7 +69,7 @@ double step_run(Step *s, const StepBatch *batch, float lr, int *correct, StepTim
         o->grad_sum(m->grads + tb, tn, o->grad_sum_ctx);
         lap(times, STEP_GRAD_SUM, &t);
     }
-    if (o->clip_norm > 0) grad_clip_norm(m->grads + tb, tn, o->clip_norm);
+    if (o->clip_norm > 0) optim_clip_grad_norm(m->grads + tb, tn, o->clip_norm);
     sgd_step(m->params + tb, m->grads + tb, m->momentum + tb, tn, lr, o->momentum,
              o->weight_decay, o->nesterov);
     lap(times, STEP_UPDATE, &t);

@@ -31,7 +31,7 @@ int threads_cpus_given(void) {
     return n > 0 ? (int)n : 1;
 }
 
-void cpu_describe(CpuInfo *info) {
+void threads_cpu_describe(CpuInfo *info) {
     memset(info, 0, sizeof(*info));
     snprintf(info->model, sizeof(info->model), "unknown");
     snprintf(info->isa, sizeof(info->isa), "other");
@@ -97,7 +97,7 @@ static float vsum(vec v) { return v; }
 
 /* 12 independent chains hide the FMA latency (4 cycles) on two FMA pipes. */
 enum { CHAINS = 12, INNER = 4096 };
-double cpu_measure_fma_peak(double seconds, int *lanes) {
+double threads_measure_fma_peak(double seconds, int *lanes) {
     vec acc[CHAINS];
     for (int k = 0; k < CHAINS; k++) acc[k] = VSET(0.001f * k);
     const vec a = VSET(0.999999f), b = VSET(1e-7f);

@@ -28,7 +28,7 @@ static void job_add(JobList *list, int cap, Role role, int index, int epochs, do
     memset(j, 0, sizeof(*j));
     j->role = role;
     j->index = index;
-    ckpt_model_name(j->name, sizeof(j->name), role_name(role), index);
+    ckpt_model_name(j->name, sizeof(j->name), job_role_name(role), index);
     j->epochs = epochs;
     j->lr = lr;
     j->sum_of = sum_of;
@@ -149,8 +149,9 @@ int pipeline_run(const RunContext *ctx) {
     int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
     double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
     if (with_sum) job_add(&phase1, L + 1, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
-    say(ctx, "phase 1: %d members%s on %d group(s) of %d rank(s), %d thread(s) per rank\n", L,
-        with_sum ? " and the sum control" : "", lo->n_groups, lo->ranks_per_model, lo->threads);
+    progress_say(ctx, "phase 1: %d members%s on %d group(s) of %d rank(s), %d thread(s) per rank\n",
+                 L, with_sum ? " and the sum control" : "", lo->n_groups, lo->ranks_per_model,
+                 lo->threads);
     MemberSums sums = {ctx, xcalloc((size_t)N * K, sizeof(int64_t)),
                        xcalloc((size_t)Nt * K, sizeof(int64_t)), xfloats((size_t)N * K)};
     jobs_assign_groups(phase1.jobs, phase1.n, lo->n_groups);
@@ -169,8 +170,9 @@ int pipeline_run(const RunContext *ctx) {
         /* from the leader of the group that trained member 0 */
         int root = phase1.jobs[0].group * lo->ranks_per_model;
         MPI_CHECK(MPI_Bcast(sums.self_teacher, N * K, MPI_FLOAT, root, MPI_COMM_WORLD));
-        say(ctx, "phase 2: teacher = %s of %d members\n",
-            cfg->ensemble.combine == COMBINE_PROBS ? "mean probabilities" : "mean logits", L);
+        progress_say(ctx, "phase 2: teacher = %s of %d members\n",
+                     cfg->ensemble.combine == COMBINE_PROBS ? "mean probabilities" : "mean logits",
+                     L);
     }
     free(sums.acc_train);
     free(sums.acc_test);
@@ -189,13 +191,13 @@ int pipeline_run(const RunContext *ctx) {
     jobs_assign_groups(students.jobs, students.n, lo->n_groups);
     float **student_test = alloc_test_out(ctx, &students);
     if (status == JOB_DONE && students.n > 0) {
-        say(ctx, "phase 3: %d student(s)\n", students.n);
+        progress_say(ctx, "phase 3: %d student(s)\n", students.n);
         status = run_phase(ctx, &students, student_test, NULL, NULL);
     }
 
     /* ---- phase 4: results (the sum control reported with the students) ---- */
     if (status == JOB_DONE && lo->world_rank == 0) {
-        say(ctx, "phase 4: results\n");
+        progress_say(ctx, "phase 4: results\n");
         Job *others = xcalloc((size_t)students.n + 1, sizeof(Job));
         float **others_test = xcalloc((size_t)students.n + 1, sizeof(float *));
         int n_others = 0;

@@ -26,7 +26,7 @@ static void clear_bar(void) {
     }
 }
 
-void say(const RunContext *ctx, const char *fmt, ...) {
+void progress_say(const RunContext *ctx, const char *fmt, ...) {
     if (ctx->lo->world_rank != 0) return;
     clear_bar();
     va_list ap;
@@ -49,7 +49,7 @@ static void format_duration(char *buf, size_t size, double s) {
 static void print_report(const RunContext *ctx, const EpochReport *r) {
     char left[32], test[32];
     if (r->epoch == 0) {
-        say(ctx, "%-11s %s\n", r->name, r->note);
+        progress_say(ctx, "%-11s %s\n", r->name, r->note);
         return;
     }
     format_duration(left, sizeof(left), r->eta_seconds);
@@ -57,7 +57,9 @@ static void print_report(const RunContext *ctx, const EpochReport *r) {
         snprintf(test, sizeof(test), "%6.2f%%", 100 * r->test_acc);
     else
         snprintf(test, sizeof(test), "%7s", "-");
-    say(ctx, "%-11s epoch %4d/%-4d loss %.4f  acc %6.2f%%  test %s  lr %.4g  %7.0f img/s  left %s\n",
+    progress_say(
+        ctx,
+        "%-11s epoch %4d/%-4d loss %.4f  acc %6.2f%%  test %s  lr %.4g  %7.0f img/s  left %s\n",
         r->name, r->epoch, r->epochs, r->loss, 100 * r->acc, test, r->lr, r->images_per_s, left);
     EpochRecord rec = {.epoch = r->epoch, .lr = r->lr, .train_loss = r->loss,
                        .train_acc = r->acc, .test_acc = r->test_acc, .seconds = r->seconds};

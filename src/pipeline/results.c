@@ -51,7 +51,7 @@ static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jo
         if (jobs[j].role != role) continue;
         logits[n] = test[j];
         each[n] = metrics_compute(test[j], te->labels, te->tags, te->N, K, bins);
-        table_add(t, jobs[j].name, role_name(role), 1, &each[n]);
+        table_add(t, jobs[j].name, job_role_name(role), 1, &each[n]);
         n++;
     }
     if (n == 0) goto done;
@@ -65,7 +65,7 @@ static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jo
         mean.acc_single += each[i].acc_single / n;
     }
     for (int i = 0; i < n; i++) sq += (each[i].acc - mean.acc) * (each[i].acc - mean.acc);
-    ResultRow *r = table_add(t, mean_name, role_name(role), n, &mean);
+    ResultRow *r = table_add(t, mean_name, job_role_name(role), n, &mean);
     r->acc_std = n > 1 ? sqrt(sq / (n - 1)) : NAN;
     if (ens_name && n > 1) {
         float *combined = NULL;
@@ -74,7 +74,7 @@ static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jo
             ensemble_combine(combined, logits, n, te->N, K, ctx->cfg->ensemble.combine);
         }
         Metrics m = metrics_compute(ens, te->labels, te->tags, te->N, K, bins);
-        table_add(t, ens_name, role_name(role), n, &m);
+        table_add(t, ens_name, job_role_name(role), n, &m);
         free(combined);
     }
 done:
@@ -116,11 +116,11 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
     int pairs = 0;
     for (int a = 0; a < L; a++)
         for (int b = a + 1; b < L; b++, pairs++)
-            dis += disagreement(member_test[a], member_test[b], Nt, K);
+            dis += metrics_disagreement(member_test[a], member_test[b], Nt, K);
     dis = pairs ? dis / pairs : 0;
 
-    printf("\nresults on %d test samples (%s, %s)\n", Nt, data_source_names[ctx->cfg->data.source],
-           ctx->cfg->model.arch);
+    printf("\nresults on %d test samples (%s, %s)\n", Nt,
+           config_source_names[ctx->cfg->data.source], ctx->cfg->model.arch);
     const char *summary[] = {"single", "ensemble", "sum", "kd", "self", "ensemble-of-kd"};
     enum { N_SUMMARY = sizeof(summary) / sizeof(summary[0]) };
     ResultRow shown[N_SUMMARY];

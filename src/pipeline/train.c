@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *role_name(Role role) {
+const char *job_role_name(Role role) {
     switch (role) {
     case ROLE_MEMBER: return "member";
     case ROLE_KD: return "kd";
@@ -142,7 +142,8 @@ static long evaluate(Model *m, Workspace *w, const Dataset *ds, float *out, cons
         free(displs);
     }
     long correct = 0;
-    for (int i = 0; i < N; i++) correct += argmax(out + (size_t)i * K, K) == ds->labels[i];
+    for (int i = 0; i < N; i++)
+        correct += nn_argmax(out + (size_t)i * K, K) == ds->labels[i];
     return correct;
 }
 
@@ -162,7 +163,7 @@ static void model_note(const RunContext *ctx, const Job *job, const char *fmt, .
     if (!ctx->lo->is_leader) return;
     EpochReport r = {.index = job->index};
     snprintf(r.name, sizeof(r.name), "%s", job->name);
-    snprintf(r.role, sizeof(r.role), "%s", role_name(job->role));
+    snprintf(r.role, sizeof(r.role), "%s", job_role_name(job->role));
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r.note, sizeof(r.note), fmt, ap);
@@ -339,7 +340,7 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
                          .lr = e->lr, .images_per_s = sums[2] / seconds, .seconds = seconds,
                          .eta_seconds = seconds * (job->epochs - epoch - 1)};
         snprintf(r.name, sizeof(r.name), "%s", job->name);
-        snprintf(r.role, sizeof(r.role), "%s", role_name(job->role));
+        snprintf(r.role, sizeof(r.role), "%s", job_role_name(job->role));
         progress_report(ctx, &r);
     }
     if (!last && cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0)
@@ -362,7 +363,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
 
     ModelState st;
     memset(&st, 0, sizeof(st));
-    snprintf(st.role, sizeof(st.role), "%s", role_name(job->role));
+    snprintf(st.role, sizeof(st.role), "%s", job_role_name(job->role));
     st.index = job->index;
     st.seed = cfg->ensemble.seed;
     st.epochs_total = job->epochs;

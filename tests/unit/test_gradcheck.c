@@ -266,14 +266,14 @@ static void check_elementwise(void) {
         snprintf(what, sizeof what, "srelu q=%g rho=%g (all three regions)", c.q, c.rho);
         gradcheck(what, elt_objective, &c, pr, 1, 1e-3, 1e-2);
     }
-    /* add: both operands get dout through accumulate */
+    /* add: both operands get dout through add_backward */
     c.kind = 2;
     fill_normal(c.a, N, 1), fill_normal(c.b, N, 1);
     memset(da, 0, N * sizeof(float));
-    accumulate(da, c.r, N);
-    accumulate(db, c.r, N);
+    add_backward(da, c.r, N);
+    add_backward(db, c.r, N);
     Param pa[] = {{"a", c.a, da, N}, {"b", c.b, db, N}};
-    gradcheck("add (accumulate)", elt_objective, &c, pa, 2, 1e-2, 1e-2);
+    gradcheck("add (add_backward)", elt_objective, &c, pa, 2, 1e-2, 1e-2);
     free(c.a), free(c.b), free(c.out), free(c.r), free(da), free(db);
 }
 

@@ -511,7 +511,7 @@ static void test_losses(void) {
     family_cmp(&fam, dz, zeros, B * K, "distill gradient at the teacher");
     /* softmax sums to one */
     float p[K];
-    softmax(p, s, K, 2.0f);
+    nn_softmax(p, s, K, 2.0f);
     double sum = 0;
     for (int k = 0; k < K; k++)
         sum += p[k];

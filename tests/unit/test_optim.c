@@ -119,13 +119,13 @@ static void test_schedules(void) {
  * the gradient alone. */
 static void test_clip(void) {
     float g[2] = {3.0f, 4.0f};
-    expect_close("clip returns the norm", grad_clip_norm(g, 2, 1.0), 5.0, 1e-12);
+    expect_close("clip returns the norm", optim_clip_grad_norm(g, 2, 1.0), 5.0, 1e-12);
     expect_close("clipped g[0]", g[0], 0.5999999, 1e-7);
     expect_close("clipped g[1]", g[1], 0.79999983, 1e-7);
     float h[2] = {3.0f, 4.0f};
-    grad_clip_norm(h, 2, 10.0);
+    optim_clip_grad_norm(h, 2, 10.0);
     expect_close("under the bound g[0]", h[0], 3.0, 0.0);
-    grad_clip_norm(h, 2, 0.0);
+    optim_clip_grad_norm(h, 2, 0.0);
     expect_close("max_norm 0 g[1]", h[1], 4.0, 0.0);
     printf("clip: [3, 4] to norm 1 as clip_grad_norm_\n");
 }

@@ -519,7 +519,7 @@ static void test_philox(void) {
         uint32_t ctr[4] = {(uint32_t)p[i], (uint32_t)(p[i] >> 32), (uint32_t)stream,
                            (uint32_t)(stream >> 32)};
         uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)}, out[4];
-        philox4x32_10(ctr, key, out);
+        rng_philox4x32_10(ctr, key, out);
         for (int j = 0; j < 4; j++) bad += out[j] != blocks[4 * i + j];
         normal[i] = rng_normal_at(seed, stream, p[i]);
     }

@@ -58,7 +58,7 @@ static void run_kernels(float *out) {
     memset(mom, 0, sizeof(float) * N);
     float *gr = xfloats(N);
     memcpy(gr, g, sizeof(float) * N);
-    double norm = grad_clip_norm(gr, N, 1.0);
+    double norm = optim_clip_grad_norm(gr, N, 1.0);
     sgd_step(p, gr, mom, N, 0.1f, 0.9f, 5e-4f, 1);
     o += 2 * N;
     memcpy(o, &norm, sizeof norm);
@@ -105,7 +105,7 @@ static float *train_steps(int backend, int threads) {
     for (int step = 0; step < 2; step++) {
         model_forward(m, x, NULL, 8, 1);
         model_backward(m, d);
-        grad_clip_norm(m->grads + tb, tn, 0.5);
+        optim_clip_grad_norm(m->grads + tb, tn, 0.5);
         sgd_step(m->params + tb, m->grads + tb, m->momentum + tb, tn, 0.1f, 0.9f, 5e-4f, 1);
     }
     float *p = xfloats(m->tensors.param_floats);

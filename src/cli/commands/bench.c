@@ -196,9 +196,9 @@ int cmd_bench(int argc, char **argv) {
 
     double flops = model_forward_flops(m);
     CpuInfo cpu_info;
-    cpu_describe(&cpu_info);
+    threads_cpu_describe(&cpu_info);
     int lanes = 1;
-    const double peak = cpu_measure_fma_peak(0.3, &lanes);
+    const double peak = threads_measure_fma_peak(0.3, &lanes);
     double load_before = load_average();
     if (rank == 0) {
         printf("cpu: %s, %d CPUs online, widest ISA %s; kernels: %s (%s)\n", cpu_info.model,

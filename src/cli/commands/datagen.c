@@ -87,7 +87,7 @@ int cmd_datagen(int argc, char **argv) {
         for (int i = 0; i < split.test.N; i++)
             mv_test += split.test.tags[i];
         printf("multi-view samples: train %d of %d, test %d of %d; noise %s sigma %g\n", mv_train,
-               split.train.N, mv_test, split.test.N, noise_kind_names[cfg->data.multiview.noise],
+               split.train.N, mv_test, split.test.N, config_noise_names[cfg->data.multiview.noise],
                cfg->data.multiview.sigma);
     }
     printf("wrote %s in %.2f s\n", out_path,

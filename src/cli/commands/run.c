@@ -162,10 +162,11 @@ int cmd_run(int argc, char **argv) {
     DataSplit data;
     data_load(&data, &cfg.data);
     ctx.data = &data;
-    say(&ctx, "%s: %s train %d, test %d, %dx%dx%d, %d classes (%.1f MiB per rank); run dir %s\n",
-        cfg.name, data_source_names[cfg.data.source], data.train.N, data.test.N, data.train.C, data.train.H,
-        data.train.W, data.train.K,
-        (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
+    progress_say(&ctx,
+                 "%s: %s train %d, test %d, %dx%dx%d, %d classes (%.1f MiB per rank); run dir %s\n",
+                 cfg.name, config_source_names[cfg.data.source], data.train.N, data.test.N,
+                 data.train.C, data.train.H, data.train.W, data.train.K,
+                 (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
 
     if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0;
     if (agree(failed, err)) {
@@ -177,9 +178,9 @@ int cmd_run(int argc, char **argv) {
 
     int status = pipeline_run(&ctx);
     if (status == JOB_STOPPED)
-        say(&ctx, "checkpointed; run again to resume\n");
+        progress_say(&ctx, "checkpointed; run again to resume\n");
     else
-        say(&ctx, "done in %.1f s\n", MPI_Wtime() - t0);
+        progress_say(&ctx, "done in %.1f s\n", MPI_Wtime() - t0);
     layout_wait_all(MPI_COMM_WORLD); /* the others sleep while rank 0 writes the results */
 
     datasplit_free(&data);
