@@ -11,13 +11,14 @@
 #include "ensdistill/model.h"
 #include "ensdistill/rng.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static Rng rng;
-static int failures;
 static double worst;
 
 static void fill_normal(float *x, size_t n, float scale) {
@@ -35,18 +36,13 @@ static void compare(const float *got, const float *want, size_t n, const char *w
     }
     e /= m;
     if (e > worst) worst = e;
-    if (!(e <= tol)) {
-        printf("FAIL conv %s %s: relative error %.3g > %.3g\n", what, tensor, e, tol);
-        failures++;
-    }
+    EXPECT(e <= tol, "conv %s %s: relative error %.3g > %.3g", what, tensor, e, tol);
 }
 
 static void same_bits(const float *a, const float *b, size_t n, const char *what,
                       const char *tensor) {
-    if (memcmp(a, b, n * sizeof(float)) != 0) {
-        printf("FAIL conv %s %s: two identical runs differ (not deterministic)\n", what, tensor);
-        failures++;
-    }
+    EXPECT(memcmp(a, b, n * sizeof(float)) == 0,
+           "conv %s %s: two identical runs differ (not deterministic)", what, tensor);
 }
 
 static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int W, int OC, int KS,

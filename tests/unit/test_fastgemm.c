@@ -5,13 +5,14 @@
 #include "../../src/nn/fastgemm.h"
 #include "ensdistill/layers.h"
 
+#include "check.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
 static unsigned long long lcg = 12345;
 
 static float frand(void) {
@@ -56,11 +57,8 @@ static void gemm_case(int transA, int transB, int M, int N, int K, float beta) {
     fastgemm(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch);
     double e = max_err(C, ref, (size_t)M * ldc); /* the padding between rows must be untouched */
     int overrun = scratch[nscratch] != 777.0f;
-    if (e > 1e-5 || overrun) {
-        printf("FAIL fastgemm tA=%d tB=%d M=%d N=%d K=%d beta=%g: max rel err %.3g%s\n", transA,
-               transB, M, N, K, beta, e, overrun ? ", wrote past its scratch" : "");
-        failures++;
-    }
+    EXPECT(e <= 1e-5 && !overrun, "fastgemm tA=%d tB=%d M=%d N=%d K=%d beta=%g: max rel err %.3g%s",
+           transA, transB, M, N, K, beta, e, overrun ? ", wrote past its scratch" : "");
     free(A), free(B), free(C), free(ref), free(scratch);
 }
 
@@ -83,10 +81,8 @@ static void conv_case(int B, int C, int H, int OC, int KS, int stride, int pad) 
     const char *name[3] = {"out", "din", "dweight"};
     for (int i = 0; i < 3; i++)
         if (e[i] > 1e-4) {
-            printf("FAIL conv2d (1 thread) B=%d C=%d H=%d OC=%d KS=%d s=%d p=%d: %s max rel err "
-                   "%.3g\n",
+            EXPECT(0, "conv2d (1 thread) B=%d C=%d H=%d OC=%d KS=%d s=%d p=%d: %s max rel err %.3g",
                    B, C, H, OC, KS, stride, pad, name[i], e[i]);
-            failures++;
         }
     free(in), free(w), free(bias), free(dout), free(ws), free(out), free(out_ref);
     free(din), free(dw), free(db), free(din_ref), free(dw_ref), free(db_ref);

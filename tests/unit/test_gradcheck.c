@@ -10,13 +10,15 @@
 #include "ensdistill/loss.h"
 #include "ensdistill/rng.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static Rng rng;
-static int failures, checks;
+static int checks;
 
 static void fill_normal(float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++)
@@ -92,8 +94,8 @@ static void gradcheck(const char *what, Objective f, void *ctx, const Param *ps,
         int ok = worst_dir <= tol && worst_coord <= tol && gmax > 0;
         printf("%-4s %-44s d%-8s directional %.2e  coordinate %.2e  (|grad|max %.3g)\n",
                ok ? "ok" : "FAIL", what, p->name, worst_dir, worst_coord, gmax);
+        EXPECT(ok, "%s d%s: gradient check", what, p->name);
         if (!ok) {
-            failures++;
             if (gmax == 0) printf("     the analytic gradient is identically zero\n");
             if (worst_coord > tol)
                 printf("     worst coordinate %zu: numeric %.6g analytic %.6g\n", bad_i, bad_num,
@@ -393,11 +395,9 @@ static void check_mvconv(int with_noise) {
     int regions[3] = {0, 0, 0};
     for (size_t i = 0; i < (size_t)c.B * c.P * KM; i++)
         regions[c.pre[i] <= 0 ? 0 : c.pre[i] <= c.rho ? 1 : 2]++;
-    if (!regions[0] || !regions[1] || !regions[2]) {
-        printf("FAIL mvconv check setup: pre-activations per region %d %d %d\n", regions[0],
-               regions[1], regions[2]);
-        failures++;
-    }
+    EXPECT(regions[0] && regions[1] && regions[2],
+           "mvconv check setup: pre-activations per region %d %d %d", regions[0], regions[1],
+           regions[2]);
     mvconv_backward(dw, with_noise ? dnw : NULL, c.r, c.pre, c.in, c.noise, c.B, c.P, c.D, c.K, c.M,
                     c.q, c.rho);
     Param ps[] = {{"weight", c.w, dw, nw}, {"noise_w", nw_, dnw, (size_t)KM * n_noise}};
@@ -407,11 +407,9 @@ static void check_mvconv(int with_noise) {
     if (with_noise)
         for (int row = 0; row < KM; row++)
             for (int64_t coord = 8; coord < 10; coord++)
-                if (dnw[row * n_noise + coord] != 0.0f) {
-                    printf("FAIL mvconv: unused noise coordinate %lld got gradient %g\n",
-                           (long long)coord, dnw[row * n_noise + coord]);
-                    failures++;
-                }
+                EXPECT(dnw[row * n_noise + coord] == 0.0f,
+                       "mvconv: unused noise coordinate %lld got gradient %g", (long long)coord,
+                       dnw[row * n_noise + coord]);
     free(c.in), free(c.w), free(c.out), free(c.pre), free(c.r), free(nw_), free(dnw), free(dw);
 }
 
@@ -456,8 +454,7 @@ static void check_loss(int kd, float T, float alpha, int with_labels) {
     gradcheck(what, loss_objective, &c, ps, 1, 1e-2, 1e-2);
     for (size_t i = 0; i < n; i++)
         if (fabsf(g_half[i] - 0.5f * g[i]) > 1e-6f * (1 + fabsf(g[i]))) {
-            printf("FAIL %s: dlogits with scale 0.5 is %g, want %g\n", what, g_half[i], 0.5 * g[i]);
-            failures++;
+            EXPECT(0, "%s: dlogits with scale 0.5 is %g, want %g", what, g_half[i], 0.5 * g[i]);
             break;
         }
     free(c.logits), free(c.teacher), free(g), free(g_half);

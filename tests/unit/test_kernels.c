@@ -7,13 +7,14 @@
 #include "ensdistill/loss.h"
 #include "ensdistill/rng.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static Rng rng;
-static int failures;
 
 static void fill_normal(float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++)
@@ -46,10 +47,7 @@ typedef struct {
 static void family_add(Family *f, double err, const char *what) {
     f->cases++;
     if (!(err <= f->worst)) f->worst = err;
-    if (!(err <= f->tol)) {
-        printf("FAIL %s: %s error %.3g > %.3g\n", f->name, what, err, f->tol);
-        failures++;
-    }
+    EXPECT(err <= f->tol, "%s: %s error %.3g > %.3g", f->name, what, err, f->tol);
 }
 
 /* got against want: the largest absolute difference and rel_err */
@@ -116,8 +114,7 @@ static void conv_case(Family *fam, int B, int C, int H, int W, int OC, int KS, i
     family_cmp(fam, db, db_ref, OC, buf);
     for (int i = 0; i < GUARD; i++)
         if (ws[nws + i] != GUARD_VALUE) {
-            printf("FAIL conv2d: %s wrote past its workspace (%zu floats)\n", what, nws);
-            failures++;
+            EXPECT(0, "conv2d: %s wrote past its workspace (%zu floats)", what, nws);
             break;
         }
     free(in), free(w), free(bias), free(out), free(out_ref), free(dout), free(ws);
@@ -174,7 +171,7 @@ static void test_conv2d(void) {
         printf("FAIL conv2d workspace exceeds its 64 MB budget\n");
         monotone = 0;
     }
-    if (!monotone) failures++;
+    EXPECT(monotone, "conv2d workspace: monotone in B and within its 64 MB budget");
 }
 
 /* ---- linear: fast vs naive ---- */
@@ -329,10 +326,7 @@ static void test_batchnorm(void) {
                 }
         snprintf(what, sizeof what, "eval B=%d C=%d HW=%d", B, C, HW);
         family_cmp(&fam, out, ref, n, what);
-        if (rm[0] != rm0 || rv[0] != rv0) {
-            printf("FAIL batchnorm eval changed the running statistics\n");
-            failures++;
-        }
+        EXPECT(rm[0] == rm0 && rv[0] == rv0, "batchnorm eval changed the running statistics");
         free(in), free(out), free(gamma), free(beta), free(rm), free(rv), free(mean), free(invstd),
             free(ref);
     }
@@ -380,19 +374,17 @@ static void test_maxpool_random(void) {
                 }
         free(x), free(y), free(am);
     }
-    if (bad) failures++;
+    EXPECT(bad == 0, "maxpool: %d outputs differ from the definition", bad);
     printf("maxpool vs definition  %d outputs, %d wrong (ties, -inf, NaN included)\n", cases, bad);
 }
 
 /* ---- pooling, shortcut, srelu: small cases with values worked out by hand ---- */
 static void expect(const char *what, const float *got, const float *want, size_t n, double tol) {
     double e = rel_err(got, want, n);
-    if (!(e <= tol)) {
-        printf("FAIL %s: relative error %.3g\n", what, e);
+    EXPECT(e <= tol, "%s: relative error %.3g", what, e);
+    if (!(e <= tol))
         for (size_t i = 0; i < n; i++)
             printf("  [%zu] got %.7g want %.7g\n", i, got[i], want[i]);
-        failures++;
-    }
 }
 
 static void test_small_layers(void) {
@@ -411,7 +403,7 @@ static void test_small_layers(void) {
     expect("maxpool 3x3/2 pad 1", out, (const float[]){12, 14, 15, 15}, 4, 0);
     float ties[4] = {1, 1, 1, 1};
     maxpool_forward(out, am, ties, 1, 1, 2, 2, 2, 2, 0);
-    if (am[0] != 0) printf("FAIL maxpool tie: argmax %d, want the first (0)\n", am[0]), failures++;
+    EXPECT(am[0] == 0, "maxpool tie: argmax %d, want the first (0)", am[0]);
     float din[16] = {0};
     maxpool_forward(out, am, img, 1, 1, 4, 4, 2, 2, 0);
     maxpool_backward(din, (const float[]){1, 2, 3, 4}, am, 1, 1, 4, 4, 2, 2, 0);
@@ -498,10 +490,7 @@ static void test_losses(void) {
         family_add(&fam, fabs(got_ce - ce) / fmax(1.0, fabs(ce)), what);
         snprintf(what, sizeof what, "distill T=%g alpha=%g (shift %g)", T, alpha, shift);
         family_add(&fam, fabs(got_kd - kd) / fmax(1.0, fabs(kd)), what);
-        if (c1 != hits || c2 != hits) {
-            printf("FAIL loss correct counts %d %d, want %d\n", c1, c2, hits);
-            failures++;
-        }
+        EXPECT(c1 == hits && c2 == hits, "loss correct counts %d %d, want %d", c1, c2, hits);
     }
     /* a student equal to its teacher: zero KL, zero gradient */
     float dz[B * K];

@@ -11,6 +11,8 @@
 #include "ensdistill/optim.h"
 #include "ensdistill/rng.h"
 
+#include "check.h"
+
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +33,7 @@ static const Tol TOL_MODEL = {2e-5, 2e-4};
 
 static hid_t g_file = -1;
 static const char *g_path;
-static int g_checks, g_failures;
+static int g_checks;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading the fixture                                                                          */
@@ -206,9 +208,9 @@ static int compare_as(const char *label, const float *got, const Ref *ref, Tol t
         index_str(idx, sizeof(idx), worst, ref);
         printf("  %zu elements off; worst %s got %.8g want %.8g (tol %.1e + %.1e|want|)", bad,
                idx, (double)got[worst], (double)want[worst], tol.atol, tol.rtol);
-        g_failures++;
     }
     printf("\n");
+    EXPECT(ok, "%s", label);
     return ok;
 }
 
@@ -240,7 +242,7 @@ static void check_exact_int(const char *label, long long got, long long want) {
     g_checks++;
     int ok = got == want;
     printf("  %-58s %7d  %lld vs %lld  %s\n", label, 1, got, want, ok ? "OK" : "FAIL");
-    if (!ok) g_failures++;
+    EXPECT(ok, "%s", label);
 }
 
 static float *filled(size_t n, float v) {
@@ -376,9 +378,9 @@ static void test_maxpool(const char *g) {
     printf("  %-58s %7zu  %zu differ  %s", "argmax", nout, bad, bad ? "FAIL" : "OK");
     if (bad) {
         printf("  first at flat index %zu: got %d want %d", first, argmax[first], want[first]);
-        g_failures++;
     }
     printf("\n");
+    EXPECT(bad == 0, "argmax");
     free(argmax), free(want);
     check(g, "out", "", out, nout, TOL_KERNEL);
     check_added(g, "din", "", din, nin, TOL_KERNEL);
@@ -525,7 +527,7 @@ static void test_philox(void) {
     }
     g_checks++;
     printf("  %-58s %7zu  %zu words differ  %s\n", "philox/blocks", 4 * n, bad, bad ? "FAIL" : "OK");
-    if (bad) g_failures++;
+    EXPECT(bad == 0, "philox/blocks");
     /* Box-Muller through libm: allow the last bit of a float */
     check(g, "normal", " (rng_normal_at)", normal, n, (Tol){1e-6, 1e-6});
     /* mvconv's fixed noise weights: rng_normal_at(seed, stream, 1<<63 | copy<<56 | row<<36 |
@@ -563,7 +565,8 @@ static int load_state(Model *m, const char *group) {
         if (!exists(path)) {
             printf("  %-58s ours %s, not in torch's state_dict  FAIL\n", t->name,
                    tensor_shape_str(t, shape, sizeof(shape)));
-            g_failures++, ok = 0;
+            EXPECT(0, "%s: not in torch's state_dict", t->name);
+            ok = 0;
             continue;
         }
         float *dst = (t->kind == TENSOR_PARAM ? m->params : m->buffers) + t->offset;
@@ -574,7 +577,8 @@ static int load_state(Model *m, const char *group) {
         if (!same) {
             printf("  %-58s ours %s, torch's has %zu elements in %d dims  FAIL\n", t->name,
                    tensor_shape_str(t, shape, sizeof(shape)), r.n, r.ndim);
-            g_failures++, ok = 0;
+            EXPECT(0, "%s: shape differs from torch's", t->name);
+            ok = 0;
         } else if (t->is_integer) {
             for (size_t j = 0; j < r.n; j++) dst[j] = (float)((int64_t *)r.data)[j];
         } else {
@@ -593,7 +597,8 @@ static int load_state(Model *m, const char *group) {
                                     H5P_DEFAULT));
         if (tensor_table_find(&m->tensors, name) < 0) {
             printf("  %-58s torch has it, our model does not  FAIL\n", name);
-            g_failures++, ok = 0;
+            EXPECT(0, "%s: in torch's state_dict, not in our model", name);
+            ok = 0;
         }
     }
     H5Gclose(grp);
@@ -708,7 +713,7 @@ static void test_arch(const char *label) {
     snprintf(line, sizeof(line), "%s (%s %dx%dx%d)", g, spec.arch, spec.C, spec.H, spec.W);
     printf("  %-58s %7zu  %lld params, %lld trainable  %s\n", line, n, got_params, got_trainable,
            bad ? "FAIL" : "OK");
-    if (bad) g_failures++;
+    EXPECT(bad == 0, "%s", line);
     free(names.data), free(ndim), free(shape), free(trainable), free(is_param), free(seen);
     model_free(m);
 }
@@ -889,6 +894,6 @@ int main(void) {
     test_resnet();
 
     H5Fclose(g_file);
-    printf("%d of %d comparisons failed\n", g_failures, g_checks);
-    return g_failures ? 1 : 0;
+    printf("%d of %d comparisons failed\n", failures, g_checks);
+    return failures ? 1 : 0;
 }

@@ -9,11 +9,12 @@
 #include "ensdistill/rng.h"
 #include "ensdistill/threads.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
 
 static void fill(float *x, size_t n, uint64_t stream) {
     Rng r = rng_make(99, stream);
@@ -78,9 +79,7 @@ static void kernels_any_thread_count(void) {
         if (memcmp(ref, got, sizeof(float) * OUT_FLOATS) != 0) {
             size_t i = 0;
             while (ref[i] == got[i]) i++;
-            printf("FAIL: our kernels differ at %d threads from 1 thread (first at float %zu)\n", t,
-                   i);
-            failures++;
+            EXPECT(0, "our kernels differ at %d threads from 1 thread (first at float %zu)", t, i);
         } else {
             printf("kernels at %d threads: bitwise the same as at 1\n", t);
         }
@@ -128,8 +127,7 @@ static void steps_repeat(int backend, const char *name) {
         size_t n = m->tensors.param_floats;
         model_free(m);
         if (memcmp(a, b, sizeof(float) * n) != 0) {
-            printf("FAIL: %s: two runs at %d thread(s) give different weights\n", name, t);
-            failures++;
+            EXPECT(0, "%s: two runs at %d thread(s) give different weights", name, t);
         } else {
             printf("%s at %d thread(s): two runs give bitwise the same weights\n", name, t);
         }
