@@ -46,11 +46,8 @@ static int same_dataset(const Dataset *a, const Dataset *b, const char *what) {
     else if (a->id_base != b->id_base)
         snprintf(diff, sizeof(diff), "id_base %lld vs %lld", (long long)a->id_base,
                  (long long)b->id_base);
-    if (diff[0]) {
-        fprintf(stderr, "FAIL %s: %s differ\n", what, diff);
-        failures++;
-        return 0;
-    }
+    EXPECT(!diff[0], "%s: %s differ", what, diff);
+    if (diff[0]) return 0;
     return 1;
 }
 

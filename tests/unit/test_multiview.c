@@ -19,7 +19,7 @@ static void expect_fraction(const char *what, long hits, long n, double p) {
     int ok = fabs(f - p) <= 4 * sd + 1e-12;
     printf("%s %s: %.4f (expected %.4f +- %.4f, n = %ld)\n", ok ? "ok  " : "FAIL", what, f, p,
            4 * sd, n);
-    if (!ok) failures++;
+    EXPECT(ok, "%s: fraction %.4f outside %.4f +- %.4f", what, f, p, 4 * sd);
     reported = failures;
 }
 
