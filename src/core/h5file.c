@@ -289,38 +289,36 @@ int h5r_type(hid_t loc, const char *name, H5T_class_t *cls, size_t *size, H5T_si
     return rc;
 }
 
-int h5r_dims(hid_t loc, const char *name, int *ndim, hsize_t *dims, int max_dims) {
+/* Opens dataset `name` and its data space: 0 with both open (the caller closes them), or -1
+ * with nothing open. */
+static int dataset_open(hid_t loc, const char *name, hid_t *ds, hid_t *space) {
     if (!h5r_has(loc, name)) return -1;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0) return -1;
-    hid_t s = H5Dget_space(ds);
-    int rc = -1;
-    if (s >= 0) {
-        int nd = H5Sget_simple_extent_ndims(s);
-        if (nd >= 0 && nd <= max_dims && H5Sget_simple_extent_dims(s, dims, NULL) >= 0) {
-            *ndim = nd;
-            rc = 0;
-        }
-        H5Sclose(s);
-    }
+    *ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (*ds < 0) return -1;
+    *space = H5Dget_space(*ds);
+    if (*space >= 0) return 0;
+    H5Dclose(*ds);
+    return -1;
+}
+
+int h5r_dims(hid_t loc, const char *name, int *ndim, hsize_t *dims, int max_dims) {
+    hid_t ds, s;
+    if (dataset_open(loc, name, &ds, &s) < 0) return -1;
+    int nd = H5Sget_simple_extent_ndims(s);
+    int rc = nd >= 0 && nd <= max_dims && H5Sget_simple_extent_dims(s, dims, NULL) >= 0 ? 0 : -1;
+    if (rc == 0) *ndim = nd;
+    H5Sclose(s);
     H5Dclose(ds);
     return rc;
 }
 
 int h5r_read(hid_t loc, const char *name, hid_t mem_type, void *out) {
-    if (!h5r_has(loc, name)) return -1;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0) return -1;
-    hid_t s = H5Dget_space(ds);
-    int rc = -1;
-    if (s >= 0) {
-        hssize_t n = H5Sget_simple_extent_npoints(s);
-        if (n == 0)
-            rc = 0;
-        else if (n > 0)
-            rc = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ? -1 : 0;
-        H5Sclose(s);
-    }
+    hid_t ds, s;
+    if (dataset_open(loc, name, &ds, &s) < 0) return -1;
+    hssize_t n = H5Sget_simple_extent_npoints(s);
+    int rc = n == 0 ? 0 : -1;
+    if (n > 0) rc = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0 ? -1 : 0;
+    H5Sclose(s);
     H5Dclose(ds);
     return rc;
 }
