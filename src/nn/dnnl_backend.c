@@ -28,8 +28,11 @@ size_t dnnl_context_bytes(const DnnlContext *ctx) {
 const char *dnnl_backend_isa(void) {
     return "none";
 }
+int dnnl_backend_lanes(void) {
+    return 1;
+}
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias) {
+                           int stride, int pad, int has_bias, int in_lanes, int out_lanes) {
     ED_DIE("dnnl_conv_create: this build has no oneDNN");
 }
 void dnnl_conv_free(DnnlConv *conv) {
@@ -40,8 +43,24 @@ void dnnl_conv_forward(DnnlConv *conv, float *out, const float *in, const float 
     ED_DIE("dnnl_conv_forward: this build has no oneDNN");
 }
 void dnnl_conv_backward(DnnlConv *conv, float *din, float *dweight, float *dbias,
-                        const float *dout, const float *in, const float *weight, int B) {
+                        const float *dout, const float *in, const float *weight, int B,
+                        int din_overwrite) {
     ED_DIE("dnnl_conv_backward: this build has no oneDNN");
+}
+DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu) {
+    ED_DIE("dnnl_bn_create: this build has no oneDNN");
+}
+void dnnl_bn_free(DnnlBn *bn) {
+    (void)bn;
+}
+void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const float *in,
+                     const float *gamma, const float *beta, int B, int training, float eps) {
+    ED_DIE("dnnl_bn_forward: this build has no oneDNN");
+}
+void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
+                      const float *in, const float *gamma, const float *beta, const float *mean,
+                      const float *var, int B, float eps, int din_overwrite, float *tmp) {
+    ED_DIE("dnnl_bn_backward: this build has no oneDNN");
 }
 
 #else
@@ -71,6 +90,22 @@ static size_t align_up(size_t n) {
 
 int dnnl_backend_available(void) {
     return 1;
+}
+
+int dnnl_backend_lanes(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    if ((isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core) return 16;
+    if ((isa & dnnl_cpu_isa_avx) == dnnl_cpu_isa_avx) return 8;
+    return 1;
+}
+
+static dnnl_format_tag_t lanes_tag(int lanes) {
+    switch (lanes) {
+    case 1: return dnnl_nchw;
+    case 8: return dnnl_nChw8c;
+    case 16: return dnnl_nChw16c;
+    }
+    ED_DIE("no oneDNN layout with %d channel lanes", lanes);
 }
 
 DnnlContext *dnnl_context_create(void) {
@@ -236,7 +271,7 @@ typedef struct {
     int B;
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     Arg f_src, f_wei, f_bias, f_dst;
-    Arg d_diff_dst, d_wei, d_diff_src;
+    Arg d_diff_dst, d_wei, d_diff_src, d_diff_src_over;
     Arg w_src, w_diff_dst, w_diff_wei, w_diff_bias;
     size_t fwd_scratch, bwd_scratch; /* offsets of the scratchpads */
     int share_diff_dst; /* both backward primitives read diff_dst in the same (reordered) layout */
@@ -246,7 +281,7 @@ typedef struct {
 
 struct DnnlConv {
     DnnlContext *ctx;
-    int C, H, W, OC, KS, stride, pad, has_bias;
+    int C, H, W, OC, KS, stride, pad, has_bias, in_lanes, out_lanes;
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -260,8 +295,8 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     dnnl_dims_t src_dims = {B, c->C, c->H, c->W}, dst_dims = {B, c->OC, OH, OW};
     dnnl_dims_t wei_dims = {c->OC, c->C, c->KS, c->KS}, bias_dims = {c->OC};
     dnnl_dims_t strides = {c->stride, c->stride}, pads = {c->pad, c->pad};
-    dnnl_memory_desc_t src_u = plain_md(4, src_dims, dnnl_nchw);
-    dnnl_memory_desc_t dst_u = plain_md(4, dst_dims, dnnl_nchw);
+    dnnl_memory_desc_t src_u = plain_md(4, src_dims, lanes_tag(c->in_lanes));
+    dnnl_memory_desc_t dst_u = plain_md(4, dst_dims, lanes_tag(c->out_lanes));
     dnnl_memory_desc_t wei_u = plain_md(4, wei_dims, dnnl_oihw);
     dnnl_memory_desc_t bias_u = plain_md(1, bias_dims, dnnl_x);
     dnnl_memory_desc_t src_a = any_md(4, src_dims), dst_a = any_md(4, dst_dims);
@@ -321,6 +356,8 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
              ARG_IN, &bl);
     arg_init(&p->d_diff_src, ctx, &src_u,
              dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), ARG_OUT_ADD, &bl);
+    arg_init(&p->d_diff_src_over, ctx, &src_u,
+             dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), ARG_OUT, &bl);
     p->share_diff_dst = !p->w_diff_dst.direct && !p->d_diff_dst.direct &&
                         dnnl_memory_desc_equal(
                             dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0),
@@ -348,7 +385,7 @@ static void conv_plan_free(ConvPlan *p) {
     dnnl_primitive_destroy(p->bwd_weights);
     Arg *args[] = {&p->f_src,      &p->f_wei,      &p->f_bias,      &p->f_dst,
                    &p->d_diff_dst, &p->d_wei,      &p->d_diff_src,  &p->w_src,
-                   &p->w_diff_dst, &p->w_diff_wei, &p->w_diff_bias};
+                   &p->w_diff_dst, &p->w_diff_wei, &p->w_diff_bias, &p->d_diff_src_over};
     for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) arg_free(args[i]);
     dnnl_memory_destroy(p->scratch);
 }
@@ -369,7 +406,7 @@ static ConvPlan *conv_plan(DnnlConv *c, int B) {
 }
 
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias) {
+                           int stride, int pad, int has_bias, int in_lanes, int out_lanes) {
     DnnlConv *c = xcalloc(1, sizeof(*c));
     *c = (DnnlConv){.ctx = ctx,
                     .C = C,
@@ -379,7 +416,9 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .KS = KS,
                     .stride = stride,
                     .pad = pad,
-                    .has_bias = has_bias};
+                    .has_bias = has_bias,
+                    .in_lanes = in_lanes,
+                    .out_lanes = out_lanes};
     conv_plan(c, max_batch);
     return c;
 }
@@ -417,7 +456,8 @@ void dnnl_conv_forward(DnnlConv *c, float *out, const float *in, const float *we
 }
 
 void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
-                        const float *dout, const float *in, const float *weight, int B) {
+                        const float *dout, const float *in, const float *weight, int B,
+                        int din_overwrite) {
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->bwd_scratch));
@@ -451,15 +491,184 @@ void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
             arg_bind(ctx, &p->d_diff_dst, dout, p->scratch);
             arg_pull(ctx, &p->d_diff_dst, p->scratch);
         }
+        Arg *dsrc = din_overwrite ? &p->d_diff_src_over : &p->d_diff_src;
         arg_bind(ctx, &p->d_wei, weight, p->scratch);
-        arg_bind(ctx, &p->d_diff_src, din, p->scratch);
+        arg_bind(ctx, dsrc, din, p->scratch);
         arg_pull(ctx, &p->d_wei, p->scratch);
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_DIFF_DST, p->d_diff_dst.prim},
                                    {DNNL_ARG_WEIGHTS, p->d_wei.prim},
-                                   {DNNL_ARG_DIFF_SRC, p->d_diff_src.prim},
+                                   {DNNL_ARG_DIFF_SRC, dsrc->prim},
                                    {DNNL_ARG_SCRATCHPAD, p->scratch}};
         execute(ctx, p->bwd_data, 4, args);
-        arg_push(ctx, &p->d_diff_src, p->scratch);
+        arg_push(ctx, dsrc, p->scratch);
+    }
+}
+
+/* ---- batch normalization ---- */
+
+typedef struct {
+    int B;
+    dnnl_primitive_t fwd_train, fwd_eval, bwd;
+    dnnl_memory_t src, dst, scale, shift, mean, var, ws, dsrc, ddst, dscale, dshift, scratch;
+} BnPlan;
+
+struct DnnlBn {
+    DnnlContext *ctx;
+    int C, H, W, lanes, relu;
+    unsigned flags;
+    float *dscale_tmp;   /* [2C]: diff scale, diff shift (the primitive overwrites them) */
+    char *workspace;     /* the fused ReLU's mask, for max_batch */
+    size_t ws_bytes;
+    BnPlan plans[MAX_PLANS];
+    int n_plans, next_evict;
+};
+
+static dnnl_memory_t bn_mem(DnnlContext *ctx, const_dnnl_primitive_desc_t pd, dnnl_query_t q) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, q, 0);
+    dnnl_memory_t mem;
+    DNNL_CHECK(dnnl_memory_create(&mem, md, ctx->engine, DNNL_MEMORY_NONE));
+    return mem;
+}
+
+static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
+    DnnlContext *ctx = bn->ctx;
+    memset(p, 0, sizeof(*p));
+    p->B = B;
+    dnnl_dims_t dims = {B, bn->C, bn->H, bn->W};
+    dnnl_memory_desc_t data = plain_md(4, dims, lanes_tag(bn->lanes));
+    dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
+    dnnl_batch_normalization_desc_t fd, ed, bd;
+    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, eps,
+                                                          bn->flags));
+    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(
+        &ed, dnnl_forward_inference, &data, eps, bn->flags | dnnl_use_global_stats));
+    DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, eps,
+                                                           bn->flags));
+    dnnl_primitive_desc_t fpd, epd, bpd;
+    DNNL_CHECK(dnnl_primitive_desc_create(&fpd, &fd, attr, ctx->engine, NULL));
+    DNNL_CHECK(dnnl_primitive_desc_create(&epd, &ed, attr, ctx->engine, NULL));
+    DNNL_CHECK(dnnl_primitive_desc_create(&bpd, &bd, attr, ctx->engine, fpd));
+    size_t need = scratchpad_bytes(fpd);
+    if (scratchpad_bytes(epd) > need) need = scratchpad_bytes(epd);
+    if (scratchpad_bytes(bpd) > need) need = scratchpad_bytes(bpd);
+    context_reserve(ctx, need);
+    p->src = bn_mem(ctx, fpd, dnnl_query_src_md);
+    p->dst = bn_mem(ctx, fpd, dnnl_query_dst_md);
+    dnnl_dims_t cdims = {bn->C};
+    dnnl_memory_desc_t cmd = plain_md(1, cdims, dnnl_x);
+    dnnl_memory_t *cm[] = {&p->scale, &p->shift, &p->mean, &p->var, &p->dscale, &p->dshift};
+    for (int i = 0; i < 6; i++)
+        DNNL_CHECK(dnnl_memory_create(cm[i], &cmd, ctx->engine, DNNL_MEMORY_NONE));
+    p->dsrc = bn_mem(ctx, bpd, dnnl_query_diff_src_md);
+    p->ddst = bn_mem(ctx, bpd, dnnl_query_diff_dst_md);
+    if (bn->relu) {
+        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+        size_t wb = dnnl_memory_desc_get_size(wmd);
+        if (!bn->workspace) {
+            bn->workspace = (char *)xfloats(wb / sizeof(float) + 1);
+            bn->ws_bytes = wb;
+        }
+        ED_CHECK(wb <= bn->ws_bytes, "BN workspace grows with the batch");
+        DNNL_CHECK(dnnl_memory_create(&p->ws, wmd, ctx->engine, bn->workspace));
+    }
+    dnnl_memory_desc_t byte_md;
+    dnnl_dims_t one = {1};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&byte_md, 1, one, dnnl_u8, dnnl_x));
+    DNNL_CHECK(dnnl_memory_create(&p->scratch, &byte_md, ctx->engine, DNNL_MEMORY_NONE));
+    DNNL_CHECK(dnnl_primitive_create(&p->fwd_train, fpd));
+    DNNL_CHECK(dnnl_primitive_create(&p->fwd_eval, epd));
+    DNNL_CHECK(dnnl_primitive_create(&p->bwd, bpd));
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(epd);
+    dnnl_primitive_desc_destroy(bpd);
+    dnnl_primitive_attr_destroy(attr);
+}
+
+static void bn_plan_free(BnPlan *p) {
+    dnnl_primitive_destroy(p->fwd_train);
+    dnnl_primitive_destroy(p->fwd_eval);
+    dnnl_primitive_destroy(p->bwd);
+    dnnl_memory_t mems[] = {p->src,  p->dst,  p->scale, p->shift,  p->mean,   p->var,
+                            p->ws,   p->dsrc, p->ddst,  p->dscale, p->dshift, p->scratch};
+    for (size_t i = 0; i < sizeof(mems) / sizeof(mems[0]); i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+}
+
+static BnPlan *bn_plan(DnnlBn *bn, int B, float eps) {
+    for (int i = 0; i < bn->n_plans; i++)
+        if (bn->plans[i].B == B) return &bn->plans[i];
+    BnPlan *p;
+    if (bn->n_plans < MAX_PLANS) {
+        p = &bn->plans[bn->n_plans++];
+    } else {
+        p = &bn->plans[1 + bn->next_evict];
+        bn->next_evict = (bn->next_evict + 1) % (MAX_PLANS - 1);
+        bn_plan_free(p);
+    }
+    bn_plan_build(bn, p, B, eps);
+    return p;
+}
+
+DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu) {
+    DnnlBn *bn = xcalloc(1, sizeof(*bn));
+    bn->ctx = ctx;
+    bn->C = C, bn->H = H, bn->W = W, bn->lanes = lanes, bn->relu = relu;
+    bn->flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
+    bn->dscale_tmp = xfloats(2 * (size_t)C);
+    bn_plan(bn, max_batch, 1e-5f);
+    return bn;
+}
+
+void dnnl_bn_free(DnnlBn *bn) {
+    if (!bn) return;
+    for (int i = 0; i < bn->n_plans; i++) bn_plan_free(&bn->plans[i]);
+    free(bn->dscale_tmp);
+    free(bn->workspace);
+    free(bn);
+}
+
+static void set(dnnl_memory_t mem, const void *ptr) {
+    DNNL_CHECK(dnnl_memory_set_data_handle(mem, (void *)ptr));
+}
+
+void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const float *in,
+                     const float *gamma, const float *beta, int B, int training, float eps) {
+    DnnlContext *ctx = bn->ctx;
+    BnPlan *p = bn_plan(bn, B, eps);
+    set(p->src, in), set(p->dst, out), set(p->scale, gamma), set(p->shift, beta);
+    set(p->mean, mean), set(p->var, var), set(p->scratch, ctx->arena);
+    dnnl_exec_arg_t args[8] = {{DNNL_ARG_SRC, p->src},   {DNNL_ARG_DST, p->dst},
+                               {DNNL_ARG_SCALE, p->scale}, {DNNL_ARG_SHIFT, p->shift},
+                               {DNNL_ARG_MEAN, p->mean}, {DNNL_ARG_VARIANCE, p->var},
+                               {DNNL_ARG_SCRATCHPAD, p->scratch}, {DNNL_ARG_WORKSPACE, p->ws}};
+    execute(ctx, training ? p->fwd_train : p->fwd_eval, training && bn->relu ? 8 : 7, args);
+}
+
+void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
+                      const float *in, const float *gamma, const float *beta, const float *mean,
+                      const float *var, int B, float eps, int din_overwrite, float *tmp) {
+    DnnlContext *ctx = bn->ctx;
+    BnPlan *p = bn_plan(bn, B, eps);
+    float *dsrc = din && din_overwrite ? din : tmp;
+    set(p->src, in), set(p->ddst, dout), set(p->dsrc, dsrc), set(p->scale, gamma);
+    set(p->shift, beta); /* oneDNN 2.6's backward asks for the shift too (unused) */
+    set(p->mean, mean), set(p->var, var), set(p->scratch, ctx->arena);
+    set(p->dscale, bn->dscale_tmp), set(p->dshift, bn->dscale_tmp + bn->C);
+    dnnl_exec_arg_t args[11] = {{DNNL_ARG_SHIFT, p->shift},
+                                {DNNL_ARG_SRC, p->src},           {DNNL_ARG_DIFF_DST, p->ddst},
+                                {DNNL_ARG_DIFF_SRC, p->dsrc},     {DNNL_ARG_SCALE, p->scale},
+                                {DNNL_ARG_MEAN, p->mean},         {DNNL_ARG_VARIANCE, p->var},
+                                {DNNL_ARG_DIFF_SCALE, p->dscale}, {DNNL_ARG_DIFF_SHIFT, p->dshift},
+                                {DNNL_ARG_SCRATCHPAD, p->scratch}, {DNNL_ARG_WORKSPACE, p->ws}};
+    execute(ctx, p->bwd, bn->relu ? 11 : 10, args);
+    if (din && !din_overwrite) {
+        size_t n = (size_t)B * ((bn->C + bn->lanes - 1) / bn->lanes * bn->lanes) * bn->H * bn->W;
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++) din[i] += tmp[i];
+    }
+    for (int c = 0; c < bn->C; c++) {
+        if (dgamma) dgamma[c] += bn->dscale_tmp[c];
+        if (dbeta) dbeta[c] += bn->dscale_tmp[bn->C + c];
     }
 }
 

@@ -1,7 +1,9 @@
 /* Private to src/nn: the layers' kernels on oneDNN (C API, dnnl.h), for the build that has it
  * (ED_HAVE_DNNL). A layer's primitives are created once per batch size and executed with no
- * allocation; the tensors the engine sees stay plain NCHW float32 (PyTorch's layout), and the
- * primitives' own (blocked) layouts live in one scratch arena shared by every layer of a model.
+ * allocation. Activations stay in the blocked layout of dnnl_backend_lanes() between layers
+ * (the engine's plan, nn_assign_layouts); weights stay plain OIHW in the parameter arena (the
+ * checkpoint layout) and are reordered per step, and any layout a primitive wants beyond that
+ * lives in one scratch arena shared by every layer of a model.
  * Without oneDNN, dnnl_context_create returns NULL and the engine runs the im2col + BLAS
  * kernels of layers.h. Same conventions as layers.h: forward overwrites, backward ADDS. */
 #ifndef ENSDISTILL_DNNL_BACKEND_H
@@ -24,16 +26,41 @@ size_t dnnl_context_bytes(const DnnlContext *ctx);
  * without oneDNN. */
 const char *dnnl_backend_isa(void);
 
-/* Conv2d out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,KS,KS] + bias[OC] (as conv2d_forward).
+/* Activation layouts: `lanes` 1 is plain NCHW; 8 or 16 is oneDNN's blocked nChw8c / nChw16c
+ * (channels in blocks of `lanes`, the block innermost; C padded with zeros to a multiple of
+ * lanes). The lanes the engine keeps activations in between layers on this CPU: 16 with
+ * AVX-512, 8 with AVX/AVX2, 1 elsewhere (and without oneDNN). */
+int dnnl_backend_lanes(void);
+
+/* Conv2d out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,KS,KS] + bias[OC] (as conv2d_forward),
+ * in and out in the layouts in_lanes / out_lanes, weights plain OIHW.
  * dnnl_conv_create builds the primitives for max_batch; another batch size gets its own the
  * first time it is seen (a few are kept), so only the first step at a new size allocates. */
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias);
+                           int stride, int pad, int has_bias, int in_lanes, int out_lanes);
 void dnnl_conv_free(DnnlConv *conv);
 void dnnl_conv_forward(DnnlConv *conv, float *out, const float *in, const float *weight,
                        const float *bias, int B);
-/* din, dweight, dbias += the adjoints (each may be NULL). */
+/* dweight, dbias += the adjoints (each may be NULL); din += the adjoint, or din = it when
+ * din_overwrite (din may be NULL). */
 void dnnl_conv_backward(DnnlConv *conv, float *din, float *dweight, float *dbias,
-                        const float *dout, const float *in, const float *weight, int B);
+                        const float *dout, const float *in, const float *weight, int B,
+                        int din_overwrite);
+
+/* BatchNorm2d over in[B,C,H,W] in layout `lanes` (oneDNN batch normalization with scale and
+ * shift), optionally fused with the ReLU that follows it (out = max(bn(in), 0)). */
+typedef struct DnnlBn DnnlBn;
+DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu);
+void dnnl_bn_free(DnnlBn *bn);
+/* Training: mean[C], var[C] = the batch's statistics (biased variance), written; the fused
+ * ReLU's mask kept for backward. Eval: mean and var are read (the running statistics). */
+void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const float *in,
+                     const float *gamma, const float *beta, int B, int training, float eps);
+/* din = (or +=, unless din_overwrite) the adjoint w.r.t. in; dgamma, dbeta += theirs. dout is
+ * the gradient of the output (after the fused ReLU). tmp: B*C*H*W padded floats of scratch,
+ * used when din is added to. */
+void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
+                      const float *in, const float *gamma, const float *beta, const float *mean,
+                      const float *var, int B, float eps, int din_overwrite, float *tmp);
 
 #endif

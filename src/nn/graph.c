@@ -45,6 +45,29 @@ static MvNoise op_noise(const Model *m, const Op *op, const int64_t *sample_ids)
     return nz;
 }
 
+/* oneDNN batch normalization (with the fused ReLU when op->relu); running statistics as
+ * batchnorm_forward updates them: running <- (1 - momentum) running + momentum batch, the
+ * variance unbiased. */
+static void bn_forward_dnnl(Model *m, const Op *op, float *y, const float *x, int B,
+                            int training) {
+    const int C = VAL(op->in).C;
+    DnnlBn *bn = m->priv->dnnl_bn[op - m->priv->ops];
+    float *rmean = BUFFER(op->t[2]), *rvar = BUFFER(op->t[3]);
+    if (!training) {
+        dnnl_bn_forward(bn, y, rmean, rvar, x, PARAM(op->t[0]), PARAM(op->t[1]), B, 0, BN_EPS);
+        return;
+    }
+    float *mean = m->priv->saved + op->saved, *var = mean + C;
+    dnnl_bn_forward(bn, y, mean, var, x, PARAM(op->t[0]), PARAM(op->t[1]), B, 1, BN_EPS);
+    const double N = (double)B * VAL(op->in).H * VAL(op->in).W;
+    for (int c = 0; c < C; c++) {
+        const double unbiased = N > 1 ? var[c] * N / (N - 1) : var[c];
+        rmean[c] = (1.0f - BN_MOMENTUM) * rmean[c] + BN_MOMENTUM * mean[c];
+        rvar[c] = (1.0f - BN_MOMENTUM) * rvar[c] + BN_MOMENTUM * (float)unbiased;
+    }
+    BUFFER(op->t[4])[0] += 1.0f;
+}
+
 static void op_forward(Model *m, const Op *op, int B, int training, const int64_t *sample_ids) {
     const Value in = VAL(op->in), out = VAL(op->out);
     const float *x = ACT(op->in);
@@ -64,6 +87,10 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         linear_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, out.C);
         break;
     case OP_BN: { /* y = (x - mean) * invstd * gamma + beta */
+        if (m->priv->dnnl_bn) { /* saved: mean, then the biased variance */
+            bn_forward_dnnl(m, op, y, x, B, training);
+            break;
+        }
         float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
         batchnorm_forward(y, mean, invstd, x, PARAM(op->t[0]), PARAM(op->t[1]), BUFFER(op->t[2]),
                           BUFFER(op->t[3]), B, in.C, in.H * in.W, BN_MOMENTUM, BN_EPS, training);
@@ -74,15 +101,30 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         relu_forward(y, x, n);
         break;
     case OP_MAXPOOL: /* y = max over KS x KS windows */
+        if (in.lanes > 1) {
+            blocked_maxpool_forward(y, m->priv->int_scratch + op->iscratch, x, B, in.C, in.H,
+                                    in.W, in.lanes, op->KS, op->stride);
+            break;
+        }
         maxpool_forward(y, m->priv->int_scratch + op->iscratch, x, B, in.C, in.H, in.W, op->KS,
                         op->stride, 0);
         break;
     case OP_GAP: /* y[b,c] = mean_hw x[b,c,h,w] */
+        if (in.lanes > 1) {
+            blocked_gap_forward(y, x, B, in.C, in.H * in.W, in.lanes);
+            break;
+        }
         global_avgpool_forward(y, x, B, in.C, in.H * in.W);
         break;
-    case OP_FLATTEN: /* y is x, seen as [B, C*H*W] */
+    case OP_FLATTEN: /* y is x, seen as [B, C*H*W] (a copy when x is blocked) */
+        if (op->reorder) blocked_to_plain(y, x, B, in.C, in.H * in.W, in.lanes);
         break;
     case OP_SHORTCUT: /* y = zero-pad channels of x[:, :, ::s, ::s] */
+        if (in.lanes > 1) {
+            blocked_shortcut_forward(y, x, B, in.C, in.H, in.W, out.C, op->stride, op->pad,
+                                     in.lanes);
+            break;
+        }
         shortcut_pad_forward(y, x, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
         break;
     case OP_ADD: /* y = x + x2 */
@@ -99,7 +141,10 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
     }
 }
 
-static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids) {
+/* dx_overwrite: the op writes d(in) instead of adding to it (it is the first contribution;
+ * only the oneDNN conv and BN do this, see model_backward). */
+static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids,
+                        int dx_overwrite) {
     const Value in = VAL(op->in), out = VAL(op->out);
     const float *x = ACT(op->in), *dy = m->priv->dacts + out.goffset;
     float *dx = DACT(op->in);
@@ -108,7 +153,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
     case OP_CONV:
         if (m->priv->dnnl_conv) {
             dnnl_conv_backward(m->priv->dnnl_conv[op - m->priv->ops], dx, GRAD(op->t[0]),
-                               GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B);
+                               GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, dx_overwrite);
             break;
         }
         conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
@@ -120,6 +165,13 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         break;
     case OP_BN: {
         const float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
+        if (m->priv->dnnl_bn) { /* invstd is the variance here */
+            dnnl_bn_backward(m->priv->dnnl_bn[op - m->priv->ops], dx, GRAD(op->t[0]),
+                             GRAD(op->t[1]), dy, x, PARAM(op->t[0]), PARAM(op->t[1]), mean, invstd,
+                             B, BN_EPS,
+                             dx_overwrite, m->priv->gtemp);
+            break;
+        }
         batchnorm_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), mean,
                            invstd, B, in.C, in.H * in.W);
         break;
@@ -128,15 +180,30 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         relu_backward(dx, dy, ACT(op->out), n);
         break;
     case OP_MAXPOOL:
+        if (in.lanes > 1) {
+            blocked_maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H,
+                                     in.W, in.lanes, op->KS, op->stride);
+            break;
+        }
         maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
                          op->stride, 0);
         break;
     case OP_GAP:
+        if (in.lanes > 1) {
+            blocked_gap_backward(dx, dy, B, in.C, in.H * in.W, in.lanes);
+            break;
+        }
         global_avgpool_backward(dx, dy, B, in.C, in.H * in.W);
         break;
-    case OP_FLATTEN: /* same memory: the gradient is already in place */
+    case OP_FLATTEN: /* same memory: the gradient is already in place (unless copied) */
+        if (op->reorder && dx) blocked_from_plain_add(dx, dy, B, in.C, in.H * in.W, in.lanes);
         break;
     case OP_SHORTCUT:
+        if (in.lanes > 1) {
+            blocked_shortcut_backward(dx, dy, B, in.C, in.H, in.W, out.C, op->stride, op->pad,
+                                      in.lanes);
+            break;
+        }
         shortcut_pad_backward(dx, dy, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
         break;
     case OP_ADD:
@@ -188,12 +255,19 @@ void model_backward(Model *m, const float *dlogits) {
         const Op *op = &p->ops[i];
         if (!VAL(op->out).requires_grad) continue;
         double t_op = p->profile ? now_seconds() : 0.0;
-        /* gradients whose first contribution comes from this op start at zero */
+        /* gradients whose first contribution comes from this op start at zero, or are
+         * written rather than added to by the oneDNN conv and BN */
+        const int writes = p->dnnl && (op->kind == OP_CONV || (op->kind == OP_BN && p->dnnl_bn));
+        int dx_overwrite = 0;
         for (int k = p->zero_begin[i]; k < p->zero_begin[i + 1]; k++) {
+            if (writes && p->zero_list[k] == op->in) {
+                dx_overwrite = 1;
+                continue;
+            }
             const Value *v = &VAL(p->zero_list[k]);
             memset(p->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
         }
-        op_backward(m, op, B, p->sample_ids);
+        op_backward(m, op, B, p->sample_ids, dx_overwrite);
         if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
     }
 }

@@ -41,6 +41,8 @@ static int new_value(Builder *b, int C, int H, int W, int alias_of) {
     }
     Value *v = &b->values[b->n_values];
     v->C = C;
+    v->Cp = C;
+    v->lanes = 1;
     v->H = H;
     v->W = W;
     v->alias_of = alias_of;
@@ -380,6 +382,7 @@ Model *model_create(const ModelSpec *spec) {
         if (op->kind == OP_BN) p->has_bn = 1;
     }
 
+    if (use_dnnl) nn_assign_layouts(m, dnnl_backend_lanes());
     nn_plan_memory(m, s.max_batch);
     m->params = xfloats(m->tensors.param_floats);
     m->grads = xfloats(m->tensors.param_floats);
@@ -401,7 +404,20 @@ Model *model_create(const ModelSpec *spec) {
             if (op->kind != OP_CONV) continue;
             const Value in = V[op->in], out = V[op->out];
             p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, s.max_batch, in.C, in.H, in.W, out.C,
-                                               op->KS, op->stride, op->pad, op->t[1] >= 0);
+                                               op->KS, op->stride, op->pad, op->t[1] >= 0,
+                                               in.lanes, out.lanes);
+        }
+        p->dnnl_bn = xcalloc((size_t)p->n_ops, sizeof(DnnlBn *));
+        size_t biggest = 0;
+        for (int v = 0; v < p->n_values; v++)
+            if (value_size(&V[v]) > biggest) biggest = value_size(&V[v]);
+        p->gtemp = xfloats(biggest * s.max_batch);
+        for (int i = 0; i < p->n_ops; i++) {
+            const Op *op = &p->ops[i];
+            if (op->kind != OP_BN) continue;
+            const Value in = V[op->in];
+            p->dnnl_bn[i] = dnnl_bn_create(p->dnnl, s.max_batch, in.C, in.H, in.W, in.lanes,
+                                           op->relu);
         }
     }
     p->op_fwd_seconds = xcalloc((size_t)p->n_ops, sizeof(double));
@@ -437,6 +453,10 @@ void model_free(Model *m) {
     if (p->dnnl_conv)
         for (int i = 0; i < p->n_ops; i++) dnnl_conv_free(p->dnnl_conv[i]);
     free(p->dnnl_conv);
+    if (p->dnnl_bn)
+        for (int i = 0; i < p->n_ops; i++) dnnl_bn_free(p->dnnl_bn[i]);
+    free(p->dnnl_bn);
+    free(p->gtemp);
     dnnl_context_free(p->dnnl);
     free(p);
     free(m);

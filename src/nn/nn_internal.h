@@ -21,6 +21,8 @@
  * has run; a gradient from the backward of its last reader to the backward of its producer. */
 typedef struct {
     int C, H, W;
+    int lanes;         /* layout: 1 plain NCHW, 8 or 16 oneDNN's nChw8c / nChw16c (blocked.c) */
+    int Cp;            /* C rounded up to a multiple of lanes: the channels stored */
     size_t offset;     /* floats into acts */
     size_t goffset;    /* floats into dacts (meaningful when requires_grad) */
     int alias_of;      /* -1, or the value whose memory this one reuses */
@@ -47,6 +49,8 @@ struct Op {
     int t[5];         /* tensor table indices (pending indices while building), -1 = none */
     int KS, stride, pad; /* conv and maxpool: kernel size, stride, padding */
     int M;               /* mvconv: filters per class */
+    int relu;            /* BN (oneDNN backend): the ReLU that followed is fused into it */
+    int reorder;         /* FLATTEN of a blocked value: a copy to plain, not an alias */
     size_t saved;     /* floats into priv->saved (BN mean then invstd; mvconv pre) */
     size_t iscratch;  /* int32s into int_scratch (maxpool argmax) */
     int copy;         /* which net of a sum_of model */
@@ -112,6 +116,8 @@ struct ModelPrivate {
      * model runs the im2col + BLAS kernels */
     struct DnnlContext *dnnl;
     struct DnnlConv **dnnl_conv; /* [n_ops] */
+    struct DnnlBn **dnnl_bn;     /* [n_ops] */
+    float *gtemp;                /* one activation of scratch (a gradient added, not written) */
 };
 
 #define ARENA_ALIGN 16 /* floats: every arena slot starts on a 64-byte line */
@@ -120,10 +126,32 @@ static inline size_t round_up(size_t n) {
     return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
 }
 
-/* Floats of one sample of a value. */
+/* Floats of one sample of a value (padding channels included). */
 static inline size_t value_size(const Value *v) {
-    return (size_t)v->C * v->H * v->W;
+    return (size_t)v->Cp * v->H * v->W;
 }
+
+/* Kernels on blocked activations (blocked.c; `L` = the value's lanes): the same arithmetic as
+ * maxpool_*, global_avgpool_* and shortcut_pad_* of layers.h; blocked_gap_forward writes a
+ * plain [B, C]; blocked_to_plain / blocked_from_plain_add are a flatten's copy and its
+ * adjoint. Backward ADDS. */
+void blocked_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H,
+                             int W, int L, int KS, int stride);
+void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C,
+                              int H, int W, int L, int KS, int stride);
+void blocked_gap_forward(float *out, const float *in, int B, int C, int HW, int L);
+void blocked_gap_backward(float *din, const float *dout, int B, int C, int HW, int L);
+void blocked_shortcut_forward(float *out, const float *in, int B, int C, int H, int W, int OC,
+                              int stride, int pad_front, int L);
+void blocked_shortcut_backward(float *din, const float *dout, int B, int C, int H, int W, int OC,
+                               int stride, int pad_front, int L);
+void blocked_to_plain(float *out, const float *in, int B, int C, int HW, int L);
+void blocked_from_plain_add(float *din, const float *dout, int B, int C, int HW, int L);
+
+/* oneDNN backend: gives every value its layout (conv outputs blocked, layout-preserving ops
+ * inherit, global pooling and flatten go plain), fuses BN + ReLU where the BN's output has no
+ * other reader (model.c). Before nn_plan_memory. */
+void nn_assign_layouts(Model *m, int lanes);
 
 /* Assigns every value its activation and gradient slots, sizes m->priv's arenas
  * (act_floats, dact_floats) and builds the zeroing lists (plan.c). */

@@ -4,6 +4,7 @@
 #include "nn_internal.h"
 
 #include "ensdistill/alloc.h"
+#include "ensdistill/error.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,10 +49,11 @@ void nn_plan_memory(Model *m, int max_batch) {
     for (int v = 0; v < nv; v++) prod[v] = last[v] = -1;
     for (int i = 0; i < n_ops; i++) {
         const Op *op = &m->priv->ops[i];
-        prod[root_of(V, op->out)] = op->kind == OP_FLATTEN ? prod[root_of(V, op->out)] : i;
+        const int alias = op->kind == OP_FLATTEN && !op->reorder;
+        prod[root_of(V, op->out)] = alias ? prod[root_of(V, op->out)] : i;
         int ins[2] = {op->in, op->in2};
         for (int k = 0; k < 2; k++)
-            if (ins[k] >= 0 && op->kind != OP_FLATTEN) last[root_of(V, ins[k])] = i;
+            if (ins[k] >= 0 && !alias) last[root_of(V, ins[k])] = i;
         if (op->kind == OP_CONV || op->kind == OP_LINEAR || op->kind == OP_BN ||
             op->kind == OP_MVCONV)
             keep[root_of(V, op->in)] = 1;
@@ -66,6 +68,10 @@ void nn_plan_memory(Model *m, int max_batch) {
     size_t act_floats = 0;
     for (int v = 0; v < nv; v++) { /* values are created in forward order */
         if (V[v].alias_of >= 0) continue;
+        if (v != 0 && prod[v] < 0) { /* no op writes it (a BN output fused with its ReLU) */
+            V[v].offset = 0;
+            continue;
+        }
         size_t size = round_up((size_t)max_batch * value_size(&V[v]));
         int start = v == 0 ? -1 : prod[v], end = keep[v] ? INT32_MAX : last[v];
         if (end < start) end = start; /* produced and never read */
@@ -108,4 +114,66 @@ void nn_plan_memory(Model *m, int max_batch) {
     free(prod);
     free(last);
     free(keep);
+}
+
+void nn_assign_layouts(Model *m, int lanes) {
+    struct ModelPrivate *p = m->priv;
+    Value *V = p->values;
+    /* BN + ReLU: fused where the ReLU is the BN output's only reader */
+    int *readers = xcalloc((size_t)p->n_values, sizeof(int));
+    for (int i = 0; i < p->n_ops; i++) {
+        readers[p->ops[i].in]++;
+        if (p->ops[i].in2 >= 0) readers[p->ops[i].in2]++;
+    }
+    int n = 0;
+    for (int i = 0; i < p->n_ops; i++) {
+        Op *op = &p->ops[i];
+        if (op->kind == OP_RELU && n > 0 && p->ops[n - 1].kind == OP_BN &&
+            p->ops[n - 1].out == op->in && readers[op->in] == 1 && op->in != p->logits_value) {
+            Op *bn = &p->ops[n - 1];
+            V[bn->out].requires_grad = 0; /* never written again */
+            bn->relu = 1;
+            bn->out = op->out;
+            continue;
+        }
+        p->ops[n++] = *op;
+    }
+    p->n_ops = n;
+    free(readers);
+
+    for (int i = 0; i < p->n_ops; i++) {
+        Op *op = &p->ops[i];
+        Value *in = &V[op->in], *out = &V[op->out];
+        int L = 1;
+        switch (op->kind) {
+        case OP_CONV:
+            L = lanes;
+            break;
+        case OP_BN:
+        case OP_RELU:
+        case OP_MAXPOOL:
+        case OP_SHORTCUT:
+            L = in->lanes;
+            break;
+        case OP_ADD:
+            ED_CHECK(in->lanes == V[op->in2].lanes, "add of layouts %d and %d", in->lanes,
+                     V[op->in2].lanes);
+            L = in->lanes;
+            break;
+        case OP_FLATTEN:
+            if (in->lanes > 1) { /* a copy to plain, not an alias */
+                op->reorder = 1;
+                out->alias_of = -1;
+            }
+            break;
+        case OP_GAP:
+            break;
+        case OP_LINEAR:
+        case OP_MVCONV:
+            ED_CHECK(in->lanes == 1, "op %s reads a blocked value", op->label);
+            break;
+        }
+        out->lanes = L;
+        out->Cp = (out->C + L - 1) / L * L;
+    }
 }

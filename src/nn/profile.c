@@ -20,7 +20,7 @@ static double op_flops(const Model *m, const Op *op) {
     const Value in = m->priv->values[op->in], out = m->priv->values[op->out];
     switch (op->kind) {
     case OP_CONV: /* 2 * C*KS*KS multiply-adds per output */
-        return 2.0 * in.C * op->KS * op->KS * (double)value_size(&out);
+        return 2.0 * in.C * op->KS * op->KS * (double)out.C * out.H * out.W;
     case OP_LINEAR:
         return 2.0 * in.C * out.C;
     case OP_MVCONV: /* <w, x_p> for every row and patch */

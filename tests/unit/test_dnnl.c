@@ -69,7 +69,7 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     memcpy(din_ref, din0, nin * sizeof(float));
     memcpy(dw_ref, dw0, nw * sizeof(float));
     memcpy(db_ref, db0, OC * sizeof(float));
-    DnnlConv *conv = dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias);
+    DnnlConv *conv = dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias, 1, 1);
     for (int r = 0; r < 2; r++) {
         din[r] = xfloats(nin);
         dw[r] = xfloats(nw);
@@ -79,7 +79,7 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
         memcpy(db[r], db0, OC * sizeof(float));
         dnnl_conv_forward(conv, out[r], in, w, with_bias ? bias : NULL, B);
         dnnl_conv_backward(conv, with_din ? din[r] : NULL, dw[r], with_bias ? db[r] : NULL, dout,
-                           in, w, B);
+                           in, w, B, 0);
     }
     conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, KS, stride, pad);
     conv2d_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout, in, w,

@@ -1,6 +1,7 @@
 /* Fast kernels against their plain twins (conv2d, linear, mvconv) on random shapes, and the
  * forward values of the other layers and losses against definitions written out here.
  * Prints the worst error of each family; exits 1 if any exceeds its tolerance. */
+#include "../../src/nn/nn_internal.h"
 #include "../../src/nn/srelu_inline.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/layers.h"
@@ -508,6 +509,92 @@ static void test_losses(void) {
     family_report(&fam);
 }
 
+/* The blocked-layout kernels (src/nn/blocked.c) against the plain ones, for 8 and 16 lanes and
+ * channel counts that do and do not fill the last block: pooling and the shortcut exactly
+ * (same selections and sums per element), global average pooling to 1e-6. */
+static size_t at_blocked(int b, int c, size_t hw, int C, size_t HW, int L) {
+    return (((size_t)b * ((C + L - 1) / L) + c / L) * HW + hw) * L + c % L;
+}
+static void to_blocked(float *out, const float *in, int B, int C, size_t HW, int L) {
+    memset(out, 0, (size_t)B * ((C + L - 1) / L) * L * HW * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (size_t i = 0; i < HW; i++)
+                out[at_blocked(b, c, i, C, HW, L)] = in[((size_t)b * C + c) * HW + i];
+}
+static void test_blocked(void) {
+    const int lanes[2] = {8, 16}, chans[2] = {13, 32};
+    for (int li = 0; li < 2; li++)
+        for (int ci = 0; ci < 2; ci++) {
+            const int L = lanes[li], C = chans[ci], B = 3, H = 8, W = 6, OC = 2 * C;
+            const int Cp = (C + L - 1) / L * L, OCp = (OC + L - 1) / L * L;
+            const size_t n = (size_t)B * C * H * W, nb = (size_t)B * Cp * H * W;
+            const size_t no = (size_t)B * C * (H / 2) * (W / 2), nob = (size_t)B * Cp * (H / 2) * (W / 2);
+            const size_t ns = (size_t)B * OC * (H / 2) * (W / 2), nsb = (size_t)B * OCp * (H / 2) * (W / 2);
+            float *x = xfloats(n), *xb = xfloats(nb), *y = xfloats(ns), *yb = xfloats(nsb);
+            float *want = xfloats(ns > n ? ns : n), *got = xfloats(nsb > nb ? nsb : nb);
+            float *dy = xfloats(ns), *dyb = xfloats(nsb), *dx = xfloats(n), *dxb = xfloats(nb);
+            int32_t *am = xcalloc(no, sizeof(int32_t)), *amb = xcalloc(nob, sizeof(int32_t));
+            char what[64];
+            fill_normal(x, n, 1.0f);
+            to_blocked(xb, x, B, C, (size_t)H * W, L);
+            /* max pooling 2x2 */
+            maxpool_forward(y, am, x, B, C, H, W, 2, 2, 0);
+            blocked_maxpool_forward(yb, amb, xb, B, C, H, W, L, 2, 2);
+            to_blocked(got, y, B, C, (size_t)(H / 2) * (W / 2), L);
+            snprintf(what, sizeof what, "blocked maxpool L=%d C=%d", L, C);
+            expect(what, yb, got, nob, 0.0);
+            fill_normal(dy, no, 1.0f);
+            to_blocked(dyb, dy, B, C, (size_t)(H / 2) * (W / 2), L);
+            memset(dx, 0, n * sizeof(float));
+            memset(dxb, 0, nb * sizeof(float));
+            maxpool_backward(dx, dy, am, B, C, H, W, 2, 2, 0);
+            blocked_maxpool_backward(dxb, dyb, amb, B, C, H, W, L, 2, 2);
+            to_blocked(got, dx, B, C, (size_t)H * W, L);
+            snprintf(what, sizeof what, "blocked maxpool backward L=%d C=%d", L, C);
+            expect(what, dxb, got, nb, 0.0);
+            /* global average pooling: plain [B, C] out */
+            global_avgpool_forward(want, x, B, C, H * W);
+            blocked_gap_forward(got, xb, B, C, H * W, L);
+            snprintf(what, sizeof what, "blocked gap L=%d C=%d", L, C);
+            expect(what, got, want, (size_t)B * C, 1e-6);
+            memset(dx, 0, n * sizeof(float));
+            memset(dxb, 0, nb * sizeof(float));
+            global_avgpool_backward(dx, dy, B, C, H * W);
+            blocked_gap_backward(dxb, dy, B, C, H * W, L);
+            to_blocked(got, dx, B, C, (size_t)H * W, L);
+            snprintf(what, sizeof what, "blocked gap backward L=%d C=%d", L, C);
+            expect(what, dxb, got, nb, 1e-6);
+            /* option-A shortcut, stride 2, C -> 2C channels */
+            shortcut_pad_forward(y, x, B, C, H, W, OC, 2, C / 2);
+            blocked_shortcut_forward(yb, xb, B, C, H, W, OC, 2, C / 2, L);
+            to_blocked(got, y, B, OC, (size_t)(H / 2) * (W / 2), L);
+            snprintf(what, sizeof what, "blocked shortcut L=%d C=%d", L, C);
+            expect(what, yb, got, nsb, 0.0);
+            fill_normal(dy, ns, 1.0f);
+            to_blocked(dyb, dy, B, OC, (size_t)(H / 2) * (W / 2), L);
+            memset(dx, 0, n * sizeof(float));
+            memset(dxb, 0, nb * sizeof(float));
+            shortcut_pad_backward(dx, dy, B, C, H, W, OC, 2, C / 2);
+            blocked_shortcut_backward(dxb, dyb, B, C, H, W, OC, 2, C / 2, L);
+            to_blocked(got, dx, B, C, (size_t)H * W, L);
+            snprintf(what, sizeof what, "blocked shortcut backward L=%d C=%d", L, C);
+            expect(what, dxb, got, nb, 0.0);
+            /* flatten's copy to plain and its adjoint */
+            blocked_to_plain(got, xb, B, C, H * W, L);
+            snprintf(what, sizeof what, "blocked to plain L=%d C=%d", L, C);
+            expect(what, got, x, n, 0.0);
+            memset(dxb, 0, nb * sizeof(float));
+            blocked_from_plain_add(dxb, x, B, C, H * W, L);
+            snprintf(what, sizeof what, "blocked from plain L=%d C=%d", L, C);
+            expect(what, dxb, xb, nb, 0.0);
+            float *all[] = {x, xb, y, yb, want, got, dy, dyb, dx, dxb};
+            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
+            free(am);
+            free(amb);
+        }
+}
+
 int main(void) {
     rng = rng_make(2024, rng_stream(RNG_PURPOSE_TEST, 1, 0, 0));
     test_conv2d();
@@ -517,6 +604,7 @@ int main(void) {
     test_maxpool_random();
     test_small_layers();
     test_losses();
+    test_blocked();
     if (failures) {
         printf("kernels: %d FAILED\n", failures);
         return 1;
