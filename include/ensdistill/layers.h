@@ -36,8 +36,7 @@ static inline int conv2d_out_size(int H, int KS, int stride, int pad) {
     return (H + 2 * pad - KS) / stride + 1;
 }
 /* Scratch the fast kernels need for a batch of B: the im2col matrix of as many samples as make
- * about 1024 output columns, their gathered outputs, one zero-padded sample and the packing
- * scratch of the AVX-512 products (src/nn/fastgemm.c, used at one OpenBLAS thread). The same
+ * about 1024 output columns, their gathered outputs and one zero-padded sample. The same
  * amount serves forward and backward. Nondecreasing in B, so scratch sized for the largest
  * batch serves every smaller one; 0 for the 1x1 stride-1 pad-0 path. Bounded: at most about
  * 16M floats (64 MB) unless a single sample's im2col needs more. */

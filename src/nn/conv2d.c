@@ -1,10 +1,9 @@
 /* 2-D convolution (PyTorch Conv2d semantics: cross-correlation, NCHW, weight[OC,C,KS,KS]).
  * Fast path: im2col of a chunk of samples + one sgemm per chunk; 1x1 stride-1 pad-0
- * convolutions multiply the input directly. The products go to fastgemm (AVX-512) when it is
- * enabled. The plain loops at the end are the tests' reference. */
+ * convolutions multiply the input directly; the products are OpenBLAS's sgemm. The plain loops
+ * at the end are the tests' reference. */
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h"
-#include "fastgemm.h"
 #include "vecsum.h"
 
 #include <cblas.h>
@@ -18,17 +17,9 @@
  * (tiny images make thin, slow products), but never more than CONV_MAX_WORKSPACE floats of
  * scratch unless one sample alone needs more. Larger chunks lose more to cache misses than they
  * gain in sgemm width: on the 2-core development machine (2 MB L2) 512-1024 columns beat 4096
- * by 30-60% with OpenBLAS on ResNet-20 and cnn layers, and fastgemm, which packs its whole
- * right-hand side, is fastest at 256 (cnn conv2 +10%, 64-channel 8x8 +40% over 1024). The
- * workspace is sized for the larger target. */
+ * by 30-60% with OpenBLAS on ResNet-20 and cnn layers. */
 #ifndef CONV_TARGET_COLS
 #define CONV_TARGET_COLS 1024
-#endif
-#ifndef CONV_FAST_TARGET_COLS
-#define CONV_FAST_TARGET_COLS 256
-#endif
-#if CONV_FAST_TARGET_COLS > CONV_TARGET_COLS
-#error "the workspace is sized for CONV_TARGET_COLS: it must be the larger target"
 #endif
 #define CONV_MAX_WORKSPACE ((size_t)16 << 20)
 
@@ -56,14 +47,13 @@ static int chunk_for(size_t target, int B, int C, int H, int W, int OC, int KS, 
     return nb < 1 ? 1 : nb;
 }
 
-/* Samples per chunk for the sgemm in use. */
+/* Samples per chunk. */
 static int conv2d_chunk(int B, int C, int H, int W, int OC, int KS, int stride, int pad) {
-    size_t target = fastgemm_enabled() ? CONV_FAST_TARGET_COLS : CONV_TARGET_COLS;
-    return chunk_for(target, B, C, H, W, OC, KS, stride, pad);
+    return chunk_for(CONV_TARGET_COLS, B, C, H, W, OC, KS, stride, pad);
 }
 
 /* Workspace layout: col[nb*C*KS*KS*OH*OW] | gathered[nb*OC*OH*OW] (nb > 1) | padded[C*Hp*Wp]
- * (pad > 0: one zero-padded sample, or its gradient) | fastgemm's packing scratch */
+ * (pad > 0: one zero-padded sample, or its gradient) */
 static size_t padded_floats(int C, int H, int W, int pad) {
     return pad > 0 ? (size_t)C * (H + 2 * pad) * (W + 2 * pad) : 0;
 }
@@ -74,17 +64,12 @@ size_t conv2d_workspace_floats(int B, int C, int H, int W, int OC, int KS, int s
     int nb = chunk_for(CONV_TARGET_COLS, B, C, H, W, OC, KS, stride, pad);
     size_t col = (size_t)nb * C * KS * KS * ohw;
     size_t gathered = nb > 1 ? (size_t)nb * OC * ohw : 0; /* one sample writes out directly */
-    size_t max_n = (size_t)nb * ohw > (size_t)C * KS * KS ? (size_t)nb * ohw : (size_t)C * KS * KS;
-    return col + gathered + padded_floats(C, H, W, pad) + fastgemm_scratch_floats((int)max_n);
+    return col + gathered + padded_floats(C, H, W, pad);
 }
 
 /* C[M,N] = beta * C + op(A)[M,K] * op(B)[K,N] (row-major, beta 0 or 1) */
 static void gemm(int transA, int transB, int M, int N, int K, const float *A, int lda,
-                 const float *B, int ldb, float beta, float *C, int ldc, float *scratch) {
-    if (fastgemm_enabled()) {
-        fastgemm(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc, scratch);
-        return;
-    }
+                 const float *B, int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
@@ -317,7 +302,6 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
         float *col = workspace;
         float *gathered = workspace + (size_t)nb_max * ckk * ohw;
         float *padded = gathered + (nb_max > 1 ? (size_t)nb_max * OC * ohw : 0);
-        float *scratch = padded + padded_floats(C, H, W, pad);
         for (int b0 = 0; b0 < B; b0 += nb_max) {
             int nb = B - b0 < nb_max ? B - b0 : nb_max;
             size_t ld = (size_t)nb * ohw;
@@ -329,14 +313,14 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
                 /* out[b] (OC x OHW) = weight (OC x CKK) * col (CKK x OHW) + bias */
                 float *o = out + b0 * OC * ohw;
                 gemm(0, 0, OC, (int)ohw, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f, o,
-                     (int)ohw, scratch);
+                     (int)ohw);
                 if (bias) add_bias(o, o, ohw, bias, OC, ohw);
                 continue;
             }
             /* gathered (OC x nb*OHW) = weight (OC x CKK) * col (CKK x nb*OHW), then scatter with
              * the bias added while the chunk is in cache */
             gemm(0, 0, OC, (int)ld, (int)ckk, weight, (int)ckk, col, (int)ld, 0.0f, gathered,
-                 (int)ld, scratch);
+                 (int)ld);
             for (int j = 0; j < nb; j++) {
                 float *o = out + (size_t)(b0 + j) * OC * ohw;
                 if (bias) {
@@ -387,7 +371,6 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     float *col = workspace;
     float *gathered = workspace + (size_t)nb_max * ckk * ohw;
     float *padded = gathered + (nb_max > 1 ? (size_t)nb_max * OC * ohw : 0);
-    float *scratch = padded + padded_floats(C, H, W, pad);
     for (int b0 = 0; b0 < B; b0 += nb_max) {
         int nb = B - b0 < nb_max ? B - b0 : nb_max;
         size_t ld = (size_t)nb * ohw;
@@ -405,13 +388,11 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
                               pad, OH, OW);
             }
             /* dweight (OC x CKK) += dout (OC x nb*OHW) * col^T (nb*OHW x CKK) */
-            gemm(0, 1, OC, (int)ckk, (int)ld, g, (int)ld, col, (int)ld, 1.0f, dweight, (int)ckk,
-                 scratch);
+            gemm(0, 1, OC, (int)ckk, (int)ld, g, (int)ld, col, (int)ld, 1.0f, dweight, (int)ckk);
         }
         if (din) {
             /* dcol (CKK x nb*OHW) = weight^T (CKK x OC) * dout (OC x nb*OHW); din += col2im */
-            gemm(1, 0, (int)ckk, (int)ld, OC, weight, (int)ckk, g, (int)ld, 0.0f, col, (int)ld,
-                 scratch);
+            gemm(1, 0, (int)ckk, (int)ld, OC, weight, (int)ckk, g, (int)ld, 0.0f, col, (int)ld);
             for (int j = 0; j < nb; j++)
                 sample_col2im_add(din + (b0 + j) * chw, col + j * ohw, ld, padded, C, H, W, KS,
                                   stride, pad, OH, OW);
