@@ -1,6 +1,7 @@
 /* The public config API (config.h): defaults, loading a file with --set overrides, cross-key
  * validation, the resolved YAML dump and the Markdown docs. Per-key work goes through the
  * schema table (schema.c); only the checks that relate several keys live here. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "config_internal.h"
 
 #include "ensdistill/error.h"
@@ -9,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -202,8 +204,9 @@ int config_validate(const Config *c, char *err, size_t err_size) {
     return validate(c, NULL, err, err_size);
 }
 
-int config_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err,
-                size_t err_size) {
+/* config_load and config_load_text: text == NULL reads the file path. */
+static int load(Config *c, const char *path, const char *text, int n_overrides,
+                char *const *overrides, char *err, size_t err_size) {
     Config tmp;
     int lines[CONFIG_MAX_KEYS] = {0};
     schema_defaults(&tmp);
@@ -212,7 +215,9 @@ int config_load(Config *c, const char *path, int n_overrides, char *const *overr
         return -1;
     }
     strcpy(tmp.source_file, path);
-    if (config_parse_file(&tmp, path, lines, err, err_size) != 0) return -1;
+    if (text ? config_parse_text(&tmp, text, path, lines, err, err_size) != 0
+             : config_parse_file(&tmp, path, lines, err, err_size) != 0)
+        return -1;
     int keys_in_file = 0;
     for (int i = 0; i < config_n_keys; i++)
         keys_in_file += lines[i] > 0;
@@ -236,6 +241,55 @@ int config_load(Config *c, const char *path, int n_overrides, char *const *overr
         return -1;
     }
     memcpy(c, &tmp, sizeof tmp); /* with its zeroed padding */
+    return 0;
+}
+
+int config_load(Config *c, const char *path, int n_overrides, char *const *overrides, char *err,
+                size_t err_size) {
+    return load(c, path, NULL, n_overrides, overrides, err, err_size);
+}
+
+int config_load_text(Config *c, const char *text, const char *name, char *err, size_t err_size) {
+    return load(c, name, text, 0, NULL, err, err_size);
+}
+
+/* ---- comparing two configs ---- */
+
+/* Keys that do not change what a run computes: where it runs and how often it saves. */
+static int shapes_results(const char *key) {
+    return strncmp(key, "parallel.", 9) != 0 && strncmp(key, "checkpoint.", 11) != 0;
+}
+
+/* A path as the file system resolves it (relative to the working directory), or as written
+ * without trailing slashes when it does not exist. */
+static void canonical_path(const char *path, char *out, size_t size) {
+    char *real = path[0] ? realpath(path, NULL) : NULL;
+    snprintf(out, size, "%s", real ? real : path);
+    free(real);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+}
+
+int config_first_difference(const Config *a, const Config *b, char *key, size_t key_size,
+                            char *value_a, char *value_b, size_t value_size) {
+    char va[ED_PATH_MAX * 2 + 64], vb[ED_PATH_MAX * 2 + 64];
+    for (int i = 0; i < config_n_keys; i++) {
+        const ConfigKey *k = &config_keys[i];
+        if (!shapes_results(k->path)) continue;
+        if (strcmp(k->path, "data.path") == 0) {
+            canonical_path(a->data.path, va, sizeof va);
+            canonical_path(b->data.path, vb, sizeof vb);
+        } else {
+            key_format(a, k, va, sizeof va);
+            key_format(b, k, vb, sizeof vb);
+        }
+        if (strcmp(va, vb) == 0) continue;
+        snprintf(key, key_size, "%s", k->path);
+        key_format(a, k, value_a, value_size);
+        key_format(b, k, value_b, value_size);
+        return 1;
+    }
     return 0;
 }
 

@@ -74,5 +74,8 @@ void schema_defaults(Config *c);
 /* Parses the YAML file path into c (over what c holds). lines[i] gets the line where key i was
  * set. Returns 0 or -1 with "FILE:LINE: ..." in err. */
 int config_parse_file(Config *c, const char *path, int *lines, char *err, size_t size);
+/* The same from YAML text; name stands for the file in messages. */
+int config_parse_text(Config *c, const char *text, const char *name, int *lines, char *err,
+                      size_t size);
 
 #endif

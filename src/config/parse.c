@@ -210,3 +210,17 @@ int config_parse_file(Config *c, const char *path, int *lines, char *err, size_t
     fclose(f);
     return rc;
 }
+
+int config_parse_text(Config *c, const char *text, const char *name, int *lines, char *err,
+                      size_t size) {
+    Parser parser = {.file = name, .c = c, .lines = lines, .err = err, .err_size = size},
+           *p = &parser;
+    if (!yaml_parser_initialize(&p->yaml)) {
+        snprintf(err, size, "%s: cannot initialise the YAML parser", name);
+        return -1;
+    }
+    yaml_parser_set_input_string(&p->yaml, (const unsigned char *)text, strlen(text));
+    int rc = parse_stream(p);
+    yaml_parser_delete(&p->yaml);
+    return rc;
+}

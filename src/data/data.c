@@ -105,6 +105,26 @@ static void check_loaded(const Dataset *ds) {
     ED_CHECK(ds->labels != NULL || ds->N == 0, "%s: no labels", ds->name);
 }
 
+/* Stops naming where (the data file, or the generator), the dataset and the first sample of ds
+ * with a value that is not finite: NaN or Inf would train silently into NaN weights. */
+static void check_finite(const Dataset *ds, const char *where, const char *part) {
+    if (ds->f32) {
+        size_t S = dataset_sample_floats(ds);
+        for (size_t i = 0; i < (size_t)ds->N * S; i++) {
+            if (isfinite(ds->f32[i])) continue;
+            size_t n = i / S, e = i % S, HW = (size_t)ds->H * ds->W;
+            ed_fail("%s: /%s/images: sample %zu holds a value that is not finite (%g at [%zu, %zu, "
+                    "%zu]): fix or drop that sample (or limit the data before it)",
+                    where, part, n, (double)ds->f32[i], e / HW, e % HW / ds->W, e % ds->W);
+        }
+    }
+    if (ds->views)
+        for (size_t i = 0; i < (size_t)ds->K * 2 * ds->D; i++)
+            if (!isfinite(ds->views[i]))
+                ed_fail("%s: /views: class %zu holds a value that is not finite (%g)", where,
+                        i / (2 * (size_t)ds->D), (double)ds->views[i]);
+}
+
 void data_load(DataSplit *split, const DataConfig *cfg) {
     memset(split, 0, sizeof(*split));
     int generated = 0;
@@ -145,6 +165,9 @@ void data_load(DataSplit *split, const DataConfig *cfg) {
     check_loaded(&split->test);
     dataset_limit(&split->train, cfg->train_limit);
     dataset_limit(&split->test, cfg->test_limit);
+    const char *where = cfg->source == SOURCE_HDF5 ? cfg->path : config_source_names[cfg->source];
+    check_finite(&split->train, where, "train");
+    check_finite(&split->test, where, "test");
     split->train.id_base = 0;
     split->test.id_base = split->train.N;
     /* Multi-view patches are not image channels: they are never normalised. */

@@ -10,6 +10,7 @@
 #include "ensdistill/layout.h"
 #include "ensdistill/pipeline.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -31,47 +32,68 @@ static int agree(int failed_on_root, const char *message) {
     return failed_on_root;
 }
 
-/* The parallel section does not change results: a run may resume on another layout. */
-static char *results_relevant_yaml(const Config *cfg) {
-    Config defaults, copy = *cfg;
-    config_defaults(&defaults);
-    copy.parallel = defaults.parallel;
-    return config_to_yaml(&copy);
+/* 1 if RUN_DIR holds anything a run wrote besides config.yaml: a model file or run.h5. */
+static int holds_results(const char *run_dir) {
+    char path[ED_PATH_MAX];
+    snprintf(path, sizeof(path), "%.4000s/run.h5", run_dir);
+    if (access(path, F_OK) == 0) return 1;
+    snprintf(path, sizeof(path), "%.4000s/models", run_dir);
+    DIR *d = opendir(path);
+    int found = 0;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        found = n > 3 && strcmp(e->d_name + n - 3, ".h5") == 0;
+    }
+    if (d) closedir(d);
+    return found;
 }
 
-/* Rank 0: RUN_DIR/config.yaml holds the resolved config. An existing one must describe the
- * same experiment (anything but the parallel section), or resuming would mix two runs. */
-static int prepare_run_dir(const Config *cfg, const char *config_text, char *err, size_t size) {
+/* Rank 0, before the data loads: an existing RUN_DIR/config.yaml must describe the same
+ * experiment (config_first_difference: the parallel and checkpoint sections may change, and the
+ * same directory may be spelt differently), or resuming would mix two runs. A directory that
+ * holds no model yet takes the new config. */
+static int check_run_dir(const Config *cfg, char *err, size_t size) {
     /* Room for the longest file name the run writes below it, models/NAME.prev.h5 */
-    char path[ED_PATH_MAX], tmp[ED_PATH_MAX];
+    char path[ED_PATH_MAX];
     const int room = ED_PATH_MAX - 64;
     if (strlen(cfg->checkpoint.dir) > (size_t)room) {
         snprintf(err, size, "checkpoint.dir is longer than %d characters", room);
         return -1;
     }
+    snprintf(path, sizeof(path), "%s/config.yaml", cfg->checkpoint.dir);
+    char *old = fs_read_text(path);
+    if (!old || !holds_results(cfg->checkpoint.dir)) {
+        free(old);
+        return 0;
+    }
+    Config prev;
+    char perr[1024], key[128], was[600], now[600];
+    int rc = 0;
+    if (config_load_text(&prev, old, path, perr, sizeof(perr)) != 0) {
+        snprintf(err, size,
+                 "%.1100s does not load (%.600s): restore it, or set checkpoint.dir to a new "
+                 "directory",
+                 path, perr);
+        rc = -1;
+    } else if (config_first_difference(&prev, cfg, key, sizeof(key), was, now, sizeof(was))) {
+        snprintf(err, size,
+                 "%.1100s holds a run of another config: %s is %.200s there (config.yaml) but "
+                 "%.200s here. Resume it with its config, or set checkpoint.dir to a new "
+                 "directory",
+                 cfg->checkpoint.dir, key, was, now);
+        rc = -1;
+    }
+    free(old);
+    return rc;
+}
+
+/* Rank 0, once the data has loaded (a start that fails before leaves nothing behind): creates
+ * RUN_DIR/models and writes RUN_DIR/config.yaml, the resolved config. */
+static int write_run_dir(const Config *cfg, const char *config_text, char *err, size_t size) {
+    char path[ED_PATH_MAX], tmp[ED_PATH_MAX];
     snprintf(path, sizeof(path), "%s/models", cfg->checkpoint.dir);
     fs_mkdirs(path);
     snprintf(path, sizeof(path), "%s/config.yaml", cfg->checkpoint.dir);
-    char *old = fs_read_text(path);
-    if (old) {
-        Config prev;
-        char perr[512];
-        int same = 0;
-        if (config_load(&prev, path, 0, NULL, perr, sizeof(perr)) == 0) {
-            char *a = results_relevant_yaml(&prev), *b = results_relevant_yaml(cfg);
-            same = strcmp(a, b) == 0;
-            free(a);
-            free(b);
-        }
-        free(old);
-        if (!same) {
-            snprintf(err, size,
-                     "%s holds a run of a different config (see its config.yaml): resume it "
-                     "with that config, or set checkpoint.dir to a new directory",
-                     cfg->checkpoint.dir);
-            return -1;
-        }
-    }
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) ED_DIE("dir was checked");
     FILE *f = fopen(tmp, "w");
     if (!f || fputs(config_text, f) < 0 || fclose(f) != 0) {
@@ -149,7 +171,7 @@ int cmd_run(int argc, char **argv) {
         free(config_text);
         return ED_EXIT_USER;
     }
-    if (rank == 0) failed = prepare_run_dir(&cfg, config_text, err, sizeof(err)) != 0;
+    if (rank == 0) failed = check_run_dir(&cfg, err, sizeof(err)) != 0;
     if (agree(failed, err)) {
         layout_free(&lo);
         free(config_text);
@@ -168,7 +190,8 @@ int cmd_run(int argc, char **argv) {
                  data.train.C, data.train.H, data.train.W, data.train.K,
                  (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
 
-    if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0;
+    if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0 ||
+                            write_run_dir(&cfg, config_text, err, sizeof(err)) != 0;
     if (agree(failed, err)) {
         datasplit_free(&data);
         layout_free(&lo);
