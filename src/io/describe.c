@@ -211,6 +211,47 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
 
 /* ---- run.h5 ---- */
 
+/* Prints every external link of /models (group g of run_path) whose target file is missing or
+ * is not a readable HDF5 file; returns how many. Targets are relative to run.h5's directory. */
+static int check_model_links(hid_t g, long n, const char *run_path, FILE *out) {
+    char dir[ED_PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", run_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = '\0';
+    else
+        dir[0] = '\0';
+    int bad = 0;
+    for (long i = 0; i < n; i++) {
+        char name[256], value[ED_PATH_MAX], target[2 * ED_PATH_MAX];
+        H5L_info_t li;
+        const char *file = NULL, *obj = NULL;
+        unsigned flags;
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, (hsize_t)i, name, sizeof(name),
+                               H5P_DEFAULT) < 0 ||
+            H5Lget_info(g, name, &li, H5P_DEFAULT) < 0) {
+            fprintf(out, "  models        link %ld is unreadable (damaged)\n", i);
+            bad++;
+            continue;
+        }
+        if (li.type != H5L_TYPE_EXTERNAL) continue;
+        if (li.u.val_size > sizeof(value) ||
+            H5Lget_val(g, name, value, sizeof(value), H5P_DEFAULT) < 0 ||
+            H5Lunpack_elink_val(value, li.u.val_size, &flags, &file, &obj) < 0) {
+            fprintf(out, "  models        link /models/%s is unreadable (damaged)\n", name);
+            bad++;
+            continue;
+        }
+        snprintf(target, sizeof(target), "%s%s", file[0] == '/' ? "" : dir, file);
+        if (!fs_exists(target)) {
+            fprintf(out, "  models        MISSING: /models/%s links to %s, which does not exist\n",
+                    name, target);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 int runfile_describe(const char *path, FILE *out) {
     char err[512], size[32];
     long nds = h5_verify_file(path, err, sizeof(err));
@@ -245,12 +286,15 @@ int runfile_describe(const char *path, FILE *out) {
     if (h5r_dims(f, "teacher/test_logits", &ndim, dims, 8) == 0 && ndim == 2)
         fprintf(out, ", test logits [%llu, %llu]\n", (unsigned long long)dims[0],
                 (unsigned long long)dims[1]);
+    int missing = 0;
     if (h5r_has(f, "models")) {
         hid_t g = H5Gopen2(f, "models", H5P_DEFAULT);
         H5G_info_t gi;
-        if (g >= 0 && H5Gget_info(g, &gi) >= 0)
+        if (g >= 0 && H5Gget_info(g, &gi) >= 0) {
             fprintf(out, "  models        %llu external links under /models\n",
                     (unsigned long long)gi.nlinks);
+            missing = check_model_links(g, (long)gi.nlinks, path, out);
+        }
         if (g >= 0) H5Gclose(g);
     }
     H5Fclose(f);
@@ -280,5 +324,5 @@ int runfile_describe(const char *path, FILE *out) {
         }
         H5Fclose(f);
     }
-    return nds >= 0 ? 0 : -1;
+    return nds >= 0 && missing == 0 ? 0 : -1;
 }

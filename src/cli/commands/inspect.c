@@ -66,7 +66,7 @@ static int inspect_file(const char *path) {
                         rc ? "missing" : "'", rc ? "" : format, rc ? "" : "'");
     }
     fflush(stdout);
-    return ed_error("%s is damaged (see above)", path);
+    return ed_error("%s is damaged or incomplete (see above)", path);
 }
 
 static int inspect_dir(const char *dir, int show_tensors) {
@@ -165,7 +165,8 @@ static int inspect_dir(const char *dir, int show_tensors) {
     }
     if (damaged) {
         fflush(stdout);
-        return ed_error("%d file(s) in %s are damaged or unreadable (see above)", damaged, dir);
+        return ed_error("%d file(s) in %s are damaged, unreadable or missing (see above)", damaged,
+                        dir);
     }
     return 0;
 }
