@@ -73,6 +73,11 @@ static int run_phase(const RunContext *ctx, const JobList *list, float **test_ou
     int status = JOB_DONE;
     for (int j = 0; j < list->n && status == JOB_DONE; j++) {
         if (list->jobs[j].group != lo->group) continue;
+        /* a stop request that came while the previous job completed: start no other */
+        if (signals_any(lo->group_comm)) {
+            status = JOB_STOPPED;
+            break;
+        }
         /* test logits land in test_out[j] on the group's ranks that hold one (rank 0 holds all) */
         float *test_logits = test_out[j];
         status = train_job(ctx, &list->jobs[j], train_logits, test_logits);

@@ -238,8 +238,14 @@ typedef struct {
     double lr;      /* of the epoch's last step */
 } EpochSums;
 
-/* The steps of `epoch` from st->step_in_epoch on. When a stop is requested, checkpoints the
- * partial epoch and returns 1; else returns 0 with the epoch's sums in *e. */
+/* What train_epoch did: the whole epoch; stopped inside it (checkpointed); or the whole epoch
+ * with a stop requested at its last step (every step is the last with batch_size full), which
+ * end_epoch checkpoints as an ordinary epoch. */
+enum { EPOCH_DONE = 0, EPOCH_STOPPED = 1, EPOCH_DONE_STOP = 2 };
+
+/* The steps of `epoch` from st->step_in_epoch on. When a stop is requested before the last
+ * step, checkpoints the partial epoch and returns EPOCH_STOPPED; else returns EPOCH_DONE or
+ * EPOCH_DONE_STOP with the epoch's sums in *e. */
 static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
     const RunContext *ctx = t->ctx;
     const Config *cfg = ctx->cfg;
@@ -294,17 +300,18 @@ static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
             st->partial_seen = e->seen;
             st->partial_seconds = MPI_Wtime() - e->t_start;
             save(ctx, t->path, t->m, st, NULL, 0);
-            return 1;
+            return EPOCH_STOPPED;
         }
+        if (stop) return EPOCH_DONE_STOP;
     }
-    return 0;
+    return EPOCH_DONE;
 }
 
 /* After the last step of `epoch`: sums over the group, the divergence check, the leader's
  * running statistics, the test evaluation when due (*have_test = 1 after the last epoch's),
  * the history record, the progress report and the periodic checkpoint. */
 static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_logits,
-                      int *have_test) {
+                      int *have_test, int stop_requested) {
     const RunContext *ctx = t->ctx;
     const Config *cfg = ctx->cfg;
     const Job *job = t->job;
@@ -343,7 +350,8 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
         snprintf(r.role, sizeof(r.role), "%s", job_role_name(job->role));
         progress_report(ctx, &r);
     }
-    if (!last && cfg->checkpoint.every_epochs > 0 && (epoch + 1) % cfg->checkpoint.every_epochs == 0)
+    if (!last && (stop_requested || (cfg->checkpoint.every_epochs > 0 &&
+                                     (epoch + 1) % cfg->checkpoint.every_epochs == 0)))
         save(ctx, t->path, m, st, NULL, 0);
 }
 
@@ -398,8 +406,11 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     int stopped = 0, have_test = 0; /* have_test: test_logits hold the final weights' */
     for (int epoch = st.epoch; epoch < job->epochs && !st.complete && !stopped; epoch++) {
         EpochSums sums;
-        stopped = train_epoch(&t, epoch, &sums);
-        if (!stopped) end_epoch(&t, epoch, &sums, test_logits, &have_test);
+        int done = train_epoch(&t, epoch, &sums);
+        stopped = done == EPOCH_STOPPED;
+        if (!stopped) end_epoch(&t, epoch, &sums, test_logits, &have_test, done == EPOCH_DONE_STOP);
+        /* a stop at the last step of the last epoch lets the model complete instead */
+        if (done == EPOCH_DONE_STOP && epoch + 1 < job->epochs) stopped = 1;
     }
     step_free(t.step);
 
