@@ -12,6 +12,7 @@
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdnoreturn.h>
 
 /* What wrote a file (CMake defines both for the library). */
 #ifndef ED_GIT_REV
@@ -38,6 +39,10 @@ typedef struct {
 
 /* Creates path (truncating), with the checksummed-metadata format. */
 void h5w_create(H5Writer *w, const char *path, int deflate);
+/* A write failed: abandons the file (every HDF5 identifier of it released, so that exit()
+ * does not flush it again), removes it, and stops with ed_fail naming it, what failed and errno.
+ * Every h5w_* function calls it on failure. */
+noreturn void h5w_fail(H5Writer *w, const char *what, const char *name);
 /* Flushes and closes; ed_fail if the close fails (e.g. the disk is full). */
 void h5w_close(H5Writer *w);
 /* Creates group `name` (with missing intermediate groups) under loc, tracking the creation

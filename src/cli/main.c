@@ -2,6 +2,7 @@
 #include "ensdistill/cli.h"
 #include "ensdistill/error.h"
 
+#include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,9 @@ static const char *usage =
     "                                     print the key table / validate and print a config\n";
 
 int main(int argc, char **argv) {
+    /* Every file is closed before the program ends, except one a failed write (disk full) had
+     * to abandon: HDF5's clean-up at exit would flush that one again and crash inside HDF5. */
+    H5dont_atexit();
     MPI_Init(&argc, &argv);
     int status;
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CHUNK_BYTES_MAX (1u << 20)
 
@@ -41,8 +42,39 @@ hid_t h5u_open_read(const char *path) {
 
 /* ---------------------------------------------------------------- writing */
 
-static noreturn void writer_fail(const H5Writer *w, const char *what, const char *name) {
-    ed_fail("cannot write %s: %s '%s' failed (disk full or not writable?)", w->path, what, name);
+/* Closes every HDF5 object of file (its datasets, groups and attributes too), whatever its
+ * state: an identifier left open after a failed write makes HDF5's clean-up at exit() flush it
+ * again, and crash. */
+static void abandon_file(hid_t file) {
+    if (file < 0) return;
+    ssize_t n = H5Fget_obj_count(file, H5F_OBJ_LOCAL | H5F_OBJ_DATASET | H5F_OBJ_GROUP |
+                                           H5F_OBJ_DATATYPE | H5F_OBJ_ATTR);
+    if (n > 0) {
+        hid_t *ids = malloc((size_t)n * sizeof(hid_t));
+        if (ids) {
+            n = H5Fget_obj_ids(file, H5F_OBJ_LOCAL | H5F_OBJ_DATASET | H5F_OBJ_GROUP |
+                                         H5F_OBJ_DATATYPE | H5F_OBJ_ATTR,
+                               (size_t)n, ids);
+            for (ssize_t i = 0; i < n; i++)
+                while (H5Iis_valid(ids[i]) > 0 && H5Idec_ref(ids[i]) > 0) {
+                }
+            free(ids);
+        }
+    }
+    while (H5Iis_valid(file) > 0 && H5Idec_ref(file) > 0) {
+    }
+}
+
+/* A write failed (disk full, quota, I/O error): abandon the half-written file, remove it (the
+ * previous checkpoint stays what it was) and stop naming it. */
+noreturn void h5w_fail(H5Writer *w, const char *what, const char *name) {
+    int err = errno;
+    abandon_file(w->file);
+    w->file = -1;
+    unlink(w->path);
+    ed_fail("cannot write %s: %s '%s' failed (%s; disk full or not writable?); it was removed, "
+            "and the files it would have replaced are unchanged",
+            w->path, what, name, err ? strerror(err) : "HDF5 refused it");
 }
 
 void h5w_create(H5Writer *w, const char *path, int deflate) {
@@ -58,8 +90,9 @@ void h5w_create(H5Writer *w, const char *path, int deflate) {
 }
 
 void h5w_close(H5Writer *w) {
-    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) writer_fail(w, "flush", "file");
-    if (H5Fclose(w->file) < 0) writer_fail(w, "close", "file");
+    errno = 0;
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) h5w_fail(w, "flush", "file");
+    if (H5Fclose(w->file) < 0) h5w_fail(w, "close", "file");
     w->file = -1;
 }
 
@@ -72,7 +105,7 @@ hid_t h5w_group(H5Writer *w, hid_t loc, const char *name) {
     hid_t g = H5Gcreate2(loc, name, lcpl, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     H5Pclose(lcpl);
-    if (g < 0) writer_fail(w, "group", name);
+    if (g < 0) h5w_fail(w, "group", name);
     return g;
 }
 
@@ -80,10 +113,10 @@ static void attr_write(H5Writer *w, hid_t obj, const char *name, hid_t type, hid
                        const void *data) {
     if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
     hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) writer_fail(w, "attribute", name);
+    if (a < 0) h5w_fail(w, "attribute", name);
     herr_t rc = H5Awrite(a, type, data);
     H5Aclose(a);
-    if (rc < 0) writer_fail(w, "attribute", name);
+    if (rc < 0) h5w_fail(w, "attribute", name);
 }
 
 static hid_t vlen_str_type(void) {
@@ -107,7 +140,7 @@ void h5w_attr(H5Writer *w, hid_t obj, const char *name, hid_t file_type, hid_t m
     hid_t s = H5_CHECK(H5Screate(H5S_SCALAR));
     if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
     hid_t a = H5Acreate2(obj, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, mem_type, value) < 0) writer_fail(w, "attribute", name);
+    if (a < 0 || H5Awrite(a, mem_type, value) < 0) h5w_fail(w, "attribute", name);
     H5Aclose(a);
     H5Sclose(s);
 }
@@ -125,7 +158,7 @@ void h5w_attr_i64_array(H5Writer *w, hid_t obj, const char *name, const int64_t 
     hid_t s = H5_CHECK(H5Screate_simple(1, &dim, NULL));
     if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
     hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, values) < 0) writer_fail(w, "attribute", name);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, values) < 0) h5w_fail(w, "attribute", name);
     H5Aclose(a);
     H5Sclose(s);
 }
@@ -169,10 +202,10 @@ void h5w_dataset(H5Writer *w, hid_t loc, const char *name, hid_t file_type, hid_
     hid_t ds = H5Dcreate2(loc, name, file_type, space, lcpl, dcpl, H5P_DEFAULT);
     H5Pclose(lcpl);
     H5Pclose(dcpl);
-    if (ds < 0) writer_fail(w, "dataset", name);
+    if (ds < 0) h5w_fail(w, "dataset", name);
     hssize_t npoints = H5Sget_simple_extent_npoints(space);
     if (npoints > 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        writer_fail(w, "dataset", name);
+        h5w_fail(w, "dataset", name);
     H5Dclose(ds);
     H5Sclose(space);
 }
@@ -183,7 +216,7 @@ void h5w_string_dataset(H5Writer *w, hid_t loc, const char *name, const char *va
     hid_t ds = H5Dcreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     const char *v = value ? value : "";
     if (ds < 0 || H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
-        writer_fail(w, "dataset", name);
+        h5w_fail(w, "dataset", name);
     H5Dclose(ds);
     H5Sclose(s);
     H5Tclose(t);

@@ -240,7 +240,7 @@ static void write_part(H5Writer *w, const Dataset *ds, const char *part) {
     else
         h5w_dataset(w, g, "images", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, dims, ds->f32);
     hid_t d = H5Dopen2(g, "images", H5P_DEFAULT);
-    if (d < 0) ed_fail("cannot write %s: dataset /%s/images does not reopen", w->path, part);
+    if (d < 0) h5w_fail(w, "reopening dataset", "images");
     h5w_attr_str(w, d, "layout", "NCHW");
     H5Dclose(d);
     h5w_dataset(w, g, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, ds->labels);

@@ -450,7 +450,7 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
         put(&c, x->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->ndim, dims, x->data);
         if (!x->n_attrs) continue;
         hid_t d = H5Dopen2(w->file, x->name, H5P_DEFAULT);
-        if (d < 0) ed_fail("cannot write %s: dataset %s does not reopen", tmp, x->name);
+        if (d < 0) h5w_fail(w, "reopening dataset", x->name);
         for (int k = 0; k < x->n_attrs; k++) {
             const CkptAttrValue *a = &x->attrs[k];
             if (a->type == CKPT_ATTR_STR)

@@ -45,7 +45,7 @@ static void write_string_column(H5Writer *w, hid_t loc, const char *name, const 
     hid_t s = H5_CHECK(H5Screate_simple(1, &dim, NULL));
     hid_t ds = H5Dcreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (ds < 0 || (n > 0 && H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) < 0))
-        ed_fail("cannot write %s: dataset %s", w->path, name);
+        h5w_fail(w, "dataset", name);
     H5Dclose(ds);
     H5Sclose(s);
     H5Tclose(t);
@@ -160,7 +160,7 @@ int runfile_write(const char *run_dir, const RunSummary *s) {
         char target[ED_PATH_MAX];
         snprintf(target, sizeof(target), "models/%s.h5", model_names[i]);
         if (H5Lcreate_external(target, "/", g, model_names[i], H5P_DEFAULT, H5P_DEFAULT) < 0)
-            ed_fail("cannot write %s: external link /models/%s", tmp, model_names[i]);
+            h5w_fail(&w, "external link", model_names[i]);
     }
     H5Gclose(g);
     h5w_close(&w);
