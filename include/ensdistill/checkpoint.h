@@ -31,7 +31,7 @@
 #include <stdio.h>
 
 #define CKPT_FORMAT "ensdistill-model"
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2
 
 /* One finished epoch. test_acc is NaN when the epoch was not evaluated. */
 typedef struct {

@@ -29,6 +29,13 @@ void h5u_quiet(void);
 hid_t h5u_fapl(void);
 /* Opens path read-only with h5u_fapl; < 0 if it cannot. */
 hid_t h5u_open_read(const char *path);
+/* Files an H5Writer writes carry a whole-file CRC32 in a 512-byte user block (written at
+ * h5w_close). h5u_check_seal: 0 when it matches, 1 when the file has none (a plain HDF5 file),
+ * -1 with the reason in err when the file is damaged, truncated or unreadable. h5u_open_read
+ * refuses a damaged seal and opens unsealed files (data files from h5py); h5u_open_sealed
+ * (checkpoints, run.h5) also refuses unsealed ones, with the reason in err. */
+int h5u_check_seal(const char *path, char *err, size_t err_size);
+hid_t h5u_open_sealed(const char *path, char *err, size_t err_size);
 
 /* ---- writing: every failure is ed_fail("cannot write FILE: ...") ---- */
 typedef struct {

@@ -21,7 +21,7 @@
 #include <stdio.h>
 
 #define RUNFILE_FORMAT "ensdistill-run"
-#define RUNFILE_FORMAT_VERSION 1
+#define RUNFILE_FORMAT_VERSION 2
 
 /* One row of the results table. acc_multi / acc_single are NaN unless the data is multi-view
  * (accuracy on the multi-view / single-view test samples); acc_std is NaN unless the row is a

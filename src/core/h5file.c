@@ -9,8 +9,11 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define CHUNK_BYTES_MAX (1u << 20)
 
@@ -32,10 +35,129 @@ hid_t h5u_fapl(void) {
     return fapl;
 }
 
+/* ---------------------------------------------------------------- the whole-file seal */
+
+/* Every file an H5Writer writes starts with a SEAL_BYTES user block (HDF5 and h5py skip it):
+ * magic, version, the CRC32 of the whole file (this field read as zero) and the file's size.
+ * It is checked before HDF5 parses a byte of the file, so no damaged byte, metadata or data,
+ * reaches HDF5 or the program. */
+#define SEAL_BYTES 512
+#define SEAL_MAGIC "ensdistill-crc32"
+enum { SEAL_CRC_AT = 20, SEAL_SIZE_AT = 24 };
+
+static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+
+/* crc32 of the open file fd (size bytes), the seal's crc field read as zero. 0 or -1. */
+static int file_crc(int fd, uint64_t size, uint32_t *crc_out) {
+    unsigned char *buf = malloc(1 << 20);
+    if (!buf) return -1;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    uint64_t at = 0;
+    int rc = 0;
+    while (at < size) {
+        size_t want = size - at < (1u << 20) ? (size_t)(size - at) : (1u << 20);
+        ssize_t got = pread(fd, buf, want, (off_t)at);
+        if (got <= 0) {
+            rc = -1;
+            break;
+        }
+        if (at < SEAL_CRC_AT + 4 && at + (uint64_t)got > SEAL_CRC_AT)
+            for (uint64_t i = SEAL_CRC_AT; i < SEAL_CRC_AT + 4; i++)
+                if (i >= at && i < at + (uint64_t)got) buf[i - at] = 0;
+        crc = crc32(crc, buf, (uInt)got);
+        at += (uint64_t)got;
+    }
+    free(buf);
+    *crc_out = (uint32_t)crc;
+    return rc;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t get_le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Writes the seal of the closed file w->path; h5w_fail on an I/O error. */
+static void seal_file(H5Writer *w) {
+    int fd = open(w->path, O_RDWR);
+    struct stat sb;
+    unsigned char head[SEAL_BYTES];
+    uint32_t crc;
+    if (fd < 0 || fstat(fd, &sb) != 0) h5w_fail(w, "sealing", "file");
+    memset(head, 0, sizeof head);
+    memcpy(head, SEAL_MAGIC, 16);
+    put_le(head + 16, 1, 4);
+    put_le(head + SEAL_SIZE_AT, (uint64_t)sb.st_size, 8);
+    if (pwrite(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        file_crc(fd, (uint64_t)sb.st_size, &crc) != 0) {
+        close(fd);
+        h5w_fail(w, "sealing", "file");
+    }
+    put_le(head + SEAL_CRC_AT, crc, 4);
+    if (pwrite(fd, head + SEAL_CRC_AT, 4, SEAL_CRC_AT) != 4 || close(fd) != 0)
+        h5w_fail(w, "sealing", "file");
+}
+
+int h5u_check_seal(const char *path, char *err, size_t err_size) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, err_size, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    unsigned char head[SEAL_BYTES];
+    int rc = 0;
+    if (fstat(fd, &sb) != 0 || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head) {
+        rc = memcmp(head, hdf5_signature, 8) == 0 && sb.st_size >= 8 ? 1 : -1;
+        if (rc < 0) snprintf(err, err_size, "truncated (%lld bytes)", (long long)sb.st_size);
+    } else if (memcmp(head, hdf5_signature, 8) == 0) {
+        rc = 1;
+    } else if (memcmp(head, SEAL_MAGIC, 16) != 0 || get_le(head + 16, 4) != 1) {
+        snprintf(err, err_size, "damaged: its checksum block is unreadable");
+        rc = -1;
+    } else if (get_le(head + SEAL_SIZE_AT, 8) != (uint64_t)sb.st_size) {
+        snprintf(err, err_size, "truncated or extended: %lld bytes, written with %llu",
+                 (long long)sb.st_size, (unsigned long long)get_le(head + SEAL_SIZE_AT, 8));
+        rc = -1;
+    } else {
+        uint32_t crc;
+        if (file_crc(fd, (uint64_t)sb.st_size, &crc) != 0) {
+            snprintf(err, err_size, "unreadable: %s", strerror(errno));
+            rc = -1;
+        } else if (crc != (uint32_t)get_le(head + SEAL_CRC_AT, 4)) {
+            snprintf(err, err_size,
+                     "damaged: its whole-file CRC32 does not match (a byte changed after it was "
+                     "written)");
+            rc = -1;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+hid_t h5u_open_sealed(const char *path, char *err, size_t err_size) {
+    int rc = h5u_check_seal(path, err, err_size);
+    if (rc > 0)
+        snprintf(err, err_size,
+                 "it has no whole-file checksum (written by ensdistill before format_version 2, "
+                 "or by another program): not trusted");
+    if (rc != 0) return -1;
+    hid_t f = h5u_open_read(path);
+    if (f < 0) snprintf(err, err_size, "not a readable HDF5 file (damaged)");
+    return f;
+}
+
 hid_t h5u_open_read(const char *path) {
     h5u_quiet();
     hid_t fapl = h5u_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    char err[256];
+    hid_t f = h5u_check_seal(path, err, sizeof err) < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     return f;
 }
@@ -82,7 +204,10 @@ void h5w_create(H5Writer *w, const char *path, int deflate) {
     w->path = path;
     w->deflate = deflate;
     hid_t fapl = h5u_fapl();
-    w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fcpl = H5_CHECK(H5Pcreate(H5P_FILE_CREATE));
+    H5_CHECK(H5Pset_userblock(fcpl, SEAL_BYTES));
+    w->file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (w->file < 0)
         ed_fail("%s: cannot create the file: %s (does the directory exist and is it writable?)",
@@ -94,6 +219,7 @@ void h5w_close(H5Writer *w) {
     if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) h5w_fail(w, "flush", "file");
     if (H5Fclose(w->file) < 0) h5w_fail(w, "close", "file");
     w->file = -1;
+    seal_file(w);
 }
 
 hid_t h5w_group(H5Writer *w, hid_t loc, const char *name) {

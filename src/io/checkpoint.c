@@ -301,11 +301,8 @@ static void put_tensor(WriteCtx *c, const char *group, const TensorInfo *t, cons
 /* Reads every recorded dataset of path back and compares its bytes with memory. Returns 0, or
  * -1 with the first difference in err. */
 static int verify_written(const char *path, const WriteCtx *c, char *err, size_t err_size) {
-    hid_t f = h5u_open_read(path);
-    if (f < 0) {
-        snprintf(err, err_size, "the file does not reopen");
-        return -1;
-    }
+    hid_t f = h5u_open_sealed(path, err, err_size);
+    if (f < 0) return -1;
     size_t max_bytes = 1;
     for (int i = 0; i < c->n; i++)
         if (c->items[i].nbytes > max_bytes) max_bytes = c->items[i].nbytes;
@@ -544,11 +541,8 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size) {
         snprintf(err, err_size, "no such file");
         return 1;
     }
-    hid_t f = h5u_open_read(path);
-    if (f < 0) {
-        snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
-        return -1;
-    }
+    hid_t f = h5u_open_sealed(path, err, err_size);
+    if (f < 0) return -1;
     Header h;
     int rc = check_format(f, &h, err, err_size) == LOAD_OK ? 0 : -1;
     if (rc == 0) {
@@ -653,11 +647,8 @@ static int load_tensor(hid_t f, const char *group, const TensorInfo *t, float *a
 
 /* Loads one file into m and st. LOAD_OK, LOAD_DAMAGED or LOAD_REFUSED with the reason. */
 static int load_file(const char *path, Model *m, ModelState *st, char *err, size_t err_size) {
-    hid_t f = h5u_open_read(path);
-    if (f < 0) {
-        snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
-        return LOAD_DAMAGED;
-    }
+    hid_t f = h5u_open_sealed(path, err, err_size);
+    if (f < 0) return LOAD_DAMAGED;
     Header h;
     int rc = check_format(f, &h, err, err_size);
     const CkptInfo *fi = &h.info; /* what the file says */
@@ -818,8 +809,9 @@ int ckpt_read(const char *path, Model *m, ModelState *st) {
 
 int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K) {
     ED_CHECK(strcmp(which, "train") == 0 || strcmp(which, "test") == 0, "which = %s", which);
-    hid_t f = h5u_open_read(path);
-    if (f < 0) ed_fail("cannot read logits from %s: not a readable HDF5 file", path);
+    char err[512];
+    hid_t f = h5u_open_sealed(path, err, sizeof err);
+    if (f < 0) ed_fail("cannot read logits from %s: %s", path, err);
     char name[32];
     snprintf(name, sizeof(name), "logits/%s", which);
     if (!h5r_has(f, name)) {
@@ -839,7 +831,8 @@ int ckpt_read_logits(const char *path, const char *which, float *out, int n, int
 }
 
 char *ckpt_read_config(const char *path) {
-    hid_t f = h5u_open_read(path);
+    char err[512];
+    hid_t f = h5u_open_sealed(path, err, sizeof err);
     if (f < 0) return NULL;
     char *text = h5r_attr_str_alloc(f, "config");
     H5Fclose(f);

@@ -255,9 +255,9 @@ static int check_model_links(hid_t g, long n, const char *run_path, FILE *out) {
 int runfile_describe(const char *path, FILE *out) {
     char err[512], size[32];
     long nds = h5_verify_file(path, err, sizeof(err));
-    hid_t f = h5u_open_read(path);
+    hid_t f = h5u_open_sealed(path, err, sizeof(err));
     if (f < 0) {
-        fprintf(out, "%s: not a readable HDF5 file (truncated or damaged)\n", path);
+        fprintf(out, "%s: %s\n", path, err);
         return -1;
     }
     char format[64] = "", rev[64] = "?", when[32] = "?";

@@ -187,11 +187,8 @@ int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_r
         snprintf(err, err_size, "no such file");
         return 1;
     }
-    hid_t f = h5u_open_read(path);
-    if (f < 0) {
-        snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
-        return -1;
-    }
+    hid_t f = h5u_open_sealed(path, err, err_size);
+    if (f < 0) return -1;
     char format[64] = "";
     int ndim, rc = 0;
     hsize_t dims[8];

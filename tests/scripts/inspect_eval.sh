@@ -22,7 +22,7 @@ grep -q "checksums     ok" <<< "$out" || fail "inspect RUN_DIR: run.h5 not verif
 
 # 2. one checkpoint, and run.h5 alone
 out=$("$ED_BIN" inspect "$run/models/sum-000.h5" 2>&1) || { echo "$out"; fail "inspect FILE"; }
-for want in "format        ensdistill-model, format_version 1" "sum of 3 nets" \
+for want in "format        ensdistill-model, format_version 2" "sum of 3 nets" \
             "nets.2.fc3.weight .*\[10, 32\] .*float32" "3/3 epochs" "history" "logits        train \[768, 10\]"; do
     grep -qE "$want" <<< "$out" || { echo "$out"; fail "inspect FILE: no '$want'"; }
 done

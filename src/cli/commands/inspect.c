@@ -52,6 +52,11 @@ static void print_percent(double v) {
 static int inspect_file(const char *path) {
     char format[64];
     int rc = h5_file_format(path, format, sizeof(format));
+    char why[256];
+    if (rc < 0 && h5u_check_seal(path, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ensdistill: error: %s: %s\n", path, why);
+        return ED_EXIT_USER;
+    }
     if (rc < 0) {
         return ed_error("%s is not a readable HDF5 file, or its attributes are damaged (truncated "
                         "or damaged file)",
