@@ -59,6 +59,22 @@ set -e
 cp good_run.h5 run/run.h5
 echo "ok   a damaged run.h5 is refused"
 
+# the fall-back to NAME.prev.h5, both ways: the main file missing, or damaged
+m=run/models/member-001
+mv $m.h5 $m.prev.h5
+"$ED_BIN" run "$cfg" --set checkpoint.dir=run "${small[@]}" > fb1.log 2>&1 || { cat fb1.log; fail "resume with only $m.prev.h5"; }
+grep -q "resuming from the previous checkpoint .*which now takes its name" fb1.log || { cat fb1.log; fail "no fall-back warning"; }
+[ -e $m.h5 ] && [ ! -e $m.prev.h5 ] || fail "after the fall-back $m.h5 is not the model of record"
+cp $m.h5 $m.prev.h5
+cp $m.h5 good1.h5
+"$ED_PYTHON" -c "
+b = bytearray(open('$m.h5', 'rb').read()); b[5000] ^= 1; open('$m.h5', 'wb').write(b)"
+"$ED_BIN" run "$cfg" --set checkpoint.dir=run "${small[@]}" > fb2.log 2>&1 || { cat fb2.log; fail "resume with a damaged $m.h5"; }
+cmp -s $m.h5 good1.h5 || fail "the damaged $m.h5 is still the model of record"
+[ -e $m.h5.damaged ] || fail "the damaged file was not kept aside"
+"$ED_BIN" inspect run > insp.txt 2>&1 || { cat insp.txt; fail "inspect after the fall-backs"; }
+echo "ok   fall-back to NAME.prev.h5 with the main file missing or damaged: the good file takes its name"
+
 "$ED_BUILD_DIR/tests/bitflip" run/models/member-000.h5 --random ${ED_BITFLIP_FLIPS:-150} --seed 3 \
     > sweep.txt || { cat sweep.txt; fail "a single-bit flip was read as valid data or crashed a reader"; }
 cat sweep.txt
