@@ -141,10 +141,12 @@ int config_load(Config *c, const char *path, int n_overrides, char *const *overr
  * messages. */
 int config_load_text(Config *c, const char *text, const char *name, char *err, size_t err_size);
 /* The first key, in schema order, where a and b differ among the keys that shape what a run
- * computes (every key but the parallel and checkpoint sections; data.path compared as the
- * file system resolves it). Returns 1 with the key and both values (as YAML text), or 0. */
-int config_first_difference(const Config *a, const Config *b, char *key, size_t key_size,
-                            char *value_a, char *value_b, size_t value_size);
+ * computes (every key but the parallel and checkpoint sections, and those starting with one of
+ * the NULL-terminated prefixes in ignore, which may be NULL; data.path compared as the file
+ * system resolves it). Returns 1 with the key and both values (as YAML text), or 0. */
+int config_first_difference(const Config *a, const Config *b, const char *const *ignore,
+                            char *key, size_t key_size, char *value_a, char *value_b,
+                            size_t value_size);
 /* Applies one "a.b=value" override. Returns 0 or -1 with a message. */
 int config_set(Config *c, const char *assignment, char *err, size_t err_size);
 /* Cross-key checks (ranges, consistency). Returns 0 or -1 with a message. */

@@ -271,12 +271,17 @@ static void canonical_path(const char *path, char *out, size_t size) {
         out[--n] = '\0';
 }
 
-int config_first_difference(const Config *a, const Config *b, char *key, size_t key_size,
-                            char *value_a, char *value_b, size_t value_size) {
+int config_first_difference(const Config *a, const Config *b, const char *const *ignore,
+                            char *key, size_t key_size, char *value_a, char *value_b,
+                            size_t value_size) {
     char va[ED_PATH_MAX * 2 + 64], vb[ED_PATH_MAX * 2 + 64];
     for (int i = 0; i < config_n_keys; i++) {
         const ConfigKey *k = &config_keys[i];
         if (!shapes_results(k->path)) continue;
+        int ignored = 0;
+        for (int j = 0; ignore && ignore[j] && !ignored; j++)
+            ignored = strncmp(k->path, ignore[j], strlen(ignore[j])) == 0;
+        if (ignored) continue;
         if (strcmp(k->path, "data.path") == 0) {
             canonical_path(a->data.path, va, sizeof va);
             canonical_path(b->data.path, vb, sizeof vb);

@@ -355,6 +355,36 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
         save(ctx, t->path, m, st, NULL, 0);
 }
 
+/* A checkpoint continues only under the config that shaped it (config_first_difference over
+ * the keys its role depends on): RUN_DIR/config.yaml guards the directory, but it can be
+ * deleted or edited, and the file's own config is the one that counts. Members copied into a
+ * new run directory serve students of another distillation config. */
+static void check_stored_config(const RunContext *ctx, const Job *job, const char *path) {
+    /* the keys that did not shape this model: members need no distillation, and the teacher
+     * (the members' count and combination) shapes only the students */
+    static const char *const for_member[] = {"name", "eval.", "distill.", "ensemble.members",
+                                             "ensemble.combine", NULL};
+    static const char *const for_sum[] = {"name", "eval.", "distill.students", "distill.seeds",
+                                          "distill.temperature", "distill.alpha",
+                                          "distill.epochs", "distill.lr", "ensemble.combine",
+                                          NULL};
+    static const char *const for_student[] = {"name", "eval.", NULL};
+    const char *const *ignore = job->role == ROLE_MEMBER ? for_member
+                                : job->role == ROLE_SUM  ? for_sum
+                                                         : for_student;
+    char *text = ckpt_read_config(path);
+    if (!text) ed_fail("checkpoint %s: its config is unreadable", path);
+    Config stored;
+    char err[1024], key[128], was[600], now[600];
+    if (config_load_text(&stored, text, path, err, sizeof(err)) != 0)
+        ed_fail("checkpoint %s: its stored config does not load (%s)", path, err);
+    free(text);
+    if (config_first_difference(&stored, ctx->cfg, ignore, key, sizeof(key), was, now, sizeof(was)))
+        ed_fail("checkpoint %s was trained with %s = %s, but the config says %s: resume it with "
+                "its config, or set checkpoint.dir to a new directory",
+                path, key, was, now);
+}
+
 int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits) {
     const Config *cfg = ctx->cfg;
     const Layout *lo = ctx->lo;
@@ -377,6 +407,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     st.epochs_total = job->epochs;
     int resumed = ckpt_read(path, m, &st) == 0;
     st.epochs_total = job->epochs;
+    if (resumed) check_stored_config(ctx, job, path);
 
     if (resumed && st.complete) {
         int have = ckpt_read_logits(path, "train", train_logits, N, K) == 0 &&

@@ -51,4 +51,21 @@ printf 'name: other\n' > empty_run/config.yaml
     || { cat empty.log; fail "a run directory without models refused a config"; }
 grep -q "^name: tiny" empty_run/config.yaml || fail "config.yaml was not replaced"
 echo "ok   a directory that holds no model yet takes the new config"
+# 5. config.yaml deleted, another train.lr: each model file's own config refuses it
+rm r/config.yaml
+set +e
+"$ED_BIN" run "$cfg" "${small[@]}" --set checkpoint.dir=r --set data.path=$fm --set train.lr=0.1 \
+    > lr2.log 2>&1
+rc=$?
+set -e
+[ $rc -eq 2 ] || { cat lr2.log; fail "a finished model was reused under another train.lr (exit $rc)"; }
+grep -qF "r/models/member-000.h5 was trained with train.lr = 0.05, but the config says 0.1" lr2.log \
+    || fail "the refusal does not name the key: $(cat lr2.log)"
+! grep -q "complete: skipped" lr2.log || fail "the old model was skipped as complete"
+mkdir -p reuse/models && cp r/models/member-000.h5 reuse/models/
+"$ED_BIN" run "$cfg" "${small[@]}" --set checkpoint.dir=reuse --set data.path=$fm --set distill.lr=0.02 \
+    > reuse.log 2>&1 || { cat reuse.log; fail "a member was refused under another distill.lr"; }
+grep -q "complete: skipped" reuse.log || { cat reuse.log; fail "the copied member was not reused"; }
+echo "ok   without config.yaml, a model file refuses another train.lr naming the key; a member"
+echo "     copied into a new directory serves another distill.lr (distillation did not shape it)"
 echo "run_dir: all passed"

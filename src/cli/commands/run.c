@@ -75,7 +75,7 @@ static int check_run_dir(const Config *cfg, char *err, size_t size) {
                  "directory",
                  path, perr);
         rc = -1;
-    } else if (config_first_difference(&prev, cfg, key, sizeof(key), was, now, sizeof(was))) {
+    } else if (config_first_difference(&prev, cfg, NULL, key, sizeof(key), was, now, sizeof(was))) {
         snprintf(err, size,
                  "%.1100s holds a run of another config: %s is %.200s there (config.yaml) but "
                  "%.200s here. Resume it with its config, or set checkpoint.dir to a new "
