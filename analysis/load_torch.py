@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402  (analysis/torch_models.py: the shared architectures)
 
-FORMAT, FORMAT_VERSION = "ensdistill-model", 1
+FORMAT, FORMAT_VERSION = "ensdistill-model", 2  # 2: a whole-file CRC32 in a user block h5py skips
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 
 

@@ -32,9 +32,12 @@ hid_t h5u_open_read(const char *path);
 /* Files an H5Writer writes carry a whole-file CRC32 in a 512-byte user block (written at
  * h5w_close). h5u_check_seal: 0 when it matches, 1 when the file has none (a plain HDF5 file),
  * -1 with the reason in err when the file is damaged, truncated or unreadable. h5u_open_read
- * refuses a damaged seal and opens unsealed files (data files from h5py); h5u_open_sealed
- * (checkpoints, run.h5) also refuses unsealed ones, with the reason in err. */
+ * does not look at it (data files, which users may edit with h5py, are read so);
+ * h5u_open_sealed (checkpoints, run.h5) refuses a file whose seal fails or is absent. */
 int h5u_check_seal(const char *path, char *err, size_t err_size);
+/* Writes the seal of a closed file created with the 512-byte user block (h5w_create does;
+ * h5w_close calls this). 0, or -1 with errno. Tests use it to seal files they edit. */
+int h5u_seal(const char *path);
 hid_t h5u_open_sealed(const char *path, char *err, size_t err_size);
 
 /* ---- writing: every failure is ed_fail("cannot write FILE: ...") ---- */

@@ -53,7 +53,7 @@ static int inspect_file(const char *path) {
     char format[64];
     int rc = h5_file_format(path, format, sizeof(format));
     char why[256];
-    if (rc < 0 && h5u_check_seal(path, why, sizeof(why)) < 0) {
+    if (h5u_check_seal(path, why, sizeof(why)) < 0) {
         fprintf(stderr, "ensdistill: error: %s: %s\n", path, why);
         return ED_EXIT_USER;
     }
