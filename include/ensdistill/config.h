@@ -100,6 +100,7 @@ typedef struct {
     double lr;            /* students' lr; 0 = train.lr */
     int sum_epochs;       /* the sum control's epochs; 0 = train.epochs */
     double sum_lr;        /* the sum control's lr; 0 = train.lr */
+    char teacher[ED_PATH_MAX]; /* RUN_DIR of a finished run whose members are reused; "" = none */
 } DistillConfig;
 
 typedef struct {
@@ -153,6 +154,11 @@ int config_set(Config *c, const char *assignment, char *err, size_t err_size);
 int config_validate(const Config *c, char *err, size_t err_size);
 /* The resolved config as YAML that config_load reads back to an equal Config (malloc'd). */
 char *config_to_yaml(const Config *c);
+/* 0 when a and b agree on every key of the named sections (NULL-terminated: "data", "model",
+ * ...); else 1 and the first key that differs with both values ("data.train_limit: 5000 here,
+ * 10000 there") in why. */
+int config_diff(const Config *a, const Config *b, const char *const *sections, char *why,
+                size_t size);
 /* The Markdown table of every key: key | type | default | meaning. */
 void config_print_docs(FILE *out);
 

@@ -97,6 +97,14 @@ void dataset_limit(Dataset *ds, int n);
 /* mean/std per channel from train (double accumulation; u8 after / 255), copied to test; sets
  * normalize on both. */
 void dataset_compute_normalization(Dataset *train, Dataset *test);
+/* The data fingerprint (fingerprint.c) into out: one line of "key=value" words naming the
+ * source, shapes, sample counts, 64-bit hashes of the training and test labels and samples
+ * (after the limits), the normalisation and the orthogonal noise. run.h5 stores it
+ * (attribute data_fingerprint) and distill.teacher compares it. size: 1024 is enough for
+ * DATASET_MAX_CHANNELS channels. */
+void data_fingerprint(const DataSplit *d, const DataConfig *cfg, char *out, size_t size);
+/* 0 when the two fingerprints agree; else 1 and what differs, in words, into why. */
+int data_fingerprint_diff(const char *ours, const char *theirs, char *why, size_t size);
 /* "fashion-mnist/train: 60000 x 1 x 28 x 28 uint8, 10 classes, 47.3 MB" into buf. */
 const char *dataset_describe(const Dataset *ds, char *buf, size_t size);
 

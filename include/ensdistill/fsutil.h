@@ -33,5 +33,8 @@ void fs_join(char *out, size_t size, const char *dir, const char *name);
 void fs_prev_path(char *out, size_t size, const char *path);
 /* Current UTC time "2024-05-01T12:00:00Z". */
 void fs_utc_now(char *out, size_t size);
+/* The absolute path of an existing path, symbolic links resolved, into out[ED_PATH_MAX].
+ * Returns 0, or -1 with errno set. */
+int fs_realpath(const char *path, char *out);
 
 #endif

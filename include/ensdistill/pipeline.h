@@ -12,6 +12,7 @@
 #include "ensdistill/fsutil.h"
 #include "ensdistill/layout.h"
 #include "ensdistill/model.h"
+#include "ensdistill/runfile.h" /* TeacherRun */
 
 #include <stdint.h>
 
@@ -25,6 +26,11 @@ typedef struct {
     const Layout *lo;
     const DataSplit *data;
     char run_dir[ED_PATH_MAX];
+    char data_fingerprint[1024]; /* data_fingerprint() of data (rank 0): stored in run.h5 */
+    /* distill.teacher: the finished run whose members this run reuses, as an absolute path
+     * (every rank; "" = none) and its run.h5 (rank 0, checked by reuse_check; else NULL). */
+    char teacher_dir[ED_PATH_MAX];
+    const TeacherRun *teacher_run;
 } RunContext;
 
 /* One model to train. */
@@ -36,6 +42,8 @@ typedef struct {
     double lr;
     int sum_of;            /* > 1 for the train-the-sum control */
     const float *teacher;  /* soft targets [N_train, K] (kd, self), or NULL: hard labels */
+    const char *from_run;  /* a finished run whose models/<name>.h5 is read (verified, never
+                              written) instead of training, or NULL */
     int group;             /* the group that trains it (jobs_assign_groups) */
 } Job;
 
@@ -58,6 +66,16 @@ int job_global_batch(const RunContext *ctx);
  * the group (eval mode, no augmentation). Returns JOB_DONE, or JOB_STOPPED when a signal
  * asked to stop (the model was checkpointed). */
 int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits);
+
+/* distill.teacher (reuse.c), rank 0, before any work: the teacher run ctx->teacher_dir must be
+ * a finished run of the same data (fingerprint), model, train and ensemble sections, not this
+ * run's directory. Reads its run.h5 into t. Returns 0, or -1 with a message naming what
+ * differs in err. */
+int reuse_check(const RunContext *ctx, TeacherRun *t, char *err, size_t size);
+/* Phase 2 with distill.teacher (rank 0): the teacher formed from the reused members' logits
+ * must be bitwise the one the teacher run stored; stops (ed_fail) naming the difference. */
+void reuse_verify_teacher(const RunContext *ctx, const float *train_logits,
+                          const float *test_logits);
 
 /* Runs the four phases. Returns JOB_DONE or JOB_STOPPED (all ranks agree). */
 int pipeline_run(const RunContext *ctx);

@@ -1,7 +1,8 @@
 /* The run summary file RUN_DIR/run.h5 and the metrics log RUN_DIR/metrics.jsonl.
  * run.h5 (written to run.h5.tmp, fsynced, renamed; read it with h5py):
  *   attrs  format="ensdistill-run", format_version=1, code_revision, compiler, written_at,
- *          config (YAML text), num_classes
+ *          config (YAML text), num_classes, data_fingerprint (see data_fingerprint), and
+ *          with distill.teacher: teacher_run (its absolute path), teacher_run_revision
  *   /config                          the config text (string dataset)
  *   /teacher/train_logits [N, K], /teacher/test_logits [N_test, K]   float32, when given
  *   /results/table                   compound rows: name, role, n_models, test_acc, nll, ece,
@@ -51,6 +52,11 @@ typedef struct {
     const float *ensemble_size_acc;      /* [L] or NULL */
     int L;
     double disagreement;                 /* mean pairwise disagreement of members (NaN: none) */
+    const char *data_fingerprint;        /* attribute data_fingerprint, or NULL */
+    const char *teacher_run;             /* distill.teacher's absolute path, or NULL */
+    const char *teacher_run_revision;    /* its code_revision */
+    const char *const *model_files;      /* [n_models] link targets (NULL or an entry NULL:
+                                            models/<name>.h5) */
 } RunSummary;
 
 /* Writes RUN_DIR/run.h5 (see above; also /data/test_labels, /data/test_tags and the attribute
@@ -58,6 +64,18 @@ typedef struct {
  * external link /models/<name> -> models/<name>.h5 (relative to run.h5, so a moved run
  * directory still works). Returns 0; an I/O failure stops with ed_fail naming the file. */
 int runfile_write(const char *run_dir, const RunSummary *s);
+
+/* What a run reusing another's members (distill.teacher) reads from that run's run.h5. */
+typedef struct {
+    char data_fingerprint[1024];
+    char code_revision[128];
+    float *train_logits, *test_logits; /* /teacher/train_logits [n_train, K], test_logits */
+    int n_train, n_test, K;
+} TeacherRun;
+/* Reads RUN_DIR/run.h5 into t (free with teacher_run_free). Returns 0, or -1 with a reason
+ * naming the file (not a run, no fingerprint, no teacher logits, damaged). */
+int runfile_read_teacher_run(const char *run_dir, TeacherRun *t, char *err, size_t err_size);
+void teacher_run_free(TeacherRun *t);
 
 /* Reads the results table of RUN_DIR/run.h5 (or of a run.h5 path) into a malloc'd array
  * (*rows, free() it) of *n_rows rows. Returns 0; 1 if the file does not exist; -1 with a

@@ -359,3 +359,24 @@ void config_print_docs(FILE *out) {
         fprintf(out, " |\n");
     }
 }
+
+int config_diff(const Config *a, const Config *b, const char *const *sections, char *why,
+                size_t size) {
+    char va[ED_PATH_MAX], vb[ED_PATH_MAX];
+    for (int i = 0; i < config_n_keys; i++) {
+        const ConfigKey *k = &config_keys[i];
+        int in = 0;
+        for (const char *const *s = sections; *s && !in; s++) {
+            size_t n = strlen(*s);
+            in = strncmp(k->path, *s, n) == 0 && k->path[n] == '.';
+        }
+        if (!in) continue;
+        key_format(a, k, va, sizeof va);
+        key_format(b, k, vb, sizeof vb);
+        if (strcmp(va, vb) != 0) {
+            snprintf(why, size, "%s: %.200s here, %.200s there", k->path, va, vb);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -168,6 +168,9 @@ const ConfigKey config_keys[] = {
     INT(distill.sum_epochs, "0", IN(0, ED_MAX_EPOCHS),
         "the sum control's epochs; 0 = train.epochs"),
     FLOAT(distill.sum_lr, "0.0", GE(0), "the sum control's peak lr; 0 = train.lr"),
+    STRING(distill.teacher, "",
+           "RUN_DIR of a finished run: its members and teacher are read (and verified) instead "
+           "of trained; data, model, train and ensemble must be that run's"),
 
     INT(parallel.ranks_per_model, "1", IN(1, 1048576),
         "ranks that train one model data-parallel; must divide the number of ranks"),

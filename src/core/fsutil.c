@@ -1,5 +1,6 @@
 /* File-system helpers (see fsutil.h): mkdir -p, fsync, the durable tmp-then-rename commit,
  * whole-file reads and path joins. The one place that knows these POSIX calls. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "ensdistill/fsutil.h"
 
 #include "ensdistill/alloc.h"
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -113,4 +115,8 @@ void fs_utc_now(char *out, size_t size) {
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int fs_realpath(const char *path, char *out) {
+    return realpath(path, out) ? 0 : -1;
 }

@@ -84,6 +84,12 @@ int runfile_write(const char *run_dir, const RunSummary *s) {
     h5w_attr_str(&w, root, "written_at", now);
     h5w_attr_str(&w, root, "config", config_text ? config_text : "");
     h5w_attr_i64(&w, root, "num_classes", K);
+    if (s->data_fingerprint) h5w_attr_str(&w, root, "data_fingerprint", s->data_fingerprint);
+    if (s->teacher_run) {
+        h5w_attr_str(&w, root, "teacher_run", s->teacher_run);
+        h5w_attr_str(&w, root, "teacher_run_revision",
+                     s->teacher_run_revision ? s->teacher_run_revision : "");
+    }
     h5w_string_dataset(&w, root, "config", config_text ? config_text : "");
 
     /* teacher */
@@ -154,11 +160,14 @@ int runfile_write(const char *run_dir, const RunSummary *s) {
     free(counts);
     free(col);
 
-    /* models: external links, relative to run.h5 */
+    /* models: external links, relative to run.h5 (or where model_files says) */
     g = h5w_group(&w, root, "models");
     for (int i = 0; i < n_models; i++) {
         char target[ED_PATH_MAX];
-        snprintf(target, sizeof(target), "models/%s.h5", model_names[i]);
+        if (s->model_files && s->model_files[i])
+            snprintf(target, sizeof(target), "%s", s->model_files[i]);
+        else
+            snprintf(target, sizeof(target), "models/%s.h5", model_names[i]);
         if (H5Lcreate_external(target, "/", g, model_names[i], H5P_DEFAULT, H5P_DEFAULT) < 0)
             h5w_fail(&w, "external link", model_names[i]);
     }
@@ -242,4 +251,60 @@ void runfile_append_metrics(const char *run_dir, const char *role, int index,
         json_number(fp, ckpt_history_names[k], ckpt_history_get(rec, k));
     fputs("}\n", fp);
     if (fclose(fp) != 0) ed_fail("cannot write %s (disk full?)", path);
+}
+
+int runfile_read_teacher_run(const char *run_dir, TeacherRun *t, char *err, size_t err_size) {
+    memset(t, 0, sizeof(*t));
+    char path[ED_PATH_MAX];
+    run_path(path, sizeof(path), run_dir);
+    if (!fs_exists(path)) {
+        snprintf(err, err_size, "%s does not exist (not a finished run)", path);
+        return -1;
+    }
+    hid_t f = h5u_open_read(path);
+    if (f < 0) {
+        snprintf(err, err_size, "%s is not a readable HDF5 file (truncated or damaged)", path);
+        return -1;
+    }
+    char format[64] = "";
+    int rc = -1, ndim;
+    hsize_t dims[8];
+    if (h5r_attr_str(f, "format", format, sizeof(format)) < 0 ||
+        strcmp(format, RUNFILE_FORMAT) != 0)
+        snprintf(err, err_size, "%s: attribute format is not '%s'", path, RUNFILE_FORMAT);
+    else if (h5r_attr_str(f, "data_fingerprint", t->data_fingerprint,
+                          sizeof(t->data_fingerprint)) < 0)
+        snprintf(err, err_size,
+                 "%s has no data fingerprint (written before distill.teacher existed): run that "
+                 "run's command once more (every model is skipped, run.h5 is rewritten)", path);
+    else if (h5r_dims(f, "teacher/train_logits", &ndim, dims, 8) < 0 || ndim != 2)
+        snprintf(err, err_size, "%s has no /teacher/train_logits", path);
+    else {
+        t->n_train = (int)dims[0];
+        t->K = (int)dims[1];
+        if (h5r_dims(f, "teacher/test_logits", &ndim, dims, 8) < 0 || ndim != 2 ||
+            (int)dims[1] != t->K) {
+            snprintf(err, err_size, "%s has no /teacher/test_logits with %d classes", path, t->K);
+        } else {
+            t->n_test = (int)dims[0];
+            t->train_logits = xfloats((size_t)t->n_train * t->K);
+            t->test_logits = xfloats((size_t)t->n_test * t->K);
+            if (h5r_read(f, "teacher/train_logits", H5T_NATIVE_FLOAT, t->train_logits) < 0 ||
+                h5r_read(f, "teacher/test_logits", H5T_NATIVE_FLOAT, t->test_logits) < 0)
+                snprintf(err, err_size, "%s: the teacher logits do not read (checksum or "
+                         "truncation)", path);
+            else
+                rc = 0;
+            h5r_attr_str(f, "code_revision", t->code_revision, sizeof(t->code_revision));
+        }
+    }
+    H5Fclose(f);
+    if (rc != 0) teacher_run_free(t);
+    return rc;
+}
+
+void teacher_run_free(TeacherRun *t) {
+    free(t->train_logits);
+    free(t->test_logits);
+    t->train_logits = t->test_logits = NULL;
 }

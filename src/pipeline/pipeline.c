@@ -149,8 +149,10 @@ int pipeline_run(const RunContext *ctx) {
     /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */
     const int with_sum = cfg->distill.sum;
     JobList phase1 = {xcalloc((size_t)L + 1, sizeof(Job)), 0};
-    for (int l = 0; l < L; l++)
+    for (int l = 0; l < L; l++) {
         job_add(&phase1, L + 1, ROLE_MEMBER, l, cfg->train.epochs, cfg->train.lr, 1, NULL);
+        if (ctx->teacher_dir[0]) phase1.jobs[l].from_run = ctx->teacher_dir;
+    }
     int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
     double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
     if (with_sum) job_add(&phase1, L + 1, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
@@ -178,6 +180,10 @@ int pipeline_run(const RunContext *ctx) {
         progress_say(ctx, "phase 2: teacher = %s of %d members\n",
                      cfg->ensemble.combine == COMBINE_PROBS ? "mean probabilities" : "mean logits",
                      L);
+        if (ctx->teacher_run) {
+            reuse_verify_teacher(ctx, teacher_train, teacher_test);
+            progress_say(ctx, "phase 2: bitwise the teacher %s/run.h5 stored\n", ctx->teacher_dir);
+        }
     }
     free(sums.acc_train);
     free(sums.acc_test);

@@ -146,14 +146,28 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         snprintf(names[i], sizeof(names[i]), "%s", i < L ? members[i].name : students[i - L].name);
         name_ptrs[i] = names[i];
     }
+    /* members reused from distill.teacher link to that run's files */
+    char (*files)[ED_PATH_MAX + 48] = xcalloc((size_t)n_models, sizeof(*files));
+    const char **file_ptrs = xcalloc((size_t)n_models, sizeof(char *));
+    for (int i = 0; i < L; i++)
+        if (members[i].from_run) {
+            snprintf(files[i], sizeof(files[i]), "%s/models/%s.h5", members[i].from_run,
+                     members[i].name);
+            file_ptrs[i] = files[i];
+        }
     RunSummary run_summary = {
         .config_text = ctx->config_text, .model_names = name_ptrs, .n_models = n_models,
         .teacher_train = teacher_train, .n_train = ctx->data->train.N,
         .teacher_test = teacher_test, .n_test = Nt, .K = K,
         .test_labels = te->labels, .test_tags = te->tags,
         .rows = t.rows, .n_rows = t.n, .ensemble_size_acc = size_acc, .L = L,
-        .disagreement = pairs ? dis : NAN};
+        .disagreement = pairs ? dis : NAN, .data_fingerprint = ctx->data_fingerprint,
+        .teacher_run = ctx->teacher_run ? ctx->teacher_dir : NULL,
+        .teacher_run_revision = ctx->teacher_run ? ctx->teacher_run->code_revision : NULL,
+        .model_files = file_ptrs};
     runfile_write(ctx->run_dir, &run_summary);
+    free(files);
+    free(file_ptrs);
     free(names);
     free(name_ptrs);
     free(size_acc);

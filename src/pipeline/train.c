@@ -393,8 +393,9 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     const uint64_t seed = (uint64_t)cfg->ensemble.seed;
 
     char path[ED_PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/models/%s.h5", ctx->run_dir, job->name) >= (int)sizeof(path))
-        ed_fail("%s: checkpoint.dir too long", ctx->run_dir);
+    const char *dir = job->from_run ? job->from_run : ctx->run_dir;
+    if (snprintf(path, sizeof(path), "%s/models/%s.h5", dir, job->name) >= (int)sizeof(path))
+        ed_fail("%s: directory name too long", dir);
     ModelSpec spec = job_model_spec(ctx, job);
     Model *m = model_create(&spec);
     model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, job->role, (unsigned)job->index, 0));
@@ -413,12 +414,20 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         int have = ckpt_read_logits(path, "train", train_logits, N, K) == 0 &&
                    ckpt_read_logits(path, "test", test_logits, test->N, K) == 0;
         if (have) {
-            model_note(ctx, job, "complete: skipped (RUN_DIR/models/%s.h5)", job->name);
+            if (job->from_run)
+                model_note(ctx, job, "read from the teacher run (%s)", path);
+            else
+                model_note(ctx, job, "complete: skipped (RUN_DIR/models/%s.h5)", job->name);
             model_free(m);
             ckpt_state_free(&st);
             return JOB_DONE;
         }
     }
+    /* A reused member is read, never trained or written: the teacher run must be finished. */
+    if (job->from_run)
+        ed_fail("distill.teacher %s: %s is %s: finish that run first (run its command again)",
+                job->from_run, path,
+                !resumed ? "missing" : st.complete ? "without its logits" : "not complete");
     if (resumed && !st.complete)
         model_note(ctx, job, "resuming at epoch %d, step %d", st.epoch + 1, st.step_in_epoch);
 

@@ -21,7 +21,9 @@
 static const char *run_usage =
     "usage: ensdistill run CONFIG [--set key=value ...]   (launch with mpirun -n R)\n"
     "  trains the members, forms the teacher, trains the students and writes RUN_DIR/run.h5\n"
-    "  (RUN_DIR = checkpoint.dir); running the same command again resumes\n";
+    "  (RUN_DIR = checkpoint.dir); running the same command again resumes.\n"
+    "  --set distill.teacher=OTHER_RUN_DIR reads the members and teacher of a finished run\n"
+    "  instead of training them, and trains only the students (and the sum control)\n";
 
 /* Rank 0 decides; every rank learns the verdict and its message, so all stop together. */
 static int agree(int failed_on_root, const char *message) {
@@ -199,6 +201,33 @@ int cmd_run(int argc, char **argv) {
         return ED_EXIT_USER;
     }
 
+    /* distill.teacher: the members and teacher of a finished run, checked before any work */
+    if (rank == 0) data_fingerprint(&data, &cfg.data, ctx.data_fingerprint, sizeof(ctx.data_fingerprint));
+    TeacherRun teacher_run;
+    memset(&teacher_run, 0, sizeof(teacher_run));
+    if (cfg.distill.teacher[0]) {
+        if (rank == 0) {
+            if (fs_realpath(cfg.distill.teacher, ctx.teacher_dir) != 0) {
+                snprintf(err, sizeof(err), "distill.teacher: %.1024s: %s", cfg.distill.teacher,
+                         strerror(errno));
+                failed = 1;
+            } else {
+                failed = reuse_check(&ctx, &teacher_run, err, sizeof(err)) != 0;
+            }
+        }
+        if (agree(failed, err)) {
+            datasplit_free(&data);
+            layout_free(&lo);
+            free(config_text);
+            return ED_EXIT_USER;
+        }
+        MPI_CHECK(MPI_Bcast(ctx.teacher_dir, (int)sizeof(ctx.teacher_dir), MPI_CHAR, 0,
+                            MPI_COMM_WORLD));
+        if (rank == 0) ctx.teacher_run = &teacher_run;
+        progress_say(&ctx, "members and teacher from the finished run %s (read and verified, not trained)\n",
+            ctx.teacher_dir);
+    }
+
     int status = pipeline_run(&ctx);
     if (status == JOB_STOPPED)
         progress_say(&ctx, "checkpointed; run again to resume\n");
@@ -206,6 +235,7 @@ int cmd_run(int argc, char **argv) {
         progress_say(&ctx, "done in %.1f s\n", MPI_Wtime() - t0);
     layout_wait_all(MPI_COMM_WORLD); /* the others sleep while rank 0 writes the results */
 
+    teacher_run_free(&teacher_run);
     datasplit_free(&data);
     layout_free(&lo);
     free(config_text);

@@ -1,0 +1,103 @@
+/* The data fingerprint: what a run trained on, as one line of "key=value" words, stored in
+ * run.h5 so that a run reusing another's teacher (distill.teacher) can refuse other data and
+ * say which part differs. */
+#include "ensdistill/dataset.h"
+
+#include "ensdistill/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* 64-bit FNV-1a, continued from h. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Labels, then the stored samples (uint8 or float32 bytes), then the multi-view tags. */
+static uint64_t dataset_hash(const Dataset *ds) {
+    uint64_t h = 1469598103934665603ull;
+    const size_t n = (size_t)ds->N * ds->C * ds->H * ds->W;
+    h = fnv1a(h, ds->labels, (size_t)ds->N * sizeof(int32_t));
+    if (ds->u8) h = fnv1a(h, ds->u8, n);
+    if (ds->f32) h = fnv1a(h, ds->f32, n * sizeof(float));
+    if (ds->tags) h = fnv1a(h, ds->tags, (size_t)ds->N);
+    return h;
+}
+
+static void append(char *out, size_t size, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *out, size_t size, size_t *used, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + *used, size - *used, fmt, ap);
+    va_end(ap);
+    ED_CHECK(n >= 0 && (size_t)n < size - *used, "data fingerprint longer than %zu bytes", size);
+    *used += (size_t)n;
+}
+
+void data_fingerprint(const DataSplit *d, const DataConfig *cfg, char *out, size_t size) {
+    const Dataset *tr = &d->train, *te = &d->test;
+    size_t used = 0;
+    out[0] = '\0';
+    append(out, size, &used, "source=%s shape=%dx%dx%d classes=%d train=%d test=%d",
+           config_source_names[cfg->source], tr->C, tr->H, tr->W, tr->K, tr->N, te->N);
+    append(out, size, &used, " train_hash=%016llx test_hash=%016llx",
+           (unsigned long long)dataset_hash(tr), (unsigned long long)dataset_hash(te));
+    append(out, size, &used, " normalize=%d", tr->normalize);
+    if (tr->normalize) {
+        append(out, size, &used, " mean=");
+        for (int c = 0; c < tr->C; c++) append(out, size, &used, "%s%.9g", c ? "," : "", tr->mean[c]);
+        append(out, size, &used, " std=");
+        for (int c = 0; c < tr->C; c++) append(out, size, &used, "%s%.9g", c ? "," : "", tr->std[c]);
+    }
+    append(out, size, &used, " orth_noise=%d noise_sigma=%.9g", tr->orth_noise,
+           (double)tr->noise_sigma);
+}
+
+/* The value of key in a fingerprint line into val ("" when absent). */
+static void value_of(const char *line, const char *key, char *val, size_t size) {
+    size_t k = strlen(key);
+    val[0] = '\0';
+    for (const char *p = line; p && *p;) {
+        while (*p == ' ') p++;
+        if (strncmp(p, key, k) == 0 && p[k] == '=') {
+            const char *v = p + k + 1, *end = strchr(v, ' ');
+            size_t n = end ? (size_t)(end - v) : strlen(v);
+            if (n >= size) n = size - 1;
+            memcpy(val, v, n);
+            val[n] = '\0';
+            return;
+        }
+        p = strchr(p, ' ');
+    }
+}
+
+static const char *fingerprint_meaning(const char *key) {
+    if (!strcmp(key, "train_hash")) return "the training labels or samples differ";
+    if (!strcmp(key, "test_hash")) return "the test labels or samples differ";
+    if (!strcmp(key, "train")) return "the number of training samples differs";
+    if (!strcmp(key, "test")) return "the number of test samples differs";
+    if (!strcmp(key, "mean") || !strcmp(key, "std") || !strcmp(key, "normalize"))
+        return "the normalisation differs";
+    return "the data differ";
+}
+
+int data_fingerprint_diff(const char *ours, const char *theirs, char *why, size_t size) {
+    static const char *const keys[] = {"source", "shape", "classes", "train", "test",
+                                       "normalize", "mean", "std", "orth_noise", "noise_sigma",
+                                       "train_hash", "test_hash"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char a[256], b[256];
+        value_of(ours, keys[i], a, sizeof(a));
+        value_of(theirs, keys[i], b, sizeof(b));
+        if (strcmp(a, b) != 0) {
+            snprintf(why, size, "%s (%s: %s here, %s there)", fingerprint_meaning(keys[i]),
+                     keys[i], a[0] ? a : "none", b[0] ? b : "none");
+            return 1;
+        }
+    }
+    return 0;
+}
