@@ -475,6 +475,65 @@ def plot_views(probed, path):
     return finish(fig, path, 120)
 
 
+SWEEP_ROW = re.compile(r"^(kd|self) T=(\S+) alpha=(\S+) lr=(\S+)$")
+
+
+def sweep_rows(run):
+    """[(role, T, alpha, lr, row)] of a distillation sweep's rows ("kd T=2 alpha=0.5 lr=0.05"),
+    sorted; empty when the run has no sweep."""
+    out = []
+    for name, r in run["rows"].items():
+        m = SWEEP_ROW.match(name)
+        if m:
+            out.append((m.group(1), float(m.group(2)), float(m.group(3)), float(m.group(4)), r))
+    return sorted(out, key=lambda x: x[:4])
+
+
+def sweep_table(run):
+    rows = sweep_rows(run)
+    if not rows:
+        return []
+    single = run["rows"].get("single", {}).get("test_acc")
+    head = ["students", "T", "alpha", "lr", "n", "test accuracy", "vs single model"]
+    body = [[ROLE_LABEL.get(role, role), f"{T:g}", f"{a:g}", f"{lr:g}", str(r["n_models"]),
+             pct(r["test_acc"], r["acc_std"] if r["n_models"] > 1 else None),
+             pts(r["test_acc"] - single) if _finite(single) else "n.a."]
+            for role, T, a, lr, r in rows]
+    return md_table(head, body)
+
+
+def plot_sweep(run, path):
+    rows = sweep_rows(run)
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in sorted({(role, a, lr) for role, _, a, lr, _ in rows}):
+        pts_ = [(T, r) for role, T, a, lr, r in rows if (role, a, lr) == key]
+        Ts = [T for T, _ in pts_]
+        acc = [100 * r["test_acc"] for _, r in pts_]
+        err = [100 * r["acc_std"] if r["n_models"] > 1 and _finite(r["acc_std"]) else 0
+               for _, r in pts_]
+        lrs = {lr for _, _, _, lr, _ in rows}
+        label = f"{ROLE_LABEL.get(key[0], key[0])}, alpha {key[1]:g}" + \
+            (f", lr {key[2]:g}" if len(lrs) > 1 else "")
+        ax.errorbar(Ts, acc, yerr=err, marker="o", capsize=3, label=label)
+    for name, style in (("single", ":"), ("ensemble", "--")):
+        if name in run["rows"]:
+            ax.axhline(100 * run["rows"][name]["test_acc"], color="gray", ls=style,
+                       label="single model (mean)" if name == "single" else "ensemble")
+    ax.set_xscale("log", base=2)
+    Ts = sorted({T for _, T, _, _, _ in rows})
+    ax.set_xticks(Ts)
+    ax.set_xticklabels([f"{T:g}" for T in Ts])
+    ax.minorticks_off()
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Distillation sweep: accuracy against T")
+    ax.legend(fontsize=8)
+    finish(fig, path, 120)
+    return True
+
+
 # ---------------------------------------------------------------- report
 
 def write_report(run, out_dir):
@@ -501,6 +560,11 @@ def write_report(run, out_dir):
         md += ["", "## Views learned (the paper's mechanism)", ""]
         md += views_lines or ["n.a.: no model file has /probe/views (a run from before the "
                               "probe existed)."]
+    sweep = sweep_table(run)
+    if sweep:
+        md += ["", "## Distillation sweep", "", "One row per (T, alpha, lr) combination: the "
+               "mean over its students (`distill.seeds`). The claims below need the plain "
+               "`kd` / `self` rows, which a sweep does not have.", ""] + sweep
     md += ["", "## The paper's claims, checked", "", "| claim | compares | result |",
            "|---|---|---|"]
     md += [f"| {c} | {t} | **{r}** |" for c, t, r in claims(run, probed or [])]
@@ -520,6 +584,9 @@ def write_report(run, out_dir):
     else:
         notes.append("reliability diagram skipped" + (" (and the single-view ensemble-size "
                      "curve)" if run["multiview"] else "") + ": run.h5 has no /data/test_labels")
+    if sweep:
+        plots.append(("kd_sweep.png", "Accuracy against T for each alpha",
+                      lambda p: plot_sweep(run, p), ""))
     if probed:
         plots.append(("views_learned.png", "Views learned", lambda p: plot_views(probed, p), ""))
     elif run["multiview"]:

@@ -95,9 +95,13 @@ typedef struct {
 typedef struct {
     int kd, self, sum;    /* which students run (list "students: [kd, self, sum]") */
     int seeds;            /* number of KD students (and self students) */
-    double temperature, alpha;
+    /* The students' loss and lr: one value each, or lists to sweep (one student per
+     * combination, times seeds); n_* >= 1 values each. */
+    double temperature[CFG_MAX_LIST], alpha[CFG_MAX_LIST];
+    int n_temperature, n_alpha;
     int epochs;           /* students' epochs; 0 = train.epochs */
-    double lr;            /* students' lr; 0 = train.lr */
+    double lr[CFG_MAX_LIST]; /* students' lr; 0 = train.lr */
+    int n_lr;
     int sum_epochs;       /* the sum control's epochs; 0 = train.epochs */
     double sum_lr;        /* the sum control's lr; 0 = train.lr */
     char teacher[ED_PATH_MAX]; /* RUN_DIR of a finished run whose members are reused; "" = none */

@@ -42,6 +42,10 @@ typedef struct {
     double lr;
     int sum_of;            /* > 1 for the train-the-sum control */
     const float *teacher;  /* soft targets [N_train, K] (kd, self), or NULL: hard labels */
+    double temperature, alpha; /* of the distillation loss (kd, self) */
+    int combo;             /* students of a sweep: which (T, alpha, lr) combination, else -1 */
+    int seed_index;        /* keys its init, batch order and augmentation: index, except in a
+                              sweep, where students of one seed start alike in every combination */
     const char *from_run;  /* a finished run whose models/<name>.h5 is read (verified, never
                               written) instead of training, or NULL */
     int group;             /* the group that trains it (jobs_assign_groups) */
@@ -76,6 +80,12 @@ int reuse_check(const RunContext *ctx, TeacherRun *t, char *err, size_t size);
  * must be bitwise the one the teacher run stored; stops (ed_fail) naming the difference. */
 void reuse_verify_teacher(const RunContext *ctx, const float *train_logits,
                           const float *test_logits);
+
+/* The students' sweep: the number of (temperature, alpha, lr) combinations of dc (1 without a
+ * sweep), and combination c (0 <= c < that) in the order temperature (outer), alpha, lr
+ * (inner); lr 0 stands for train.lr. */
+int sweep_combinations(const DistillConfig *dc);
+void sweep_combination(const DistillConfig *dc, int c, double *T, double *alpha, double *lr);
 
 /* Runs the four phases. Returns JOB_DONE or JOB_STOPPED (all ranks agree). */
 int pipeline_run(const RunContext *ctx);

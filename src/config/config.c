@@ -187,6 +187,16 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
     if (arch.kind == ARCH_MVCONV && c->model.random_features)
         return bad(&ck, "model.random_features", "mvconv has no final linear layer to train alone");
 
+    /* A sweep trains seeds x combinations students of each kind: keep it under the bound of
+     * ensemble.members (rank 0 holds every model's test logits; MPI tags count the jobs). */
+    const DistillConfig *dc = &c->distill;
+    long students = (long)dc->seeds * dc->n_temperature * dc->n_alpha * dc->n_lr;
+    if (students > 10000)
+        return bad(&ck, "distill.seeds",
+                   "%d seeds x %d temperatures x %d alphas x %d lrs is %ld students of each "
+                   "kind, more than 10000",
+                   dc->seeds, dc->n_temperature, dc->n_alpha, dc->n_lr, students);
+
     const TrainConfig *t = &c->train;
     for (int i = 1; i < t->n_milestones; i++)
         if (t->milestones[i] <= t->milestones[i - 1])

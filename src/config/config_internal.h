@@ -17,6 +17,8 @@ typedef enum {
     KEY_ENUM,     /* a C enum (int-sized): the index of its name in names[0..aux) */
     KEY_INT_LIST, /* int[CFG_MAX_LIST] with its count at offset aux */
     KEY_FLAGS,    /* consecutive ints, one per name in words "a|b|c", set by a list of names */
+    KEY_FLOAT_SWEEP, /* double[CFG_MAX_LIST] with its count (>= 1) at offset aux: a number, or
+                        a list of numbers to sweep over */
 } KeyType;
 
 enum { RANGE_LO_OPEN = 1, RANGE_HI_OPEN = 2 };
@@ -25,8 +27,8 @@ typedef struct {
     const char *path; /* "train.lr" */
     KeyType type;
     size_t offset;     /* of the field in Config */
-    size_t aux;        /* KEY_STRING: capacity; KEY_ENUM: count of names; KEY_INT_LIST: offset
-                          of the count */
+    size_t aux;        /* KEY_STRING: capacity; KEY_ENUM: count of names; KEY_INT_LIST,
+                          KEY_FLOAT_SWEEP: offset of the count */
     const char *def;   /* default, as --set would write it */
     double lo, hi;     /* allowed range of numbers (list items too) */
     int open;          /* RANGE_* bits */

@@ -47,6 +47,8 @@
     }
 #define INT_LIST(f, count, def, range, doc)                                                        \
     { #f, KEY_INT_LIST, FIELD(f, int *), FIELD(count, int), def, range, NULL, doc, NULL }
+#define FLOAT_SWEEP(f, count, def, range, doc)                                                     \
+    { #f, KEY_FLOAT_SWEEP, FIELD(f, double *), FIELD(count, int), def, range, NULL, doc, NULL }
 #define FLAGS(p, first, words, def, doc)                                                           \
     { p, KEY_FLAGS, FIELD(first, int), 0, def, IN(0, 1), words, doc, NULL }
 
@@ -160,11 +162,13 @@ const ConfigKey config_keys[] = {
           "students after the ensemble: kd (from the ensemble), self (from member 0), sum "
           "(the train-the-sum control)"),
     INT(distill.seeds, "1", IN(1, ED_MAX_MODELS), "number of KD students (and of self students)"),
-    FLOAT(distill.temperature, "4.0", GT(0), "softmax temperature T"),
-    FLOAT(distill.alpha, "0.9", IN(0, 1),
-          "loss = alpha T^2 KL(teacher_T || student_T) + (1 - alpha) CE(labels)"),
+    FLOAT_SWEEP(distill.temperature, distill.n_temperature, "4.0", GT(0),
+                "softmax temperature T; a list sweeps (one student per combination)"),
+    FLOAT_SWEEP(distill.alpha, distill.n_alpha, "0.9", IN(0, 1),
+                "loss = alpha T^2 KL(teacher_T || student_T) + (1 - alpha) CE(labels); a list sweeps"),
     INT(distill.epochs, "0", IN(0, ED_MAX_EPOCHS), "students' epochs; 0 = train.epochs"),
-    FLOAT(distill.lr, "0.0", GE(0), "students' peak lr; 0 = train.lr"),
+    FLOAT_SWEEP(distill.lr, distill.n_lr, "0.0", GE(0),
+                "students' peak lr; 0 = train.lr; a list sweeps"),
     INT(distill.sum_epochs, "0", IN(0, ED_MAX_EPOCHS),
         "the sum control's epochs; 0 = train.epochs"),
     FLOAT(distill.sum_lr, "0.0", GE(0), "the sum control's peak lr; 0 = train.lr"),
@@ -286,7 +290,8 @@ void value_add(ConfigValue *v, const char *text, size_t len) {
 
 void value_from_text(ConfigValue *v, const ConfigKey *k, const char *text) {
     memset(v, 0, sizeof *v);
-    if (k->type != KEY_INT_LIST && k->type != KEY_FLAGS) {
+    if (k->type != KEY_INT_LIST && k->type != KEY_FLAGS &&
+        !(k->type == KEY_FLOAT_SWEEP && strpbrk(text, ",["))) {
         value_add(v, text, strlen(text));
         return;
     }
@@ -456,7 +461,7 @@ static int parse_int_item(const ConfigKey *k, const char *text, long long lo, lo
 int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, size_t size) {
     char *field = (char *)c + k->offset;
     char buf[64], list[128];
-    int is_list_key = k->type == KEY_INT_LIST || k->type == KEY_FLAGS;
+    int is_list_key = k->type == KEY_INT_LIST || k->type == KEY_FLAGS || k->type == KEY_FLOAT_SWEEP;
     if (v->too_long) return snprintf(msg, size, "value too long"), -1;
     if (!is_list_key && (v->is_list || v->n != 1)) {
         snprintf(msg, size, "expected a single value, got a list");
@@ -522,6 +527,29 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
         *(int *)((char *)c + k->aux) = n;
         return 0;
     }
+    case KEY_FLOAT_SWEEP: {
+        if (n < 1) return snprintf(msg, size, "needs a number or a list of numbers"), -1;
+        if (n > CFG_MAX_LIST)
+            return snprintf(msg, size, "at most %d items, got %d", CFG_MAX_LIST, n), -1;
+        double *items = (double *)field;
+        for (int i = 0; i < n; i++) {
+            double x;
+            if (parse_double(v->item[i], &x) != 0)
+                return snprintf(msg, size, "expected a number, got %s",
+                                shown(v->item[i], buf, sizeof buf)),
+                       -1;
+            if (!in_range(k, x)) return range_error(k, v->item[i], msg, size);
+            for (int j = 0; j < i; j++)
+                if (items[j] == x)
+                    return snprintf(msg, size, "%s listed twice", shown(v->item[i], buf, sizeof buf)),
+                           -1;
+            items[i] = x;
+        }
+        for (int i = n; i < CFG_MAX_LIST; i++)
+            items[i] = 0;
+        *(int *)((char *)c + k->aux) = n;
+        return 0;
+    }
     case KEY_FLAGS: {
         int *flags = (int *)field, set[CFG_MAX_LIST] = {0};
         if (n > CFG_MAX_LIST)
@@ -548,6 +576,8 @@ int key_apply(Config *c, const ConfigKey *k, const ConfigValue *v, char *msg, si
 }
 
 /* ---- checking a stored value, writing it, describing its type ---- */
+
+static void float_text(double x, char *buf, size_t size);
 
 int key_check(const Config *c, const ConfigKey *k, char *msg, size_t size) {
     const char *field = (const char *)c + k->offset;
@@ -585,6 +615,19 @@ int key_check(const Config *c, const ConfigKey *k, char *msg, size_t size) {
             int x = ((const int *)field)[i];
             if (!in_range(k, x)) {
                 snprintf(text, sizeof text, "%d", x);
+                return range_error(k, text, msg, size);
+            }
+        }
+        return 0;
+    }
+    case KEY_FLOAT_SWEEP: {
+        int n = *(const int *)((const char *)c + k->aux);
+        if (n < 1 || n > CFG_MAX_LIST)
+            return snprintf(msg, size, "must hold 1 to %d items, got %d", CFG_MAX_LIST, n), -1;
+        for (int i = 0; i < n; i++) {
+            double x = ((const double *)field)[i];
+            if (!(isfinite(x) && in_range(k, x))) {
+                float_text(x, text, sizeof text);
                 return range_error(k, text, msg, size);
             }
         }
@@ -679,6 +722,21 @@ void key_format(const Config *c, const ConfigKey *k, char *buf, size_t size) {
                 (size_t)snprintf(buf + j, size - j, "%s%d", i ? ", " : "", ((const int *)field)[i]);
         if (j < size) snprintf(buf + j, size - j, "]");
         return;
+    case KEY_FLOAT_SWEEP: { /* one value as a scalar (the configs read as before), else a list */
+        int n = *(const int *)((const char *)c + k->aux);
+        char item[64];
+        if (n == 1) {
+            float_text(*(const double *)field, buf, size);
+            return;
+        }
+        j += (size_t)snprintf(buf, size, "[");
+        for (int i = 0; i < n && j < size; i++) {
+            float_text(((const double *)field)[i], item, sizeof item);
+            j += (size_t)snprintf(buf + j, size - j, "%s%s", i ? ", " : "", item);
+        }
+        if (j < size) snprintf(buf + j, size - j, "]");
+        return;
+    }
     case KEY_FLAGS: {
         int first = 1;
         j += (size_t)snprintf(buf, size, "[");
@@ -722,6 +780,9 @@ void key_type_text(const ConfigKey *k, char *buf, size_t size) {
         return;
     case KEY_INT_LIST:
         snprintf(buf, size, "list of int%s%s", sep, range);
+        return;
+    case KEY_FLOAT_SWEEP:
+        snprintf(buf, size, "float%s%s, or a list of them", sep, range);
         return;
     case KEY_FLAGS:
         snprintf(buf, size, "list from: %s", words_text(k->words, list, sizeof list));

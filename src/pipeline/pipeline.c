@@ -33,6 +33,8 @@ static void job_add(JobList *list, int cap, Role role, int index, int epochs, do
     j->lr = lr;
     j->sum_of = sum_of;
     j->teacher = teacher;
+    j->combo = -1;
+    j->seed_index = index;
 }
 
 void jobs_assign_groups(Job *jobs, int n, int n_groups) {
@@ -139,6 +141,17 @@ static void free_test_out(float **out, int n) {
     free(out);
 }
 
+int sweep_combinations(const DistillConfig *dc) {
+    return dc->n_temperature * dc->n_alpha * dc->n_lr;
+}
+
+void sweep_combination(const DistillConfig *dc, int c, double *T, double *alpha, double *lr) {
+    *lr = dc->lr[c % dc->n_lr];
+    c /= dc->n_lr;
+    *alpha = dc->alpha[c % dc->n_alpha];
+    *T = dc->temperature[c / dc->n_alpha];
+}
+
 int pipeline_run(const RunContext *ctx) {
     const Config *cfg = ctx->cfg;
     const Layout *lo = ctx->lo;
@@ -189,16 +202,31 @@ int pipeline_run(const RunContext *ctx) {
     free(sums.acc_test);
 
     /* ---- phase 3: students ---- */
-    const int S = cfg->distill.seeds;
-    const int cap = 2 * S;
+    /* One student per (temperature, alpha, lr) combination and seed; in a sweep (more than
+     * one combination) student index = combination * seeds + seed, combinations in the order
+     * temperature (outer), alpha, lr (inner). */
+    const DistillConfig *dc = &cfg->distill;
+    const int S = dc->seeds, n_combos = sweep_combinations(dc);
+    const int cap = 2 * S * n_combos;
     JobList students = {xcalloc((size_t)cap, sizeof(Job)), 0};
-    int s_epochs = cfg->distill.epochs ? cfg->distill.epochs : cfg->train.epochs;
-    double s_lr = cfg->distill.lr > 0 ? cfg->distill.lr : cfg->train.lr;
-    if (cfg->distill.kd)
-        for (int s = 0; s < S; s++) job_add(&students, cap, ROLE_KD, s, s_epochs, s_lr, 1, teacher_train);
-    if (cfg->distill.self)
-        for (int s = 0; s < S; s++)
-            job_add(&students, cap, ROLE_SELF, s, s_epochs, s_lr, 1, sums.self_teacher);
+    int s_epochs = dc->epochs ? dc->epochs : cfg->train.epochs;
+    for (int role = 0; role < 2; role++) {
+        if (!(role == 0 ? dc->kd : dc->self)) continue;
+        for (int c = 0; c < n_combos; c++) {
+            double T, alpha, lr;
+            sweep_combination(dc, c, &T, &alpha, &lr);
+            for (int s = 0; s < S; s++) {
+                job_add(&students, cap, role == 0 ? ROLE_KD : ROLE_SELF, c * S + s, s_epochs,
+                        lr > 0 ? lr : cfg->train.lr, 1,
+                        role == 0 ? teacher_train : sums.self_teacher);
+                Job *j = &students.jobs[students.n - 1];
+                j->temperature = T;
+                j->alpha = alpha;
+                j->combo = n_combos > 1 ? c : -1;
+                j->seed_index = s;
+            }
+        }
+    }
     jobs_assign_groups(students.jobs, students.n, lo->n_groups);
     float **student_test = alloc_test_out(ctx, &students);
     if (status == JOB_DONE && students.n > 0) {

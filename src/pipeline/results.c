@@ -3,6 +3,7 @@
 #include "ensdistill/ensemble.h"
 #include "ensdistill/error.h"
 #include "ensdistill/metrics.h"
+#include "ensdistill/pipeline.h"
 #include "ensdistill/results.h"
 #include "ensdistill/runfile.h"
 
@@ -40,15 +41,15 @@ static ResultRow *table_add(Table *t, const char *name, const char *role, int n_
  * (row `mean_name`) and their ensemble (row `ens_name`, may be NULL): the logits `ens` when
  * given (the members' ensemble is the run's teacher), else ensemble_combine of theirs. */
 static void add_group(Table *t, const RunContext *ctx, const Job *jobs, int n_jobs,
-                      float *const *test, Role role, const char *mean_name, const char *ens_name,
-                      const float *ens) {
+                      float *const *test, Role role, int combo, const char *mean_name,
+                      const char *ens_name, const float *ens) {
     const Dataset *te = &ctx->data->test;
     const int K = te->K, bins = ctx->cfg->eval.ece_bins;
     const float **logits = xcalloc((size_t)n_jobs, sizeof(float *));
     Metrics *each = xcalloc((size_t)n_jobs, sizeof(Metrics));
     int n = 0;
     for (int j = 0; j < n_jobs; j++) {
-        if (jobs[j].role != role) continue;
+        if (jobs[j].role != role || jobs[j].combo != combo) continue;
         logits[n] = test[j];
         each[n] = metrics_compute(test[j], te->labels, te->tags, te->N, K, bins);
         table_add(t, jobs[j].name, job_role_name(role), 1, &each[n]);
@@ -95,10 +96,28 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
     const int K = te->K, Nt = te->N, bins = ctx->cfg->eval.ece_bins;
     Table t = {0};
 
-    add_group(&t, ctx, members, L, member_test, ROLE_MEMBER, "single", "ensemble", teacher_test);
-    add_group(&t, ctx, students, n_students, student_test, ROLE_KD, "kd", "ensemble-of-kd", NULL);
-    add_group(&t, ctx, students, n_students, student_test, ROLE_SELF, "self", NULL, NULL);
-    add_group(&t, ctx, students, n_students, student_test, ROLE_SUM, "sum", NULL, NULL);
+    add_group(&t, ctx, members, L, member_test, ROLE_MEMBER, -1, "single", "ensemble",
+              teacher_test);
+    const DistillConfig *dc = &ctx->cfg->distill;
+    const int n_combos = sweep_combinations(dc);
+    if (n_combos == 1) {
+        add_group(&t, ctx, students, n_students, student_test, ROLE_KD, -1, "kd",
+                  "ensemble-of-kd", NULL);
+        add_group(&t, ctx, students, n_students, student_test, ROLE_SELF, -1, "self", NULL, NULL);
+    } else {
+        /* a sweep: one row per combination, "kd T=2 alpha=0.5 lr=0.05" (no plain kd / self) */
+        for (int role = ROLE_KD; role <= ROLE_SELF; role++)
+            for (int c = 0; c < n_combos; c++) {
+                double T, alpha, lr;
+                char name[64];
+                sweep_combination(dc, c, &T, &alpha, &lr);
+                snprintf(name, sizeof(name), "%s T=%g alpha=%g lr=%g", job_role_name((Role)role), T,
+                         alpha, lr > 0 ? lr : ctx->cfg->train.lr);
+                add_group(&t, ctx, students, n_students, student_test, (Role)role, c, name,
+                          NULL, NULL);
+            }
+    }
+    add_group(&t, ctx, students, n_students, student_test, ROLE_SUM, -1, "sum", NULL, NULL);
 
     /* the ensemble of the first n members, n = 1..L (for n = L: the teacher) */
     float *size_acc = xfloats((size_t)L);
@@ -130,6 +149,14 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         if (r) shown[n_shown++] = *r;
     }
     runfile_print_results(stdout, shown, n_shown);
+    if (n_combos > 1) { /* the sweep's mean rows */
+        ResultRow *sweep = xcalloc((size_t)2 * n_combos, sizeof(ResultRow));
+        int n_sweep = 0;
+        for (int i = 0; i < t.n; i++)
+            if (strchr(t.rows[i].name, '=')) sweep[n_sweep++] = t.rows[i];
+        runfile_print_results(stdout, sweep, n_sweep);
+        free(sweep);
+    }
     if (L > 1) {
         printf("  ensemble of the first n members:");
         for (int n = 1; n <= L; n++) printf(" %d: %.2f%%", n, 100 * size_acc[n - 1]);

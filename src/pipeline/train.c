@@ -258,11 +258,11 @@ static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
     const int Bg = job_global_batch(ctx), steps = div_up(N, Bg);
     const uint64_t seed = (uint64_t)cfg->ensemble.seed;
 
-    Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role, (unsigned)job->index,
+    Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role, (unsigned)job->seed_index,
                                               (uint32_t)epoch));
     rng_permutation(&order_rng, N, w->order);
     Augment aug = {.crop_pad = cfg->data.crop_pad, .flip = cfg->data.flip, .seed = seed,
-                   .stream = rng_stream(RNG_PURPOSE_AUGMENT, job->role, (unsigned)job->index,
+                   .stream = rng_stream(RNG_PURPOSE_AUGMENT, job->role, (unsigned)job->seed_index,
                                         (uint32_t)epoch)};
     *e = (EpochSums){.loss = st->partial_loss, .correct = st->partial_correct,
                      .seen = st->partial_seen, .t_start = MPI_Wtime() - st->partial_seconds};
@@ -398,7 +398,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         ed_fail("%s: directory name too long", dir);
     ModelSpec spec = job_model_spec(ctx, job);
     Model *m = model_create(&spec);
-    model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, job->role, (unsigned)job->index, 0));
+    model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, job->role, (unsigned)job->seed_index, 0));
 
     ModelState st;
     memset(&st, 0, sizeof(st));
@@ -437,8 +437,8 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
                        .weight_decay = (float)cfg->train.weight_decay,
                        .nesterov = cfg->train.nesterov,
                        .clip_norm = cfg->train.clip_norm,
-                       .temperature = (float)cfg->distill.temperature,
-                       .alpha = (float)cfg->distill.alpha,
+                       .temperature = (float)job->temperature,
+                       .alpha = (float)job->alpha,
                        .grad_sum = g > 1 ? group_grad_sum : NULL,
                        .grad_sum_ctx = &group_comm};
     Trainer t = {.ctx = ctx, .job = job, .m = m, .step = step_create(m, &opt), .w = &w,

@@ -104,8 +104,9 @@ static void test_defaults(void) {
     EXPECT(c.ensemble.members == 4 && c.ensemble.seed == 1 && c.ensemble.combine == COMBINE_LOGITS,
            "ensemble");
     EXPECT(c.distill.kd && c.distill.self && c.distill.sum && c.distill.seeds == 1 &&
-               c.distill.temperature == 4 && c.distill.alpha == 0.9 && c.distill.epochs == 0 &&
-               c.distill.lr == 0,
+               c.distill.temperature[0] == 4 && c.distill.n_temperature == 1 &&
+               c.distill.alpha[0] == 0.9 && c.distill.n_alpha == 1 && c.distill.epochs == 0 &&
+               c.distill.lr[0] == 0 && c.distill.n_lr == 1,
            "distill");
     EXPECT(c.parallel.ranks_per_model == 1 && c.parallel.threads == 0, "parallel");
     EXPECT(!strcmp(c.checkpoint.dir, "runs/run") && c.checkpoint.every_epochs == 1 &&
@@ -169,7 +170,7 @@ static void test_good_file(void) {
     EXPECT(c.train.n_milestones == 2 && c.train.milestones[0] == 3 && c.train.milestones[1] == 5,
            "milestones");
     EXPECT(c.ensemble.members == 3 && c.ensemble.combine == COMBINE_PROBS, "ensemble");
-    EXPECT(c.distill.kd == 1 && c.distill.self == 0 && c.distill.sum == 1 && c.distill.alpha == 0,
+    EXPECT(c.distill.kd == 1 && c.distill.self == 0 && c.distill.sum == 1 && c.distill.alpha[0] == 0,
            "students");
     EXPECT(c.parallel.threads == 2 && c.eval.ece_bins == 10, "parallel / eval");
 }
@@ -307,7 +308,7 @@ static void test_errors(void) {
                !strcmp(err, "ensemble.members: must be in [1, 10000], got 0"),
            "validate members: %s", err);
     config_defaults(&c);
-    c.distill.temperature = -2;
+    c.distill.temperature[0] = -2;
     strcpy(c.source_file, "x.yaml");
     EXPECT(config_validate(&c, err, sizeof err) == -1 &&
                !strcmp(err, "x.yaml: distill.temperature: must be > 0, got -2.0"),

@@ -109,7 +109,9 @@ static int write_run_dir(const Config *cfg, const char *config_text, char *err, 
 /* Rank 0 keeps every model's test logits for the results, [N_test, K] floats each: refuse a
  * run that could not hold them before training anything. */
 static int check_room(const Config *cfg, const DataSplit *data, char *err, size_t size) {
-    double models = cfg->ensemble.members + 1.0 + 2.0 * cfg->distill.seeds;
+    const DistillConfig *dc = &cfg->distill;
+    double models = cfg->ensemble.members + 1.0 +
+                    2.0 * dc->seeds * dc->n_temperature * dc->n_alpha * dc->n_lr;
     double bytes = models * data->test.N * data->test.K * sizeof(float) +
                    3.0 * data->train.N * data->train.K * sizeof(double);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
