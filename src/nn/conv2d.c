@@ -7,11 +7,7 @@
 #include "vecsum.h"
 
 #include <cblas.h>
-#include <stdint.h>
 #include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 /* Chunking policy: im2col enough samples at once that the sgemm has at least target columns
  * (tiny images make thin, slow products), but never more than CONV_MAX_WORKSPACE floats of
@@ -147,111 +143,9 @@ static void unpad_add(float *din, const float *padded, int C, int H, int W, int 
         }
 }
 
-#ifdef __AVX512F__
-/* Lanes l of the 16 starting at ow0 with lo <= ow0 + l < hi. */
-static inline __mmask16 lanes_in(int ow0, int lo, int hi) {
-    int a = lo - ow0, b = hi - ow0;
-    if (a < 0) a = 0;
-    if (b > 16) b = 16;
-    if (b <= a) return 0;
-    return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
-}
-
-/* im2col for stride 1 straight from the unpadded img[C,H,W]: masked loads read the padding as
- * zeros (masked-off lanes never touch memory), so no padded copy is made. The masks depend
- * only on kw and the 16-lane piece of the output row, so they are computed once per kw. */
-static void im2col_s1(float *col, size_t ld, const float *img, int C, int H, int W, int KS, int pad,
-                      int OH, int OW) {
-    enum { MAX_PIECES = 8 }; /* output rows up to 128 wide; wider ones take the loop below */
-    const int pieces = (OW + 15) / 16;
-    __mmask16 store[MAX_PIECES], load[MAX_PIECES];
-    for (int p = 0; p < pieces && p < MAX_PIECES; p++)
-        store[p] = lanes_in(16 * p, 0, OW);
-    for (int kw = 0; kw < KS; kw++) {
-        /* input column iw = ow - pad + kw is inside the image for lo <= ow < hi */
-        const int lo = pad - kw, hi = W + pad - kw;
-        for (int p = 0; p < pieces && p < MAX_PIECES; p++)
-            load[p] = lanes_in(16 * p, lo, hi);
-        for (int c = 0; c < C; c++)
-            for (int kh = 0; kh < KS; kh++) {
-                float *row = col + (size_t)((c * KS + kh) * KS + kw) * ld;
-                for (int oh = 0; oh < OH; oh++) {
-                    float *d = row + (size_t)oh * OW;
-                    const int ih = oh - pad + kh;
-                    if (ih < 0 || ih >= H) {
-                        for (int ow0 = 0; ow0 < OW; ow0 += 16)
-                            _mm512_mask_storeu_ps(d + ow0, lanes_in(ow0, 0, OW),
-                                                  _mm512_setzero_ps());
-                        continue;
-                    }
-                    uintptr_t x = (uintptr_t)(img + ((size_t)c * H + ih) * W) +
-                                  sizeof(float) * (uintptr_t)(kw - pad); /* &x[ow] at ow = 0 */
-                    if (pieces <= MAX_PIECES) {
-                        for (int p = 0; p < pieces; p++)
-                            _mm512_mask_storeu_ps(
-                                d + 16 * p, store[p],
-                                _mm512_maskz_loadu_ps(load[p], (const void *)(x + 64 * p)));
-                        continue;
-                    }
-                    for (int ow0 = 0; ow0 < OW; ow0 += 16) {
-                        __m512 v = _mm512_maskz_loadu_ps(lanes_in(ow0, lo, hi),
-                                                         (const void *)(x + sizeof(float) * ow0));
-                        _mm512_mask_storeu_ps(d + ow0, lanes_in(ow0, 0, OW), v);
-                    }
-                }
-            }
-    }
-}
-
-/* img[C,H,W] += col2im(col) for stride 1 and padding pad (KS <= S1_MAX_K, W <= 16 *
- * S1_MAX_PIECES): the adjoint of im2col_s1, dropping the entries that fall in the padding.
- * Each 16-wide piece of an image row gathers its KS*KS contributions in registers and is stored
- * once (masked read-modify-writes of overlapping pieces stall on store forwarding: 64-channel
- * 8x8 layers were 20% slower that way); one partial sum per kh keeps the add chains short. */
-enum { S1_MAX_K = 8, S1_MAX_PIECES = 8 };
-static void col2im_add_s1(float *img, const float *col, size_t ld, int C, int H, int W, int KS,
-                          int pad, int OH, int OW) {
-    const int pieces = (W + 15) / 16;
-    __mmask16 mask[S1_MAX_K][S1_MAX_PIECES]; /* lanes of piece q that kw reaches */
-    for (int kw = 0; kw < KS; kw++)
-        for (int q = 0; q < pieces; q++)
-            mask[kw][q] = lanes_in(16 * q, 0, W) & lanes_in(16 * q, kw - pad, OW + kw - pad);
-    for (int c = 0; c < C; c++)
-        for (int ih = 0; ih < H; ih++) {
-            float *x = img + ((size_t)c * H + ih) * W;
-            for (int q = 0; q < pieces; q++) {
-                const int w0 = 16 * q;
-                const __mmask16 inside = lanes_in(w0, 0, W);
-                __m512 acc = _mm512_maskz_loadu_ps(inside, x + w0);
-                for (int kh = 0; kh < KS; kh++) {
-                    const int oh = ih + pad - kh;
-                    if (oh < 0 || oh >= OH) continue;
-                    /* x[iw] gets g[ow] of row (c, kh, kw) with ow = iw + pad - kw */
-                    const float *g = col + (size_t)((c * KS + kh) * KS) * ld + (size_t)oh * OW;
-                    uintptr_t p = (uintptr_t)g + sizeof(float) * (uintptr_t)(w0 + pad);
-                    __m512 t = _mm512_setzero_ps();
-                    for (int kw = 0; kw < KS; kw++, p += sizeof(float) * (ld - 1))
-                        t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mask[kw][q], (const void *)p));
-                    acc = _mm512_add_ps(acc, t);
-                }
-                _mm512_mask_storeu_ps(x + w0, inside, acc);
-            }
-        }
-}
-#define HAVE_S1_KERNELS 1
-#else
-#define HAVE_S1_KERNELS 0
-#endif
-
 /* col[C*KS*KS, ld] (columns from col0) = im2col of one sample x[C,H,W]; padded is scratch. */
 static void sample_im2col(float *col, size_t ld, const float *x, float *padded, int C, int H, int W,
                           int KS, int stride, int pad, int OH, int OW) {
-#if HAVE_S1_KERNELS
-    if (stride == 1) {
-        im2col_s1(col, ld, x, C, H, W, KS, pad, OH, OW);
-        return;
-    }
-#endif
     if (pad > 0) pad_image(padded, x, C, H, W, pad), x = padded;
     im2col(col, ld, x, C, H + 2 * pad, W + 2 * pad, KS, stride, OH, OW);
 }
@@ -259,12 +153,6 @@ static void sample_im2col(float *col, size_t ld, const float *x, float *padded, 
 /* dx[C,H,W] += col2im(col) for one sample; padded is scratch. */
 static void sample_col2im_add(float *dx, const float *col, size_t ld, float *padded, int C, int H,
                               int W, int KS, int stride, int pad, int OH, int OW) {
-#if HAVE_S1_KERNELS
-    if (stride == 1 && KS <= S1_MAX_K && W <= 16 * S1_MAX_PIECES) {
-        col2im_add_s1(dx, col, ld, C, H, W, KS, pad, OH, OW);
-        return;
-    }
-#endif
     if (pad == 0) {
         col2im_add(dx, col, ld, C, H, W, KS, stride, OH, OW);
         return;
