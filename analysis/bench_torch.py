@@ -18,6 +18,7 @@ and flags runs that started while other processes were busy. Needs Debian's pyth
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,14 +42,18 @@ def default_input(arch):
 
 
 def cpu_line():
-    """The CPU line `ensdistill bench` prints (threads.c's cpu_describe), read the same way."""
+    """The CPU line `ensdistill bench` prints (threads.c's threads_cpu_describe), read the same
+    way: model name, x86 family / model / stepping (-1 when absent), CPUs, widest ISA."""
     model, isa = "unknown", "other"
+    numbers = {"cpu family": -1, "model": -1, "stepping": -1}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key, value = key.strip(), value.strip()
-                if key == "model name" and model == "unknown":
+                if key in numbers and numbers[key] < 0:
+                    numbers[key] = int(value) if value.isdigit() else -1
+                elif key == "model name" and model == "unknown":
                     model = value
                 elif key == "flags" and isa == "other":
                     flags = set(value.split())
@@ -56,7 +61,17 @@ def cpu_line():
                                                ("sse4_2", "sse4.2")) if f_ in flags), "other")
     except OSError:
         pass
-    return f"cpu: {model}, {os.cpu_count()} CPUs online, widest ISA {isa}"
+    return (f"cpu: {model} (family {numbers['cpu family']} model {numbers['model']} stepping "
+            f"{numbers['stepping']}), {os.cpu_count()} CPUs online, widest ISA {isa}")
+
+
+def rss_mib():
+    """Resident set size of this process now, MiB (/proc/self/status VmRSS)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def load_average():
@@ -68,8 +83,11 @@ def load_average():
 
 
 def bench_torch(arch, shape, classes, batch, threads, steps, warmup, hidden):
+    """Wall and CPU seconds per timed step, the RSS before the model was built (torch
+    imported, threads set) and the peak RSS after the steps (MiB)."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    rss_before = rss_mib()
     opts = {"hidden": hidden} if hidden else {}
     if arch == "mvconv":
         opts.update(mv_filters=8, srelu_q=3.0, srelu_rho=0.1, init_std=0.05)
@@ -90,7 +108,8 @@ def bench_torch(arch, shape, classes, batch, threads, steps, warmup, hidden):
         if s >= warmup:
             times.append(dt)
             cpu.append(dc)
-    return times, cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return times, cpu, rss_before, peak
 
 
 def bench_torch_subprocess(arch, shape, classes, batch, threads, steps, warmup, hidden):
@@ -104,8 +123,9 @@ def bench_torch_subprocess(arch, shape, classes, batch, threads, steps, warmup, 
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"torch benchmark failed ({out.returncode}):\n{out.stderr}")
-    wall, cpu = out.stdout.strip().splitlines()[-1].split("|")
-    return [float(v) for v in wall.split()], [float(v) for v in cpu.split()]
+    wall, cpu, rss_before, peak = out.stdout.strip().splitlines()[-1].split("|")
+    return ([float(v) for v in wall.split()], [float(v) for v in cpu.split()], float(rss_before),
+            float(peak))
 
 
 def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidden,
@@ -128,8 +148,8 @@ def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidd
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--torch-only":
         arch, shape, rest = sys.argv[2], sys.argv[3], [int(v) for v in sys.argv[4:]]
-        t, tc = bench_torch(arch, tuple(int(v) for v in shape.split("x")), *rest)
-        print(" ".join(map(str, t)) + "|" + " ".join(map(str, tc)))
+        t, tc, rss_before, peak = bench_torch(arch, tuple(int(v) for v in shape.split("x")), *rest)
+        print(" ".join(map(str, t)) + "|" + " ".join(map(str, tc)) + f"|{rss_before}|{peak}")
         return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,12 +171,16 @@ def main():
     print(f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup} warm-up; wall-clock images/s median [min-max]; ratio = ours / torch "
           f"(> 1: we are faster); img/cpu-s = images per CPU-second of the process (all "
-          f"threads), steadier than wall time on a shared machine; load = 1-min load average "
-          f"before the pair of runs")
-    header = (f"{'arch':<12} {'input':<8} {'thr':>3}  {'ensdistill img/s':>26}  "
-              f"{'pytorch img/s':>26}  {'ratio':>5}  {'ours':>8} {'torch':>8} {'ratio':>5}  "
-              f"load")
-    print(f"{'':<12} {'':<8} {'':>3}  {'':>26}  {'':>26}  {'':>5}  {'img/cpu-s':>17} {'':>5}")
+          f"threads), steadier than wall time on a shared machine; GFLOP/s = ours, 3 x forward "
+          f"conv + linear FLOPs per image at the median step, and its share of the FMA peak "
+          f"that bench measured (per core x threads); memory in MiB: ours = arenas (every "
+          f"tensor, gradient, optimizer state and scratch of the step) / peak RSS, torch = peak "
+          f"RSS minus the RSS before the model was built (torch imported) / peak RSS; load = "
+          f"1-min load average before the pair of runs")
+    header = (f"{'arch':<10} {'input':<8} {'thr':>3} {'isa':<23}  {'ensdistill img/s':>24}  "
+              f"{'pytorch img/s':>24}  {'ratio':>5}  {'img/cpu-s ours':>14} {'torch':>7} "
+              f"{'ratio':>5}  {'GFLOP/s':>7} {'%peak':>5}  {'mem ours':>13} {'mem torch':>13}"
+              f"  load")
     print(header)
     print("-" * len(header))
     for arch in args.arch:
@@ -165,20 +189,28 @@ def main():
             load = load_average()
             ours = bench_ours(args.binary, arch, shape, args.classes, args.batch, threads,
                               args.steps, args.warmup, args.hidden, args.backend)
-            t, tc = bench_torch_subprocess(arch, shape, args.classes, args.batch, threads,
-                                           args.steps, args.warmup, args.hidden)
+            t, tc, t_rss0, t_peak = bench_torch_subprocess(arch, shape, args.classes, args.batch,
+                                                           threads, args.steps, args.warmup,
+                                                           args.hidden)
             tmed = args.batch / statistics.median(t)
             tmin, tmax = args.batch / max(t), args.batch / min(t)
             omed = float(ours["images_per_s_median"])
             omin, omax = float(ours["images_per_s_min"]), float(ours["images_per_s_max"])
             ocpu = float(ours["images_per_cpu_s"])
             tcpu = args.batch / statistics.median(tc)
+            gflops, peak = float(ours["gflops_median"]), float(ours["fma_peak_gflops"])
+            isa = f"{ours['backend']}:{ours['kernels_isa']}"
+            mem_ours = f"{float(ours['arenas_mib']):.0f}/{float(ours['peak_rss_mib']):.0f}"
+            mem_torch = f"{t_peak - t_rss0:.0f}/{t_peak:.0f}"
             busy = " busy" if load >= 0.5 else ""
-            print(f"{arch:<12} {'x'.join(map(str, shape)):<8} {threads:>3}  "
-                  f"{omed:>9.1f} [{omin:>6.1f}-{omax:>6.1f}]  "
-                  f"{tmed:>9.1f} [{tmin:>6.1f}-{tmax:>6.1f}]  {omed / tmed:>5.2f}  "
-                  f"{ocpu:>8.1f} {tcpu:>8.1f} {ocpu / tcpu:>5.2f}  {load:.2f}{busy}", flush=True)
-
+            print(f"{arch:<10} {'x'.join(map(str, shape)):<8} {threads:>3} {isa:<23}  "
+                  f"{omed:>7.1f} [{omin:>6.1f}-{omax:>6.1f}]  "
+                  f"{tmed:>7.1f} [{tmin:>6.1f}-{tmax:>6.1f}]  {omed / tmed:>5.2f}  "
+                  f"{ocpu:>14.1f} {tcpu:>7.1f} {ocpu / tcpu:>5.2f}  "
+                  f"{gflops:>7.1f} {100 * gflops / (peak * threads):>4.0f}%  "
+                  f"{mem_ours:>13} {mem_torch:>13}  {load:.2f}{busy}", flush=True)
+    print(f"ensdistill's FMA peak per core, measured by bench: {peak:.1f} GFLOP/s (12 "
+          f"independent chains of the widest fp32 FMA the build has, 0.3 s)")
 
 if __name__ == "__main__":
     main()

@@ -15,12 +15,16 @@ int threads_cpus_given(void);
 /* What the timings ran on, for benchmark reports. */
 typedef struct {
     char model[128];   /* /proc/cpuinfo "model name", or "unknown" */
+    int family, model_number, stepping; /* /proc/cpuinfo "cpu family", "model", "stepping"
+                                         * (x86; -1 when absent): "AMD EPYC" alone does not tell
+                                         * a Zen 4 (family 25) from a Zen 5 (family 26) */
     char isa[64];      /* the widest of avx512f / avx2 / sse4.2 the CPU offers, or "other" */
     char kernels[64];  /* what the conv kernels use: "onednn:<isa>" or "blas" */
     int cpus_online;
     double fma_peak_gflops; /* one core, measured by threads_measure_fma_peak (0 until then) */
 } CpuInfo;
-/* Fills model, isa, cpus_online (kernels and peak are left to the caller). */
+/* Fills model, family, model_number, stepping, isa, cpus_online (kernels and peak are left to
+ * the caller). */
 void threads_cpu_describe(CpuInfo *info);
 /* FP32 multiply-add peak of one core in GFLOP/s, measured: independent FMA chains on the
  * widest vectors this build was compiled for (16 lanes with AVX-512, 8 with AVX2, scalar

@@ -35,6 +35,7 @@ void threads_cpu_describe(CpuInfo *info) {
     memset(info, 0, sizeof(*info));
     snprintf(info->model, sizeof(info->model), "unknown");
     snprintf(info->isa, sizeof(info->isa), "other");
+    info->family = info->model_number = info->stepping = -1;
     info->cpus_online = (int)sysconf(_SC_NPROCESSORS_ONLN);
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
@@ -45,7 +46,14 @@ void threads_cpu_describe(CpuInfo *info) {
         if (!colon) continue;
         char *value = colon + 1 + (colon[1] == ' ');
         value[strcspn(value, "\n")] = '\0';
-        if (!have_model && strncmp(line, "model name", 10) == 0) {
+        size_t key_len = strcspn(line, "\t:"); /* keys are padded with tabs before the colon */
+        int *number = key_len == 10 && strncmp(line, "cpu family", 10) == 0 ? &info->family
+                      : key_len == 5 && strncmp(line, "model", 5) == 0     ? &info->model_number
+                      : key_len == 8 && strncmp(line, "stepping", 8) == 0  ? &info->stepping
+                                                                            : NULL;
+        if (number) {
+            if (*number < 0) sscanf(value, "%d", number);
+        } else if (!have_model && strncmp(line, "model name", 10) == 0) {
             snprintf(info->model, sizeof(info->model), "%s", value);
             have_model = 1;
         } else if (!have_flags && strncmp(line, "flags", 5) == 0) {

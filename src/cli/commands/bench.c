@@ -201,7 +201,9 @@ int cmd_bench(int argc, char **argv) {
     const double peak = threads_measure_fma_peak(0.3, &lanes);
     double load_before = load_average();
     if (rank == 0) {
-        printf("cpu: %s, %d CPUs online, widest ISA %s; kernels: %s (%s)\n", cpu_info.model,
+        printf("cpu: %s (family %d model %d stepping %d), %d CPUs online, widest ISA %s; "
+               "kernels: %s (%s)\n",
+               cpu_info.model, cpu_info.family, cpu_info.model_number, cpu_info.stepping,
                cpu_info.cpus_online, cpu_info.isa, model_backend_name(m), model_backend_isa(m));
         printf("FMA peak %.1f GFLOP/s per core, measured: 12 independent chains of %d-lane fp32 "
                "FMAs for 0.3 s, best 4096-iteration block\n",
@@ -273,10 +275,12 @@ int cmd_bench(int argc, char **argv) {
                load_before >= 0.5 ? ": other processes were running, timings may be pessimistic" : "");
         printf("RESULT arch=%s batch=%d threads=%d images_per_s_min=%.2f images_per_s_median=%.2f "
                "images_per_s_max=%.2f gflops_median=%.2f images_per_cpu_s=%.2f backend=%s "
-               "fma_peak_gflops=%.1f peak_rss_mib=%.1f\n",
+               "kernels_isa=%s fma_peak_gflops=%.1f peak_rss_mib=%.1f arenas_mib=%.1f "
+               "heap_delta_bytes=%lld\n",
                arch, batch, threads, batch / t_max, batch / t_med, batch / t_min,
-               step_flops / t_med / 1e9, batch / cpu_med, model_backend_name(m), peak,
-               usage.ru_maxrss / 1024.0);
+               step_flops / t_med / 1e9, batch / cpu_med, model_backend_name(m),
+               model_backend_isa(m), peak, usage.ru_maxrss / 1024.0, model_bytes(m) / 1048576.0,
+               (long long)heap_after.uordblks - (long long)heap_before.uordblks);
         if (profile) {
             printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  gradient sum %.2f  "
                    "clip + sgd_step %.2f\n",
