@@ -30,3 +30,29 @@ edrun() {
     local n=$1; shift
     $ED_MPIEXEC -n "$n" "$ED_BIN" "$@"
 }
+# Every tensor of every model, and the teacher, bitwise equal in two run directories:
+# same_weights REF_DIR OTHER_DIR WHAT (WHAT names OTHER_DIR in the message).
+same_weights() {
+    "$ED_PYTHON" - "$1" "$2" "$3" <<'PY'
+import sys, h5py, numpy as np
+ref, other, what = h5py.File(f"{sys.argv[1]}/run.h5"), h5py.File(f"{sys.argv[2]}/run.h5"), sys.argv[3]
+names = sorted(ref["models"].keys())
+if names != sorted(other["models"].keys()):
+    sys.exit(f"FAIL: {what}: models {sorted(other['models'].keys())}, reference {names}")
+n = 0
+for name in names:
+    a, b = ref["models"][name], other["models"][name]
+    if b.attrs["complete"] != 1:
+        sys.exit(f"FAIL: {what}: {name} is not complete")
+    for group in ("params", "buffers"):
+        for k in a[group] if group in a else []:
+            x, y = a[group][k][...], b[group][k][...]
+            if x.tobytes() != y.tobytes():
+                sys.exit(f"FAIL: {what}: {name}/{group}/{k} differs: max |diff| {np.abs(x - y).max():g}")
+            n += 1
+for k in ("train_logits", "test_logits"):
+    if ref["teacher"][k][...].tobytes() != other["teacher"][k][...].tobytes():
+        sys.exit(f"FAIL: {what}: teacher {k} differs")
+print(f"{what}: {len(names)} models, {n} tensors and the teacher bitwise equal to the reference")
+PY
+}

@@ -1,0 +1,195 @@
+# jobs/slurm/ensemble.sbatch under a real Slurm: munged, slurmctld and slurmd started here on
+# localhost (slurm.conf in a scratch directory, SLURM_CONF, Slurm's default MpiDefault=none),
+# then three jobs on 2 ranks:
+#   1. a normal run completes (the reference);
+#   2. with a one-minute time limit and --signal=B:USR1@50 the job checkpoints, requeues itself
+#      and resumes until done, with every tensor bitwise equal to the reference;
+#   3. scancel ends a running job: CANCELLED, not requeued, no rank left.
+# Installs slurm-wlm and munge when missing. When the daemons cannot run here the test says
+# why and is skipped (exit 77). The daemons it started are stopped by PID.
+source "$(dirname "$0")/lib.sh"
+source "$ED_SOURCE_DIR/jobs/common.sh"
+skip() { echo "SKIP: $*"; exit 77; }
+need_h5py
+[ "$(id -u)" -eq 0 ] || skip "slurmd must run as root to start jobs (uid $(id -u))"
+ed_install_packages slurm-wlm munge || skip "slurm-wlm and munge are not installed and apt-get could not install them"
+for b in munged slurmctld slurmd sbatch scontrol; do
+    command -v "$b" > /dev/null || [ -x "/usr/sbin/$b" ] || skip "$b not found after installing slurm-wlm and munge"
+done
+export PATH=$PATH:/usr/sbin
+[ -r /etc/munge/munge.key ] || skip "/etc/munge/munge.key missing (the munge package creates it)"
+
+scratch
+daemon_pids=()
+stop_daemons() {
+    # Jobs first (their ranks are children of slurmd's steps), then the daemons, by PID.
+    if [ -n "${SLURM_CONF:-}" ] && [ -n "$(squeue -h 2>/dev/null)" ]; then
+        scancel --quiet --user=root 2>/dev/null
+        for _ in $(seq 1 40); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+    fi
+    local pid
+    for pid in "${daemon_pids[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${daemon_pids[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null
+    done
+    return 0
+}
+trap 'stop_daemons; [ -n "${ED_KEEP_TMP:-}" ] || rm -rf "$ED_TMP"' EXIT
+chmod 755 "$ED_TMP"
+mkdir -p "$ED_TMP/munge" "$ED_TMP/state" "$ED_TMP/spool"
+chown munge:munge "$ED_TMP/munge"
+
+# munged as the munge user, on a socket of its own (another munged may run on this machine).
+sock=$ED_TMP/munge/socket
+runuser -u munge -- munged --socket="$sock" --pid-file="$ED_TMP/munge/pid" \
+    --log-file="$ED_TMP/munge/log" --seed-file="$ED_TMP/munge/seed" \
+    || skip "munged did not start: $(tail -2 "$ED_TMP/munge/log" 2>/dev/null)"
+daemon_pids+=("$(cat "$ED_TMP/munge/pid")")
+munge -n -S "$sock" | unmunge -S "$sock" > /dev/null || skip "munge -n | unmunge fails on $sock"
+
+# Two free TCP ports (other copies of this test may run at the same time).
+port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
+for _ in $(seq 1 50); do
+    ctld_port=$((20000 + RANDOM % 30000))
+    port_in_use "$ctld_port" || port_in_use $((ctld_port + 1)) || break
+done
+cat > "$ED_TMP/slurm.conf" <<EOF
+ClusterName=edtest
+SlurmctldHost=localhost
+SlurmctldPort=$ctld_port
+SlurmdPort=$((ctld_port + 1))
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$sock
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/affinity
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MailProg=/bin/true
+JobRequeue=1
+ReturnToService=2
+MpiDefault=none
+MinJobAge=3600
+KillWait=15
+FirstJobId=$((1000 + RANDOM % 90000))
+StateSaveLocation=$ED_TMP/state
+SlurmdSpoolDir=$ED_TMP/spool
+SlurmctldPidFile=$ED_TMP/slurmctld.pid
+SlurmdPidFile=$ED_TMP/slurmd.pid
+SlurmctldLogFile=$ED_TMP/slurmctld.log
+SlurmdLogFile=$ED_TMP/slurmd.log
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+EOF
+export SLURM_CONF=$ED_TMP/slurm.conf
+# slurmctld signals jobs near their time limit every 30 s from its start: remember when.
+ctld_start=$(date +%s.%N)
+slurmctld -D -i > "$ED_TMP/slurmctld.out" 2>&1 &
+daemon_pids+=($!)
+slurmd -D -N localhost > "$ED_TMP/slurmd.out" 2>&1 &
+daemon_pids+=($!)
+daemon_log() { tail -n 5 "$ED_TMP"/slurmctld.out "$ED_TMP"/slurmd.out "$ED_TMP"/*.log 2>/dev/null; }
+for i in $(seq 1 60); do
+    [ "$(sinfo -h -n localhost -o %t 2>/dev/null)" = idle ] && break
+    for pid in "${daemon_pids[@]:1}"; do
+        kill -0 "$pid" 2>/dev/null || { daemon_log; skip "a Slurm daemon (pid $pid) exited at start (logs above)"; }
+    done
+    [ "$i" = 60 ] && { daemon_log; skip "the node did not become idle in 30 s (logs above)"; }
+    sleep 0.5
+done
+echo "Slurm up: slurmctld port $ctld_port, $(nproc) CPUs, MpiDefault=none"
+
+# scontrol show job's KEY=value (values without spaces).
+job_field() { scontrol -o show job "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
+ended() {
+    case $1 in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | PREEMPTED | OUT_OF_MEMORY \
+        | BOOT_FAIL | DEADLINE) return 0 ;; *) return 1 ;; esac
+}
+# wait_job JOB SECONDS: until the job is no longer pending, running or completing; prints its state.
+wait_job() {
+    local state
+    for _ in $(seq 1 $(($2 * 2))); do
+        state=$(job_field "$1" JobState)
+        ended "$state" && break
+        sleep 0.5
+    done
+    echo "$state"
+}
+# Sleeps until slurmctld's next time-limit check is about $1 seconds away.
+before_tick() {
+    local wait
+    wait=$(awk -v t0="$ctld_start" -v now="$(date +%s.%N)" -v ahead="$1" \
+        'BEGIN { w = (30 - ahead) - (now - t0) % 30; if (w < 0) w += 30; print w }')
+    sleep "$wait"
+}
+
+cd "$ED_TMP"
+export CONFIG=$ED_SOURCE_DIR/tests/configs/tiny.yaml BIN=$ED_BIN
+# About 23 s on two idle cores: long enough for the time limit to interrupt it.
+args=(--set model.hidden=512 --set data.train_limit=40000 --set data.test_limit=1000
+      --set train.epochs=5 --set "distill.students=[kd,self]")
+sbatch_args=(--parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1)
+script=$ED_SOURCE_DIR/jobs/slurm/ensemble.sbatch
+
+# 1. Normal completion.
+t=$SECONDS
+job=$(sbatch "${sbatch_args[@]}" --time=10 -o "$ED_TMP/ref.out" "$script" \
+    --set checkpoint.dir="$ED_TMP/ref" "${args[@]}") || fail "sbatch refused the job"
+state=$(wait_job "$job" 240)
+[ "$state" = COMPLETED ] && [ "$(job_field "$job" ExitCode)" = 0:0 ] \
+    || { cat ref.out; fail "normal job $job ended $state, exit $(job_field "$job" ExitCode)"; }
+[ -f ref/run.h5 ] || { cat ref.out; fail "normal job completed without run.h5"; }
+grep -q -- "--mpi=pmix" ref.out || { cat ref.out; fail "the job did not launch with --mpi=pmix"; }
+echo "1. normal job $job: COMPLETED in $((SECONDS - t)) s"
+
+# 2. A one-minute time limit with USR1 at slurmctld's first check after the start, which each
+#    start is timed to come 14 s before: checkpoint, requeue, resume.
+t=$SECONDS
+before_tick 14
+job=$(sbatch "${sbatch_args[@]}" --time=1 --signal=B:USR1@50 -o "$ED_TMP/limit.out" "$script" \
+    --set checkpoint.dir="$ED_TMP/limit" "${args[@]}") || fail "sbatch refused the job"
+deadline=$((SECONDS + 400))
+while :; do
+    state=$(job_field "$job" JobState)
+    case $state in
+        PENDING)
+            if [ "$(job_field "$job" Reason)" = BeginTime ]; then
+                # Requeued: Slurm holds it for about 2 minutes; start it 14 s before a check.
+                before_tick 14
+                scontrol update JobId="$job" StartTime=now
+                sleep 2
+            fi ;;
+        *) ended "$state" && break ;;
+    esac
+    [ "$SECONDS" -lt "$deadline" ] || { cat limit.out; fail "time-limited job $job still $state after 400 s"; }
+    sleep 0.5
+done
+restarts=$(job_field "$job" Restarts)
+[ "$state" = COMPLETED ] || { cat limit.out; fail "time-limited job $job ended $state after $restarts requeues"; }
+[ "$restarts" -ge 1 ] || { cat limit.out; fail "the time limit never interrupted job $job: make the run longer"; }
+grep -q "checkpointed; requeueing" limit.out || { cat limit.out; fail "no requeue in the job's output"; }
+grep -q "resuming" limit.out || { cat limit.out; fail "the requeued job did not resume"; }
+same_weights ref limit "2. time-limited job $job ($restarts requeues, $((SECONDS - t)) s)"
+
+# 3. scancel ends the job: the ranks checkpoint, nothing is requeued.
+job=$(sbatch "${sbatch_args[@]}" --time=10 -o "$ED_TMP/cancel.out" "$script" \
+    --set checkpoint.dir="$ED_TMP/cancel" "${args[@]}") || fail "sbatch refused the job"
+for _ in $(seq 1 240); do
+    grep -q "epoch    1/" cancel.out 2>/dev/null && break
+    sleep 0.5
+done
+grep -q "epoch    1/" cancel.out || { cat cancel.out; fail "job $job did not start training"; }
+scancel "$job"
+state=$(wait_job "$job" 60)
+sleep 5
+[ "$state" = CANCELLED ] && [ "$(job_field "$job" JobState)" = CANCELLED ] \
+    && [ "$(job_field "$job" Restarts)" = 0 ] \
+    || { cat cancel.out; fail "after scancel job $job is $(job_field "$job" JobState), restarts $(job_field "$job" Restarts)"; }
+! pgrep -f -- "checkpoint.dir=$ED_TMP/cancel" > /dev/null || fail "ranks of the cancelled job still run"
+grep -q "checkpointed; run again" cancel.out || { cat cancel.out; fail "the cancelled ranks did not checkpoint"; }
+! grep -q requeueing cancel.out || { cat cancel.out; fail "scancel requeued the job"; }
+echo "3. scancel: job $job CANCELLED, not requeued, ranks checkpointed and gone"
