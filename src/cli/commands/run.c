@@ -1,6 +1,7 @@
 /* `ensdistill run CONFIG [--set key=value ...]`: the whole experiment on all ranks.
  * Rank 0 parses and validates the config and broadcasts it; every rank loads the data once;
  * the pipeline runs; a stop signal leaves every model checkpointed and exits 0. */
+#include "ensdistill/affinity.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
 #include "ensdistill/config.h"
@@ -175,6 +176,7 @@ int cmd_run(int argc, char **argv) {
         free(config_text);
         return ED_EXIT_USER;
     }
+    affinity_report(&lo);
     if (rank == 0) failed = check_run_dir(&cfg, err, sizeof(err)) != 0;
     if (agree(failed, err)) {
         layout_free(&lo);
