@@ -20,6 +20,7 @@ export PATH=$PATH:/usr/sbin
 [ -r /etc/munge/munge.key ] || skip "/etc/munge/munge.key missing (the munge package creates it)"
 
 scratch
+: "${ED_TMP:?scratch made no directory}"
 daemon_pids=()
 stop_daemons() {
     # Jobs first (their ranks are children of slurmd's steps), then the daemons, by PID.
@@ -35,7 +36,8 @@ stop_daemons() {
     done
     return 0
 }
-trap 'stop_daemons; [ -n "${ED_KEEP_TMP:-}" ] || rm -rf "$ED_TMP"' EXIT
+# set +e: a daemon already gone must not turn a passed test into a failure (errexit in a trap).
+trap 'status=$?; set +e; stop_daemons; [ -n "${ED_KEEP_TMP:-}" ] || rm -rf "$ED_TMP"; exit $status' EXIT
 chmod 755 "$ED_TMP"
 mkdir -p "$ED_TMP/munge" "$ED_TMP/state" "$ED_TMP/spool"
 chown munge:munge "$ED_TMP/munge"
