@@ -1,7 +1,7 @@
 /* Rank layout: R ranks form G = R / g groups of g = parallel.ranks_per_model consecutive ranks
- * (MPI_Comm_split). Jobs go to groups by jobs_assign_groups (pipeline.h): members j to
- * group j % G; inside a group one model trains data-parallel. Group leaders (group rank 0) form a communicator of their own
- * for the teacher. Also sets the threads of this rank (threads_set: OpenMP and OpenBLAS). */
+ * (MPI_Comm_split). Groups take jobs from a shared queue (JobQueue, pipeline.h); inside a
+ * group one model trains data-parallel. Group leaders (group rank 0) form a communicator of
+ * their own for the teacher. Also sets the threads of this rank (threads_set: OpenMP and OpenBLAS). */
 #ifndef ENSDISTILL_LAYOUT_H
 #define ENSDISTILL_LAYOUT_H
 

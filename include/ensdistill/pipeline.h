@@ -1,7 +1,8 @@
 /* The distributed experiment (DESIGN.md "The run, as data flows through it"):
  *   phase 1 members (and the sum control, which needs no teacher) -> phase 2 teacher ->
  *   phase 3 students -> phase 4 results.
- * A job is one model to train; jobs_assign_groups spreads the jobs of a phase over the groups.
+ * A job is one model to train; the groups take the jobs of a phase from a shared counter,
+ * longest first, each as soon as it is free (JobQueue).
  * Every phase is restartable: complete models are skipped, partial ones resume from their
  * last checkpoint, bitwise as if never interrupted. */
 #ifndef ENSDISTILL_PIPELINE_H
@@ -48,13 +49,28 @@ typedef struct {
                               sweep, where students of one seed start alike in every combination */
     const char *from_run;  /* a finished run whose models/<name>.h5 is read (verified, never
                               written) instead of training, or NULL */
-    int group;             /* the group that trains it (jobs_assign_groups) */
+    int group;             /* the group that trained it (known on every rank after its phase) */
 } Job;
 
-/* Assigns each job to a group: longest job first onto the least-loaded group (cost = epochs x
- * nets), ties to the lowest group, in list order. Jobs of equal cost go round-robin: job j to
- * group j % G, as for the members. The same on every rank. */
-void jobs_assign_groups(Job *jobs, int n, int n_groups);
+/* The order in which a phase hands out its jobs: order[0..n) = job indices, longest first
+ * (cost = epochs x nets), equal costs in list order. */
+void jobs_order(const Job *jobs, int n, int *order);
+
+/* The next-job counters of the phases, in an MPI window on world rank 0. A group leader takes
+ * index i = jobqueue_take (0, 1, 2, ... over all leaders, atomically) and trains job order[i]
+ * when i < n; which group trains a job changes no result (a model's numbers do not depend on
+ * where it trains), so any order resumes. */
+typedef struct {
+    MPI_Win win;
+    long *base; /* the counters (on rank 0) */
+    int n_counters;
+} JobQueue;
+/* Collective over MPI_COMM_WORLD: n_counters counters, all 0. */
+void jobqueue_create(JobQueue *q, int n_counters);
+/* Returns the value of counter `counter` and adds 1 to it (MPI_Fetch_and_op). */
+long jobqueue_take(JobQueue *q, int counter);
+/* Collective. */
+void jobqueue_free(JobQueue *q);
 
 /* Status of a job or phase. */
 enum { JOB_DONE = 0, JOB_STOPPED = 1 };

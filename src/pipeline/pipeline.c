@@ -1,6 +1,6 @@
-/* The four phases of a run (see pipeline.h and DESIGN.md). Jobs of a phase are spread over the
- * groups longest first (jobs_assign_groups); rank 0 gathers every model's test logits for the
- * results. The train-the-sum control needs no teacher, so it trains in phase 1 beside the
+/* The four phases of a run (see pipeline.h and DESIGN.md). The groups take the jobs of a phase
+ * from a shared counter, longest first, each group as soon as it is free (JobQueue); rank 0
+ * gathers every model's test logits for the results. The train-the-sum control needs no teacher, so it trains in phase 1 beside the
  * members: it is the longest job (L nets), and in phase 3 it would leave the other groups idle
  * while it runs (2 groups, 4 members: 5 member-times instead of 6). */
 #include "ensdistill/alloc.h"
@@ -37,67 +37,59 @@ static void job_add(JobList *list, int cap, Role role, int index, int epochs, do
     j->seed_index = index;
 }
 
-void jobs_assign_groups(Job *jobs, int n, int n_groups) {
-    double *load = xcalloc((size_t)n_groups, sizeof(double));
-    int *order = xcalloc((size_t)n + 1, sizeof(int));
-    for (int j = 0; j < n; j++) order[j] = j;
-    /* stable sort by decreasing cost (insertion sort: a phase has few jobs) */
-    for (int a = 1; a < n; a++)
-        for (int b = a; b > 0; b--) {
-            const Job *x = &jobs[order[b - 1]], *y = &jobs[order[b]];
-            if ((double)x->epochs * x->sum_of >= (double)y->epochs * y->sum_of) break;
-            int t = order[b];
-            order[b] = order[b - 1];
-            order[b - 1] = t;
-        }
-    for (int i = 0; i < n; i++) {
-        Job *job = &jobs[order[i]];
-        int best = 0;
-        for (int g = 1; g < n_groups; g++)
-            if (load[g] < load[best]) best = g;
-        job->group = best;
-        load[best] += (double)job->epochs * job->sum_of;
-    }
-    free(load);
-    free(order);
-}
-
-/* Trains this group's jobs of a phase. test_out[j] ([N_test, K], on rank 0 after the gather)
- * receives job j's test logits; on_done(j, train_logits, test_logits) runs on every rank of the
- * group that trained job j. Returns JOB_STOPPED if any rank was asked to stop. */
+/* Trains jobs of a phase on this rank's group, taking them from the queue's counter `phase`
+ * (longest first) until none is left; then every rank learns which group trained each job
+ * (list->jobs[j].group). test_out[j] ([N_test, K], on rank 0 after the gather) receives job
+ * j's test logits; the group that takes job j allocates it when it has none. on_done(j,
+ * train_logits, test_logits) runs on every rank of the group that trained job j. Returns
+ * JOB_STOPPED if any rank was asked to stop. */
 typedef void (*JobDone)(void *ctx, int job, const float *train_logits, const float *test_logits);
 
-static int run_phase(const RunContext *ctx, const JobList *list, float **test_out, JobDone on_done,
-                     void *done_ctx) {
+static int run_phase(const RunContext *ctx, JobQueue *queue, int phase, JobList *list,
+                     float **test_out, JobDone on_done, void *done_ctx) {
     const Layout *lo = ctx->lo;
     const int N = ctx->data->train.N, Nt = ctx->data->test.N, K = ctx->data->train.K;
     float *train_logits = xfloats((size_t)N * K);
+    int *order = xcalloc((size_t)list->n + 1, sizeof(int));
+    int *owner = xcalloc((size_t)list->n + 1, sizeof(int));
+    jobs_order(list->jobs, list->n, order);
+    for (int j = 0; j < list->n; j++) owner[j] = -1;
     int status = JOB_DONE;
-    for (int j = 0; j < list->n && status == JOB_DONE; j++) {
-        if (list->jobs[j].group != lo->group) continue;
+    while (status == JOB_DONE) {
         /* a stop request that came while the previous job completed: start no other */
         if (signals_any(lo->group_comm)) {
             status = JOB_STOPPED;
             break;
         }
-        /* test logits land in test_out[j] on the group's ranks that hold one (rank 0 holds all) */
-        float *test_logits = test_out[j];
-        status = train_job(ctx, &list->jobs[j], train_logits, test_logits);
-        if (status == JOB_DONE && on_done) on_done(done_ctx, j, train_logits, test_logits);
+        long next = lo->is_leader ? jobqueue_take(queue, phase) : 0;
+        if (lo->ranks_per_model > 1) MPI_CHECK(MPI_Bcast(&next, 1, MPI_LONG, 0, lo->group_comm));
+        if (next >= list->n) break;
+        int j = order[next];
+        owner[j] = lo->group;
+        if (!test_out[j]) test_out[j] = xfloats((size_t)Nt * K);
+        status = train_job(ctx, &list->jobs[j], train_logits, test_out[j]);
+        if (status == JOB_DONE && on_done) on_done(done_ctx, j, train_logits, test_out[j]);
     }
     free(train_logits);
+    free(order);
     progress_phase_end(ctx);
     layout_wait_all(MPI_COMM_WORLD); /* groups that are done sleep until the last one ends */
-    if (signals_any(MPI_COMM_WORLD)) return JOB_STOPPED;
+    if (signals_any(MPI_COMM_WORLD)) {
+        free(owner);
+        return JOB_STOPPED;
+    }
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, owner, list->n, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    for (int j = 0; j < list->n; j++) list->jobs[j].group = owner[j];
+    free(owner);
 
     /* Every job's test logits to rank 0, in job order (a leader sends its jobs in order). */
     for (int j = 0; j < list->n; j++) {
-        int owner = list->jobs[j].group * lo->ranks_per_model;
-        if (owner == 0) continue;
+        int from = list->jobs[j].group * lo->ranks_per_model;
+        if (from == 0) continue;
         if (lo->world_rank == 0)
-            MPI_CHECK(MPI_Recv(test_out[j], Nt * K, MPI_FLOAT, owner, TAG_TEST_LOGITS + j,
+            MPI_CHECK(MPI_Recv(test_out[j], Nt * K, MPI_FLOAT, from, TAG_TEST_LOGITS + j,
                                MPI_COMM_WORLD, MPI_STATUS_IGNORE));
-        else if (lo->world_rank == owner)
+        else if (lo->world_rank == from)
             MPI_CHECK(MPI_Send(test_out[j], Nt * K, MPI_FLOAT, 0, TAG_TEST_LOGITS + j,
                                MPI_COMM_WORLD));
     }
@@ -125,14 +117,12 @@ static void member_done(void *p, int job, const float *train_logits, const float
         memcpy(s->self_teacher, train_logits, (size_t)d->train.N * d->train.K * sizeof(float));
 }
 
-/* test_out[j]: a buffer for every job on rank 0; elsewhere only for this group's jobs. */
+/* test_out[j]: a buffer for every job on rank 0; elsewhere NULL until the group takes job j. */
 static float **alloc_test_out(const RunContext *ctx, const JobList *list) {
-    const Layout *lo = ctx->lo;
-    const int n = list->n;
     size_t size = (size_t)ctx->data->test.N * ctx->data->test.K;
-    float **out = xcalloc((size_t)n, sizeof(float *));
-    for (int j = 0; j < n; j++)
-        if (lo->world_rank == 0 || list->jobs[j].group == lo->group) out[j] = xfloats(size);
+    float **out = xcalloc((size_t)list->n + 1, sizeof(float *));
+    for (int j = 0; j < list->n; j++)
+        if (ctx->lo->world_rank == 0) out[j] = xfloats(size);
     return out;
 }
 
@@ -158,6 +148,8 @@ int pipeline_run(const RunContext *ctx) {
     const DataSplit *d = ctx->data;
     const int L = cfg->ensemble.members, N = d->train.N, Nt = d->test.N, K = d->train.K;
     int status = JOB_DONE;
+    JobQueue queue; /* counter 0: phase 1, counter 1: phase 3 */
+    jobqueue_create(&queue, 2);
 
     /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */
     const int with_sum = cfg->distill.sum;
@@ -174,9 +166,8 @@ int pipeline_run(const RunContext *ctx) {
                  lo->threads);
     MemberSums sums = {ctx, xcalloc((size_t)N * K, sizeof(int64_t)),
                        xcalloc((size_t)Nt * K, sizeof(int64_t)), xfloats((size_t)N * K)};
-    jobs_assign_groups(phase1.jobs, phase1.n, lo->n_groups);
     float **phase1_test = alloc_test_out(ctx, &phase1);
-    status = run_phase(ctx, &phase1, phase1_test, member_done, &sums);
+    status = run_phase(ctx, &queue, 0, &phase1, phase1_test, member_done, &sums);
 
     /* ---- phase 2: the teacher ---- */
     float *teacher_train = NULL, *teacher_test = NULL;
@@ -227,11 +218,10 @@ int pipeline_run(const RunContext *ctx) {
             }
         }
     }
-    jobs_assign_groups(students.jobs, students.n, lo->n_groups);
     float **student_test = alloc_test_out(ctx, &students);
     if (status == JOB_DONE && students.n > 0) {
         progress_say(ctx, "phase 3: %d student(s)\n", students.n);
-        status = run_phase(ctx, &students, student_test, NULL, NULL);
+        status = run_phase(ctx, &queue, 1, &students, student_test, NULL, NULL);
     }
 
     /* ---- phase 4: results (the sum control reported with the students) ---- */
@@ -261,5 +251,6 @@ int pipeline_run(const RunContext *ctx) {
     free(sums.self_teacher);
     free(teacher_train);
     free(teacher_test);
+    jobqueue_free(&queue);
     return status;
 }
