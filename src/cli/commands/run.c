@@ -188,18 +188,22 @@ int cmd_run(int argc, char **argv) {
     snprintf(ctx.run_dir, sizeof(ctx.run_dir), "%s", cfg.checkpoint.dir);
     double t0 = MPI_Wtime();
     DataSplit data;
-    data_load(&data, &cfg.data);
+    SharedData shared;
+    data_load_shared(&data, &cfg.data, &shared);
     ctx.data = &data;
+    progress_say(&ctx, "%s: %s train %d, test %d, %dx%dx%d, %d classes; run dir %s\n", cfg.name,
+                 config_source_names[cfg.data.source], data.train.N, data.test.N, data.train.C,
+                 data.train.H, data.train.W, data.train.K, ctx.run_dir);
     progress_say(&ctx,
-                 "%s: %s train %d, test %d, %dx%dx%d, %d classes (%.1f MiB per rank); run dir %s\n",
-                 cfg.name, config_source_names[cfg.data.source], data.train.N, data.test.N,
-                 data.train.C, data.train.H, data.train.W, data.train.K,
-                 (dataset_bytes(&data.train) + dataset_bytes(&data.test)) / 1048576.0, ctx.run_dir);
+                 "data: %.1f MiB once per node in shared memory, mapped by the node's %d rank(s) "
+                 "(%.1f MiB if each loaded its own)\n",
+                 shared.bytes / 1048576.0, shared.ranks_on_node,
+                 shared.bytes * (double)shared.ranks_on_node / 1048576.0);
 
     if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0 ||
                             write_run_dir(&cfg, config_text, err, sizeof(err)) != 0;
     if (agree(failed, err)) {
-        datasplit_free(&data);
+        data_free_shared(&data, &shared);
         layout_free(&lo);
         free(config_text);
         return ED_EXIT_USER;
@@ -220,7 +224,7 @@ int cmd_run(int argc, char **argv) {
             }
         }
         if (agree(failed, err)) {
-            datasplit_free(&data);
+            data_free_shared(&data, &shared);
             layout_free(&lo);
             free(config_text);
             return ED_EXIT_USER;
@@ -240,7 +244,7 @@ int cmd_run(int argc, char **argv) {
     layout_wait_all(MPI_COMM_WORLD); /* the others sleep while rank 0 writes the results */
 
     teacher_run_free(&teacher_run);
-    datasplit_free(&data);
+    data_free_shared(&data, &shared);
     layout_free(&lo);
     free(config_text);
     return 0;
