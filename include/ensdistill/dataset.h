@@ -81,6 +81,9 @@ int cifar_read_file(Dataset *ds, const char *path, int cifar100, int coarse);
  * [N,C,H,W] (or [N,H,W,C] with attribute layout="NHWC"; or [N,H,W]), labels [N], optional tags;
  * optional /views [K,2,D] and root attributes num_classes, orth_noise, noise_sigma. */
 void h5data_read(DataSplit *split, const char *path);
+/* The same, reading only the first train_keep / test_keep samples of each part by hyperslab
+ * (<= 0: all): a limit never reads or holds the rest of the file. */
+void h5data_read_first(DataSplit *split, const char *path, int train_keep, int test_keep);
 /* Writes split in that layout to path (through path.tmp and a rename), with root attributes
  * format, source, num_classes and, for generated data, noise, sigma, seed, orth_noise,
  * noise_sigma; config_text (may be NULL) is stored as attribute "config". */

@@ -146,7 +146,7 @@ void data_load(DataSplit *split, const DataConfig *cfg) {
         break;
     case SOURCE_HDF5:
         if (!cfg->path[0]) ed_fail("data.path: source hdf5 needs the .h5 file");
-        h5data_read(split, cfg->path);
+        h5data_read_first(split, cfg->path, cfg->train_limit, cfg->test_limit);
         generated = split->train.views != NULL; /* multi-view data written by datagen */
         break;
     case SOURCE_MULTIVIEW:

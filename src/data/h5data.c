@@ -39,7 +39,29 @@ static void read_whole(hid_t f, const char *path, const char *name, hid_t mem_ty
     if (h5r_read(f, name, mem_type, out) < 0) ed_fail("%s: %s: cannot read the %s", path, name, what);
 }
 
-static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) {
+/* The first `rows` rows (along dimension 0) of dataset name, by hyperslab: nothing beyond
+ * them is read or held. */
+static void read_rows(hid_t f, const char *path, const char *name, hid_t mem_type, void *out,
+                      hsize_t rows, const char *what) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = d < 0 ? -1 : H5Dget_space(d), ms = -1;
+    int ok = fs >= 0;
+    hsize_t dims[4], start[4] = {0, 0, 0, 0};
+    int nd = ok ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
+    ok = ok && nd >= 1 && nd <= 4 && rows <= dims[0];
+    if (ok) {
+        dims[0] = rows;
+        ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, dims, NULL) >= 0 &&
+             (ms = H5Screate_simple(nd, dims, NULL)) >= 0 &&
+             (rows == 0 || H5Dread(d, mem_type, ms, fs, H5P_DEFAULT, out) >= 0);
+    }
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (d >= 0) H5Dclose(d);
+    if (!ok) ed_fail("%s: %s: cannot read the %s", path, name, what);
+}
+
+/* Reads /part of the file: the first `keep` samples (keep <= 0: all). */
+static void read_part(Dataset *ds, hid_t f, const char *path, const char *part, int keep) {
     char name[64];
     snprintf(name, sizeof(name), "/%s", part);
     if (!h5r_has(f, name))
@@ -89,10 +111,12 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
         ed_fail("%s: %s: images of shape %llu x %llu x %llu x %llu are empty or too large", path,
                 name, (unsigned long long)N, (unsigned long long)C, (unsigned long long)H,
                 (unsigned long long)W);
+    const hsize_t N_file = N; /* the labels and tags must match the file's images */
+    if (keep > 0 && (hsize_t)keep < N) N = (hsize_t)keep;
     ds->N = (int)N, ds->C = (int)C, ds->H = (int)H, ds->W = (int)W;
     size_t count = (size_t)N * C * H * W, esize = u8 ? 1 : sizeof(float);
     void *raw = xmalloc(count * esize);
-    read_whole(f, path, name, u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, raw, "images");
+    read_rows(f, path, name, u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, raw, N, "images");
     if (nhwc && C > 1) {
         /* out[n, c, y, x] = in[n, y, x, c] */
         void *t = xmalloc(count * esize);
@@ -119,12 +143,12 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
     if (!h5r_has(f, name)) ed_fail("%s: %s: missing dataset", path, name);
     dataset_shape(f, path, name, &nd, dims, &cls, &tsize, &sign);
     if (cls != H5T_INTEGER) ed_fail("%s: %s: labels must be integers", path, name);
-    if (nd != 1 || dims[0] != N)
+    if (nd != 1 || dims[0] != N_file)
         ed_fail("%s: %s: labels must be [%llu] like the images, got %d dimensions of first size "
                 "%llu",
-                path, name, (unsigned long long)N, nd, (unsigned long long)(nd ? dims[0] : 0));
+                path, name, (unsigned long long)N_file, nd, (unsigned long long)(nd ? dims[0] : 0));
     int64_t *lab = xmalloc((size_t)N * sizeof(int64_t));
-    read_whole(f, path, name, H5T_NATIVE_INT64, lab, "labels");
+    read_rows(f, path, name, H5T_NATIVE_INT64, lab, N, "labels");
     ds->labels = xmalloc((size_t)N * sizeof(int32_t));
     for (size_t i = 0; i < N; i++) {
         if (lab[i] < 0 || lab[i] > (1 << 24))
@@ -138,10 +162,10 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part) 
     snprintf(name, sizeof(name), "/%s/tags", part);
     if (h5r_has(f, name)) {
         dataset_shape(f, path, name, &nd, dims, &cls, &tsize, &sign);
-        if (cls != H5T_INTEGER || nd != 1 || dims[0] != N)
+        if (cls != H5T_INTEGER || nd != 1 || dims[0] != N_file)
             ed_fail("%s: %s: tags must be integers [N] like the labels", path, name);
         ds->tags = xmalloc((size_t)N);
-        read_whole(f, path, name, H5T_NATIVE_UINT8, ds->tags, "tags");
+        read_rows(f, path, name, H5T_NATIVE_UINT8, ds->tags, N, "tags");
     }
 }
 
@@ -170,6 +194,10 @@ static void check_labels(const Dataset *ds, const char *path, const char *part) 
 }
 
 void h5data_read(DataSplit *split, const char *path) {
+    h5data_read_first(split, path, 0, 0);
+}
+
+void h5data_read_first(DataSplit *split, const char *path, int train_keep, int test_keep) {
     memset(split, 0, sizeof(*split));
     if (access(path, R_OK) != 0) ed_fail("%s: cannot open: %s", path, strerror(errno));
     h5u_quiet(); /* our messages replace HDF5's error stack dump */
@@ -180,8 +208,8 @@ void h5data_read(DataSplit *split, const char *path) {
     base = base ? base + 1 : path;
     snprintf(split->train.name, sizeof(split->train.name), "%.50s/train", base);
     snprintf(split->test.name, sizeof(split->test.name), "%.50s/test", base);
-    read_part(&split->train, f, path, "train");
-    read_part(&split->test, f, path, "test");
+    read_part(&split->train, f, path, "train", train_keep);
+    read_part(&split->test, f, path, "test", test_keep);
     Dataset *tr = &split->train, *te = &split->test;
     if (tr->C != te->C || tr->H != te->H || tr->W != te->W || (tr->u8 == NULL) != (te->u8 == NULL))
         ed_fail("%s: /test/images (%d x %d x %d %s) do not match /train/images (%d x %d x %d %s)",

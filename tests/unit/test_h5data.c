@@ -261,6 +261,26 @@ static void test_layouts(void) {
     report("NHWC with a fixed-length layout attribute, [N, H, W] images, int64 labels, K from "
            "labels\n");
 
+    /* The first rows only, by hyperslab: the same samples as the whole read's first rows. */
+    snprintf(path, sizeof(path), "%s/nhwc.h5", dir);
+    DataSplit all, first;
+    h5data_read(&all, path);
+    h5data_read_first(&first, path, 4, 3);
+    size_t per = (size_t)all.train.C * all.train.H * all.train.W;
+    EXPECT(first.train.N == 4 && first.test.N == 3 && first.train.K == all.train.K,
+           "first rows: N %d / %d, K %d", first.train.N, first.test.N, first.train.K);
+    EXPECT(memcmp(first.train.u8, all.train.u8, 4 * per) == 0 &&
+               memcmp(first.test.u8, all.test.u8, 3 * per) == 0 &&
+               memcmp(first.train.labels, all.train.labels, 4 * sizeof(int32_t)) == 0,
+           "first rows differ from the whole read's");
+    datasplit_free(&first);
+    h5data_read_first(&first, path, 100, 0); /* more than the file holds: all of it */
+    EXPECT(first.train.N == all.train.N && first.test.N == all.test.N, "limit above N: %d %d",
+           first.train.N, first.test.N);
+    datasplit_free(&first);
+    datasplit_free(&all);
+    report("h5data_read_first: the first rows by hyperslab, a limit above N reads all\n");
+
     static const struct {
         int bad;
         const char *what, *needle;
