@@ -52,9 +52,10 @@ typedef struct {
     int group;             /* the group that trained it (known on every rank after its phase) */
 } Job;
 
-/* The order in which a phase hands out its jobs: order[0..n) = job indices, longest first
- * (cost = epochs x nets), equal costs in list order. */
-void jobs_order(const Job *jobs, int n, int *order);
+/* The order in which a phase hands out its jobs to n_groups groups: order[0..n) = job indices,
+ * longest first (cost = epochs x nets), equal costs in list order; with one group, list order
+ * (members before the sum control: the order changes no time there). */
+void jobs_order(const Job *jobs, int n, int n_groups, int *order);
 
 /* The next-job counters of the phases, in an MPI window on world rank 0. A group leader takes
  * index i = jobqueue_take (0, 1, 2, ... over all leaders, atomically) and trains job order[i]

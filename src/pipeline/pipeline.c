@@ -52,7 +52,7 @@ static int run_phase(const RunContext *ctx, JobQueue *queue, int phase, JobList 
     float *train_logits = xfloats((size_t)N * K);
     int *order = xcalloc((size_t)list->n + 1, sizeof(int));
     int *owner = xcalloc((size_t)list->n + 1, sizeof(int));
-    jobs_order(list->jobs, list->n, order);
+    jobs_order(list->jobs, list->n, lo->n_groups, order);
     for (int j = 0; j < list->n; j++) owner[j] = -1;
     int status = JOB_DONE;
     while (status == JOB_DONE) {
