@@ -65,7 +65,7 @@ while [ -f "queue/$((done_jobs + 1))" ]; do
         || { cat limit.out; fail "resubmitted job $done_jobs exited non-zero"; }
 done
 [ "$done_jobs" -ge 1 ] || { cat limit.out; fail "the walltime never interrupted the run: make it longer"; }
-grep -q "resuming" limit.out || { cat limit.out; fail "the resubmitted job did not resume"; }
+grep -q "resuming\|complete: skipped" limit.out || { cat limit.out; fail "the resubmitted job did not resume"; }
 [ -f limit/run.h5 ] || { cat limit.out; fail "the resubmitted jobs did not finish the run (run dir lost?)"; }
 same_weights ref limit "2. walltime: $done_jobs resubmissions"
 
