@@ -27,7 +27,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "$ED_TMP"
 mkdir -p jobs/pbs && cp "$ED_SOURCE_DIR/jobs/pbs/ensemble.pbs" jobs/pbs/ # PBS_O_WORKDIR's copy
 export CONFIG=$ED_SOURCE_DIR/tests/configs/tiny.yaml BIN=$ED_BIN THREADS=1
-# About 23 s on two idle cores: about twice the 12 s walltime.
+# About 23 s on two idle cores.
 SET="model.hidden=512 data.train_limit=40000 data.test_limit=1000 train.epochs=5 distill.students=[kd,self]"
 
 # Runs one job as PBS would: pbs_job ID OUTPUT [VAR=value ...]; returns its exit status.
@@ -48,10 +48,16 @@ pbs_job 1 ref.out SET="$SET checkpoint.dir=$ED_TMP/ref" || { cat ref.out; fail "
 [ -f ref/run.h5 ] || { cat ref.out; fail "normal job ended without run.h5"; }
 [ -z "$(ls queue)" ] || { cat ref.out; fail "a finished run resubmitted itself"; }
 echo "1. normal job: exit 0, nothing resubmitted"
+# USR1 about half-way through a run as long as this one (3 to 12 s: a faster machine is still
+# interrupted).
+run_s=$(awk '/^done in/ {print int($3)}' ref.out)
+stop_after=$((run_s / 2))
+[ "$stop_after" -le 12 ] || stop_after=12
+[ "$stop_after" -ge 3 ] || stop_after=3
 
-# 2. Walltime 12 s after the start: USR1, checkpoint, exit 0, resubmission with the overrides.
+# 2. Walltime stop_after s after the start: USR1, checkpoint, exit 0, resubmission with the overrides.
 rm -f queue/*
-pbs_job 2 limit.out SET="$SET checkpoint.dir=$ED_TMP/limit" WALLTIME_SECONDS=14 STOP_BEFORE=2 \
+pbs_job 2 limit.out SET="$SET checkpoint.dir=$ED_TMP/limit" WALLTIME_SECONDS=$((stop_after + 2)) STOP_BEFORE=2 \
     || { cat limit.out; fail "job stopped by the walltime exited non-zero"; }
 done_jobs=0
 while [ -f "queue/$((done_jobs + 1))" ]; do
