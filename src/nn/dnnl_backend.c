@@ -75,7 +75,11 @@ void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const
                       (int)dnnl_st_);                                                              \
     } while (0)
 
-enum { ARENA_ALIGN = 64, MAX_PLANS = 4 };
+/* MAX_PLANS: primitives kept per layer, one per batch size seen. A job sees up to five (the
+ * global batch or its shard, the last training batch or its shard, the last evaluation chunk);
+ * eight keep every one built after its first use, so no plan is rebuilt (allocating) each
+ * epoch. */
+enum { ARENA_ALIGN = 64, MAX_PLANS = 8 };
 
 struct DnnlContext {
     dnnl_engine_t engine;
