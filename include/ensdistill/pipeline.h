@@ -74,7 +74,8 @@ long jobqueue_take(JobQueue *q, int counter);
 void jobqueue_free(JobQueue *q);
 
 /* The data set once per node in MPI-3 shared memory (shared_data.c): the node's first rank
- * loads it (data_load), the node's ranks map the same pages read-only. */
+ * loads it (data_load_into) straight into the window, the node's ranks map the same pages
+ * read-only. */
 typedef struct {
     MPI_Win win;
     MPI_Comm node;     /* the ranks of this node */

@@ -16,27 +16,28 @@
 #define CIFAR_PIXELS 3072
 #define CIFAR_CHUNK 1024 /* records read per fread */
 
-int cifar_read_file(Dataset *ds, const char *path, int cifar100, int coarse) {
-    const int head = cifar100 ? 2 : 1, rec = head + CIFAR_PIXELS;
-    FILE *f = fopen(path, "rb");
-    if (!f) ed_fail("%s: cannot open: %s", path, strerror(errno));
+/* The number of records in a CIFAR file, from its size (which must be a whole number of them). */
+static int cifar_count(const char *path, int cifar100) {
+    const int rec = (cifar100 ? 2 : 1) + CIFAR_PIXELS;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0) ed_fail("%s: cannot stat: %s", path, strerror(errno));
+    if (stat(path, &st) != 0) ed_fail("%s: cannot open: %s", path, strerror(errno));
     long long size = (long long)st.st_size;
     if (size == 0) ed_fail("%s: empty file (expected %d-byte records)", path, rec);
     if (size % rec != 0)
         ed_fail("%s: truncated: record %lld has %lld of %d bytes (file size %lld is not a whole "
                 "number of %d-byte %s records)",
                 path, size / rec, size % rec, rec, size, rec, cifar100 ? "CIFAR-100" : "CIFAR-10");
-    long long count = size / rec;
-    if (count + ds->N > 1 << 30) ed_fail("%s: %lld records is too many", path, count);
+    if (size / rec > 1 << 30) ed_fail("%s: %lld records is too many", path, size / rec);
+    return (int)(size / rec);
+}
 
-    ds->C = 3;
-    ds->H = 32;
-    ds->W = 32;
-    size_t n0 = (size_t)ds->N, n1 = n0 + (size_t)count;
-    ds->u8 = xrealloc(ds->u8, n1 * CIFAR_PIXELS);
-    ds->labels = xrealloc(ds->labels, n1 * sizeof(int32_t));
+/* Reads and checks the `count` records of one file; record r goes to sample first + r of px and
+ * labels when that is below keep, else it is dropped. */
+static void cifar_read_records(const char *path, int cifar100, int coarse, int count, int first,
+                               int keep, uint8_t *px, int32_t *labels) {
+    const int head = cifar100 ? 2 : 1, rec = head + CIFAR_PIXELS;
+    FILE *f = fopen(path, "rb");
+    if (!f) ed_fail("%s: cannot open: %s", path, strerror(errno));
     unsigned char *buf = xmalloc((size_t)CIFAR_CHUNK * rec);
     for (long long r0 = 0; r0 < count; r0 += CIFAR_CHUNK) {
         size_t nr = (size_t)(count - r0 < CIFAR_CHUNK ? count - r0 : CIFAR_CHUNK);
@@ -59,15 +60,14 @@ int cifar_read_file(Dataset *ds, const char *path, int cifar100, int coarse) {
                     ed_fail("%s: record %lld: label %d out of range [0, 10)", path, r, p[0]);
                 label = p[0];
             }
-            size_t i = n0 + (size_t)r;
-            ds->labels[i] = label;
-            memcpy(ds->u8 + i * CIFAR_PIXELS, p + head, CIFAR_PIXELS);
+            long long i = first + r;
+            if (i >= keep) continue;
+            labels[i] = label;
+            memcpy(px + (size_t)i * CIFAR_PIXELS, p + head, CIFAR_PIXELS);
         }
     }
     free(buf);
     fclose(f);
-    ds->N = (int)n1;
-    return (int)count;
 }
 
 static int file_exists(const char *dir, const char *name) {
@@ -76,11 +76,17 @@ static int file_exists(const char *dir, const char *name) {
     return access(path, F_OK) == 0;
 }
 
-static void cifar_part(Dataset *ds, const char *dir, const char *const *files, int nfiles,
-                       int cifar100, int coarse, const char *name, const char *part) {
+/* The files of one part: names ds, sets K and the shapes (N after keep), the records per file. */
+static void cifar_part(Dataset *ds, int counts[], const char *dir, const char *const *files,
+                       int nfiles, int cifar100, int coarse, const char *name, const char *part,
+                       int keep) {
     memset(ds, 0, sizeof(*ds));
     snprintf(ds->name, sizeof(ds->name), "%s/%s", name, part);
     ds->K = cifar100 ? (coarse ? 20 : 100) : 10;
+    ds->C = 3;
+    ds->H = 32;
+    ds->W = 32;
+    long long total = 0;
     for (int i = 0; i < nfiles; i++) {
         char path[ED_PATH_MAX];
         fs_join(path, sizeof(path), dir, files[i]);
@@ -88,11 +94,15 @@ static void cifar_part(Dataset *ds, const char *dir, const char *const *files, i
             ed_fail("%s: missing batch file (%s needs %s)", path, name,
                     cifar100 ? "train.bin and test.bin"
                              : "data_batch_1.bin .. data_batch_5.bin and test_batch.bin");
-        cifar_read_file(ds, path, cifar100, coarse);
+        counts[i] = cifar_count(path, cifar100);
+        total += counts[i];
+        if (total > 1 << 30) ed_fail("%s: %lld records is too many", path, total);
     }
+    ds->N = data_keep((int)total, keep);
 }
 
-void cifar_load(DataSplit *split, const char *dir, int cifar100, int coarse) {
+void cifar_load(DataSplit *split, const char *dir, int cifar100, int coarse, int train_keep,
+                int test_keep, DataAlloc *alloc) {
     static const char *const c10_train[] = {"data_batch_1.bin", "data_batch_2.bin",
                                             "data_batch_3.bin", "data_batch_4.bin",
                                             "data_batch_5.bin"};
@@ -106,11 +116,25 @@ void cifar_load(DataSplit *split, const char *dir, int cifar100, int coarse) {
     fs_join(sub, sizeof(sub), dir, inner);
     if (!file_exists(dir, first) && file_exists(sub, first)) dir = sub;
     const char *name = cifar100 ? "cifar100" : "cifar10";
-    if (cifar100) {
-        cifar_part(&split->train, dir, c100_train, 1, 1, coarse, name, "train");
-        cifar_part(&split->test, dir, c100_test, 1, 1, coarse, name, "test");
-    } else {
-        cifar_part(&split->train, dir, c10_train, 5, 0, 0, name, "train");
-        cifar_part(&split->test, dir, c10_test, 1, 0, 0, name, "test");
+    const char *const *files[2] = {cifar100 ? c100_train : c10_train,
+                                   cifar100 ? c100_test : c10_test};
+    int nfiles[2] = {cifar100 ? 1 : 5, 1}, keep[2] = {train_keep, test_keep}, counts[2][5];
+    Dataset *parts[2] = {&split->train, &split->test};
+    const char *part_names[2] = {"train", "test"};
+    /* every file's size first: the record counts size the arrays before a record is read */
+    size_t bytes[2][DATA_ARRAYS] = {{0}};
+    for (int p = 0; p < 2; p++) {
+        cifar_part(parts[p], counts[p], dir, files[p], nfiles[p], cifar100, coarse, name,
+                   part_names[p], keep[p]);
+        bytes[p][DATA_U8] = (size_t)parts[p]->N * CIFAR_PIXELS;
+        bytes[p][DATA_LABELS] = (size_t)parts[p]->N * sizeof(int32_t);
     }
+    alloc->arrays(alloc, split, bytes);
+    for (int p = 0; p < 2; p++)
+        for (int i = 0, at = 0; i < nfiles[p]; at += counts[p][i], i++) {
+            char path[ED_PATH_MAX];
+            fs_join(path, sizeof(path), dir, files[p][i]);
+            cifar_read_records(path, cifar100, coarse, counts[p][i], at, parts[p]->N, parts[p]->u8,
+                               parts[p]->labels);
+        }
 }

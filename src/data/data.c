@@ -1,6 +1,7 @@
-/* data_load: picks the source named by the config, then applies the sample limits, the sample
- * ids and the normalisation statistics. Also the Dataset bookkeeping (free, bytes, limit,
- * describe) shared by every source. */
+/* data_load: picks the source named by the config (which reads only what the limits keep, into
+ * the caller's DataAlloc), then checks it and sets the sample ids and the normalisation
+ * statistics. Also the Dataset bookkeeping (free, bytes, arrays, describe) shared by every
+ * source. */
 #include "ensdistill/alloc.h"
 #include "ensdistill/dataset.h"
 #include "ensdistill/error.h"
@@ -26,24 +27,92 @@ void datasplit_free(DataSplit *split) {
     dataset_free(&split->test);
 }
 
-size_t dataset_bytes(const Dataset *ds) {
-    size_t n = (size_t)ds->N, per = dataset_sample_floats(ds), bytes = 0;
-    if (ds->u8) bytes += n * per;
-    if (ds->f32) bytes += n * per * sizeof(float);
-    if (ds->labels) bytes += n * sizeof(int32_t);
-    if (ds->tags) bytes += n;
-    if (ds->views) bytes += (size_t)ds->K * 2 * ds->D * sizeof(float);
-    return bytes;
+void *dataset_array(const Dataset *ds, int a) {
+    switch (a) {
+    case DATA_U8:
+        return ds->u8;
+    case DATA_F32:
+        return ds->f32;
+    case DATA_LABELS:
+        return ds->labels;
+    case DATA_TAGS:
+        return ds->tags;
+    case DATA_VIEWS:
+        return ds->views;
+    }
+    ED_DIE("data array %d: not one of DATA_U8 .. DATA_VIEWS", a);
 }
 
-void dataset_limit(Dataset *ds, int n) {
-    if (n <= 0 || n >= ds->N) return;
-    size_t per = dataset_sample_floats(ds);
-    ds->N = n;
-    if (ds->u8) ds->u8 = xrealloc(ds->u8, (size_t)n * per);
-    if (ds->f32) ds->f32 = xrealloc(ds->f32, (size_t)n * per * sizeof(float));
-    if (ds->labels) ds->labels = xrealloc(ds->labels, (size_t)n * sizeof(int32_t));
-    if (ds->tags) ds->tags = xrealloc(ds->tags, (size_t)n);
+void dataset_set_array(Dataset *ds, int a, void *p) {
+    switch (a) {
+    case DATA_U8:
+        ds->u8 = p;
+        return;
+    case DATA_F32:
+        ds->f32 = p;
+        return;
+    case DATA_LABELS:
+        ds->labels = p;
+        return;
+    case DATA_TAGS:
+        ds->tags = p;
+        return;
+    case DATA_VIEWS:
+        ds->views = p;
+        return;
+    }
+    ED_DIE("data array %d: not one of DATA_U8 .. DATA_VIEWS", a);
+}
+
+void dataset_array_bytes(const Dataset *ds, size_t bytes[DATA_ARRAYS]) {
+    size_t n = (size_t)ds->N, per = dataset_sample_floats(ds);
+    bytes[DATA_U8] = ds->u8 ? n * per : 0;
+    bytes[DATA_F32] = ds->f32 ? n * per * sizeof(float) : 0;
+    bytes[DATA_LABELS] = ds->labels ? n * sizeof(int32_t) : 0;
+    bytes[DATA_TAGS] = ds->tags ? n : 0;
+    bytes[DATA_VIEWS] = ds->views ? (size_t)ds->K * 2 * ds->D * sizeof(float) : 0;
+}
+
+size_t dataset_bytes(const Dataset *ds) {
+    size_t bytes[DATA_ARRAYS], sum = 0;
+    dataset_array_bytes(ds, bytes);
+    for (int a = 0; a < DATA_ARRAYS; a++)
+        sum += bytes[a];
+    return sum;
+}
+
+static void heap_arrays(DataAlloc *self, DataSplit *split, const size_t bytes[2][DATA_ARRAYS]) {
+    (void)self;
+    Dataset *parts[2] = {&split->train, &split->test};
+    for (int p = 0; p < 2; p++)
+        for (int a = 0; a < DATA_ARRAYS; a++) {
+            size_t n = bytes[p][a];
+            void *mem = NULL; /* float arrays 64-byte aligned, like any float buffer */
+            if (n)
+                mem = a == DATA_F32 || a == DATA_VIEWS ? (void *)xfloats(n / sizeof(float))
+                                                       : xmalloc(n);
+            dataset_set_array(parts[p], a, mem);
+        }
+}
+
+DataAlloc data_alloc_heap = {heap_arrays};
+
+/* Passes the call on to the real allocator and remembers it: data_load_into checks that the
+ * source asked once and kept the shapes it asked for. */
+typedef struct {
+    DataAlloc base; /* first: a DataAlloc * to this is a RecordingAlloc * */
+    DataAlloc *inner;
+    int calls;
+    size_t bytes[2][DATA_ARRAYS];
+} RecordingAlloc;
+
+static void recording_arrays(DataAlloc *self, DataSplit *split,
+                             const size_t bytes[2][DATA_ARRAYS]) {
+    RecordingAlloc *r = (RecordingAlloc *)self;
+    r->calls++;
+    ED_CHECK(r->calls == 1, "a data source asked for its arrays %d times (once, please)", r->calls);
+    memcpy(r->bytes, bytes, sizeof(r->bytes));
+    r->inner->arrays(r->inner, split, bytes);
 }
 
 void dataset_compute_normalization(Dataset *train, Dataset *test) {
@@ -96,13 +165,21 @@ const char *dataset_describe(const Dataset *ds, char *buf, size_t size) {
     return buf;
 }
 
-static void check_loaded(const Dataset *ds) {
+/* The source left a sane shape, at most keep samples, and the arrays it asked for. */
+static void check_loaded(const Dataset *ds, const size_t asked[DATA_ARRAYS], int keep) {
     ED_CHECK(ds->N >= 0 && ds->C > 0 && ds->H > 0 && ds->W > 0 && ds->K > 0,
              "%s: source left bad shape %d x %d x %d x %d, K %d", ds->name, ds->N, ds->C, ds->H,
              ds->W, ds->K);
     ED_CHECK((ds->u8 != NULL) != (ds->f32 != NULL) || ds->N == 0, "%s: needs exactly one of u8/f32",
              ds->name);
     ED_CHECK(ds->labels != NULL || ds->N == 0, "%s: no labels", ds->name);
+    ED_CHECK(keep <= 0 || ds->N <= keep, "%s: %d samples kept for a limit of %d", ds->name, ds->N,
+             keep);
+    size_t bytes[DATA_ARRAYS];
+    dataset_array_bytes(ds, bytes);
+    for (int a = 0; a < DATA_ARRAYS; a++)
+        ED_CHECK(bytes[a] == asked[a], "%s: array %d holds %zu bytes, the source asked for %zu",
+                 ds->name, a, bytes[a], asked[a]);
 }
 
 /* Stops naming where (the data file, or the generator), the dataset and the first sample of ds
@@ -126,15 +203,22 @@ static void check_finite(const Dataset *ds, const char *where, const char *part)
 }
 
 void data_load(DataSplit *split, const DataConfig *cfg) {
+    data_load_into(split, cfg, &data_alloc_heap);
+}
+
+void data_load_into(DataSplit *split, const DataConfig *cfg, DataAlloc *alloc) {
     memset(split, 0, sizeof(*split));
+    RecordingAlloc rec = {.base = {recording_arrays}, .inner = alloc};
+    const int tk = cfg->train_limit, vk = cfg->test_limit;
     int generated = 0;
     switch (cfg->source) {
     case SOURCE_FASHION_MNIST:
-        idx_load(split, cfg->path[0] ? cfg->path : FASHION_MNIST_DEFAULT_DIR, "fashion-mnist");
+        idx_load(split, cfg->path[0] ? cfg->path : FASHION_MNIST_DEFAULT_DIR, "fashion-mnist", tk,
+                 vk, &rec.base);
         break;
     case SOURCE_MNIST:
         if (!cfg->path[0]) ed_fail("data.path: source mnist needs the directory of the IDX files");
-        idx_load(split, cfg->path, "mnist");
+        idx_load(split, cfg->path, "mnist", tk, vk, &rec.base);
         break;
     case SOURCE_CIFAR10:
     case SOURCE_CIFAR100:
@@ -142,29 +226,30 @@ void data_load(DataSplit *split, const DataConfig *cfg) {
             ed_fail("data.path: source %s needs the directory of the .bin files",
                     config_source_names[cfg->source]);
         cifar_load(split, cfg->path, cfg->source == SOURCE_CIFAR100,
-                   cfg->source == SOURCE_CIFAR100 && cfg->labels == LABELS_COARSE);
+                   cfg->source == SOURCE_CIFAR100 && cfg->labels == LABELS_COARSE, tk, vk,
+                   &rec.base);
         break;
     case SOURCE_HDF5:
         if (!cfg->path[0]) ed_fail("data.path: source hdf5 needs the .h5 file");
-        h5data_read_first(split, cfg->path, cfg->train_limit, cfg->test_limit);
+        h5data_read_first(split, cfg->path, tk, vk, &rec.base);
         generated = split->train.views != NULL; /* multi-view data written by datagen */
         break;
     case SOURCE_MULTIVIEW:
-        multiview_generate(split, &cfg->multiview);
+        multiview_generate(split, &cfg->multiview, tk, vk, &rec.base);
         generated = 1;
         break;
     case SOURCE_TOY2:
-        toy2_generate(split, &cfg->multiview);
+        toy2_generate(split, &cfg->multiview, tk, vk, &rec.base);
         generated = 1;
         break;
     default:
         ED_DIE("data.source %d: not a DataSource (the config's validation passes only those)",
                (int)cfg->source);
     }
-    check_loaded(&split->train);
-    check_loaded(&split->test);
-    dataset_limit(&split->train, cfg->train_limit);
-    dataset_limit(&split->test, cfg->test_limit);
+    ED_CHECK(rec.calls == 1, "data source %s never asked for its arrays",
+             config_source_names[cfg->source]);
+    check_loaded(&split->train, rec.bytes[0], tk);
+    check_loaded(&split->test, rec.bytes[1], vk);
     const char *where = cfg->source == SOURCE_HDF5 ? cfg->path : config_source_names[cfg->source];
     check_finite(&split->train, where, "train");
     check_finite(&split->test, where, "test");

@@ -6,6 +6,9 @@
  *   /test/...      the same
  *   /views         optional float32 [K, 2, D] (multi-view data)
  *   attributes of /: num_classes (optional: else max label + 1), orth_noise, noise_sigma
+ * The reader checks every shape first, gets the arrays from the caller's DataAlloc, then reads
+ * by hyperslab a few MB of rows at a time straight into them (NHWC through a buffer of rows):
+ * nothing past the limits is read, nothing is held twice.
  * HDF5 goes through core's h5file helpers; a bad file stops with a message naming the file and
  * the object. */
 #include "ensdistill/alloc.h"
@@ -36,23 +39,27 @@ static void dataset_shape(hid_t f, const char *path, const char *name, int *ndim
 
 static void read_whole(hid_t f, const char *path, const char *name, hid_t mem_type, void *out,
                        const char *what) {
-    if (h5r_read(f, name, mem_type, out) < 0) ed_fail("%s: %s: cannot read the %s", path, name, what);
+    if (h5r_read(f, name, mem_type, out) < 0)
+        ed_fail("%s: %s: cannot read the %s", path, name, what);
 }
 
-/* The first `rows` rows (along dimension 0) of dataset name, by hyperslab: nothing beyond
- * them is read or held. */
+#define H5DATA_CHUNK_BYTES ((size_t)4 << 20) /* bytes of rows per hyperslab read */
+#define H5DATA_LABEL_ROWS ((size_t)1 << 16)  /* labels per hyperslab read */
+
+/* Rows [r0, r0 + rows) (along dimension 0) of dataset name into out, by hyperslab: nothing
+ * beyond them is read or held. */
 static void read_rows(hid_t f, const char *path, const char *name, hid_t mem_type, void *out,
-                      hsize_t rows, const char *what) {
+                      hsize_t r0, hsize_t rows, const char *what) {
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = d < 0 ? -1 : H5Dget_space(d), ms = -1;
     int ok = fs >= 0;
-    hsize_t dims[4], start[4] = {0, 0, 0, 0};
+    hsize_t dims[4], start[4] = {r0, 0, 0, 0};
     int nd = ok ? H5Sget_simple_extent_dims(fs, dims, NULL) : -1;
-    ok = ok && nd >= 1 && nd <= 4 && rows <= dims[0];
-    if (ok) {
+    ok = ok && nd >= 1 && nd <= 4 && r0 + rows <= dims[0];
+    if (ok && rows > 0) {
         dims[0] = rows;
         ok = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, dims, NULL) >= 0 &&
              (ms = H5Screate_simple(nd, dims, NULL)) >= 0 &&
-             (rows == 0 || H5Dread(d, mem_type, ms, fs, H5P_DEFAULT, out) >= 0);
+             H5Dread(d, mem_type, ms, fs, H5P_DEFAULT, out) >= 0;
     }
     if (ms >= 0) H5Sclose(ms);
     if (fs >= 0) H5Sclose(fs);
@@ -60,9 +67,19 @@ static void read_rows(hid_t f, const char *path, const char *name, hid_t mem_typ
     if (!ok) ed_fail("%s: %s: cannot read the %s", path, name, what);
 }
 
-/* Reads /part of the file: the first `keep` samples (keep <= 0: all). */
-static void read_part(Dataset *ds, hid_t f, const char *path, const char *part, int keep) {
+/* What one part of the file holds, as part_shape finds it before anything is read. */
+typedef struct {
+    const char *part; /* "train" or "test" */
+    int u8;           /* images are uint8 (else read as float32) */
+    int nhwc;         /* images stored [N, H, W, C] */
+    int tags;         /* /part/tags exists */
+} PartFile;
+
+/* Checks /part of the file and sets ds's shape: N = the first `keep` samples (keep <= 0: all). */
+static void part_shape(Dataset *ds, PartFile *pf, hid_t f, const char *path, const char *part,
+                       int keep) {
     char name[64];
+    pf->part = part;
     snprintf(name, sizeof(name), "/%s", part);
     if (!h5r_has(f, name))
         ed_fail("%s: %s: missing group (a data file needs /train and /test, each with images and "
@@ -77,9 +94,9 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part, 
     size_t tsize;
     H5T_sign_t sign;
     dataset_shape(f, path, name, &nd, dims, &cls, &tsize, &sign);
-    int u8 = 0;
+    pf->u8 = 0;
     if (cls == H5T_INTEGER && tsize == 1 && sign == H5T_SGN_NONE)
-        u8 = 1;
+        pf->u8 = 1;
     else if (cls != H5T_FLOAT)
         ed_fail("%s: %s: images must be uint8 or float32", path, name);
     char layout[32] = "NCHW";
@@ -90,16 +107,16 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part, 
     H5Dclose(d);
     if (has_layout < 0 || layout_rc < 0)
         ed_fail("%s: %s: attribute layout is unreadable or not a string", path, name);
-    int nhwc = strcmp(layout, "NHWC") == 0;
-    if (!nhwc && strcmp(layout, "NCHW") != 0)
+    pf->nhwc = strcmp(layout, "NHWC") == 0;
+    if (!pf->nhwc && strcmp(layout, "NCHW") != 0)
         ed_fail("%s: %s: attribute layout must be \"NCHW\" or \"NHWC\", got \"%s\"", path, name,
                 layout);
     hsize_t N, C, H, W;
     if (nd == 4) {
         N = dims[0];
-        C = nhwc ? dims[3] : dims[1];
-        H = nhwc ? dims[1] : dims[2];
-        W = nhwc ? dims[2] : dims[3];
+        C = pf->nhwc ? dims[3] : dims[1];
+        H = pf->nhwc ? dims[1] : dims[2];
+        W = pf->nhwc ? dims[2] : dims[3];
     } else if (nd == 3) {
         N = dims[0], C = 1, H = dims[1], W = dims[2];
     } else {
@@ -111,61 +128,74 @@ static void read_part(Dataset *ds, hid_t f, const char *path, const char *part, 
         ed_fail("%s: %s: images of shape %llu x %llu x %llu x %llu are empty or too large", path,
                 name, (unsigned long long)N, (unsigned long long)C, (unsigned long long)H,
                 (unsigned long long)W);
-    const hsize_t N_file = N; /* the labels and tags must match the file's images */
-    if (keep > 0 && (hsize_t)keep < N) N = (hsize_t)keep;
-    ds->N = (int)N, ds->C = (int)C, ds->H = (int)H, ds->W = (int)W;
-    size_t count = (size_t)N * C * H * W, esize = u8 ? 1 : sizeof(float);
-    void *raw = xmalloc(count * esize);
-    read_rows(f, path, name, u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, raw, N, "images");
-    if (nhwc && C > 1) {
-        /* out[n, c, y, x] = in[n, y, x, c] */
-        void *t = xmalloc(count * esize);
-        size_t HW = (size_t)H * W;
-        for (size_t n = 0; n < N; n++)
-            for (size_t p = 0; p < HW; p++)
-                for (size_t c = 0; c < C; c++) {
-                    size_t src = (n * HW + p) * C + c, dst = (n * C + c) * HW + p;
-                    if (u8)
-                        ((uint8_t *)t)[dst] = ((uint8_t *)raw)[src];
-                    else
-                        ((float *)t)[dst] = ((float *)raw)[src];
-                }
-        free(raw);
-        raw = t;
-    }
-    if (u8)
-        ds->u8 = raw;
-    else
-        ds->f32 = raw;
+    ds->N = data_keep((int)N, keep), ds->C = (int)C, ds->H = (int)H, ds->W = (int)W;
 
-    /* labels */
+    /* labels and tags: as many as the file's images */
     snprintf(name, sizeof(name), "/%s/labels", part);
     if (!h5r_has(f, name)) ed_fail("%s: %s: missing dataset", path, name);
     dataset_shape(f, path, name, &nd, dims, &cls, &tsize, &sign);
     if (cls != H5T_INTEGER) ed_fail("%s: %s: labels must be integers", path, name);
-    if (nd != 1 || dims[0] != N_file)
+    if (nd != 1 || dims[0] != N)
         ed_fail("%s: %s: labels must be [%llu] like the images, got %d dimensions of first size "
                 "%llu",
-                path, name, (unsigned long long)N_file, nd, (unsigned long long)(nd ? dims[0] : 0));
-    int64_t *lab = xmalloc((size_t)N * sizeof(int64_t));
-    read_rows(f, path, name, H5T_NATIVE_INT64, lab, N, "labels");
-    ds->labels = xmalloc((size_t)N * sizeof(int32_t));
-    for (size_t i = 0; i < N; i++) {
-        if (lab[i] < 0 || lab[i] > (1 << 24))
-            ed_fail("%s: %s: label %lld of sample %zu is out of range", path, name,
-                    (long long)lab[i], i);
-        ds->labels[i] = (int32_t)lab[i];
+                path, name, (unsigned long long)N, nd, (unsigned long long)(nd ? dims[0] : 0));
+    snprintf(name, sizeof(name), "/%s/tags", part);
+    pf->tags = h5r_has(f, name);
+    if (pf->tags) {
+        dataset_shape(f, path, name, &nd, dims, &cls, &tsize, &sign);
+        if (cls != H5T_INTEGER || nd != 1 || dims[0] != N)
+            ed_fail("%s: %s: tags must be integers [N] like the labels", path, name);
+    }
+}
+
+/* Reads the first ds->N samples of /part into ds's arrays, a few MB of rows at a time. */
+static void part_read(Dataset *ds, const PartFile *pf, hid_t f, const char *path) {
+    char name[64];
+    const char *part = pf->part;
+    const size_t N = (size_t)ds->N, C = (size_t)ds->C, HW = (size_t)ds->H * ds->W;
+    const size_t esize = pf->u8 ? 1 : sizeof(float), sample = C * HW * esize;
+    /* images: NCHW straight into the array; NHWC through a buffer of rows, then
+     * out[n, c, y, x] = in[n, y, x, c] */
+    snprintf(name, sizeof(name), "/%s/images", part);
+    size_t rows_per = H5DATA_CHUNK_BYTES / sample ? H5DATA_CHUNK_BYTES / sample : 1;
+    char *out = pf->u8 ? (char *)ds->u8 : (char *)ds->f32;
+    char *rows_buf = pf->nhwc && C > 1 ? xmalloc(rows_per * sample) : NULL;
+    for (size_t r0 = 0; r0 < N; r0 += rows_per) {
+        size_t rows = N - r0 < rows_per ? N - r0 : rows_per;
+        char *dst = out + r0 * sample;
+        read_rows(f, path, name, pf->u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT,
+                  rows_buf ? rows_buf : dst, r0, rows, "images");
+        if (!rows_buf) continue;
+        for (size_t n = 0; n < rows; n++)
+            for (size_t p = 0; p < HW; p++)
+                for (size_t c = 0; c < C; c++) {
+                    size_t src = (n * HW + p) * C + c, to = (n * C + c) * HW + p;
+                    if (pf->u8)
+                        ((uint8_t *)dst)[to] = ((uint8_t *)rows_buf)[src];
+                    else
+                        ((float *)dst)[to] = ((float *)rows_buf)[src];
+                }
+    }
+    free(rows_buf);
+
+    /* labels: any integer type, read as int64 a chunk at a time, checked, stored as int32 */
+    snprintf(name, sizeof(name), "/%s/labels", part);
+    int64_t *lab = xmalloc((N < H5DATA_LABEL_ROWS ? N : H5DATA_LABEL_ROWS) * sizeof(int64_t));
+    for (size_t r0 = 0; r0 < N; r0 += H5DATA_LABEL_ROWS) {
+        size_t rows = N - r0 < H5DATA_LABEL_ROWS ? N - r0 : H5DATA_LABEL_ROWS;
+        read_rows(f, path, name, H5T_NATIVE_INT64, lab, r0, rows, "labels");
+        for (size_t j = 0; j < rows; j++) {
+            if (lab[j] < 0 || lab[j] > (1 << 24))
+                ed_fail("%s: %s: label %lld of sample %zu is out of range", path, name,
+                        (long long)lab[j], r0 + j);
+            ds->labels[r0 + j] = (int32_t)lab[j];
+        }
     }
     free(lab);
 
-    /* tags (optional) */
-    snprintf(name, sizeof(name), "/%s/tags", part);
-    if (h5r_has(f, name)) {
-        dataset_shape(f, path, name, &nd, dims, &cls, &tsize, &sign);
-        if (cls != H5T_INTEGER || nd != 1 || dims[0] != N_file)
-            ed_fail("%s: %s: tags must be integers [N] like the labels", path, name);
-        ds->tags = xmalloc((size_t)N);
-        read_rows(f, path, name, H5T_NATIVE_UINT8, ds->tags, N, "tags");
+    if (pf->tags) {
+        snprintf(name, sizeof(name), "/%s/tags", part);
+        read_rows(f, path, name, H5T_NATIVE_UINT8, ds->tags, 0, N, "tags");
     }
 }
 
@@ -194,10 +224,11 @@ static void check_labels(const Dataset *ds, const char *path, const char *part) 
 }
 
 void h5data_read(DataSplit *split, const char *path) {
-    h5data_read_first(split, path, 0, 0);
+    h5data_read_first(split, path, 0, 0, &data_alloc_heap);
 }
 
-void h5data_read_first(DataSplit *split, const char *path, int train_keep, int test_keep) {
+void h5data_read_first(DataSplit *split, const char *path, int train_keep, int test_keep,
+                       DataAlloc *alloc) {
     memset(split, 0, sizeof(*split));
     if (access(path, R_OK) != 0) ed_fail("%s: cannot open: %s", path, strerror(errno));
     h5u_quiet(); /* our messages replace HDF5's error stack dump */
@@ -208,13 +239,43 @@ void h5data_read_first(DataSplit *split, const char *path, int train_keep, int t
     base = base ? base + 1 : path;
     snprintf(split->train.name, sizeof(split->train.name), "%.50s/train", base);
     snprintf(split->test.name, sizeof(split->test.name), "%.50s/test", base);
-    read_part(&split->train, f, path, "train", train_keep);
-    read_part(&split->test, f, path, "test", test_keep);
     Dataset *tr = &split->train, *te = &split->test;
-    if (tr->C != te->C || tr->H != te->H || tr->W != te->W || (tr->u8 == NULL) != (te->u8 == NULL))
+    PartFile pf[2];
+    part_shape(tr, &pf[0], f, path, "train", train_keep);
+    part_shape(te, &pf[1], f, path, "test", test_keep);
+    if (tr->C != te->C || tr->H != te->H || tr->W != te->W || pf[0].u8 != pf[1].u8)
         ed_fail("%s: /test/images (%d x %d x %d %s) do not match /train/images (%d x %d x %d %s)",
-                path, te->C, te->H, te->W, te->u8 ? "uint8" : "float", tr->C, tr->H, tr->W,
-                tr->u8 ? "uint8" : "float");
+                path, te->C, te->H, te->W, pf[1].u8 ? "uint8" : "float", tr->C, tr->H, tr->W,
+                pf[0].u8 ? "uint8" : "float");
+    /* /views [K, 2, D]: its shape now (the arrays are sized before anything is read), K checked
+     * against num_classes once the labels are in */
+    int has_views = h5r_has(f, "/views");
+    hsize_t vdims[4] = {0};
+    if (has_views) {
+        int nd;
+        H5T_class_t cls;
+        size_t tsize;
+        H5T_sign_t sign;
+        dataset_shape(f, path, "/views", &nd, vdims, &cls, &tsize, &sign);
+        if (cls != H5T_FLOAT || nd != 3 || vdims[0] < 1 || vdims[0] > (1 << 24) || vdims[1] != 2 ||
+            vdims[2] != (hsize_t)tr->W || tr->H != 1 || pf[0].u8)
+            ed_fail("%s: /views: must be float [num_classes, 2, D] with float images "
+                    "[N, P, 1, D] (D = %d)",
+                    path, tr->W);
+    }
+
+    size_t bytes[2][DATA_ARRAYS] = {{0}};
+    for (int p = 0; p < 2; p++) {
+        Dataset *ds = p ? te : tr;
+        size_t n = (size_t)ds->N, per = dataset_sample_floats(ds);
+        bytes[p][pf[p].u8 ? DATA_U8 : DATA_F32] = n * per * (pf[p].u8 ? 1 : sizeof(float));
+        bytes[p][DATA_LABELS] = n * sizeof(int32_t);
+        bytes[p][DATA_TAGS] = pf[p].tags ? n : 0;
+        bytes[p][DATA_VIEWS] = has_views ? (size_t)vdims[0] * 2 * vdims[2] * sizeof(float) : 0;
+    }
+    alloc->arrays(alloc, split, bytes);
+    part_read(tr, &pf[0], f, path);
+    part_read(te, &pf[1], f, path);
 
     double num;
     int K;
@@ -231,23 +292,13 @@ void h5data_read_first(DataSplit *split, const char *path, int train_keep, int t
     check_labels(tr, path, "train");
     check_labels(te, path, "test");
 
-    if (h5r_has(f, "/views")) {
-        int nd;
-        hsize_t dims[4];
-        H5T_class_t cls;
-        size_t tsize;
-        H5T_sign_t sign;
-        dataset_shape(f, path, "/views", &nd, dims, &cls, &tsize, &sign);
-        if (cls != H5T_FLOAT || nd != 3 || dims[0] != (hsize_t)K || dims[1] != 2 ||
-            dims[2] != (hsize_t)tr->W || tr->H != 1 || tr->u8)
+    if (has_views) {
+        if (vdims[0] != (hsize_t)K)
             ed_fail("%s: /views: must be float [num_classes=%d, 2, D] with float images "
                     "[N, P, 1, D] (D = %d)",
                     path, K, tr->W);
-        size_t n = (size_t)K * 2 * tr->W;
-        tr->views = xmalloc(n * sizeof(float));
         read_whole(f, path, "/views", H5T_NATIVE_FLOAT, tr->views, "views");
-        te->views = xmalloc(n * sizeof(float));
-        memcpy(te->views, tr->views, n * sizeof(float));
+        memcpy(te->views, tr->views, (size_t)K * 2 * tr->W * sizeof(float));
         tr->D = te->D = tr->W;
     }
     double orth = 0.0, sigma = 0.0;

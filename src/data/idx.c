@@ -68,20 +68,21 @@ static int idx_header(gzFile f, const char *path, int64_t dims[IDX_MAX_DIMS]) {
     return ndim;
 }
 
-/* Reads exactly n payload bytes and checks that nothing follows. */
-static void idx_payload(gzFile f, const char *path, void *buf, size_t n, const char *what) {
-    size_t got = gz_read_all(f, buf, n, path);
-    if (got < n) ed_fail("%s: truncated: expected %zu bytes of %s, got %zu", path, n, what, got);
-    unsigned char extra;
-    if (gz_read_all(f, &extra, 1, path) != 0)
-        ed_fail("%s: malformed: more data after the %zu bytes of %s the header announces", path, n,
-                what);
-}
+#define IDX_CHUNK ((size_t)1 << 16) /* bytes dropped or converted per read */
 
-void idx_read_images(Dataset *ds, const char *path) {
-    gzFile f = idx_open(path);
+/* An open IDX file whose header has been read; the payload comes next. */
+typedef struct {
+    gzFile f;
+    const char *path;
     int64_t dims[IDX_MAX_DIMS];
-    int ndim = idx_header(f, path, dims);
+} IdxFile;
+
+/* Opens an image file: N x rows x columns. */
+static void idx_open_images(IdxFile *x, const char *path) {
+    x->path = path;
+    x->f = idx_open(path);
+    int64_t *dims = x->dims;
+    int ndim = idx_header(x->f, path, dims);
     if (ndim != 3)
         ed_fail("%s: wrong dimensions: an image file has 3 (N, rows, columns), this one has %d",
                 path, ndim);
@@ -93,41 +94,102 @@ void idx_read_images(Dataset *ds, const char *path) {
     if (n > ((size_t)1 << 36))
         ed_fail("%s: implausible header: %lld x %lld x %lld images (%zu bytes)", path,
                 (long long)dims[0], (long long)dims[1], (long long)dims[2], n);
-    uint8_t *px = xmalloc(n);
-    idx_payload(f, path, px, n, "pixels");
-    gzclose(f);
+}
+
+/* Opens a label file: N labels (n_images > 0: must be that many). */
+static void idx_open_labels(IdxFile *x, const char *path, int n_images) {
+    x->path = path;
+    x->f = idx_open(path);
+    int ndim = idx_header(x->f, path, x->dims);
+    if (ndim != 1)
+        ed_fail("%s: wrong dimensions: a label file has 1 (N), this one has %d", path, ndim);
+    if (x->dims[0] < 1 || x->dims[0] > INT_MAX)
+        ed_fail("%s: wrong dimensions: %lld labels", path, (long long)x->dims[0]);
+    if (n_images > 0 && x->dims[0] != n_images)
+        ed_fail("%s: %lld labels for %d images", path, (long long)x->dims[0], n_images);
+}
+
+/* Reads the n payload bytes the header announces and checks that nothing follows: the first
+ * `keep` straight into keep_to, the rest through a small buffer, each chunk of which goes to
+ * chunk_fn (NULL: dropped) with the index of its first byte. */
+typedef void (*IdxChunkFn)(const IdxFile *x, const uint8_t *bytes, size_t n, size_t first,
+                           void *ctx);
+static void idx_payload(IdxFile *x, size_t n, void *keep_to, size_t keep, const char *what,
+                        IdxChunkFn chunk_fn, void *ctx) {
+    size_t got = gz_read_all(x->f, keep_to, keep, x->path);
+    if (got == keep && got < n) {
+        uint8_t *chunk = xmalloc(IDX_CHUNK);
+        while (got < n) {
+            size_t want = n - got < IDX_CHUNK ? n - got : IDX_CHUNK;
+            size_t r = gz_read_all(x->f, chunk, want, x->path);
+            if (r < want) { /* truncated: said below, before anything in the chunk */
+                got += r;
+                break;
+            }
+            if (chunk_fn) chunk_fn(x, chunk, r, got, ctx);
+            got += r;
+        }
+        free(chunk);
+    }
+    if (got < n) ed_fail("%s: truncated: expected %zu bytes of %s, got %zu", x->path, n, what, got);
+    unsigned char extra;
+    if (gz_read_all(x->f, &extra, 1, x->path) != 0)
+        ed_fail("%s: malformed: more data after the %zu bytes of %s the header announces", x->path,
+                n, what);
+    gzclose(x->f);
+    x->f = NULL;
+}
+
+/* The pixels: the first `keep` images into px, the rest read and dropped. */
+static void idx_read_pixels(IdxFile *x, uint8_t *px, int keep) {
+    size_t per = (size_t)x->dims[1] * (size_t)x->dims[2];
+    idx_payload(x, (size_t)x->dims[0] * per, px, (size_t)keep * per, "pixels", NULL, NULL);
+}
+
+typedef struct {
+    int K;           /* labels must be below K (0: any) */
+    int32_t *labels; /* where the kept ones go, widened to int32 */
+    size_t keep;
+} LabelSink;
+
+static void label_chunk(const IdxFile *x, const uint8_t *raw, size_t n, size_t first, void *ctx) {
+    LabelSink *s = ctx;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = first + j;
+        if (s->K > 0 && raw[j] >= s->K)
+            ed_fail("%s: label %d of sample %zu is out of range [0, %d)", x->path, raw[j], i, s->K);
+        if (i < s->keep) s->labels[i] = raw[j];
+    }
+}
+
+/* The labels, every one checked against K (0: unchecked); the first `keep` into labels. */
+static void idx_read_label_values(IdxFile *x, int32_t *labels, int keep, int K) {
+    LabelSink sink = {K, labels, (size_t)keep};
+    idx_payload(x, (size_t)x->dims[0], NULL, 0, "labels", label_chunk, &sink);
+}
+
+void idx_read_images(Dataset *ds, const char *path) {
+    IdxFile x;
+    idx_open_images(&x, path);
+    uint8_t *px = xmalloc((size_t)x.dims[0] * (size_t)x.dims[1] * (size_t)x.dims[2]);
+    idx_read_pixels(&x, px, (int)x.dims[0]);
     free(ds->u8);
     ds->u8 = px;
-    ds->N = (int)dims[0];
+    ds->N = (int)x.dims[0];
     ds->C = 1;
-    ds->H = (int)dims[1];
-    ds->W = (int)dims[2];
+    ds->H = (int)x.dims[1];
+    ds->W = (int)x.dims[2];
 }
 
 void idx_read_labels(Dataset *ds, const char *path) {
-    gzFile f = idx_open(path);
-    int64_t dims[IDX_MAX_DIMS];
-    int ndim = idx_header(f, path, dims);
-    if (ndim != 1)
-        ed_fail("%s: wrong dimensions: a label file has 1 (N), this one has %d", path, ndim);
-    if (dims[0] < 1 || dims[0] > INT_MAX)
-        ed_fail("%s: wrong dimensions: %lld labels", path, (long long)dims[0]);
-    if (ds->N > 0 && dims[0] != ds->N)
-        ed_fail("%s: %lld labels for %d images", path, (long long)dims[0], ds->N);
-    size_t n = (size_t)dims[0];
-    uint8_t *raw = xmalloc(n);
-    idx_payload(f, path, raw, n, "labels");
-    gzclose(f);
-    int32_t *labels = xmalloc(n * sizeof(int32_t));
-    for (size_t i = 0; i < n; i++) {
-        if (ds->K > 0 && raw[i] >= ds->K)
-            ed_fail("%s: label %d of sample %zu is out of range [0, %d)", path, raw[i], i, ds->K);
-        labels[i] = raw[i];
-    }
-    free(raw);
+    IdxFile x;
+    idx_open_labels(&x, path, ds->N);
+    int n = (int)x.dims[0];
+    int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+    idx_read_label_values(&x, labels, n, ds->K);
     free(ds->labels);
     ds->labels = labels;
-    ds->N = (int)n;
+    ds->N = n;
 }
 
 /* DIR/NAME.gz if it exists, else DIR/NAME; a missing file names both. */
@@ -140,23 +202,44 @@ static void idx_path(char *out, size_t size, const char *dir, const char *name) 
     ed_fail("%s/%s(.gz): missing (data.path is '%s')", dir, name, dir);
 }
 
-static void idx_split(Dataset *ds, const char *dir, const char *prefix, const char *name,
-                      const char *part) {
-    char path[ED_PATH_MAX], file[64];
+/* The two files of one part: names ds, sets K and the shapes (N after keep). */
+static void idx_open_part(Dataset *ds, IdxFile files[2], const char *dir, const char *prefix,
+                          const char *name, const char *part, int keep,
+                          char paths[2][ED_PATH_MAX]) {
+    char file[64];
     snprintf(ds->name, sizeof(ds->name), "%s/%s", name, part);
     ds->K = 10;
     snprintf(file, sizeof(file), "%s-images-idx3-ubyte", prefix);
-    idx_path(path, sizeof(path), dir, file);
-    idx_read_images(ds, path);
+    idx_path(paths[0], ED_PATH_MAX, dir, file);
+    idx_open_images(&files[0], paths[0]);
     snprintf(file, sizeof(file), "%s-labels-idx1-ubyte", prefix);
-    idx_path(path, sizeof(path), dir, file);
-    idx_read_labels(ds, path);
+    idx_path(paths[1], ED_PATH_MAX, dir, file);
+    idx_open_labels(&files[1], paths[1], (int)files[0].dims[0]);
+    ds->N = data_keep((int)files[0].dims[0], keep);
+    ds->C = 1;
+    ds->H = (int)files[0].dims[1];
+    ds->W = (int)files[0].dims[2];
 }
 
-void idx_load(DataSplit *split, const char *dir, const char *name) {
-    idx_split(&split->train, dir, "train", name, "train");
-    idx_split(&split->test, dir, "t10k", name, "test");
+void idx_load(DataSplit *split, const char *dir, const char *name, int train_keep, int test_keep,
+              DataAlloc *alloc) {
+    /* every header first: the shapes size the arrays before a pixel is read */
+    IdxFile files[2][2];
+    char paths[2][2][ED_PATH_MAX];
+    Dataset *parts[2] = {&split->train, &split->test};
+    idx_open_part(parts[0], files[0], dir, "train", name, "train", train_keep, paths[0]);
+    idx_open_part(parts[1], files[1], dir, "t10k", name, "test", test_keep, paths[1]);
     if (split->test.H != split->train.H || split->test.W != split->train.W)
         ed_fail("%s: test images are %d x %d, training images %d x %d", dir, split->test.H,
                 split->test.W, split->train.H, split->train.W);
+    size_t bytes[2][DATA_ARRAYS] = {{0}};
+    for (int p = 0; p < 2; p++) {
+        bytes[p][DATA_U8] = (size_t)parts[p]->N * dataset_sample_floats(parts[p]);
+        bytes[p][DATA_LABELS] = (size_t)parts[p]->N * sizeof(int32_t);
+    }
+    alloc->arrays(alloc, split, bytes);
+    for (int p = 0; p < 2; p++) {
+        idx_read_pixels(&files[p][0], parts[p]->u8, parts[p]->N);
+        idx_read_label_values(&files[p][1], parts[p]->labels, parts[p]->N, parts[p]->K);
+    }
 }

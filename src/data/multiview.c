@@ -189,27 +189,28 @@ static int toy2_sample(float *x, int32_t *label, const float *views, const Multi
 
 typedef int (*SampleFn)(float *, int32_t *, const float *, const MultiviewConfig *, Rng *, int *);
 
-static void generate_part(Dataset *ds, const char *name, const char *part, int N, int role,
-                          unsigned kind, int k, const float *views, const MultiviewConfig *mv,
-                          SampleFn sample) {
-    int P = mv->patches, d = mv->d;
+/* Names ds and sets its shape: the first `keep` of N samples (keep <= 0: all). */
+static void part_shape(Dataset *ds, const char *name, const char *part, int N, int keep, int k,
+                       const MultiviewConfig *mv) {
     memset(ds, 0, sizeof(*ds));
     snprintf(ds->name, sizeof(ds->name), "%s/%s", name, part);
-    ds->N = N;
-    ds->C = P;
+    ds->N = data_keep(N, keep);
+    ds->C = mv->patches;
     ds->H = 1;
-    ds->W = d;
+    ds->W = mv->d;
     ds->K = k;
-    ds->D = d;
-    ds->f32 = xfloats((size_t)N * P * d);
-    ds->labels = xmalloc((size_t)N * sizeof(int32_t));
-    ds->tags = xmalloc((size_t)N);
-    ds->views = xmalloc((size_t)k * 2 * d * sizeof(float));
-    memcpy(ds->views, views, (size_t)k * 2 * d * sizeof(float));
+    ds->D = mv->d;
     ds->orth_noise = mv->noise == NOISE_ORTH;
     ds->noise_sigma = ds->orth_noise ? (float)mv->sigma : 0.0f;
+}
+
+/* Samples 0 .. ds->N - 1 of the part into ds's arrays (sample i depends on i only). */
+static void generate_part(Dataset *ds, int role, unsigned kind, const float *views,
+                          const MultiviewConfig *mv, SampleFn sample) {
+    int P = mv->patches, d = mv->d;
+    memcpy(ds->views, views, (size_t)ds->K * 2 * d * sizeof(float));
     int *perm = xmalloc((size_t)P * sizeof(int));
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < ds->N; i++) {
         Rng r = rng_make((uint64_t)mv->seed,
                          rng_stream(RNG_PURPOSE_DATA, (unsigned)role, kind, (uint32_t)i));
         ds->tags[i] =
@@ -219,22 +220,37 @@ static void generate_part(Dataset *ds, const char *name, const char *part, int N
 }
 
 static void generate(DataSplit *split, const MultiviewConfig *mv, int k, unsigned kind,
-                     const char *name, SampleFn sample) {
+                     const char *name, SampleFn sample, int train_keep, int test_keep,
+                     DataAlloc *alloc) {
     float *views = make_views(k, mv->d, (uint64_t)mv->seed, kind);
-    generate_part(&split->train, name, "train", mv->n_train, MV_ROLE_TRAIN, kind, k, views, mv,
-                  sample);
-    generate_part(&split->test, name, "test", mv->n_test, MV_ROLE_TEST, kind, k, views, mv, sample);
+    part_shape(&split->train, name, "train", mv->n_train, train_keep, k, mv);
+    part_shape(&split->test, name, "test", mv->n_test, test_keep, k, mv);
+    size_t bytes[2][DATA_ARRAYS] = {{0}};
+    for (int p = 0; p < 2; p++) {
+        const Dataset *ds = p ? &split->test : &split->train;
+        size_t n = (size_t)ds->N;
+        bytes[p][DATA_F32] = n * dataset_sample_floats(ds) * sizeof(float);
+        bytes[p][DATA_LABELS] = n * sizeof(int32_t);
+        bytes[p][DATA_TAGS] = n;
+        bytes[p][DATA_VIEWS] = (size_t)k * 2 * mv->d * sizeof(float);
+    }
+    alloc->arrays(alloc, split, bytes);
+    generate_part(&split->train, MV_ROLE_TRAIN, kind, views, mv, sample);
+    generate_part(&split->test, MV_ROLE_TEST, kind, views, mv, sample);
     free(views);
 }
 
-void multiview_generate(DataSplit *split, const MultiviewConfig *mv) {
+void multiview_generate(DataSplit *split, const MultiviewConfig *mv, int train_keep, int test_keep,
+                        DataAlloc *alloc) {
     mv_validate(mv, mv->k, 0, "multiview");
-    generate(split, mv, mv->k, MV_KIND_MULTIVIEW, "multiview", multiview_sample);
+    generate(split, mv, mv->k, MV_KIND_MULTIVIEW, "multiview", multiview_sample, train_keep,
+             test_keep, alloc);
 }
 
-void toy2_generate(DataSplit *split, const MultiviewConfig *mv) {
+void toy2_generate(DataSplit *split, const MultiviewConfig *mv, int train_keep, int test_keep,
+                   DataAlloc *alloc) {
     mv_validate(mv, 2, 1, "toy2");
     MultiviewConfig m = *mv;
     m.k = 2;
-    generate(split, &m, 2, MV_KIND_TOY2, "toy2", toy2_sample);
+    generate(split, &m, 2, MV_KIND_TOY2, "toy2", toy2_sample, train_keep, test_keep, alloc);
 }

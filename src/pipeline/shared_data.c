@@ -1,8 +1,10 @@
-/* The data set once per node (see pipeline.h): the node's first rank loads it with data_load,
- * copies every array into one MPI-3 shared window (MPI_Win_allocate_shared on the node's
- * communicator) and frees its own copy; the other ranks of the node receive the Dataset headers
- * and point into the same pages. A node with R ranks holds the data once instead of R times
- * (CIFAR-10: 176 MiB instead of R x 176 MiB). Nothing writes to a data set after loading. */
+/* The data set once per node (see pipeline.h): the node's first rank runs data_load_into with an
+ * allocator that, once the source knows every array's size, sends the sizes to the node's other
+ * ranks and creates one MPI-3 shared window (MPI_Win_allocate_shared on the node's
+ * communicator) with them; the source then reads each sample straight into the window, so the
+ * loading rank never holds a second copy. The other ranks lay out the same arrays over the
+ * same pages. A node with R ranks holds the data once instead of R times (CIFAR-10: 176 MiB
+ * instead of R x 176 MiB). Nothing writes to a data set after loading. */
 #include "ensdistill/error.h"
 #include "ensdistill/pipeline.h"
 
@@ -10,21 +12,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SHARED_ALIGN = 64, ARRAYS = 5 };
+enum { SHARED_ALIGN = 64 };
 
-/* The arrays of a Dataset, their sizes in bytes (0: absent). */
-static void arrays_of(Dataset *ds, void **ptr[ARRAYS], size_t bytes[ARRAYS]) {
-    size_t n = (size_t)ds->N, per = dataset_sample_floats(ds);
-    ptr[0] = (void **)&ds->u8;
-    bytes[0] = ds->u8 ? n * per : 0;
-    ptr[1] = (void **)&ds->f32;
-    bytes[1] = ds->f32 ? n * per * sizeof(float) : 0;
-    ptr[2] = (void **)&ds->labels;
-    bytes[2] = ds->labels ? n * sizeof(int32_t) : 0;
-    ptr[3] = (void **)&ds->tags;
-    bytes[3] = ds->tags ? n : 0;
-    ptr[4] = (void **)&ds->views;
-    bytes[4] = ds->views ? (size_t)ds->K * 2 * ds->D * sizeof(float) : 0;
+/* Offsets of the arrays in the window, each SHARED_ALIGN-aligned; returns the total. */
+static size_t window_layout(const size_t bytes[2][DATA_ARRAYS], size_t offset[2][DATA_ARRAYS]) {
+    size_t total = 0;
+    for (int p = 0; p < 2; p++)
+        for (int a = 0; a < DATA_ARRAYS; a++) {
+            offset[p][a] = total;
+            total += (bytes[p][a] + SHARED_ALIGN - 1) / SHARED_ALIGN * SHARED_ALIGN;
+        }
+    return total;
+}
+
+/* Collective over sh->node, every rank with the same bytes: creates the window (its memory on
+ * the node's rank 0), opens a passive epoch on it and points split's arrays into it. */
+static void window_create(SharedData *sh, int node_rank, const size_t bytes[2][DATA_ARRAYS],
+                          DataSplit *split) {
+    size_t offset[2][DATA_ARRAYS];
+    sh->bytes = window_layout(bytes, offset);
+    char *mine = NULL, *base = NULL;
+    MPI_CHECK(MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)sh->bytes : 0, 1, MPI_INFO_NULL,
+                                      sh->node, &mine, &sh->win));
+    MPI_Aint size;
+    int disp_unit;
+    MPI_CHECK(MPI_Win_shared_query(sh->win, 0, &size, &disp_unit, &base));
+    ED_CHECK((size_t)size >= sh->bytes, "shared window of %zu bytes for %zu", (size_t)size,
+             sh->bytes);
+    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, sh->win));
+    Dataset *parts[2] = {&split->train, &split->test};
+    for (int p = 0; p < 2; p++)
+        for (int a = 0; a < DATA_ARRAYS; a++)
+            dataset_set_array(parts[p], a, bytes[p][a] ? base + offset[p][a] : NULL);
+}
+
+/* The leader's DataAlloc: the sizes to the node, then the window. */
+typedef struct {
+    DataAlloc base; /* first: a DataAlloc * to this is a WindowAlloc * */
+    SharedData *sh;
+} WindowAlloc;
+
+static void window_arrays(DataAlloc *self, DataSplit *split, const size_t bytes[2][DATA_ARRAYS]) {
+    WindowAlloc *w = (WindowAlloc *)self;
+    size_t sizes[2][DATA_ARRAYS];
+    memcpy(sizes, bytes, sizeof(sizes));
+    MPI_CHECK(MPI_Bcast(sizes, (int)sizeof(sizes), MPI_BYTE, 0, w->sh->node));
+    window_create(w->sh, 0, sizes, split);
 }
 
 void data_load_shared(DataSplit *split, const DataConfig *cfg, SharedData *sh) {
@@ -34,47 +67,28 @@ void data_load_shared(DataSplit *split, const DataConfig *cfg, SharedData *sh) {
                                   &sh->node));
     MPI_CHECK(MPI_Comm_rank(sh->node, &node_rank));
     MPI_CHECK(MPI_Comm_size(sh->node, &sh->ranks_on_node));
-    DataSplit local = {0};
-    if (node_rank == 0) data_load(&local, cfg);
-    /* The headers (pointers are only read as present / absent on the other ranks). */
-    MPI_CHECK(MPI_Bcast(&local, (int)sizeof(local), MPI_BYTE, 0, sh->node));
-
-    Dataset *sets[2] = {&local.train, &local.test};
-    void **ptr[2][ARRAYS];
-    size_t bytes[2][ARRAYS], offset[2][ARRAYS], total = 0;
-    for (int s = 0; s < 2; s++) {
-        arrays_of(sets[s], ptr[s], bytes[s]);
-        for (int a = 0; a < ARRAYS; a++) {
-            offset[s][a] = total;
-            total += (bytes[s][a] + SHARED_ALIGN - 1) / SHARED_ALIGN * SHARED_ALIGN;
-        }
+    DataSplit local;
+    memset(&local, 0, sizeof(local));
+    if (node_rank == 0) {
+        WindowAlloc w = {.base = {window_arrays}, .sh = sh};
+        data_load_into(&local, cfg, &w.base); /* calls window_arrays once, before reading */
+    } else {
+        size_t sizes[2][DATA_ARRAYS];
+        MPI_CHECK(MPI_Bcast(sizes, (int)sizeof(sizes), MPI_BYTE, 0, sh->node));
+        window_create(sh, node_rank, sizes, &local);
     }
-    sh->bytes = total;
-    char *mine = NULL, *base = NULL;
-    MPI_CHECK(MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)total : 0, 1, MPI_INFO_NULL,
-                                      sh->node, &mine, &sh->win));
-    MPI_Aint size;
-    int disp_unit;
-    MPI_CHECK(MPI_Win_shared_query(sh->win, 0, &size, &disp_unit, &base));
-    ED_CHECK((size_t)size >= total, "shared window of %zu bytes for %zu", (size_t)size, total);
-
-    MPI_CHECK(MPI_Win_lock_all(MPI_MODE_NOCHECK, sh->win));
-    for (int s = 0; s < 2; s++)
-        for (int a = 0; a < ARRAYS; a++) {
-            if (!bytes[s][a]) {
-                *ptr[s][a] = NULL;
-                continue;
-            }
-            if (node_rank == 0) memcpy(base + offset[s][a], *ptr[s][a], bytes[s][a]);
-            if (node_rank == 0) free(*ptr[s][a]); /* the loader's private copy */
-            *ptr[s][a] = base + offset[s][a];
-        }
     MPI_CHECK(MPI_Win_sync(sh->win)); /* the leader's stores, visible after the barrier */
     MPI_CHECK(MPI_Barrier(sh->node));
     MPI_CHECK(MPI_Win_sync(sh->win));
     MPI_CHECK(MPI_Win_unlock_all(sh->win));
-    split->train = local.train;
-    split->test = local.test;
+    /* The headers (shapes, names, normalisation); each rank keeps its own array pointers. */
+    DataSplit head = local;
+    MPI_CHECK(MPI_Bcast(&head, (int)sizeof(head), MPI_BYTE, 0, sh->node));
+    Dataset *parts[2] = {&local.train, &local.test}, *heads[2] = {&head.train, &head.test};
+    for (int p = 0; p < 2; p++)
+        for (int a = 0; a < DATA_ARRAYS; a++)
+            dataset_set_array(heads[p], a, dataset_array(parts[p], a));
+    *split = head;
 }
 
 void data_free_shared(DataSplit *split, SharedData *sh) {

@@ -265,7 +265,7 @@ static void test_layouts(void) {
     snprintf(path, sizeof(path), "%s/nhwc.h5", dir);
     DataSplit all, first;
     h5data_read(&all, path);
-    h5data_read_first(&first, path, 4, 3);
+    h5data_read_first(&first, path, 4, 3, &data_alloc_heap);
     size_t per = (size_t)all.train.C * all.train.H * all.train.W;
     EXPECT(first.train.N == 4 && first.test.N == 3 && first.train.K == all.train.K,
            "first rows: N %d / %d, K %d", first.train.N, first.test.N, first.train.K);
@@ -274,7 +274,7 @@ static void test_layouts(void) {
                memcmp(first.train.labels, all.train.labels, 4 * sizeof(int32_t)) == 0,
            "first rows differ from the whole read's");
     datasplit_free(&first);
-    h5data_read_first(&first, path, 100, 0); /* more than the file holds: all of it */
+    h5data_read_first(&first, path, 100, 0, &data_alloc_heap); /* more than the file holds: all of it */
     EXPECT(first.train.N == all.train.N && first.test.N == all.test.N, "limit above N: %d %d",
            first.train.N, first.test.N);
     datasplit_free(&first);
