@@ -56,3 +56,124 @@ for k in ("train_logits", "test_logits"):
 print(f"{what}: {len(names)} models, {n} tensors and the teacher bitwise equal to the reference")
 PY
 }
+skip() { echo "SKIP: $*"; exit 77; }
+
+# A real single-node Slurm for the job-script tests (slurm, mpich_launch): installs slurm-wlm and
+# munge when missing (ed_install_packages: source jobs/common.sh first), makes the scratch
+# directory ED_TMP, starts munged (its own socket), slurmctld and slurmd on localhost with a
+# slurm.conf there (SLURM_CONF, free ports, Slurm's default MpiDefault=none), and waits until
+# the node is idle. Skips (exit 77), saying why, when they cannot run here. On exit the jobs
+# and then the daemons it started are stopped by PID, and ED_TMP is removed (unless
+# ED_KEEP_TMP is set). Sets ctld_start (when slurmctld started) and daemon_pids.
+slurm_up() {
+    [ "$(id -u)" -eq 0 ] || skip "slurmd must run as root to start jobs (uid $(id -u))"
+    ed_install_packages slurm-wlm munge || skip "slurm-wlm and munge are not installed and apt-get could not install them"
+    for b in munged slurmctld slurmd sbatch scontrol; do
+        command -v "$b" > /dev/null || [ -x "/usr/sbin/$b" ] || skip "$b not found after installing slurm-wlm and munge"
+    done
+    export PATH=$PATH:/usr/sbin
+    [ -r /etc/munge/munge.key ] || skip "/etc/munge/munge.key missing (the munge package creates it)"
+
+    [ -n "${ED_TMP:-}" ] || scratch
+    : "${ED_TMP:?scratch made no directory}"
+    daemon_pids=()
+    stop_daemons() {
+        # Jobs first (their ranks are children of slurmd's steps), then the daemons, by PID.
+        if [ -n "${SLURM_CONF:-}" ] && [ -n "$(squeue -h 2>/dev/null)" ]; then
+            scancel --quiet --user=root 2>/dev/null
+            for _ in $(seq 1 40); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+        fi
+        local pid
+        for pid in "${daemon_pids[@]}"; do kill "$pid" 2>/dev/null; done
+        for pid in "${daemon_pids[@]}"; do
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null
+        done
+        return 0
+    }
+    # set +e: a daemon already gone must not turn a passed test into a failure (errexit in a trap).
+    trap 'status=$?; set +e; stop_daemons; [ -n "${ED_KEEP_TMP:-}" ] || rm -rf "$ED_TMP"; exit $status' EXIT
+    chmod 755 "$ED_TMP"
+    mkdir -p "$ED_TMP/munge" "$ED_TMP/state" "$ED_TMP/spool"
+    chown munge:munge "$ED_TMP/munge"
+
+    # munged as the munge user, on a socket of its own (another munged may run on this machine).
+    sock=$ED_TMP/munge/socket
+    runuser -u munge -- munged --socket="$sock" --pid-file="$ED_TMP/munge/pid" \
+        --log-file="$ED_TMP/munge/log" --seed-file="$ED_TMP/munge/seed" \
+        || skip "munged did not start: $(tail -2 "$ED_TMP/munge/log" 2>/dev/null)"
+    daemon_pids+=("$(cat "$ED_TMP/munge/pid")")
+    munge -n -S "$sock" | unmunge -S "$sock" > /dev/null || skip "munge -n | unmunge fails on $sock"
+
+    # Two free TCP ports (other copies of this test may run at the same time).
+    port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
+    for _ in $(seq 1 50); do
+        ctld_port=$((20000 + RANDOM % 30000))
+        port_in_use "$ctld_port" || port_in_use $((ctld_port + 1)) || break
+    done
+    cat > "$ED_TMP/slurm.conf" <<EOF
+ClusterName=edtest
+SlurmctldHost=localhost
+SlurmctldPort=$ctld_port
+SlurmdPort=$((ctld_port + 1))
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$sock
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/affinity
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MailProg=/bin/true
+JobRequeue=1
+ReturnToService=2
+MpiDefault=none
+MinJobAge=3600
+KillWait=15
+FirstJobId=$((1000 + RANDOM % 90000))
+StateSaveLocation=$ED_TMP/state
+SlurmdSpoolDir=$ED_TMP/spool
+SlurmctldPidFile=$ED_TMP/slurmctld.pid
+SlurmdPidFile=$ED_TMP/slurmd.pid
+SlurmctldLogFile=$ED_TMP/slurmctld.log
+SlurmdLogFile=$ED_TMP/slurmd.log
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+EOF
+    export SLURM_CONF=$ED_TMP/slurm.conf
+    # slurmctld signals jobs near their time limit every 30 s from its start: remember when.
+    ctld_start=$(date +%s.%N)
+    slurmctld -D -i > "$ED_TMP/slurmctld.out" 2>&1 &
+    daemon_pids+=($!)
+    slurmd -D -N localhost > "$ED_TMP/slurmd.out" 2>&1 &
+    daemon_pids+=($!)
+    daemon_log() { tail -n 5 "$ED_TMP"/slurmctld.out "$ED_TMP"/slurmd.out "$ED_TMP"/*.log 2>/dev/null; }
+    for i in $(seq 1 60); do
+        [ "$(sinfo -h -n localhost -o %t 2>/dev/null)" = idle ] && break
+        for pid in "${daemon_pids[@]:1}"; do
+            kill -0 "$pid" 2>/dev/null || { daemon_log; skip "a Slurm daemon (pid $pid) exited at start (logs above)"; }
+        done
+        [ "$i" = 60 ] && { daemon_log; skip "the node did not become idle in 30 s (logs above)"; }
+        sleep 0.5
+    done
+    echo "Slurm up: slurmctld port $ctld_port, $(nproc) CPUs, MpiDefault=none"
+}
+
+# scontrol show job's KEY=value (values without spaces).
+job_field() { scontrol -o show job "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2; exit}'; }
+ended() {
+    case $1 in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | PREEMPTED | OUT_OF_MEMORY \
+        | BOOT_FAIL | DEADLINE) return 0 ;; *) return 1 ;; esac
+}
+# wait_job JOB SECONDS: until the job is no longer pending, running or completing; prints its state.
+wait_job() {
+    local state
+    for _ in $(seq 1 $(($2 * 2))); do
+        state=$(job_field "$1" JobState)
+        ended "$state" && break
+        sleep 0.5
+    done
+    echo "$state"
+}

@@ -25,7 +25,8 @@ printf 'localhost\nlocalhost\n' > "$ED_TMP/nodefile"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 cd "$ED_TMP"
-mkdir -p jobs/pbs && cp "$ED_SOURCE_DIR/jobs/pbs/ensemble.pbs" jobs/pbs/ # PBS_O_WORKDIR's copy
+mkdir -p jobs/pbs # PBS_O_WORKDIR: a copy of the checkout's job scripts
+cp "$ED_SOURCE_DIR/jobs/common.sh" jobs/ && cp "$ED_SOURCE_DIR/jobs/pbs/ensemble.pbs" jobs/pbs/
 export CONFIG=$ED_SOURCE_DIR/tests/configs/tiny.yaml BIN=$ED_BIN THREADS=1
 # About 23 s on two idle cores.
 SET="model.hidden=512 data.train_limit=40000 data.test_limit=1000 train.epochs=5 distill.students=[kd,self]"
