@@ -58,7 +58,7 @@ PY
 }
 skip() { echo "SKIP: $*"; exit 77; }
 
-# A real single-node Slurm for the job-script tests (slurm, mpich_launch): installs slurm-wlm and
+# A real single-node Slurm for the job-script tests (slurm, launch_lines): installs slurm-wlm and
 # munge when missing (ed_install_packages: source jobs/common.sh first), makes the scratch
 # directory ED_TMP, starts munged (its own socket), slurmctld and slurmd on localhost with a
 # slurm.conf there (SLURM_CONF, free ports, Slurm's default MpiDefault=none), and waits until

@@ -1,14 +1,16 @@
-# The job scripts' launch lines with an MPI that is not Open MPI: the ranks of an MPICH program
-# must start as one world of N ranks. A launcher that does not speak the program's MPI starts N
-# singletons (N copies of rank 0 of 1) that all exit 0, so only the world size tells. A small
-# C program built with Debian's mpicc.mpich prints each rank's rank, the world size and an
-# MPI_Allreduce sum; it is run as BIN through
+# The job scripts' launch lines for MPICH and for the paths the ensdistill tests (slurm, pbs)
+# do not take: the ranks must start as one world of N. A launcher that does not speak the
+# program's MPI starts N singletons (N copies of rank 0 of 1) that all exit 0, so only the world
+# size tells. A small C program, built with Debian's mpicc.mpich and with Open MPI's mpicc,
+# prints each rank's rank, the world size and an MPI_Allreduce sum; it is run as BIN through
 #   1. jobs/pbs/ensemble.pbs (PBS_NODEFILE with 2 slots, as in pbs.sh): the script picks
-#      mpirun.mpich (Hydra) for it; MPIRUN=mpirun (Open MPI's here) stops the job before it starts;
+#      mpirun.mpich (Hydra) for the MPICH program; MPIRUN=mpirun (Open MPI's here) stops the job
+#      before it starts;
 #   2. jobs/slurm/ensemble.sbatch under a real Slurm (slurm_up: MpiDefault=none) on 2 ranks:
-#      srun --mpi=pmi2; LAUNCHER=mpirun (Hydra inside the allocation); a stand-in srun whose
-#      --mpi=list hides pmi2 (a Slurm without the plugin): Hydra; and, to show that the check
-#      sees singletons, SLURM_MPI_TYPE=none: 2 copies of rank 0 of 1.
+#      MPICH with srun --mpi=pmi2, with LAUNCHER=mpirun (Hydra inside the allocation), and
+#      under a stand-in srun whose --mpi=list offers neither pmi2 nor pmix (a Slurm without
+#      the plugins): Hydra; Open MPI under that srun: its mpirun inside the allocation; and, to
+#      show that the check sees singletons, MPICH with SLURM_MPI_TYPE=none: 2 x rank 0 of 1.
 # Installs mpich and libmpich-dev when missing (they sit beside Open MPI: mpicc.mpich,
 # mpirun.mpich; the default mpicc and mpirun stay Open MPI's). Skips, saying why, when they
 # cannot be installed, or (after part 1) when Slurm cannot run here.
@@ -39,6 +41,9 @@ int main(int argc, char **argv) {
 }
 EOF
 mpicc.mpich -O1 -o world world.c || fail "mpicc.mpich cannot build a 15-line MPI program"
+mpicc.openmpi -O1 -o world-ompi world.c || fail "mpicc.openmpi cannot build a 15-line MPI program"
+# Open MPI's mpirun as root (the scripts' launch lines have no --allow-run-as-root).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [ "$(ed_mpi_of_binary "$ED_TMP/world")" = mpich ] \
     || fail "ed_mpi_of_binary calls the mpicc.mpich program '$(ed_mpi_of_binary "$ED_TMP/world")', not mpich: $(ldd world)"
 export BIN=$ED_TMP/world CONFIG=unused ED_ROOT=$ED_SOURCE_DIR
@@ -72,24 +77,26 @@ echo "1. PBS: mpirun.mpich starts one world of 2 ranks; Open MPI's mpirun is ref
 slurm_up
 t=$SECONDS
 real_srun=$(command -v srun)
-mkdir -p nopmi2
-cat > nopmi2/srun <<EOF
+mkdir -p noplugin
+cat > noplugin/srun <<EOF
 #!/bin/bash
-# Stand-in for a Slurm built without the pmi2 plugin: srun --mpi=list does not offer it.
-if [ "\$*" = --mpi=list ]; then "$real_srun" --mpi=list 2>&1 | grep -vx '[[:space:]]*pmi2'; exit 0; fi
+# Stand-in for a Slurm built without the pmi2 and pmix plugins: srun --mpi=list offers neither.
+if [ "\$*" = --mpi=list ]; then "$real_srun" --mpi=list 2>&1 | grep -vEx '[[:space:]]*pmi(2|x)'; exit 0; fi
 exec "$real_srun" "\$@"
 EOF
-chmod +x nopmi2/srun
+chmod +x noplugin/srun
 script=$ED_SOURCE_DIR/jobs/slurm/ensemble.sbatch
 sbatch_args=(--parsable --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=2)
 # Submitted together; Slurm runs them one after another on the 2 CPUs.
 declare -A jobs
 jobs[pmi2]=$(sbatch "${sbatch_args[@]}" -o pmi2.out "$script") || fail "sbatch refused the job"
 jobs[hydra]=$(env LAUNCHER=mpirun sbatch "${sbatch_args[@]}" -o hydra.out "$script") || fail "sbatch refused the job"
-jobs[nopmi2]=$(env PATH="$ED_TMP/nopmi2:$PATH" sbatch "${sbatch_args[@]}" -o nopmi2.out "$script") \
+jobs[nopmi2]=$(env PATH="$ED_TMP/noplugin:$PATH" sbatch "${sbatch_args[@]}" -o nopmi2.out "$script") \
+    || fail "sbatch refused the job"
+jobs[nopmix]=$(env PATH="$ED_TMP/noplugin:$PATH" BIN="$ED_TMP/world-ompi" sbatch "${sbatch_args[@]}" -o nopmix.out "$script") \
     || fail "sbatch refused the job"
 jobs[none]=$(env SLURM_MPI_TYPE=none sbatch "${sbatch_args[@]}" -o none.out "$script") || fail "sbatch refused the job"
-for k in pmi2 hydra nopmi2 none; do
+for k in pmi2 hydra nopmi2 nopmix none; do
     state=$(wait_job "${jobs[$k]}" 60)
     [ "$state" = COMPLETED ] || { cat "$k.out"; fail "Slurm job $k (${jobs[$k]}) ended $state"; }
 done
@@ -102,6 +109,10 @@ one_world hydra.out 2 "Slurm, LAUNCHER=mpirun (Hydra)"
 grep -q "srun --mpi=list offers no pmi2" nopmi2.out && grep -q "mpirun.mpich -bind-to core:1 $BIN run" nopmi2.out \
     || { cat nopmi2.out; fail "Slurm without pmi2: the script did not fall back to mpirun.mpich"; }
 one_world nopmi2.out 2 "Slurm without pmi2 (Hydra)"
+grep -q "srun --mpi=list offers no pmix" nopmix.out \
+    && grep -q "mpirun --map-by slot:PE=1 --bind-to core -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS $ED_TMP/world-ompi run" nopmix.out \
+    || { cat nopmix.out; fail "Slurm without pmix: the script did not fall back to Open MPI's mpirun"; }
+one_world nopmix.out 2 "Slurm without pmix (Open MPI's mpirun)"
 [ "$(grep -c '^mpi_world rank 0 of 1 allreduce 1$' none.out)" = 2 ] \
     || { cat none.out; fail "SLURM_MPI_TYPE=none should start 2 singletons (the control of this test)"; }
-echo "2. Slurm: srun --mpi=pmi2, LAUNCHER=mpirun and a Slurm without pmi2 (mpirun.mpich) start one world of 2 ranks; SLURM_MPI_TYPE=none starts 2 singletons, as expected ($((SECONDS - t)) s)"
+echo "2. Slurm: MPICH through srun --mpi=pmi2, LAUNCHER=mpirun and a Slurm without pmi2 (mpirun.mpich), Open MPI through a Slurm without pmix (mpirun): one world of 2 ranks each; SLURM_MPI_TYPE=none starts 2 MPICH singletons, as expected ($((SECONDS - t)) s)"
