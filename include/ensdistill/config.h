@@ -109,6 +109,8 @@ typedef struct {
 
 typedef struct {
     int ranks_per_model;  /* g */
+    double grad_bucket_mb; /* all-reduce bucket (MiB); 0 = one bucket */
+    int grad_overlap;      /* start each bucket's sum during backward */
     int threads;          /* threads per rank; 0 = auto (the CPUs the rank was given) */
 } ParallelConfig;
 

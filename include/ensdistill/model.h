@@ -106,6 +106,13 @@ float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B,
  * an eval-mode forward of a net with BatchNorm it stops (ED_CHECK): backward needs batch
  * statistics. */
 void model_backward(Model *m, const float *dlogits);
+/* Called by model_backward_notify after each op's backward: grads[from .. trainable_end) are
+ * final for this step (no op still to run writes there). from never grows within a step; when
+ * model_backward_notify returns, every gradient is final. It must not touch the model. */
+typedef void (*GradReadyFn)(size_t from, void *ctx);
+/* model_backward that reports, as it goes, which gradients are final (to start summing them
+ * with other ranks while the rest of backward runs). ready may be NULL. */
+void model_backward_notify(Model *m, const float *dlogits, GradReadyFn ready, void *ctx);
 /* Number of parameters (all, trainable or not; buffers excluded). */
 size_t model_param_count(const Model *m);
 /* Number of trainable parameters (trainable_end - trainable_begin). */

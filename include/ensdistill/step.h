@@ -1,8 +1,9 @@
 /* The training step of one model, shared by the training loop (src/pipeline/train.c) and
  * `ensdistill bench`: forward, loss (cross-entropy, or the distillation loss against teacher
- * logits), backward, an optional gradient-sum hook over the flat gradient buffer (the
- * data-parallel MPI_Allreduce: nn knows no MPI), gradient-norm clipping, weight decay and the
- * SGD update. step_create allocates the step's buffers once; step_run allocates nothing. */
+ * logits), backward, an optional data-parallel gradient sum in buckets that can overlap
+ * backward (the hooks are MPI_Iallreduce in src/pipeline/gradsum.c: nn knows no MPI),
+ * gradient-norm clipping, weight decay and the SGD update. step_create allocates the step's
+ * buffers once; step_run allocates nothing. */
 #ifndef ENSDISTILL_STEP_H
 #define ENSDISTILL_STEP_H
 
@@ -11,17 +12,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sums grads[0..n) with the other ranks training the same model, in place (every rank must
- * end with the same sum). ctx is StepOptions.grad_sum_ctx. */
-typedef void (*GradSumFn)(float *grads, size_t n, void *ctx);
+/* The sum of the flat gradient over the ranks training one model, in buckets: fixed pieces of
+ * the trainable range of at most bucket_floats each, cut from its top down, because backward
+ * finishes the last layers' gradients first. Bucket 0 is the top piece. The boundaries depend
+ * only on the model and bucket_floats, so the sums (and the run) are the same from run to run
+ * with the overlap on or off. */
+typedef struct {
+    /* step_create tells each bucket's fixed place once, in order: grads[0..n) is bucket
+     * `bucket` for the life of the step. */
+    void (*prepare)(float *grads, size_t n, int bucket, void *ctx);
+    /* Begin summing bucket `bucket` in place, without waiting. Every rank must end with the
+     * same sum, and start the same buckets in the same order (0, 1, ...). */
+    void (*start)(int bucket, void *ctx);
+    void (*progress)(void *ctx); /* let started sums advance (between backward's ops); or NULL */
+    void (*finish)(void *ctx);   /* wait for every started sum */
+    void *ctx;
+    size_t bucket_floats; /* 0: one bucket, the whole gradient */
+    int overlap;          /* start each bucket when backward has finished it; 0: after backward */
+} GradSum;
 
 typedef struct {
     float momentum, weight_decay;
     int nesterov;
     double clip_norm; /* > 0: clip the summed gradient's L2 norm to this (optim_clip_grad_norm) */
     float temperature, alpha; /* distillation loss, used when StepBatch.teacher is given */
-    GradSumFn grad_sum;       /* NULL: one rank, nothing to sum */
-    void *grad_sum_ctx;
+    GradSum sum;              /* sum.start NULL: one rank, nothing to sum */
 } StepOptions;
 
 /* This rank's share of one global minibatch. */
@@ -45,13 +60,18 @@ typedef enum {
 } StepPhase;
 
 typedef struct {
-    double seconds[STEP_PHASES];
+    double seconds[STEP_PHASES]; /* STEP_GRAD_SUM: starting, advancing and waiting for the sum,
+                                    during backward too (that time is not in STEP_BACKWARD) */
 } StepTimes;
 
 typedef struct {
     Model *model;
     StepOptions opt;
-    float *dlogits; /* [max_batch, K] */
+    float *dlogits;     /* [max_batch, K] */
+    size_t bucket;      /* floats per bucket (the last, lowest one may be smaller) */
+    int n_buckets;
+    int next_bucket;    /* in this step: the next bucket to start */
+    StepTimes *times;   /* in this step: where the sum's time goes, or NULL */
 } Step;
 
 /* Buffers for model m's steps (m must outlive the step). */
@@ -61,7 +81,7 @@ void step_free(Step *s);
 /* One SGD step at learning rate lr on this rank's share of the batch:
  *   logits = forward(x);  loss = sum over the B samples of CE(logits, y), or of
  *   alpha T^2 KL(teacher_T || logits_T) + (1 - alpha) CE(logits, y) with a teacher;
- *   grads = d loss / d params / global_B  (zero when B = 0);  grad_sum(grads) if set;
+ *   grads = d loss / d params / global_B  (zero when B = 0);  summed over ranks if sum.start;
  *   clip to clip_norm if > 0;  sgd_step(lr, momentum, weight_decay, nesterov)
  * over the model's trainable range. Returns the loss summed over the local samples (0 when
  * B = 0) and adds the correct argmax predictions to *correct (may be NULL). times, when not

@@ -23,7 +23,9 @@ int main(int argc, char **argv) {
     /* Every file is closed before the program ends, except one a failed write (disk full) had
      * to abandon: HDF5's clean-up at exit would flush that one again and crash inside HDF5. */
     H5dont_atexit();
-    MPI_Init(&argc, &argv);
+    /* OpenMP threads compute; only the main thread calls MPI, between parallel regions */
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     int status;
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         fputs(usage, argc < 2 ? stderr : stdout);

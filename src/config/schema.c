@@ -178,6 +178,10 @@ const ConfigKey config_keys[] = {
 
     INT(parallel.ranks_per_model, "1", IN(1, 1048576),
         "ranks that train one model data-parallel; must divide the number of ranks"),
+    FLOAT(parallel.grad_bucket_mb, "1.0", IN(0, 1048576),
+          "ranks_per_model > 1: MiB of gradient per all-reduce bucket; 0 = one bucket"),
+    BOOL(parallel.grad_overlap, "true",
+         "ranks_per_model > 1: sum each bucket while backward computes the rest"),
     INT_OR(parallel.threads, "auto", "auto", IN(1, 4096),
            "threads per rank (OpenMP: oneDNN and our loops; OpenBLAS); auto = the CPUs the rank "
            "was given"),

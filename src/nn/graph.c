@@ -238,6 +238,10 @@ float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B,
 }
 
 void model_backward(Model *m, const float *dlogits) {
+    model_backward_notify(m, dlogits, NULL, NULL);
+}
+
+void model_backward_notify(Model *m, const float *dlogits, GradReadyFn ready, void *ctx) {
     int B = m->priv->cur_batch;
     struct ModelPrivate *p = m->priv;
     ED_CHECK(B > 0, "model_backward before model_forward");
@@ -269,5 +273,6 @@ void model_backward(Model *m, const float *dlogits) {
         }
         op_backward(m, op, B, p->sample_ids, dx_overwrite);
         if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
+        if (ready) ready(p->grad_ready[i], ctx);
     }
 }

@@ -384,6 +384,7 @@ Model *model_create(const ModelSpec *spec) {
 
     if (use_dnnl) nn_assign_layouts(m, dnnl_backend_lanes());
     nn_plan_memory(m, s.max_batch);
+    nn_plan_grad_ready(m);
     m->params = xfloats(m->tensors.param_floats);
     m->grads = xfloats(m->tensors.param_floats);
     m->momentum = xfloats(m->tensors.param_floats);
@@ -450,6 +451,7 @@ void model_free(Model *m) {
     free(p->op_bwd_seconds);
     free(p->zero_begin);
     free(p->zero_list);
+    free(p->grad_ready);
     if (p->dnnl_conv)
         for (int i = 0; i < p->n_ops; i++) dnnl_conv_free(p->dnnl_conv[i]);
     free(p->dnnl_conv);

@@ -104,6 +104,9 @@ struct ModelPrivate {
     /* before op i's backward, zero the gradients of values zero_list[zero_begin[i] ..
      * zero_begin[i+1]) (their first contribution comes from op i) */
     int *zero_begin, *zero_list;
+    /* after op i's backward, grads[grad_ready[i] .. trainable_end) are final for the step: no
+     * op that backward has still to run writes there (nn_plan_grad_ready) */
+    size_t *grad_ready;
     int has_bn;
     TensorInit *inits; /* [tensors.count] */
     MvNoiseCtx noise_ctx[NN_MAX_COPIES];
@@ -156,6 +159,8 @@ void nn_assign_layouts(Model *m, int lanes);
 /* Assigns every value its activation and gradient slots, sizes m->priv's arenas
  * (act_floats, dact_floats) and builds the zeroing lists (plan.c). */
 void nn_plan_memory(Model *m, int max_batch);
+/* Fills priv->grad_ready from the ops' trainable tensors (after the tensor table is final). */
+void nn_plan_grad_ready(Model *m);
 
 /* ---- builder: what an architecture function declares ---- */
 typedef struct {

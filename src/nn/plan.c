@@ -1,6 +1,6 @@
 /* The memory plan of a model's activation arenas: which values share slots because their
- * lifetimes do not overlap (first fit over the op clock), and when backward zeroes each
- * activation gradient. */
+ * lifetimes do not overlap (first fit over the op clock), when backward zeroes each
+ * activation gradient, and from which op on each parameter gradient is final. */
 #include "nn_internal.h"
 
 #include "ensdistill/alloc.h"
@@ -175,5 +175,24 @@ void nn_assign_layouts(Model *m, int lanes) {
         }
         out->lanes = L;
         out->Cp = (out->C + L - 1) / L * L;
+    }
+}
+
+void nn_plan_grad_ready(Model *m) {
+    struct ModelPrivate *p = m->priv;
+    p->grad_ready = xcalloc((size_t)p->n_ops + 1, sizeof(size_t));
+    /* Backward runs ops n_ops-1 .. 0; op j writes only its own tensors' gradients. After op
+     * i, the gradients still to be written are those of ops j < i: everything above the
+     * highest end of their trainable tensors is final. A running maximum over j. */
+    size_t high = m->trainable_begin;
+    for (int i = 0; i < p->n_ops; i++) {
+        p->grad_ready[i] = high;
+        const Op *op = &p->ops[i];
+        for (int k = 0; k < 5; k++) {
+            if (op->t[k] < 0) continue;
+            const TensorInfo *t = &m->tensors.items[op->t[k]];
+            if (t->kind == TENSOR_PARAM && t->trainable && t->offset + t->numel > high)
+                high = t->offset + t->numel;
+        }
     }
 }

@@ -4,6 +4,7 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/error.h"
+#include "ensdistill/gradsum.h"
 #include "ensdistill/loss.h"
 #include "ensdistill/optim.h"
 #include "ensdistill/pipeline.h"
@@ -212,11 +213,6 @@ static noreturn void fail_diverged(const RunContext *ctx, const Job *job, int ep
                            "alpha * T)"
                          : "",
             ctx->run_dir);
-}
-
-/* The gradient-sum hook of the training step: one MPI_Allreduce over the group. */
-static void group_grad_sum(float *grads, size_t n, void *ctx) {
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, grads, (int)n, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)ctx));
 }
 
 /* One job's training state, shared by the epoch functions below. */
@@ -432,17 +428,23 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         model_note(ctx, job, "resuming at epoch %d, step %d", st.epoch + 1, st.step_in_epoch);
 
     Workspace w = workspace_create(m, train);
-    MPI_Comm group_comm = lo->group_comm;
+    const size_t bucket = group_sum_bucket_floats(cfg->parallel.grad_bucket_mb);
+    GroupSum *gs = g > 1 ? group_sum_create(lo->group_comm) : NULL;
     StepOptions opt = {.momentum = (float)cfg->train.momentum,
                        .weight_decay = (float)cfg->train.weight_decay,
                        .nesterov = cfg->train.nesterov,
                        .clip_norm = cfg->train.clip_norm,
                        .temperature = (float)job->temperature,
                        .alpha = (float)job->alpha,
-                       .grad_sum = g > 1 ? group_grad_sum : NULL,
-                       .grad_sum_ctx = &group_comm};
+                       .sum = gs ? group_sum_hooks(gs, bucket, cfg->parallel.grad_overlap)
+                                 : (GradSum){0}};
     Trainer t = {.ctx = ctx, .job = job, .m = m, .step = step_create(m, &opt), .w = &w,
                  .st = &st, .path = path, .sched = job_schedule(cfg, job)};
+    if (gs)
+        model_note(ctx, job, "gradient sum: %d buckets of up to %.3g MiB (%s), %s",
+                   t.step->n_buckets, t.step->bucket * sizeof(float) / 1048576.0,
+                   group_sum_method(),
+                   opt.sum.overlap ? "overlapped with backward" : "after backward");
     int stopped = 0, have_test = 0; /* have_test: test_logits hold the final weights' */
     for (int epoch = st.epoch; epoch < job->epochs && !st.complete && !stopped; epoch++) {
         EpochSums sums;
@@ -453,6 +455,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
         if (done == EPOCH_DONE_STOP && epoch + 1 < job->epochs) stopped = 1;
     }
     step_free(t.step);
+    group_sum_free(gs);
 
     if (!stopped) {
         evaluate(m, &w, train, train_logits, lo);

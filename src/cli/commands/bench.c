@@ -5,6 +5,7 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
 #include "ensdistill/error.h"
+#include "ensdistill/gradsum.h"
 #include "ensdistill/model.h"
 #include "ensdistill/rng.h"
 #include "ensdistill/step.h"
@@ -23,7 +24,8 @@ static const char *bench_usage =
     "usage: ensdistill bench MODEL [--batch B] [--threads T] [--steps N] [--warmup W]\n"
     "                        [--input CxHxW] [--classes K] [--hidden H] [--sum-of L]\n"
     "                        [--random-features] [--filters M] [--noise-coords N] [--profile]\n"
-    "                        [--kd] [--clip C] [--grad-sum] [--backend auto|onednn|blas]\n"
+    "                        [--kd] [--clip C] [--grad-sum [--bucket-mb MB] [--no-overlap]]\n"
+    "                        [--backend auto|onednn|blas]\n"
     "  MODEL: mlp, cnn, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>, mvconv\n"
     "  times the training step of a run (forward + loss + backward + SGD update with momentum\n"
     "  0.9, Nesterov, weight decay 5e-4) on random data; defaults: batch 128, threads 1, 20\n"
@@ -31,9 +33,12 @@ static const char *bench_usage =
     "  (mvconv), 10 classes, cross-entropy, no clipping, no gradient sum.\n"
     "  --kd: the distillation loss (T 4, alpha 0.9) against random teacher logits.\n"
     "  --clip C: clip the gradient norm to C (train.clip_norm).\n"
-    "  --grad-sum: MPI_Allreduce the gradient over all ranks, as ranks_per_model > 1 does\n"
-    "  (mpirun -n 2 ensdistill bench ... --grad-sum times a 2-rank sum; each rank steps on\n"
-    "  its own batch, rank 0 prints).\n"
+    "  --grad-sum: sum the gradient over all ranks as ranks_per_model > 1 does: one\n"
+    "  all-reduce per bucket of --bucket-mb MiB (parallel.grad_bucket_mb, default 1; 0 =\n"
+    "  one bucket), each started as backward finishes it, unless --no-overlap\n"
+    "  (parallel.grad_overlap false: all started after backward). mpirun -n 2 ensdistill\n"
+    "  bench ... --grad-sum times a 2-rank sum; each rank steps on its own batch, rank 0\n"
+    "  prints.\n"
     "  --profile adds the time per phase, per layer kind and the slowest layers.\n"
     "  --backend picks the conv kernels: oneDNN or im2col + BLAS (auto: oneDNN when the build\n"
     "  has it).\n";
@@ -49,6 +54,12 @@ static double cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double sum_seconds(const StepTimes *t) {
+    double s = 0.0;
+    for (int p = 0; p < STEP_PHASES; p++) s += t->seconds[p];
+    return s > 0.0 ? s : 1.0;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -75,18 +86,12 @@ static double load_average(void) {
     return load;
 }
 
-/* The gradient-sum hook: what train.c's hook does, over MPI_COMM_WORLD. */
-static void world_grad_sum(float *grads, size_t n, void *ctx) {
-    (void)ctx;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, grads, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *arch = NULL;
     int batch = 128, threads = 1, steps = 20, warmup = 3, classes = 10, profile = 0;
     int C = 0, H = 0, W = 0, hidden = 0, sum_of = 1, random_features = 0, filters = 8;
-    int kd = 0, grad_sum = 0;
-    double clip = 0.0;
+    int kd = 0, grad_sum = 0, overlap = 1;
+    double clip = 0.0, bucket_mb = 1.0;
     int backend = MODEL_BACKEND_AUTO;
     long long noise_coords = 0;
     for (int i = 0; i < argc; i++) {
@@ -103,6 +108,8 @@ int cmd_bench(int argc, char **argv) {
             kd = 1;
         } else if (strcmp(a, "--grad-sum") == 0) {
             grad_sum = 1;
+        } else if (strcmp(a, "--no-overlap") == 0) {
+            overlap = 0;
         } else if (a[0] == '-' && a[1] == '-') {
             if (!v) ed_fail("bench: %s needs a value\n%s", a, bench_usage);
             i++;
@@ -120,6 +127,11 @@ int cmd_bench(int argc, char **argv) {
                 clip = strtod(v, &end);
                 if (end == v || *end || !(clip > 0.0))
                     ed_fail("bench: --clip needs a positive number, got '%s'", v);
+            } else if (strcmp(a, "--bucket-mb") == 0) {
+                char *end;
+                bucket_mb = strtod(v, &end);
+                if (end == v || *end || !(bucket_mb >= 0.0 && bucket_mb <= 1048576.0))
+                    ed_fail("bench: --bucket-mb needs a number in [0, 1048576], got '%s'", v);
             } else if (strcmp(a, "--backend") == 0) {
                 if (strcmp(v, "auto") == 0) backend = MODEL_BACKEND_AUTO;
                 else if (strcmp(v, "onednn") == 0) backend = MODEL_BACKEND_ONEDNN;
@@ -187,9 +199,11 @@ int cmd_bench(int argc, char **argv) {
     }
     if (teacher)
         for (size_t i = 0; i < (size_t)batch * classes; i++) teacher[i] = 3.0f * rng_normal(&r);
+    const size_t bucket = group_sum_bucket_floats(bucket_mb);
+    GroupSum *gs = grad_sum ? group_sum_create(MPI_COMM_WORLD) : NULL;
     StepOptions opt = {.momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1, .clip_norm = clip,
                        .temperature = 4.0f, .alpha = 0.9f,
-                       .grad_sum = grad_sum ? world_grad_sum : NULL};
+                       .sum = gs ? group_sum_hooks(gs, bucket, overlap) : (GradSum){0}};
     Step *step = step_create(m, &opt);
     StepBatch sb = {.x = x, .labels = labels, .ids = ids, .teacher = teacher, .B = batch,
                     .global_B = batch * (grad_sum ? ranks : 1)};
@@ -216,9 +230,15 @@ int cmd_bench(int argc, char **argv) {
         printf("step = forward + %s + backward%s%s + sgd_step (momentum 0.9, Nesterov, weight "
                "decay 5e-4); %d warm-up + %d timed steps\n",
                kd ? "distillation loss (T 4, alpha 0.9)" : "cross-entropy",
-               grad_sum ? " + gradient sum (MPI_Allreduce)" : "", clip > 0 ? " + clip" : "",
+               grad_sum ? " + gradient sum" : "", clip > 0 ? " + clip" : "",
                warmup, steps);
-        if (grad_sum) printf("gradient sum over %d rank(s), batch %d on each\n", ranks, batch);
+        if (grad_sum)
+            printf("gradient sum over %d rank(s), batch %d on each: %d bucket(s) of up to %.3g "
+                   "MiB (%s), %s\n",
+                   ranks, batch, step->n_buckets, step->bucket * sizeof(float) / 1048576.0,
+                   group_sum_method(),
+                   overlap ? "each started as backward finishes it (overlapped)"
+                           : "all started after backward (not overlapped)");
         fflush(stdout);
     }
 
@@ -276,11 +296,13 @@ int cmd_bench(int argc, char **argv) {
         printf("RESULT arch=%s batch=%d threads=%d images_per_s_min=%.2f images_per_s_median=%.2f "
                "images_per_s_max=%.2f gflops_median=%.2f images_per_cpu_s=%.2f backend=%s "
                "kernels_isa=%s fma_peak_gflops=%.1f peak_rss_mib=%.1f arenas_mib=%.1f "
-               "heap_delta_bytes=%lld\n",
+               "heap_delta_bytes=%lld grad_sum_ms=%.3f grad_sum_fraction=%.4f\n",
                arch, batch, threads, batch / t_max, batch / t_med, batch / t_min,
                step_flops / t_med / 1e9, batch / cpu_med, model_backend_name(m),
                model_backend_isa(m), peak, usage.ru_maxrss / 1024.0, model_bytes(m) / 1048576.0,
-               (long long)heap_after.uordblks - (long long)heap_before.uordblks);
+               (long long)heap_after.uordblks - (long long)heap_before.uordblks,
+               1e3 * part.seconds[STEP_GRAD_SUM] / steps,
+               part.seconds[STEP_GRAD_SUM] / sum_seconds(&part));
         if (profile) {
             printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  gradient sum %.2f  "
                    "clip + sgd_step %.2f\n",
@@ -296,6 +318,7 @@ int cmd_bench(int argc, char **argv) {
     free(x);
     free(teacher);
     step_free(step);
+    group_sum_free(gs);
     free(labels);
     free(ids);
     model_free(m);
