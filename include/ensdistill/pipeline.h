@@ -134,6 +134,7 @@ typedef struct {
     int index;
     int epoch, epochs;
     double loss, acc, test_acc, lr, images_per_s, seconds, eta_seconds;
+    double grad_sum_share; /* ranks_per_model > 1: of the leader's step time, in the sum */
     char note[112];   /* epoch 0: not an epoch, a line about the model ("views learned: ...") */
 } EpochReport;
 /* Called by a group leader after each epoch: rank 0 prints and logs, others send to rank 0. */

@@ -47,7 +47,7 @@ static void format_duration(char *buf, size_t size, double s) {
 }
 
 static void print_report(const RunContext *ctx, const EpochReport *r) {
-    char left[32], test[32];
+    char left[32], test[32], sum[32] = "";
     if (r->epoch == 0) {
         progress_say(ctx, "%-11s %s\n", r->name, r->note);
         return;
@@ -57,10 +57,13 @@ static void print_report(const RunContext *ctx, const EpochReport *r) {
         snprintf(test, sizeof(test), "%6.2f%%", 100 * r->test_acc);
     else
         snprintf(test, sizeof(test), "%7s", "-");
+    if (r->grad_sum_share > 0) /* the time a rank spent in the gradient sum, waits included */
+        snprintf(sum, sizeof(sum), "  sum %.0f%%", 100 * r->grad_sum_share);
     progress_say(
         ctx,
-        "%-11s epoch %4d/%-4d loss %.4f  acc %6.2f%%  test %s  lr %.4g  %7.0f img/s  left %s\n",
-        r->name, r->epoch, r->epochs, r->loss, 100 * r->acc, test, r->lr, r->images_per_s, left);
+        "%-11s epoch %4d/%-4d loss %.4f  acc %6.2f%%  test %s  lr %.4g  %7.0f img/s  left %s%s\n",
+        r->name, r->epoch, r->epochs, r->loss, 100 * r->acc, test, r->lr, r->images_per_s, left,
+        sum);
     EpochRecord rec = {.epoch = r->epoch, .lr = r->lr, .train_loss = r->loss,
                        .train_acc = r->acc, .test_acc = r->test_acc, .seconds = r->seconds};
     runfile_append_metrics(ctx->run_dir, r->role, r->index, &rec);

@@ -232,6 +232,7 @@ typedef struct {
     double loss, correct, seen;
     double t_start; /* MPI_Wtime at the epoch's start, less the time before a resume */
     double lr;      /* of the epoch's last step */
+    StepTimes times; /* ranks_per_model > 1: this rank's step phases (the sum's share) */
 } EpochSums;
 
 /* What train_epoch did: the whole epoch; stopped inside it (checkpointed); or the whole epoch
@@ -280,7 +281,7 @@ static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
             }
         }
         int ok = 0;
-        e->loss += step_run(t->step, &batch, (float)e->lr, &ok, NULL);
+        e->loss += step_run(t->step, &batch, (float)e->lr, &ok, g > 1 ? &e->times : NULL);
         e->correct += ok;
         e->seen += batch.B;
         st->step++;
@@ -342,6 +343,10 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
                          .loss = rec.train_loss, .acc = rec.train_acc, .test_acc = test_acc,
                          .lr = e->lr, .images_per_s = sums[2] / seconds, .seconds = seconds,
                          .eta_seconds = seconds * (job->epochs - epoch - 1)};
+        double step_seconds = 0.0;
+        for (int p = 0; p < STEP_PHASES; p++) step_seconds += e->times.seconds[p];
+        if (g > 1 && step_seconds > 0.0)
+            r.grad_sum_share = e->times.seconds[STEP_GRAD_SUM] / step_seconds;
         snprintf(r.name, sizeof(r.name), "%s", job->name);
         snprintf(r.role, sizeof(r.role), "%s", job_role_name(job->role));
         progress_report(ctx, &r);
@@ -441,8 +446,9 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     Trainer t = {.ctx = ctx, .job = job, .m = m, .step = step_create(m, &opt), .w = &w,
                  .st = &st, .path = path, .sched = job_schedule(cfg, job)};
     if (gs)
-        model_note(ctx, job, "gradient sum: %d buckets of up to %.3g MiB (%s), %s",
-                   t.step->n_buckets, t.step->bucket * sizeof(float) / 1048576.0,
+        model_note(ctx, job, "gradient sum: %d bucket%s of up to %.3g MiB (%s), %s",
+                   t.step->n_buckets, t.step->n_buckets == 1 ? "" : "s",
+                   t.step->bucket * sizeof(float) / 1048576.0,
                    group_sum_method(),
                    opt.sum.overlap ? "overlapped with backward" : "after backward");
     int stopped = 0, have_test = 0; /* have_test: test_logits hold the final weights' */

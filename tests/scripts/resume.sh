@@ -38,11 +38,14 @@ for _ in $(seq 1 600); do
 done
 pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
 wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
-grep -q "resuming\|complete: skipped" "$ED_TMP/cut2.log" || { cat "$ED_TMP/cut2.log"; fail "the second run did not resume"; }
 
 # 3. Finish.
 edrun 2 run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" > "$ED_TMP/cut3.log" 2>&1 \
     || { cat "$ED_TMP/cut3.log"; fail "final resume"; }
+# The SIGUSR1 can land before the second run has taken its first model (then that run only
+# checkpoints and exits): the resume shows in the second run's log or in the third's.
+grep -q "resuming\|complete: skipped" "$ED_TMP/cut2.log" "$ED_TMP/cut3.log" \
+    || { cat "$ED_TMP/cut2.log" "$ED_TMP/cut3.log"; fail "neither later run resumed"; }
 grep -q "checkpointed; run again" "$ED_TMP/cut2.log" || { cat "$ED_TMP/cut2.log"; fail "SIGUSR1 did not checkpoint and stop the run"; }
 echo "SIGUSR1: checkpointed and exited 0"
 
