@@ -93,9 +93,10 @@ typedef struct {
     float *soft;       /* [max_batch, K] teacher rows of the batch */
     int *order;        /* [N] this epoch's sample order */
     int *rows;         /* [max_batch] consecutive sample indices for evaluation */
+    int *counts, *displs; /* [ranks_per_model] evaluation's MPI_Allgatherv */
 } Workspace;
 
-static Workspace workspace_create(const Model *m, const Dataset *train) {
+static Workspace workspace_create(const Model *m, const Dataset *train, int g) {
     size_t B = (size_t)m->spec.max_batch, K = (size_t)m->spec.num_classes;
     Workspace w = {
         .x = xfloats(B * dataset_sample_floats(train)),
@@ -104,6 +105,8 @@ static Workspace workspace_create(const Model *m, const Dataset *train) {
         .soft = xfloats(B * K),
         .order = xcalloc((size_t)train->N, sizeof(int)),
         .rows = xcalloc(B, sizeof(int)),
+        .counts = xcalloc((size_t)g, sizeof(int)),
+        .displs = xcalloc((size_t)g, sizeof(int)),
     };
     return w;
 }
@@ -115,6 +118,8 @@ static void workspace_free(Workspace *w) {
     free(w->soft);
     free(w->order);
     free(w->rows);
+    free(w->counts);
+    free(w->displs);
 }
 
 /* Logits of every sample of ds (eval mode, no augmentation) into out[N, K] on every rank of the
@@ -131,16 +136,13 @@ static long evaluate(Model *m, Workspace *w, const Dataset *ds, float *out, cons
         memcpy(out + (size_t)i * K, logits, (size_t)B * K * sizeof(float));
     }
     if (g > 1) {
-        int *counts = xcalloc((size_t)g, sizeof(int)), *displs = xcalloc((size_t)g, sizeof(int));
         for (int r = 0; r < g; r++) {
             int rb = (int)((long)N * r / g), re = (int)((long)N * (r + 1) / g);
-            counts[r] = (re - rb) * K;
-            displs[r] = rb * K;
+            w->counts[r] = (re - rb) * K;
+            w->displs[r] = rb * K;
         }
-        MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, counts, displs,
+        MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out, w->counts, w->displs,
                                  MPI_FLOAT, lo->group_comm));
-        free(counts);
-        free(displs);
     }
     long correct = 0;
     for (int i = 0; i < N; i++)
@@ -432,7 +434,7 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     if (resumed && !st.complete)
         model_note(ctx, job, "resuming at epoch %d, step %d", st.epoch + 1, st.step_in_epoch);
 
-    Workspace w = workspace_create(m, train);
+    Workspace w = workspace_create(m, train, g);
     const size_t bucket = group_sum_bucket_floats(cfg->parallel.grad_bucket_mb);
     GroupSum *gs = g > 1 ? group_sum_create(lo->group_comm) : NULL;
     StepOptions opt = {.momentum = (float)cfg->train.momentum,
