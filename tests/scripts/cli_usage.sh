@@ -55,4 +55,11 @@ expect_user_error "model.arch: " config check empty.yaml --set name=x --set mode
 printf 'name: mv\ndata:\n  source: multiview\n  multiview:\n    n_train: 10000000\n    d: 4096\n    patches: 512\nmodel:\n  arch: mvconv\n' > mvbig.yaml
 expect_user_error "data.multiview: the generated data would take" config check mvbig.yaml
 echo "ok   absurd counts are refused by config check with the key and its bounds"
+# A launcher of another MPI starts singletons: each would run the whole job. srun says how many
+# tasks it started; a world of one among them is refused before anything is read or written.
+export SLURM_STEP_NUM_TASKS=2
+expect_user_error "the launcher started 2 tasks (SLURM_STEP_NUM_TASKS=2), but this one is an MPI world of 1" \
+    run comment.yaml
+unset SLURM_STEP_NUM_TASKS
+echo "ok   a singleton among several launched tasks is refused, naming the launcher's count"
 echo "cli_usage: all passed"
