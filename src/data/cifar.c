@@ -31,14 +31,13 @@ static int cifar_count(const char *path, int cifar100) {
     return (int)(size / rec);
 }
 
-/* Reads and checks the `count` records of one file; record r goes to sample first + r of px and
- * labels when that is below keep, else it is dropped. */
+/* Reads and checks the `count` records of one file through buf (CIFAR_CHUNK records); record r
+ * goes to sample first + r of px and labels when that is below keep, else it is dropped. */
 static void cifar_read_records(const char *path, int cifar100, int coarse, int count, int first,
-                               int keep, uint8_t *px, int32_t *labels) {
+                               int keep, uint8_t *px, int32_t *labels, unsigned char *buf) {
     const int head = cifar100 ? 2 : 1, rec = head + CIFAR_PIXELS;
     FILE *f = fopen(path, "rb");
     if (!f) ed_fail("%s: cannot open: %s", path, strerror(errno));
-    unsigned char *buf = xmalloc((size_t)CIFAR_CHUNK * rec);
     for (long long r0 = 0; r0 < count; r0 += CIFAR_CHUNK) {
         size_t nr = (size_t)(count - r0 < CIFAR_CHUNK ? count - r0 : CIFAR_CHUNK);
         size_t got = fread(buf, (size_t)rec, nr, f);
@@ -66,7 +65,6 @@ static void cifar_read_records(const char *path, int cifar100, int coarse, int c
             memcpy(px + (size_t)i * CIFAR_PIXELS, p + head, CIFAR_PIXELS);
         }
     }
-    free(buf);
     fclose(f);
 }
 
@@ -130,11 +128,13 @@ void cifar_load(DataSplit *split, const char *dir, int cifar100, int coarse, int
         bytes[p][DATA_LABELS] = (size_t)parts[p]->N * sizeof(int32_t);
     }
     alloc->arrays(alloc, split, bytes);
+    unsigned char *buf = xmalloc((size_t)CIFAR_CHUNK * ((cifar100 ? 2 : 1) + CIFAR_PIXELS));
     for (int p = 0; p < 2; p++)
         for (int i = 0, at = 0; i < nfiles[p]; at += counts[p][i], i++) {
             char path[ED_PATH_MAX];
             fs_join(path, sizeof(path), dir, files[p][i]);
             cifar_read_records(path, cifar100, coarse, counts[p][i], at, parts[p]->N, parts[p]->u8,
-                               parts[p]->labels);
+                               parts[p]->labels, buf);
         }
+    free(buf);
 }

@@ -148,8 +148,15 @@ static void part_shape(Dataset *ds, PartFile *pf, hid_t f, const char *path, con
     }
 }
 
-/* Reads the first ds->N samples of /part into ds's arrays, a few MB of rows at a time. */
-static void part_read(Dataset *ds, const PartFile *pf, hid_t f, const char *path) {
+/* Images read per hyperslab: about H5DATA_CHUNK_BYTES, at least one. */
+static size_t rows_per_read(const Dataset *ds, int u8) {
+    size_t sample = dataset_sample_floats(ds) * (u8 ? 1 : sizeof(float));
+    return H5DATA_CHUNK_BYTES / sample ? H5DATA_CHUNK_BYTES / sample : 1;
+}
+
+/* Reads the first ds->N samples of /part into ds's arrays, a few MB of rows at a time; scratch
+ * holds the rows of an NHWC read (rows_per_read) or H5DATA_LABEL_ROWS int64 labels. */
+static void part_read(Dataset *ds, const PartFile *pf, hid_t f, const char *path, void *scratch) {
     char name[64];
     const char *part = pf->part;
     const size_t N = (size_t)ds->N, C = (size_t)ds->C, HW = (size_t)ds->H * ds->W;
@@ -157,9 +164,9 @@ static void part_read(Dataset *ds, const PartFile *pf, hid_t f, const char *path
     /* images: NCHW straight into the array; NHWC through a buffer of rows, then
      * out[n, c, y, x] = in[n, y, x, c] */
     snprintf(name, sizeof(name), "/%s/images", part);
-    size_t rows_per = H5DATA_CHUNK_BYTES / sample ? H5DATA_CHUNK_BYTES / sample : 1;
+    size_t rows_per = rows_per_read(ds, pf->u8);
     char *out = pf->u8 ? (char *)ds->u8 : (char *)ds->f32;
-    char *rows_buf = pf->nhwc && C > 1 ? xmalloc(rows_per * sample) : NULL;
+    char *rows_buf = pf->nhwc && C > 1 ? scratch : NULL;
     for (size_t r0 = 0; r0 < N; r0 += rows_per) {
         size_t rows = N - r0 < rows_per ? N - r0 : rows_per;
         char *dst = out + r0 * sample;
@@ -176,11 +183,10 @@ static void part_read(Dataset *ds, const PartFile *pf, hid_t f, const char *path
                         ((float *)dst)[to] = ((float *)rows_buf)[src];
                 }
     }
-    free(rows_buf);
 
     /* labels: any integer type, read as int64 a chunk at a time, checked, stored as int32 */
     snprintf(name, sizeof(name), "/%s/labels", part);
-    int64_t *lab = xmalloc((N < H5DATA_LABEL_ROWS ? N : H5DATA_LABEL_ROWS) * sizeof(int64_t));
+    int64_t *lab = scratch;
     for (size_t r0 = 0; r0 < N; r0 += H5DATA_LABEL_ROWS) {
         size_t rows = N - r0 < H5DATA_LABEL_ROWS ? N - r0 : H5DATA_LABEL_ROWS;
         read_rows(f, path, name, H5T_NATIVE_INT64, lab, r0, rows, "labels");
@@ -191,7 +197,6 @@ static void part_read(Dataset *ds, const PartFile *pf, hid_t f, const char *path
             ds->labels[r0 + j] = (int32_t)lab[j];
         }
     }
-    free(lab);
 
     if (pf->tags) {
         snprintf(name, sizeof(name), "/%s/tags", part);
@@ -274,8 +279,16 @@ void h5data_read_first(DataSplit *split, const char *path, int train_keep, int t
         bytes[p][DATA_VIEWS] = has_views ? (size_t)vdims[0] * 2 * vdims[2] * sizeof(float) : 0;
     }
     alloc->arrays(alloc, split, bytes);
-    part_read(tr, &pf[0], f, path);
-    part_read(te, &pf[1], f, path);
+    /* one scratch buffer for both parts: the rows of an NHWC read, or a chunk of labels */
+    size_t scratch_bytes = H5DATA_LABEL_ROWS * sizeof(int64_t);
+    size_t rows_bytes =
+        rows_per_read(tr, pf[0].u8) * dataset_sample_floats(tr) * (pf[0].u8 ? 1 : sizeof(float));
+    if ((pf[0].nhwc || pf[1].nhwc) && tr->C > 1 && rows_bytes > scratch_bytes)
+        scratch_bytes = rows_bytes;
+    void *scratch = xmalloc(scratch_bytes);
+    part_read(tr, &pf[0], f, path, scratch);
+    part_read(te, &pf[1], f, path, scratch);
+    free(scratch);
 
     double num;
     int K;
