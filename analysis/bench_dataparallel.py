@@ -14,7 +14,12 @@ step (starting, advancing and waiting for it) with its share of the step.
     /usr/bin/python3 analysis/bench_dataparallel.py build/ensdistill --arch wrn-16-4 \\
         --batch 128 --bucket-mb 1 4 --reps 3 --steps 10
 
-Needs 2 free cores: the script prints the load average before and after.
+Needs 2 free cores: the script prints the load average before and after. To see a slower
+link than this machine's loopback, shape it for the TCP runs (root; `tc qdisc del dev lo root`
+undoes it):
+
+    tc qdisc add dev lo root tbf rate 1gbit burst 256kb latency 50ms
+    /usr/bin/python3 analysis/bench_dataparallel.py build/ensdistill --nets tcp
 """
 
 import argparse
@@ -52,7 +57,8 @@ def main():
     ap.add_argument("--bucket-mb", type=float, nargs="+", default=[0.25, 1.0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--no-tcp", action="store_true", help="shared memory only")
+    ap.add_argument("--nets", nargs="+", choices=["shm", "tcp"], default=["shm", "tcp"],
+                    help="transports of the 2-rank runs")
     a = ap.parse_args()
     env = dict(os.environ)
     mpirun = ["mpirun", "--bind-to", "core", "-n", "2"]
@@ -61,7 +67,8 @@ def main():
     common = ["--threads", "1", "--steps", str(a.steps)]
     variants = [("1 rank", ["taskset", "-c", "0", a.binary, "bench", a.arch,
                             "--batch", str(a.batch)] + common)]
-    nets = [("shm", [])] + ([] if a.no_tcp else [("tcp", ["--mca", "btl", "self,tcp"])])
+    flags_of = {"shm": [], "tcp": ["--mca", "btl", "self,tcp"]}
+    nets = [(net, flags_of[net]) for net in a.nets]
     for net, flags in nets:
         for mb in a.bucket_mb:
             for overlap in (True, False):
