@@ -1,7 +1,8 @@
 /* The training step of one model, shared by the training loop (src/pipeline/train.c) and
  * `ensdistill bench`: forward, loss (cross-entropy, or the distillation loss against teacher
  * logits), backward, an optional data-parallel gradient sum in buckets that can overlap
- * backward (the hooks are MPI_Iallreduce in src/pipeline/gradsum.c: nn knows no MPI),
+ * backward (the hooks are MPI's persistent all-reduces in src/pipeline/gradsum.c: nn knows
+ * no MPI),
  * gradient-norm clipping, weight decay and the SGD update. step_create allocates the step's
  * buffers once; step_run allocates nothing. */
 #ifndef ENSDISTILL_STEP_H
@@ -63,6 +64,9 @@ typedef struct {
     double seconds[STEP_PHASES]; /* STEP_GRAD_SUM: starting, advancing and waiting for the sum,
                                     during backward too (that time is not in STEP_BACKWARD) */
 } StepTimes;
+
+/* The whole step's seconds: the sum of the phases. */
+double step_times_total(const StepTimes *t);
 
 typedef struct {
     Model *model;

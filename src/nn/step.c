@@ -57,6 +57,12 @@ static double now_seconds(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+double step_times_total(const StepTimes *t) {
+    double total = 0.0;
+    for (int p = 0; p < STEP_PHASES; p++) total += t->seconds[p];
+    return total;
+}
+
 /* Adds the time since *t to phase p and restarts the clock (no-op without times). */
 static void lap(StepTimes *times, StepPhase p, double *t) {
     if (!times) return;

@@ -345,8 +345,7 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
                          .loss = rec.train_loss, .acc = rec.train_acc, .test_acc = test_acc,
                          .lr = e->lr, .images_per_s = sums[2] / seconds, .seconds = seconds,
                          .eta_seconds = seconds * (job->epochs - epoch - 1)};
-        double step_seconds = 0.0;
-        for (int p = 0; p < STEP_PHASES; p++) step_seconds += e->times.seconds[p];
+        const double step_seconds = step_times_total(&e->times);
         if (g > 1 && step_seconds > 0.0)
             r.grad_sum_share = e->times.seconds[STEP_GRAD_SUM] / step_seconds;
         snprintf(r.name, sizeof(r.name), "%s", job->name);

@@ -12,6 +12,7 @@
 #include "ensdistill/threads.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,12 +55,6 @@ static double cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double sum_seconds(const StepTimes *t) {
-    double s = 0.0;
-    for (int p = 0; p < STEP_PHASES; p++) s += t->seconds[p];
-    return s > 0.0 ? s : 1.0;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -302,7 +297,7 @@ int cmd_bench(int argc, char **argv) {
                model_backend_isa(m), peak, usage.ru_maxrss / 1024.0, model_bytes(m) / 1048576.0,
                (long long)heap_after.uordblks - (long long)heap_before.uordblks,
                1e3 * part.seconds[STEP_GRAD_SUM] / steps,
-               part.seconds[STEP_GRAD_SUM] / sum_seconds(&part));
+               part.seconds[STEP_GRAD_SUM] / fmax(step_times_total(&part), 1e-30));
         if (profile) {
             printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  gradient sum %.2f  "
                    "clip + sgd_step %.2f\n",
