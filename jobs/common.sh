@@ -11,6 +11,10 @@ ED_PACKAGES=(openmpi-bin libopenmpi-dev libopenblas-dev libdnnl-dev libhdf5-dev 
 # python3-torch; where these cannot be installed the other tests still run and those three
 # skip, saying why (ED_TORCH_UNAVAILABLE).
 ED_TEST_PACKAGES=(python3-torch python3-yaml)
+# And these, for the scheduler and launcher tests (slurm, launch_lines): installed here so that
+# a fresh machine runs apt-get update once; a test whose packages could not be installed skips,
+# saying why.
+ED_SCHEDULER_TEST_PACKAGES=(slurm-wlm munge mpich libmpich-dev)
 
 # Installs the named packages that are missing; returns apt-get's status.
 ed_install_packages() {
@@ -22,7 +26,8 @@ ed_install_packages() {
     echo "installing: ${missing[*]}"
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    [ -n "${ED_APT_UPDATED:-}" ] || { $sudo apt-get update -qq && ED_APT_UPDATED=1; }
+    # exported: the tests that install their own packages run in child processes
+    [ -n "${ED_APT_UPDATED:-}" ] || { $sudo apt-get update -qq && export ED_APT_UPDATED=1; }
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
@@ -30,10 +35,12 @@ ed_install_deps() {
     ed_install_packages "${ED_PACKAGES[@]}"
 }
 
-# Tries ED_TEST_PACKAGES; on failure exports ED_TORCH_UNAVAILABLE (the reason, which the
-# PyTorch tests print when they skip) and carries on.
+# Tries ED_SCHEDULER_TEST_PACKAGES, then ED_TEST_PACKAGES; when the latter fail, exports
+# ED_TORCH_UNAVAILABLE (the reason, which the PyTorch tests print when they skip) and carries on.
 ed_install_test_deps() {
     unset ED_TORCH_UNAVAILABLE
+    ed_install_packages "${ED_SCHEDULER_TEST_PACKAGES[@]}" \
+        || echo "warning: apt-get could not install ${ED_SCHEDULER_TEST_PACKAGES[*]}: slurm and launch_lines will skip" >&2
     ed_install_packages "${ED_TEST_PACKAGES[@]}" && return 0
     local candidate
     candidate=$(apt-cache policy python3-torch 2>/dev/null | awk '/Candidate:/ {print $2}')

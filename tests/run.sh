@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/jobs/common.sh"
 ed_install_deps
-ed_install_test_deps   # python3-torch, for the PyTorch comparisons
+ed_install_test_deps   # python3-torch for the PyTorch comparisons; Slurm, munge, MPICH
 ed_build
 # Open MPI's start-up allocations are never freed: LeakSanitizer would fail every MPI program.
 [ "${SANITIZE:-0}" = 1 ] && export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
