@@ -30,6 +30,17 @@ edrun() {
     local n=$1; shift
     $ED_MPIEXEC -n "$n" "$ED_BIN" "$@"
 }
+# `ensdistill run "$cfg" "${args[@]}"` (the caller's cfg and args) into RUN_DIR $ED_TMP/NAME,
+# its output in $ED_TMP/NAME.log: run_named NAME RANKS [mpiexec flags...] -- [more run args...]
+run_named() {
+    local name=$1 n=$2
+    shift 2
+    local flags=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    $ED_MPIEXEC "${flags[@]}" -n "$n" "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/$name" \
+        "${args[@]}" "$@" > "$ED_TMP/$name.log" 2>&1 || { cat "$ED_TMP/$name.log"; fail "run $name"; }
+}
 # Every tensor of every model, and the teacher, bitwise equal in two run directories:
 # same_weights REF_DIR OTHER_DIR WHAT (WHAT names OTHER_DIR in the message).
 same_weights() {

@@ -8,22 +8,13 @@ need_h5py
 scratch
 cfg=$ED_SOURCE_DIR/tests/configs/tiny.yaml
 args=(--set train.epochs=2 --set "distill.students=[kd,self,sum]")
-run() { # run NAME RANKS [mpiexec flags...] -- [extra run args...]
-    local name=$1 n=$2
-    shift 2
-    local flags=()
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    $ED_MPIEXEC "${flags[@]}" -n "$n" "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/$name" \
-        "${args[@]}" "$@" > "$ED_TMP/$name.log" 2>&1 || { cat "$ED_TMP/$name.log"; fail "run $name"; }
-}
 tcp=(--mca btl self,tcp)
-run r1 1
-run tcp2 2 "${tcp[@]}"
-run tcp4 4 "${tcp[@]}"
-run shm4 4
-run shm6 6
+run_named r1 1
+run_named tcp2 2 "${tcp[@]}"
+run_named tcp4 4 "${tcp[@]}"
+run_named shm4 4
+run_named shm6 6
 for name in tcp2 tcp4 shm4 shm6; do same_weights "$ED_TMP/r1" "$ED_TMP/$name" "$name"; done
-run dp_shm 2 -- --set parallel.ranks_per_model=2
-run dp_tcp 2 "${tcp[@]}" -- --set parallel.ranks_per_model=2
+run_named dp_shm 2 -- --set parallel.ranks_per_model=2
+run_named dp_tcp 2 "${tcp[@]}" -- --set parallel.ranks_per_model=2
 same_weights "$ED_TMP/dp_shm" "$ED_TMP/dp_tcp" "ranks_per_model 2 over TCP vs shared memory"

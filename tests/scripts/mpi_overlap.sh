@@ -9,24 +9,15 @@ scratch
 cfg=$ED_SOURCE_DIR/tests/configs/tiny.yaml
 args=(--set model.arch=cnn --set train.epochs=1 --set data.train_limit=384
       --set ensemble.members=2 --set "distill.students=[kd]" --set parallel.grad_bucket_mb=0.01)
-run() { # run NAME RANKS [mpiexec flags...] -- [extra run args...]
-    local name=$1 n=$2
-    shift 2
-    local flags=()
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do flags+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    $ED_MPIEXEC "${flags[@]}" -n "$n" "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/$name" \
-        "${args[@]}" "$@" > "$ED_TMP/$name.log" 2>&1 || { cat "$ED_TMP/$name.log"; fail "run $name"; }
-}
-run g2_overlap 2 -- --set parallel.ranks_per_model=2
+run_named g2_overlap 2 -- --set parallel.ranks_per_model=2
 grep -q "gradient sum: [0-9]* buckets of up to 0.01 MiB.*overlapped" "$ED_TMP/g2_overlap.log" \
     || { cat "$ED_TMP/g2_overlap.log"; fail "the run does not say how it sums the gradient"; }
-run g2_after 2 -- --set parallel.ranks_per_model=2 --set parallel.grad_overlap=false
-run g2_one 2 -- --set parallel.ranks_per_model=2 --set parallel.grad_bucket_mb=0
+run_named g2_after 2 -- --set parallel.ranks_per_model=2 --set parallel.grad_overlap=false
+run_named g2_one 2 -- --set parallel.ranks_per_model=2 --set parallel.grad_bucket_mb=0
 same_weights "$ED_TMP/g2_overlap" "$ED_TMP/g2_after" "2 ranks per model, overlap off"
 same_weights "$ED_TMP/g2_overlap" "$ED_TMP/g2_one" "2 ranks per model, one bucket"
-run g3_overlap 3 -- --set parallel.ranks_per_model=3
-run g3_after 3 -- --set parallel.ranks_per_model=3 --set parallel.grad_overlap=false
-run g3_tcp 3 --mca btl self,tcp -- --set parallel.ranks_per_model=3
+run_named g3_overlap 3 -- --set parallel.ranks_per_model=3
+run_named g3_after 3 -- --set parallel.ranks_per_model=3 --set parallel.grad_overlap=false
+run_named g3_tcp 3 --mca btl self,tcp -- --set parallel.ranks_per_model=3
 same_weights "$ED_TMP/g3_overlap" "$ED_TMP/g3_after" "3 ranks per model, overlap off"
 same_weights "$ED_TMP/g3_overlap" "$ED_TMP/g3_tcp" "3 ranks per model over TCP"

@@ -7,29 +7,13 @@
 #include "ensdistill/rng.h"
 
 #include "check.h"
+#include "tiny_models.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-
-static ModelSpec tiny_spec(const char *arch, int C, int H, int W, int K, int max_batch) {
-    ModelSpec s;
-    memset(&s, 0, sizeof(s));
-    snprintf(s.arch, sizeof(s.arch), "%s", arch);
-    s.C = C;
-    s.H = H;
-    s.W = W;
-    s.num_classes = K;
-    s.max_batch = max_batch;
-    s.hidden = 16;
-    s.mv_filters = 3;
-    s.srelu_q = 3.0f;
-    s.srelu_rho = 0.5f;
-    s.init_std = 0.3f;
-    return s;
-}
 
 static void fill_normal(float *x, size_t n, uint64_t stream, float scale) {
     Rng r = rng_make(1234, stream);

@@ -8,27 +8,11 @@
 #include "ensdistill/step.h"
 
 #include "check.h"
+#include "tiny_models.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ModelSpec tiny_spec(const char *arch, int C, int H, int W, int K, int max_batch) {
-    ModelSpec s;
-    memset(&s, 0, sizeof(s));
-    snprintf(s.arch, sizeof(s.arch), "%s", arch);
-    s.C = C;
-    s.H = H;
-    s.W = W;
-    s.num_classes = K;
-    s.max_batch = max_batch;
-    s.hidden = 16;
-    s.mv_filters = 3;
-    s.srelu_q = 3.0f;
-    s.srelu_rho = 0.5f;
-    s.init_std = 0.3f;
-    return s;
-}
 
 static void fill_normal(float *x, size_t n, uint64_t stream) {
     Rng r = rng_make(99, stream);
@@ -99,7 +83,6 @@ typedef struct {
     int prepared, started, starts_in_backward, finished;
     const float *final; /* when set: the unsummed gradients a started bucket must hold */
     const Model *m;
-    int in_backward;    /* set between step_run's calls by progress: see fake_progress */
     int not_final;
 } FakeSum;
 
@@ -138,9 +121,17 @@ static void fake_finish(void *ctx) {
     f->started = 0;
 }
 
-/* One step of a fresh model with the stand-in sum; returns the parameters after it. */
-static float *step_once(const ModelSpec *s, int B, size_t bucket_floats, int overlap,
-                        FakeSum *f, const float *final) {
+/* One step of a fresh model: its parameters after the step and the gradients it left (summed,
+ * with a stand-in sum), n floats each. */
+typedef struct {
+    float *params, *grads;
+    size_t n;
+} StepResult;
+
+/* f NULL: no sum; else the stand-in sum with bucket_floats per bucket, and final (when not
+ * NULL) the unsummed gradients a started bucket must hold. */
+static StepResult step_once(const ModelSpec *s, int B, float lr, FakeSum *f,
+                            size_t bucket_floats, int overlap, const float *final) {
     Model *m = model_create(s);
     model_init(m, 5, rng_stream(RNG_PURPOSE_INIT, 0, 0, 0));
     const size_t nin = (size_t)B * s->C * s->H * s->W;
@@ -149,64 +140,52 @@ static float *step_once(const ModelSpec *s, int B, size_t bucket_floats, int ove
     int64_t ids[16];
     fill_normal(x, nin, 3);
     for (int b = 0; b < B; b++) labels[b] = b % s->num_classes, ids[b] = b;
-    memset(f, 0, sizeof(*f));
-    f->m = m;
-    f->final = final;
     StepOptions o = {.momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1};
-    if (bucket_floats != (size_t)-1)
+    if (f) {
+        memset(f, 0, sizeof(*f));
+        f->m = m;
+        f->final = final;
         o.sum = (GradSum){.prepare = fake_prepare, .start = fake_start, .progress = fake_progress,
                           .finish = fake_finish, .ctx = f, .bucket_floats = bucket_floats,
                           .overlap = overlap};
-    Step *st = step_create(m, &o);
-    /* the buckets tile the trainable range from the top down */
-    size_t top = m->trainable_end;
-    for (int k = 0; k < f->prepared; k++) {
-        EXPECT(f->where[k] + f->n[k] == m->grads + top && f->n[k] > 0 &&
-                   (bucket_floats == 0 || f->n[k] <= bucket_floats),
-               "%s: bucket %d is not the next %zu floats below %zu", s->arch, k, bucket_floats,
-               top);
-        top -= f->n[k];
     }
-    EXPECT(bucket_floats == (size_t)-1 || top == m->trainable_begin,
-           "%s: buckets end at %zu, not at the trainable range's start %zu", s->arch, top,
-           m->trainable_begin);
+    Step *st = step_create(m, &o);
+    if (f) { /* the buckets tile the trainable range from the top down */
+        size_t top = m->trainable_end;
+        for (int k = 0; k < f->prepared; k++) {
+            EXPECT(f->where[k] + f->n[k] == m->grads + top && f->n[k] > 0 &&
+                       (bucket_floats == 0 || f->n[k] <= bucket_floats),
+                   "%s: bucket %d is not the next %zu floats below %zu", s->arch, k,
+                   bucket_floats, top);
+            top -= f->n[k];
+        }
+        EXPECT(top == m->trainable_begin,
+               "%s: buckets end at %zu, not at the trainable range's start %zu", s->arch, top,
+               m->trainable_begin);
+    }
     StepBatch sb = {.x = x, .labels = labels, .ids = ids, .B = B, .global_B = 2 * B};
-    step_run(st, &sb, 0.1f, NULL, NULL);
-    float *p = malloc(m->tensors.param_floats * sizeof(float));
-    memcpy(p, m->params, m->tensors.param_floats * sizeof(float));
+    step_run(st, &sb, lr, NULL, NULL);
+    StepResult r = {.n = m->tensors.param_floats};
+    r.params = malloc(r.n * sizeof(float));
+    r.grads = malloc(r.n * sizeof(float));
+    memcpy(r.params, m->params, r.n * sizeof(float));
+    memcpy(r.grads, m->grads, r.n * sizeof(float));
     step_free(st);
     free(x);
     model_free(m);
-    return p;
+    return r;
 }
 
-/* The unsummed gradients of step_once's step. */
-static float *grads_once(const ModelSpec *s, int B) {
-    Model *m = model_create(s);
-    model_init(m, 5, rng_stream(RNG_PURPOSE_INIT, 0, 0, 0));
-    const size_t nin = (size_t)B * s->C * s->H * s->W;
-    float *x = malloc(nin * sizeof(float));
-    int32_t labels[16];
-    int64_t ids[16];
-    fill_normal(x, nin, 3);
-    for (int b = 0; b < B; b++) labels[b] = b % s->num_classes, ids[b] = b;
-    StepOptions o = {.momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1};
-    Step *st = step_create(m, &o);
-    StepBatch sb = {.x = x, .labels = labels, .ids = ids, .B = B, .global_B = 2 * B};
-    step_run(st, &sb, 0.0f, NULL, NULL); /* lr 0: grads stay, params do not move */
-    float *g = malloc(m->tensors.param_floats * sizeof(float));
-    memcpy(g, m->grads, m->tensors.param_floats * sizeof(float));
-    step_free(st);
-    free(x);
-    model_free(m);
-    return g;
+static void result_free(StepResult *r) {
+    free(r->params);
+    free(r->grads);
 }
 
 static void check_step(const ModelSpec *s, int B) {
-    float *final = grads_once(s, B);
     static FakeSum f; /* big: static */
+    StepResult plain = step_once(s, B, 0.1f, NULL, 0, 0, NULL); /* the unsummed gradients */
     /* one bucket after backward: the reference */
-    float *ref = step_once(s, B, 0, 0, &f, final);
+    StepResult ref = step_once(s, B, 0.1f, &f, 0, 0, plain.grads);
     EXPECT(f.prepared == 1 && f.finished == 1 && f.not_final == 0 && f.starts_in_backward == 0,
            "%s: one bucket: %d prepared, %d finished, %d not final, %d started in backward",
            s->arch, f.prepared, f.finished, f.not_final, f.starts_in_backward);
@@ -214,34 +193,28 @@ static void check_step(const ModelSpec *s, int B) {
     int overlapped = 0, buckets = 0;
     for (int k = 0; k < 4; k++)
         for (int overlap = 0; overlap <= 1; overlap++) {
-            float *p = step_once(s, B, sizes[k], overlap, &f, final);
+            StepResult r = step_once(s, B, 0.1f, &f, sizes[k], overlap, plain.grads);
             EXPECT(f.not_final == 0, "%s: bucket %zu overlap %d: %d buckets started early",
                    s->arch, sizes[k], overlap, f.not_final);
             EXPECT(overlap || f.starts_in_backward == 0,
                    "%s: bucket %zu: started during backward with the overlap off", s->arch,
                    sizes[k]);
-            Model *m = model_create(s); /* for the arena size */
-            EXPECT(memcmp(p, ref, m->tensors.param_floats * sizeof(float)) == 0,
+            EXPECT(memcmp(r.params, ref.params, r.n * sizeof(float)) == 0,
                    "%s: bucket %zu overlap %d: the step differs from one bucket's", s->arch,
                    sizes[k], overlap);
-            model_free(m);
             if (overlap && f.starts_in_backward > 0) overlapped++;
             if (k == 3) buckets = f.prepared;
-            free(p);
+            result_free(&r);
         }
     EXPECT(overlapped > 0, "%s: no bucket ever started during backward", s->arch);
-    /* no sum: the doubled gradient of a 2B global batch is the gradient of one rank's B */
-    float *alone = step_once(s, B, (size_t)-1, 0, &f, NULL);
-    Model *m = model_create(s);
-    int differ = memcmp(alone, ref, m->tensors.param_floats * sizeof(float)) != 0;
-    model_free(m);
-    EXPECT(differ, "%s: the stand-in sum changed nothing", s->arch);
+    /* the stand-in sum doubled the gradient: the step differs from the unsummed one */
+    EXPECT(memcmp(plain.params, ref.params, ref.n * sizeof(float)) != 0,
+           "%s: the stand-in sum changed nothing", s->arch);
     report("step %-12s%s: buckets of 1..1000 floats (%d of 1000), overlapped or not: the same "
            "step as one bucket after backward\n",
            s->arch, s->sum_of > 1 ? " sum_of" : "", buckets);
-    free(alone);
-    free(ref);
-    free(final);
+    result_free(&plain);
+    result_free(&ref);
 }
 
 int main(void) {
