@@ -6,6 +6,7 @@
 #define ENSDISTILL_LAYOUT_H
 
 #include <mpi.h>
+#include <stddef.h>
 
 typedef struct {
     int world_rank, world_size;

@@ -4,17 +4,19 @@
  * starts it: no schedule is built or allocated per step. An MPI without either falls back to
  * one MPI_Iallreduce per bucket per step. Open MPI moves a non-blocking collective forward
  * only inside MPI calls (no progress thread by default), so the step calls progress
- * (MPI_Testall) between backward's ops. Every rank starts the same buckets in the same order,
+ * (MPI_Test) between backward's ops. Every rank starts the same buckets in the same order,
  * so the collectives match, and the sums are the same with the overlap on or off. */
 #include "ensdistill/gradsum.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
 
 #include <stdlib.h>
-#if MPI_VERSION >= 4
+#if defined(ED_GRADSUM_NONBLOCKING)
+/* -DED_GRADSUM_NONBLOCKING: the per-step MPI_Iallreduce, whatever the library offers */
+#elif MPI_VERSION >= 4
 #define PERSISTENT_ALLREDUCE MPI_Allreduce_init
 #define PERSISTENT_NAME "persistent MPI_Allreduce_init"
-#else
+#elif defined(OPEN_MPI)
 #include <mpi-ext.h>
 #if defined(OMPI_HAVE_MPI_EXT_PCOLLREQ) && OMPI_HAVE_MPI_EXT_PCOLLREQ
 #define PERSISTENT_ALLREDUCE MPIX_Allreduce_init
@@ -31,7 +33,10 @@ struct GroupSum {
     MPI_Comm comm;
     Bucket *bucket;   /* [n_buckets], as prepared */
     MPI_Request *req; /* [n_buckets]: persistent, or the step's non-blocking ones */
+    MPI_Status *status; /* [n_buckets]: unread (an array rather than MPI_STATUSES_IGNORE, which
+                           GCC takes for a too-small array under MPICH's access attributes) */
     int n_buckets, started;
+    int complete; /* buckets [0, complete) of this step are summed: their requests are inactive */
 };
 
 GroupSum *group_sum_create(MPI_Comm comm) {
@@ -48,6 +53,7 @@ void group_sum_free(GroupSum *gs) {
 #endif
     free(gs->bucket);
     free(gs->req);
+    free(gs->status);
     free(gs);
 }
 
@@ -66,6 +72,7 @@ static void sum_prepare(float *grads, size_t n, int bucket, void *ctx) {
              "gradient sum: bucket %d of %zu floats prepared out of order", bucket, n);
     gs->bucket = xrealloc(gs->bucket, (size_t)(bucket + 1) * sizeof(Bucket));
     gs->req = xrealloc(gs->req, (size_t)(bucket + 1) * sizeof(MPI_Request));
+    gs->status = xrealloc(gs->status, (size_t)(bucket + 1) * sizeof(MPI_Status));
     gs->bucket[bucket] = (Bucket){grads, (int)n};
     gs->req[bucket] = MPI_REQUEST_NULL;
 #ifdef PERSISTENT_ALLREDUCE
@@ -92,14 +99,21 @@ static void sum_start(int bucket, void *ctx) {
 
 static void sum_progress(void *ctx) {
     GroupSum *gs = ctx;
-    int done;
-    MPI_CHECK(MPI_Testall(gs->started, gs->req, &done, MPI_STATUSES_IGNORE));
+    /* In bucket order, up to the first one still running; each MPI_Test drives the progress
+     * engine. (Not MPI_Testall: MPICH 4.0.2's returns MPI_ERR_IN_STATUS, every status
+     * MPI_ERR_PENDING, over persistent collectives that are merely not finished.) */
+    while (gs->complete < gs->started) {
+        int done;
+        MPI_CHECK(MPI_Test(&gs->req[gs->complete], &done, &gs->status[gs->complete]));
+        if (!done) return;
+        gs->complete++;
+    }
 }
 
 static void sum_finish(void *ctx) {
     GroupSum *gs = ctx;
-    MPI_CHECK(MPI_Waitall(gs->started, gs->req, MPI_STATUSES_IGNORE));
-    gs->started = 0;
+    MPI_CHECK(MPI_Waitall(gs->started - gs->complete, gs->req + gs->complete, gs->status));
+    gs->started = gs->complete = 0;
 }
 
 GradSum group_sum_hooks(GroupSum *gs, size_t bucket_floats, int overlap) {
