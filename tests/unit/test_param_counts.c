@@ -5,23 +5,18 @@
 #include "ensdistill/model.h"
 
 #include "check.h"
+#include "tiny_models.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* tiny_spec with the architectures' own default width (hidden 0), 4 mvconv filters per class
+ * and a small init, for batches of 2. */
 static ModelSpec spec_of(const char *arch, int C, int H, int W, int K) {
-    ModelSpec s;
-    memset(&s, 0, sizeof(s));
-    snprintf(s.arch, sizeof(s.arch), "%s", arch);
-    s.C = C;
-    s.H = H;
-    s.W = W;
-    s.num_classes = K;
-    s.max_batch = 2;
+    ModelSpec s = tiny_spec(arch, C, H, W, K, 2);
+    s.hidden = 0;
     s.mv_filters = 4;
-    s.srelu_q = 3.0f;
-    s.srelu_rho = 0.5f;
     s.init_std = 0.01f;
     return s;
 }
