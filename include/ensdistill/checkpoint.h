@@ -151,6 +151,12 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
  * the program. Returns 0 when loaded. */
 int ckpt_read(const char *path, Model *m, ModelState *st);
 
+/* ckpt_read for a file of another run (distill.teacher): path alone, opened read-only (its
+ * seal first), with no fall-back to NAME.prev.h5 and nothing renamed, written or locked.
+ * Returns 1 when path does not exist; a damaged or refused file stops with ed_fail naming it.
+ * Returns 0 when loaded. */
+int ckpt_read_other_run(const char *path, Model *m, ModelState *st);
+
 /* Reads /logits/train or /logits/test (which = "train" / "test"), [n, K] float32, into out.
  * Returns 0, or -1 if the file has no such dataset. A missing file, a shape other than [n, K]
  * or a read/checksum error stops with ed_fail naming the file. */

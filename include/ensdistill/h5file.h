@@ -27,13 +27,18 @@ void h5u_quiet(void);
 /* File access list: checksummed metadata (format of HDF5 1.8 and later), H5F_CLOSE_STRONG,
  * no file locking (files are renamed into place, never modified). */
 hid_t h5u_fapl(void);
-/* Opens path read-only with h5u_fapl; < 0 if it cannot. */
+/* Opens path read-only with h5u_fapl; < 0 if it cannot. The seal is not looked at: only for
+ * files ensdistill did not write (data files, which users edit with h5py) and for `upgrade`
+ * after its own checks. Every file the program wrote is opened with h5u_open_sealed (the one
+ * rule: the seal is checked before HDF5 parses a byte; tests/scripts/checkpoint_damage.sh
+ * lists the callers allowed). */
 hid_t h5u_open_read(const char *path);
 /* Files an H5Writer writes carry a whole-file CRC32 in a 512-byte user block (written at
- * h5w_close). h5u_check_seal: 0 when it matches, 1 when the file has none (a plain HDF5 file),
- * -1 with the reason in err when the file is damaged, truncated or unreadable. h5u_open_read
- * does not look at it (data files, which users may edit with h5py, are read so);
- * h5u_open_sealed (checkpoints, run.h5) refuses a file whose seal fails or is absent. */
+ * h5w_close). h5u_check_seal: 0 when it matches, 1 when the file has none (a plain HDF5 file:
+ * format 1 of ensdistill, or another program's), -1 with the reason in err when the file is
+ * damaged, truncated, empty, unreadable or not HDF5 at all ("not an ensdistill checkpoint or
+ * run file (no HDF5 signature)"). h5u_open_sealed (checkpoints, run.h5, .prev) refuses a file
+ * whose seal fails or is absent, with the reason in err. */
 int h5u_check_seal(const char *path, char *err, size_t err_size);
 /* Writes the seal of a closed file created with the 512-byte user block (h5w_create does;
  * h5w_close calls this). 0, or -1 with errno. Tests use it to seal files they edit. */
@@ -94,13 +99,17 @@ int h5r_dims(hid_t loc, const char *name, int *ndim, hsize_t *dims, int max_dims
 int h5r_read(hid_t loc, const char *name, hid_t mem_type, void *out);
 
 /* ---- whole files: never stop the program ---- */
-/* Reads every dataset of any HDF5 file (following no external links), which makes HDF5 check
- * each chunk's Fletcher32 checksum. Returns the number of datasets checked (>= 0), or -1 with a
- * one-line reason in err (naming the dataset) on the first failure. */
+/* Reads every dataset of a file this program wrote (the seal checked first, following no
+ * external links), which makes HDF5 check each chunk's Fletcher32 checksum. Returns the number
+ * of datasets checked (>= 0), or -1 with a one-line reason in err (the seal's, or naming the
+ * dataset) on the first failure. */
 long h5_verify_file(const char *path, char *err, size_t err_size);
-/* The "format" attribute of any HDF5 file ("ensdistill-model", "ensdistill-run", ...) into buf.
- * Returns 0; 1 if the file has no format attribute; -1 if it is not a readable HDF5 file or
- * the attribute is damaged. */
-int h5_file_format(const char *path, char *buf, size_t size);
+/* The same for a file without a seal (format 1, which `ensdistill upgrade` reads): HDF5 parses
+ * it unchecked, so nothing else may call this. */
+long h5_verify_unsealed(const char *path, char *err, size_t err_size);
+/* The "format" attribute of a file this program wrote ("ensdistill-model", "ensdistill-run")
+ * into buf, the seal checked first. Returns 0; 1 if the file has no format attribute; -1 with
+ * the reason in err if the seal fails or the file is not readable. */
+int h5_file_format(const char *path, char *buf, size_t size, char *err, size_t err_size);
 
 #endif

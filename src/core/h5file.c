@@ -108,8 +108,27 @@ static void seal_file(H5Writer *w) {
     if (h5u_seal(w->path) != 0) h5w_fail(w, "sealing", "file");
 }
 
+/* What the first bytes of a file that failed to carry a valid seal say it is: the reason into
+ * err. A file of another kind altogether is told apart from an ensdistill file that lost bytes
+ * or whose checksum block is damaged (its HDF5 superblock then still sits after the block). */
+static void explain_unsealed(int fd, const unsigned char *head, size_t got, long long size,
+                             char *err, size_t err_size) {
+    unsigned char at_block[8];
+    int ours = got > 0 && memcmp(head, SEAL_MAGIC, got < 16 ? got : 16) == 0;
+    int hdf5_after_block = pread(fd, at_block, 8, SEAL_BYTES) == 8 &&
+                           memcmp(at_block, hdf5_signature, 8) == 0;
+    if (size == 0)
+        snprintf(err, err_size, "empty (0 bytes)");
+    else if (ours && got < SEAL_BYTES)
+        snprintf(err, err_size, "truncated (%lld bytes)", size);
+    else if (ours || hdf5_after_block)
+        snprintf(err, err_size, "damaged: its checksum block is unreadable");
+    else
+        snprintf(err, err_size, "not an ensdistill checkpoint or run file (no HDF5 signature)");
+}
+
 int h5u_check_seal(const char *path, char *err, size_t err_size) {
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, err_size, "cannot open: %s", strerror(errno));
         return -1;
@@ -117,13 +136,15 @@ int h5u_check_seal(const char *path, char *err, size_t err_size) {
     struct stat sb;
     unsigned char head[SEAL_BYTES];
     int rc = 0;
-    if (fstat(fd, &sb) != 0 || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head) {
-        rc = memcmp(head, hdf5_signature, 8) == 0 && sb.st_size >= 8 ? 1 : -1;
-        if (rc < 0) snprintf(err, err_size, "truncated (%lld bytes)", (long long)sb.st_size);
-    } else if (memcmp(head, hdf5_signature, 8) == 0) {
+    ssize_t got = fstat(fd, &sb) == 0 ? pread(fd, head, sizeof head, 0) : -1;
+    if (got < 0) {
+        snprintf(err, err_size, "unreadable: %s", strerror(errno));
+        rc = -1;
+    } else if (got >= 8 && memcmp(head, hdf5_signature, 8) == 0) {
         rc = 1;
-    } else if (memcmp(head, SEAL_MAGIC, 16) != 0 || get_le(head + 16, 4) != 1) {
-        snprintf(err, err_size, "damaged: its checksum block is unreadable");
+    } else if (got < (ssize_t)sizeof head || memcmp(head, SEAL_MAGIC, 16) != 0 ||
+               get_le(head + 16, 4) != 1) {
+        explain_unsealed(fd, head, (size_t)got, (long long)sb.st_size, err, err_size);
         rc = -1;
     } else if (get_le(head + SEAL_SIZE_AT, 8) != (uint64_t)sb.st_size) {
         snprintf(err, err_size, "truncated or extended: %lld bytes, written with %llu",
@@ -149,8 +170,8 @@ hid_t h5u_open_sealed(const char *path, char *err, size_t err_size) {
     int rc = h5u_check_seal(path, err, err_size);
     if (rc > 0)
         snprintf(err, err_size,
-                 "it has no whole-file checksum (written by ensdistill before format_version 2, "
-                 "or by another program): not trusted");
+                 "it has no whole-file checksum (written by ensdistill before format_version "
+                 "2, or by another program): not trusted");
     if (rc != 0) return -1;
     hid_t f = h5u_open_read(path);
     if (f < 0) snprintf(err, err_size, "not a readable HDF5 file (damaged)");
@@ -209,12 +230,20 @@ void h5w_create(H5Writer *w, const char *path, int deflate) {
     hid_t fapl = h5u_fapl();
     hid_t fcpl = H5_CHECK(H5Pcreate(H5P_FILE_CREATE));
     H5_CHECK(H5Pset_userblock(fcpl, SEAL_BYTES));
+    int existed = fs_exists(path);
+    errno = 0;
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
     H5Pclose(fcpl);
     H5Pclose(fapl);
-    if (w->file < 0)
-        ed_fail("%s: cannot create the file: %s (does the directory exist and is it writable?)",
-                path, errno ? strerror(errno) : "HDF5 refused it");
+    if (w->file < 0) {
+        int err = errno;
+        /* HDF5 may have created the file before its first write failed (a full disk): remove
+         * what this call created, so no empty NAME.h5.tmp is left behind. */
+        if (!existed) unlink(path);
+        ed_fail("%s: cannot create the file: %s (does the directory exist, is it writable, is "
+                "the disk full?)",
+                path, err ? strerror(err) : "HDF5 refused it");
+    }
 }
 
 void h5w_close(H5Writer *w) {
@@ -545,6 +574,15 @@ static herr_t verify_visit(hid_t group, const char *name, const H5L_info_t *info
     return rc < 0 ? -1 : 0;
 }
 
+/* Every dataset of the open file f read back; the count or -1 (reason in err). Closes f. */
+static long verify_open_file(hid_t f, char *err, size_t err_size) {
+    VerifyCtx ctx = {0, err, err_size};
+    herr_t rc = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, verify_visit, &ctx);
+    if (rc < 0 && !err[0]) snprintf(err, err_size, "damaged group structure");
+    H5Fclose(f);
+    return rc < 0 ? -1 : ctx.count;
+}
+
 long h5_verify_file(const char *path, char *err, size_t err_size) {
     char dummy[8];
     if (!err) {
@@ -556,24 +594,27 @@ long h5_verify_file(const char *path, char *err, size_t err_size) {
         snprintf(err, err_size, "no such file");
         return -1;
     }
+    hid_t f = h5u_open_sealed(path, err, err_size);
+    return f < 0 ? -1 : verify_open_file(f, err, err_size);
+}
+
+long h5_verify_unsealed(const char *path, char *err, size_t err_size) {
+    err[0] = 0;
     hid_t f = h5u_open_read(path);
     if (f < 0) {
         snprintf(err, err_size, "not a readable HDF5 file (truncated or damaged)");
         return -1;
     }
-    VerifyCtx ctx = {0, err, err_size};
-    herr_t rc = H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, verify_visit, &ctx);
-    if (rc < 0 && !err[0]) snprintf(err, err_size, "damaged group structure");
-    H5Fclose(f);
-    return rc < 0 ? -1 : ctx.count;
+    return verify_open_file(f, err, err_size);
 }
 
-int h5_file_format(const char *path, char *buf, size_t size) {
+int h5_file_format(const char *path, char *buf, size_t size, char *err, size_t err_size) {
     buf[0] = 0;
-    hid_t f = h5u_open_read(path);
+    hid_t f = h5u_open_sealed(path, err, err_size);
     if (f < 0) return -1;
     int rc = 0;
     if (h5r_attr_str(f, "format", buf, size) < 0) rc = H5Aexists(f, "format") == 0 ? 1 : -1;
+    if (rc < 0) snprintf(err, err_size, "its format attribute is unreadable (damaged)");
     H5Fclose(f);
     return rc;
 }

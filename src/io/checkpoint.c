@@ -820,6 +820,20 @@ int ckpt_read(const char *path, Model *m, ModelState *st) {
     return 0;
 }
 
+int ckpt_read_other_run(const char *path, Model *m, ModelState *st) {
+    ED_CHECK(path && m && st, "null argument");
+    h5u_quiet();
+    if (!fs_exists(path)) return 1;
+    char err[768] = "";
+    int rc = load_file(path, m, st, err, sizeof(err));
+    if (rc != LOAD_OK)
+        ed_fail("checkpoint %s of another run is %s: %s (a file of another run is only read: "
+                "nothing of it is renamed, repaired or replaced by its .prev here; that run's own "
+                "command falls back to its previous checkpoint)",
+                path, rc == LOAD_REFUSED ? "refused" : "damaged", err);
+    return 0;
+}
+
 int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K) {
     ED_CHECK(strcmp(which, "train") == 0 || strcmp(which, "test") == 0, "which = %s", which);
     char err[512];

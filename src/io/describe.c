@@ -158,7 +158,7 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
     else
         fprintf(out, "  checksums     FAILED: %s\n", err);
 
-    hid_t f = h5u_open_read(path);
+    hid_t f = h5u_open_sealed(path, err, sizeof(err));
     if (f < 0) return -1;
     long np, nb, nm;
     double fp, fb, fm;
@@ -311,7 +311,7 @@ int runfile_describe(const char *path, FILE *out) {
         fprintf(out, "  results       unreadable: %s\n", err);
         return -1;
     }
-    f = h5u_open_read(path);
+    f = h5u_open_sealed(path, err, sizeof(err));
     if (f >= 0) {
         if (h5r_dims(f, "results/ensemble_size_acc", &ndim, dims, 8) == 0 && ndim == 1 &&
             dims[0] > 0) {

@@ -261,9 +261,11 @@ int runfile_read_teacher_run(const char *run_dir, TeacherRun *t, char *err, size
         snprintf(err, err_size, "%s does not exist (not a finished run)", path);
         return -1;
     }
-    hid_t f = h5u_open_read(path);
+    /* Another run's file: its seal first (one flipped byte of it crashed HDF5), read-only. */
+    char why[512];
+    hid_t f = h5u_open_sealed(path, why, sizeof(why));
     if (f < 0) {
-        snprintf(err, err_size, "%s is not a readable HDF5 file (truncated or damaged)", path);
+        snprintf(err, err_size, "%s: %s", path, why);
         return -1;
     }
     char format[64] = "";

@@ -408,7 +408,8 @@ int train_job(const RunContext *ctx, const Job *job, float *train_logits, float 
     st.index = job->index;
     st.seed = cfg->ensemble.seed;
     st.epochs_total = job->epochs;
-    int resumed = ckpt_read(path, m, &st) == 0;
+    /* a file of the teacher run is only read: no fall-back to its .prev, nothing renamed */
+    int resumed = (job->from_run ? ckpt_read_other_run(path, m, &st) : ckpt_read(path, m, &st)) == 0;
     st.epochs_total = job->epochs;
     if (resumed) check_stored_config(ctx, job, path);
 

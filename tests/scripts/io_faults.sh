@@ -53,6 +53,11 @@ faulty ro EROFS ro/models/ 0 "ro/models/member-000.h5.tmp: cannot create the fil
 finishes ro
 echo "ok   a read-only models/ directory: exit 2 naming the file"
 
+# the disk already full when a checkpoint file is created: nothing left behind (issue 20, 9)
+faulty create ENOSPC create/models/member-001.h5.tmp 0 "create/models/member-001.h5.tmp: cannot create the file: No space left on device"
+finishes create
+echo "ok   a disk full at a checkpoint's creation: no empty NAME.h5.tmp is left"
+
 faulty results ENOSPC results/run.h5 0 "run.h5.tmp: "
 [ ! -e results/run.h5 ] || fail "a run.h5 was written on a full disk"
 finishes results

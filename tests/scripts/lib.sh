@@ -68,6 +68,28 @@ print(f"{what}: {len(names)} models, {n} tensors and the teacher bitwise equal t
 PY
 }
 skip() { echo "SKIP: $*"; exit 77; }
+# A file this program wrote and a test then edited with h5py fails its seal (the whole-file
+# CRC32 in the 512-byte user block, h5file.c): reseal FILE writes the seal again, as the
+# program would (magic, version 1, CRC32 with its own field read as zero, size).
+reseal() {
+    "$ED_PYTHON" - "$1" <<'PY'
+import struct, sys, zlib
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+assert b[:16] == b"ensdistill-crc32", f"{p} has no seal to rewrite"
+b[16:20] = struct.pack("<I", 1)
+b[20:24] = b"\0\0\0\0"
+b[24:32] = struct.pack("<Q", len(b))
+b[20:24] = struct.pack("<I", zlib.crc32(bytes(b)) & 0xFFFFFFFF)
+open(p, "wb").write(b)
+PY
+}
+# flip_byte FILE OFFSET MASK: XORs one byte of FILE (a negative OFFSET counts from the end).
+flip_byte() {
+    "$ED_PYTHON" -c 'import sys
+p, at, mask = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 0)
+b = bytearray(open(p, "rb").read()); b[at] ^= mask; open(p, "wb").write(b)' "$@"
+}
 
 # A real single-node Slurm for the job-script tests (slurm, launch_lines): installs slurm-wlm and
 # munge when missing (ed_install_packages: source jobs/common.sh first), makes the scratch

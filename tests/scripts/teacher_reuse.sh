@@ -69,6 +69,7 @@ cp -r "$A" "$ED_TMP/A2"
 "$ED_PYTHON" -c 'import h5py, sys
 with h5py.File(sys.argv[1], "r+") as f:
     t = f["teacher/test_logits"]; row = t[3]; row[1] += 0.5; t[3] = row' "$ED_TMP/A2/run.h5"
+reseal "$ED_TMP/A2/run.h5" # else its seal refuses it before the logits are compared
 expect_refusal "changed teacher logits" "is not its stored /teacher/test_logits" "$cfg" \
     --set checkpoint.dir="$ED_TMP/F" --set distill.teacher="$ED_TMP/A2" --set distill.students=[kd]
 # 5. A member file missing; the run's own directory.

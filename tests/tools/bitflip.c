@@ -1,21 +1,27 @@
-/* bitflip: flips single bits of a checkpoint and asks every reader the program has whether it
- * takes the damaged copy for valid data. The readers are those of `inspect` (ckpt_info +
- * h5_verify_file for a run directory, ckpt_describe for one file), of `eval` and resume
- * (ckpt_read into the model the file describes, ckpt_read_logits, ckpt_read_config). Each flip
- * is one of:
+/* bitflip: flips single bits of a checkpoint or of a run.h5 and asks every reader the program
+ * has whether it takes the damaged copy for valid data. The readers of a checkpoint are those of
+ * `inspect` (ckpt_info + h5_verify_file for a run directory, ckpt_describe for one file), of
+ * `eval` and resume (ckpt_read into the model the file describes, ckpt_read_logits,
+ * ckpt_read_config) and of distill.teacher (ckpt_read_other_run: a member of another run). Those
+ * of a run.h5: `inspect` (runfile_describe), the results table (runfile_read_results),
+ * distill.teacher (runfile_read_teacher_run: fingerprint and teacher logits) and
+ * h5_verify_file. (The copy of a run.h5 sits beside a link to the original's models/, so that
+ * its external links resolve.) Each flip is one of:
  *   detected  at least one reader refused the copy and none returned data that differs
  *   benign    every reader accepted it and returned exactly the original's data (the bit is
  *             unused: padding, free space, a reserved field)
  *   SILENT    a reader accepted it and returned data that differs from the original's
  *   CRASH     a reader died of a signal or hung
- * Usage: bitflip FILE.h5 [--all | --random N] [--seed S] [--work DIR]
+ * Usage: bitflip FILE.h5 [--all | --random N] [--seed S] [--work DIR]   (a checkpoint or run.h5)
  *   --all       every byte of the file (bit = a hash of the offset)
  *   --random N  N random (offset, bit) pairs (default 200)
  * Prints the counts and each SILENT / CRASH offset; exits 1 if there is any. The readers stop
  * the process on damage (ed_fail), so each runs in a forked child. */
 #define _GNU_SOURCE
 #include "ensdistill/checkpoint.h"
+#include "ensdistill/h5file.h"
 #include "ensdistill/model.h"
+#include "ensdistill/runfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +33,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-long h5_verify_file(const char *path, char *err, size_t err_size);
 
 enum { R_ACCEPT_SAME = 0, R_REFUSED = 1, R_ACCEPT_DIFFERENT = 2 };
 
@@ -42,6 +46,10 @@ typedef struct {
     float *train_logits, *test_logits;
     int have_train, have_test;
     char *config;
+    /* run.h5 */
+    ResultRow *rows;
+    int n_rows;
+    TeacherRun teacher;
 } Reading;
 
 static CkptInfo g_info; /* the original's attributes: the model to build */
@@ -108,14 +116,16 @@ static Model *build_model(void) {
 }
 
 /* As resume does: role, index and seed expected. Fills r when given (the original). */
-static int read_load(const char *path, const Reading *orig, Reading *r) {
+/* other_run: as distill.teacher reads a member of another run (ckpt_read_other_run). */
+static int read_load(const char *path, const Reading *orig, Reading *r, int other_run) {
     Model *m = build_model();
     ModelState st;
     memset(&st, 0, sizeof st);
     snprintf(st.role, sizeof st.role, "%s", g_info.role);
     st.index = g_info.index;
     st.seed = g_info.seed;
-    if (ckpt_read(path, m, &st) != 0) return R_REFUSED;
+    if ((other_run ? ckpt_read_other_run(path, m, &st) : ckpt_read(path, m, &st)) != 0)
+        return R_REFUSED;
     size_t P = m->tensors.param_floats * sizeof(float), B = m->tensors.buffer_floats * sizeof(float);
     if (r) {
         r->params = malloc(P ? P : 1);
@@ -160,10 +170,75 @@ static int read_config(const char *path, const Reading *orig) {
     return same ? R_ACCEPT_SAME : R_ACCEPT_DIFFERENT;
 }
 
-#define N_READERS 6
+/* ---- the readers of a run.h5 ---- */
+
+static char *run_describe_text(const char *path, int *rc) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    *rc = runfile_describe(path, out);
+    fclose(out);
+    return text;
+}
+
+static int read_run_inspect(const char *path, const Reading *orig) {
+    int rc;
+    char *text = run_describe_text(path, &rc);
+    int r = rc != 0 ? R_REFUSED : strcmp(text, orig->describe) == 0 ? R_ACCEPT_SAME
+                                                                     : R_ACCEPT_DIFFERENT;
+    free(text);
+    return r;
+}
+
+static int read_run_results(const char *path, const Reading *orig, Reading *r) {
+    ResultRow *rows;
+    int n;
+    char err[512];
+    if (runfile_read_results(path, &rows, &n, err, sizeof err) != 0) return R_REFUSED;
+    if (r) {
+        r->rows = rows;
+        r->n_rows = n;
+        return R_ACCEPT_SAME;
+    }
+    int same = n == orig->n_rows && memcmp(rows, orig->rows, (size_t)n * sizeof *rows) == 0;
+    free(rows);
+    return same ? R_ACCEPT_SAME : R_ACCEPT_DIFFERENT;
+}
+
+static int read_run_teacher(const char *path, const Reading *orig, Reading *r) {
+    TeacherRun t;
+    char err[1024];
+    if (runfile_read_teacher_run(path, &t, err, sizeof err) != 0) return R_REFUSED;
+    if (r) {
+        r->teacher = t;
+        return R_ACCEPT_SAME;
+    }
+    const TeacherRun *o = &orig->teacher;
+    int same = t.n_train == o->n_train && t.n_test == o->n_test && t.K == o->K &&
+               strcmp(t.data_fingerprint, o->data_fingerprint) == 0 &&
+               memcmp(t.train_logits, o->train_logits, (size_t)t.n_train * t.K * 4) == 0 &&
+               memcmp(t.test_logits, o->test_logits, (size_t)t.n_test * t.K * 4) == 0;
+    teacher_run_free(&t);
+    return same ? R_ACCEPT_SAME : R_ACCEPT_DIFFERENT;
+}
+
+static int read_run_verify(const char *path, const Reading *orig) {
+    char err[512];
+    long n = h5_verify_file(path, err, sizeof err);
+    return n < 0 ? R_REFUSED : n == orig->n_datasets ? R_ACCEPT_SAME : R_ACCEPT_DIFFERENT;
+}
+
+static int g_run_file; /* the file is a run.h5: its readers, not a checkpoint's */
+#define N_CKPT_READERS 7
+#define N_RUN_READERS 4
+#define N_READERS 7
 static const char *const reader_names[N_READERS] = {"inspect RUN_DIR", "inspect FILE",
                                                     "eval/resume load", "logits train",
-                                                    "logits test", "config"};
+                                                    "logits test", "config",
+                                                    "distill.teacher member"};
+static const char *const run_reader_names[N_RUN_READERS] = {
+    "inspect run.h5", "results table", "distill.teacher run.h5", "verify"};
+#define READER_NAME(k) (g_run_file ? run_reader_names[k] : reader_names[k])
 
 /* Runs reader k on path in a child (stderr silenced); R_*, or -1 when it crashed or hung. */
 static int run_reader(int k, const char *path, const Reading *orig) {
@@ -173,12 +248,20 @@ static int run_reader(int k, const char *path, const Reading *orig) {
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 2);
         alarm(20);
-        int r = k == 0   ? read_inspect_dir(path, orig)
+        int r;
+        if (g_run_file)
+            r = k == 0   ? read_run_inspect(path, orig)
+                : k == 1 ? read_run_results(path, orig, NULL)
+                : k == 2 ? read_run_teacher(path, orig, NULL)
+                         : read_run_verify(path, orig);
+        else
+            r = k == 0   ? read_inspect_dir(path, orig)
                 : k == 1 ? read_inspect_file(path, orig)
-                : k == 2 ? read_load(path, orig, NULL)
+                : k == 2 ? read_load(path, orig, NULL, 0)
                 : k == 3 ? read_logits(path, orig, "train")
                 : k == 4 ? read_logits(path, orig, "test")
-                         : read_config(path, orig);
+                : k == 5 ? read_config(path, orig)
+                         : read_load(path, orig, NULL, 1);
         _exit(r == R_REFUSED ? 10 : r == R_ACCEPT_SAME ? 11 : 12);
     }
     int status;
@@ -241,30 +324,58 @@ int main(int argc, char **argv) {
     /* the original, read by every reader */
     Reading orig;
     memset(&orig, 0, sizeof orig);
-    char err[512];
-    if (ckpt_info(path, &orig.info, err, sizeof err) != 0) {
-        fprintf(stderr, "bitflip: %s is not a readable checkpoint: %s\n", src, err);
+    char err[1024], format[64];
+    if (h5_file_format(path, format, sizeof format, err, sizeof err) != 0) {
+        fprintf(stderr, "bitflip: %s is not a readable ensdistill file: %s\n", src, err);
         return 2;
     }
-    g_info = orig.info;
-    orig.n_datasets = h5_verify_file(path, err, sizeof err);
-    int rc;
-    orig.describe = describe_text(path, &rc);
-    if (orig.n_datasets < 0 || rc != 0 || read_load(path, NULL, &orig) != R_ACCEPT_SAME) {
-        fprintf(stderr, "bitflip: the original %s does not verify\n", src);
-        return 2;
+    g_run_file = strcmp(format, RUNFILE_FORMAT) == 0;
+    const int n_readers = g_run_file ? N_RUN_READERS : N_CKPT_READERS;
+    if (g_run_file) {
+        /* the external links of the copy resolve to the original's models */
+        char models[4200], target[4200];
+        snprintf(models, sizeof models, "%s/models", dir);
+        snprintf(target, sizeof target, "%.*s/models", base ? (int)(base - src) : 1,
+                 base ? src : ".");
+        char *abs = realpath(target, NULL);
+        if (!abs || (symlink(abs, models) != 0 && errno != EEXIST)) {
+            fprintf(stderr, "bitflip: cannot link %s to %s\n", models, target);
+            return 2;
+        }
+        free(abs);
+        orig.n_datasets = h5_verify_file(path, err, sizeof err);
+        int rc;
+        orig.describe = run_describe_text(path, &rc);
+        if (orig.n_datasets < 0 || rc != 0 || read_run_results(path, NULL, &orig) != R_ACCEPT_SAME ||
+            read_run_teacher(path, NULL, &orig) != R_ACCEPT_SAME) {
+            fprintf(stderr, "bitflip: the original %s does not verify\n", src);
+            return 2;
+        }
+    } else {
+        if (ckpt_info(path, &orig.info, err, sizeof err) != 0) {
+            fprintf(stderr, "bitflip: %s is not a readable checkpoint: %s\n", src, err);
+            return 2;
+        }
+        g_info = orig.info;
+        orig.n_datasets = h5_verify_file(path, err, sizeof err);
+        int rc;
+        orig.describe = describe_text(path, &rc);
+        if (orig.n_datasets < 0 || rc != 0 || read_load(path, NULL, &orig, 0) != R_ACCEPT_SAME) {
+            fprintf(stderr, "bitflip: the original %s does not verify\n", src);
+            return 2;
+        }
+        int K = g_info.spec.num_classes;
+        if (g_info.n_train_logits) {
+            orig.train_logits = malloc((size_t)g_info.n_train_logits * K * sizeof(float));
+            ckpt_read_logits(path, "train", orig.train_logits, g_info.n_train_logits, K);
+        }
+        if (g_info.n_test_logits) {
+            orig.test_logits = malloc((size_t)g_info.n_test_logits * K * sizeof(float));
+            ckpt_read_logits(path, "test", orig.test_logits, g_info.n_test_logits, K);
+        }
+        orig.config = ckpt_read_config(path);
+        if (!orig.config) return 2;
     }
-    int K = g_info.spec.num_classes;
-    if (g_info.n_train_logits) {
-        orig.train_logits = malloc((size_t)g_info.n_train_logits * K * sizeof(float));
-        ckpt_read_logits(path, "train", orig.train_logits, g_info.n_train_logits, K);
-    }
-    if (g_info.n_test_logits) {
-        orig.test_logits = malloc((size_t)g_info.n_test_logits * K * sizeof(float));
-        ckpt_read_logits(path, "test", orig.test_logits, g_info.n_test_logits, K);
-    }
-    orig.config = ckpt_read_config(path);
-    if (!orig.config) return 2;
 
     long count = all ? (long)n : n_random;
     long detected = 0, benign = 0, silent = 0, crashed = 0;
@@ -280,17 +391,17 @@ int main(int argc, char **argv) {
         bytes[off] ^= (unsigned char)(1u << bit);
         write_all(path, bytes, n);
         int any_refused = 0, any_different = 0, any_crash = 0;
-        for (int k = 0; k < N_READERS; k++) {
+        for (int k = 0; k < n_readers; k++) {
             int r = run_reader(k, path, &orig);
             if (r == R_REFUSED) any_refused = 1, refused_by[k]++;
             if (r == R_ACCEPT_DIFFERENT) {
                 any_different = 1;
                 printf("SILENT offset %zu bit %d: %s accepted different data\n", off, bit,
-                       reader_names[k]);
+                       READER_NAME(k));
             }
             if (r < 0) {
                 any_crash = 1;
-                printf("CRASH  offset %zu bit %d: %s died or hung\n", off, bit, reader_names[k]);
+                printf("CRASH  offset %zu bit %d: %s died or hung\n", off, bit, READER_NAME(k));
             }
         }
         if (any_crash)
@@ -310,9 +421,14 @@ int main(int argc, char **argv) {
     printf("flips %ld: detected %ld, benign %ld (unused bytes), SILENT %ld, CRASH %ld\n", count,
            detected, benign, silent, crashed);
     printf("refusals by reader:");
-    for (int k = 0; k < N_READERS; k++)
-        printf(" %s %ld%s", reader_names[k], refused_by[k], k + 1 < N_READERS ? "," : "\n");
+    for (int k = 0; k < n_readers; k++)
+        printf(" %s %ld%s", READER_NAME(k), refused_by[k], k + 1 < n_readers ? "," : "\n");
     unlink(path);
+    if (g_run_file) {
+        char models[4200];
+        snprintf(models, sizeof models, "%s/models", dir);
+        unlink(models);
+    }
     if (!work) rmdir(dir);
     return silent || crashed ? 1 : 0;
 }

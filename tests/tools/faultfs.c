@@ -3,7 +3,9 @@
  *   ED_FAULT_ERRNO  ENOSPC (default), EDQUOT, EIO or EROFS
  *   ED_FAULT_AFTER  bytes the matching files may take in all before writes fail (default 0)
  * ENOSPC / EDQUOT / EIO fail write, pwrite and (EIO) fsync of matching files once the budget is
- * spent; EROFS fails opening a matching path for writing. Only calls made through the dynamic
+ * spent; EROFS fails opening a matching path for writing.
+ *   ED_FAULT_FLOCK  ENOLCK or EOPNOTSUPP: every flock() fails so, as on a file system without
+ *                   locks (NFS mounted without a lock manager, Lustre with noflock) Only calls made through the dynamic
  * linker are seen: HDF5's sec2 driver (open, pwrite, write) is; stdio inside libc is not. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -12,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -126,4 +129,14 @@ int close(int fd) {
     REAL(close);
     if (fd >= 0 && fd < MAX_FD) watched[fd] = 0;
     return real_close(fd);
+}
+
+int flock(int fd, int operation) {
+    REAL(flock);
+    const char *e = getenv("ED_FAULT_FLOCK");
+    if (e && e[0]) {
+        errno = strcmp(e, "EOPNOTSUPP") == 0 ? EOPNOTSUPP : ENOLCK;
+        return -1;
+    }
+    return real_flock(fd, operation);
 }

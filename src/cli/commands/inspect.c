@@ -50,18 +50,10 @@ static void print_percent(double v) {
 }
 
 static int inspect_file(const char *path) {
-    char format[64];
-    int rc = h5_file_format(path, format, sizeof(format));
-    char why[256];
-    if (h5u_check_seal(path, why, sizeof(why)) < 0) {
-        fprintf(stderr, "ensdistill: error: %s: %s\n", path, why);
-        return ED_EXIT_USER;
-    }
-    if (rc < 0) {
-        return ed_error("%s is not a readable HDF5 file, or its attributes are damaged (truncated "
-                        "or damaged file)",
-                        path);
-    }
+    char format[64], why[512];
+    /* the seal first: HDF5 parses nothing of a damaged file */
+    int rc = h5_file_format(path, format, sizeof(format), why, sizeof(why));
+    if (rc < 0) return ed_error("%s: %s", path, why);
     if (rc == 0 && strcmp(format, CKPT_FORMAT) == 0) {
         if (ckpt_describe(path, stdout, 1) == 0) return 0;
     } else if (rc == 0 && strcmp(format, RUNFILE_FORMAT) == 0) {

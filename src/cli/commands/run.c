@@ -10,6 +10,7 @@
 #include "ensdistill/fsutil.h"
 #include "ensdistill/layout.h"
 #include "ensdistill/pipeline.h"
+#include "ensdistill/runlock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -177,7 +178,11 @@ int cmd_run(int argc, char **argv) {
         return ED_EXIT_USER;
     }
     affinity_report(&lo);
-    if (rank == 0) failed = check_run_dir(&cfg, err, sizeof(err)) != 0;
+    /* One run per RUN_DIR: rank 0 holds its lock until it exits (runlock.h), taken before
+     * anything of the directory is read. */
+    if (rank == 0)
+        failed = runlock_acquire(cfg.checkpoint.dir, err, sizeof(err)) != 0 ||
+                 check_run_dir(&cfg, err, sizeof(err)) != 0;
     if (agree(failed, err)) {
         layout_free(&lo);
         free(config_text);
