@@ -1,6 +1,6 @@
 /* Data sets in memory and the minibatches made from them.
  * A data set is held in its stored type (uint8 stays uint8 until a batch is made); a run holds
- * it once per node (pipeline.h's data_load_shared). Sources: IDX (MNIST / Fashion-MNIST, gzip
+ * it once per node (shared_data.h's data_load_shared). Sources: IDX (MNIST / Fashion-MNIST, gzip
  * or plain), CIFAR-10/100 binary, generic HDF5 (/train and /test groups, each /images and
  * /labels), the paper's multi-view generator and its two-class toy. */
 #ifndef ENSDISTILL_DATASET_H

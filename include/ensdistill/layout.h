@@ -1,5 +1,5 @@
 /* Rank layout: R ranks form G = R / g groups of g = parallel.ranks_per_model consecutive ranks
- * (MPI_Comm_split). Groups take jobs from a shared queue (JobQueue, pipeline.h); inside a
+ * (MPI_Comm_split). Groups take jobs from a shared queue (JobQueue, jobqueue.h); inside a
  * group one model trains data-parallel. Group leaders (group rank 0) form a communicator of
  * their own for the teacher. Also sets the threads of this rank (threads_set: OpenMP and OpenBLAS). */
 #ifndef ENSDISTILL_LAYOUT_H

@@ -8,7 +8,7 @@
 #ifndef ENSDISTILL_RESULTS_H
 #define ENSDISTILL_RESULTS_H
 
-#include "ensdistill/pipeline.h"
+#include "ensdistill/job.h"
 
 void results_report(const RunContext *ctx, const Job *members, int L, float *const *member_test,
                     const Job *students, int n_students, float *const *student_test,

@@ -1,10 +1,10 @@
-/* The dynamic job queue (see pipeline.h): one counter per phase in a window held by world rank
+/* The dynamic job queue (see jobqueue.h): one counter per phase in a window held by world rank
  * 0. A group leader that is free takes the next index with MPI_Fetch_and_op under a shared
  * lock, so no rank serves requests; across nodes without hardware atomics (Open MPI's
  * pt2pt one-sided over TCP) the update completes when rank 0 next enters MPI, which it does
  * between its own steps (progress_poll). */
 #include "ensdistill/error.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/jobqueue.h"
 
 #include <stdlib.h>
 

@@ -1,41 +1,26 @@
 /* The four phases of a run (see pipeline.h and DESIGN.md). The groups take the jobs of a phase
  * from a shared counter, longest first, each group as soon as it is free (JobQueue); rank 0
- * gathers every model's test logits for the results. The train-the-sum control needs no teacher, so it trains in phase 1 beside the
- * members: it is the longest job (L nets), and in phase 3 it would leave the other groups idle
- * while it runs (2 groups, 4 members: 5 member-times instead of 6). */
-#include "ensdistill/alloc.h"
-#include "ensdistill/checkpoint.h" /* ckpt_model_name */
-#include "ensdistill/error.h"
+ * gathers every model's test logits for the results. The train-the-sum control needs no
+ * teacher, so it trains in phase 1 beside the members: it is the longest job (L nets), and in
+ * phase 3 it would leave the other groups idle while it runs (2 groups, 4 members: 5
+ * member-times instead of 6). */
 #include "ensdistill/pipeline.h"
+#include "ensdistill/alloc.h"
+#include "ensdistill/error.h"
+#include "ensdistill/job.h"
+#include "ensdistill/jobqueue.h"
+#include "ensdistill/progress.h"
 #include "ensdistill/results.h"
+#include "ensdistill/reuse.h"
+#include "ensdistill/signals.h"
 #include "ensdistill/teacher.h"
+#include "ensdistill/train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { TAG_TEST_LOGITS = 300 };
-
-typedef struct {
-    Job *jobs;
-    int n;
-} JobList;
-
-static void job_add(JobList *list, int cap, Role role, int index, int epochs, double lr,
-                    int sum_of, const float *teacher) {
-    ED_CHECK(list->n < cap, "too many jobs");
-    Job *j = &list->jobs[list->n++];
-    memset(j, 0, sizeof(*j));
-    j->role = role;
-    j->index = index;
-    ckpt_model_name(j->name, sizeof(j->name), job_role_name(role), index);
-    j->epochs = epochs;
-    j->lr = lr;
-    j->sum_of = sum_of;
-    j->teacher = teacher;
-    j->combo = -1;
-    j->seed_index = index;
-}
 
 /* Trains jobs of a phase on this rank's group, taking them from the queue's counter `phase`
  * (longest first) until none is left; then every rank learns which group trained each job
@@ -131,17 +116,6 @@ static void free_test_out(float **out, int n) {
     free(out);
 }
 
-int sweep_combinations(const DistillConfig *dc) {
-    return dc->n_temperature * dc->n_alpha * dc->n_lr;
-}
-
-void sweep_combination(const DistillConfig *dc, int c, double *T, double *alpha, double *lr) {
-    *lr = dc->lr[c % dc->n_lr];
-    c /= dc->n_lr;
-    *alpha = dc->alpha[c % dc->n_alpha];
-    *T = dc->temperature[c / dc->n_alpha];
-}
-
 int pipeline_run(const RunContext *ctx) {
     const Config *cfg = ctx->cfg;
     const Layout *lo = ctx->lo;
@@ -153,14 +127,7 @@ int pipeline_run(const RunContext *ctx) {
 
     /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */
     const int with_sum = cfg->distill.sum;
-    JobList phase1 = {xcalloc((size_t)L + 1, sizeof(Job)), 0};
-    for (int l = 0; l < L; l++) {
-        job_add(&phase1, L + 1, ROLE_MEMBER, l, cfg->train.epochs, cfg->train.lr, 1, NULL);
-        if (ctx->teacher_dir[0]) phase1.jobs[l].from_run = ctx->teacher_dir;
-    }
-    int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
-    double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
-    if (with_sum) job_add(&phase1, L + 1, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
+    JobList phase1 = job_list_members(ctx);
     progress_say(ctx, "phase 1: %d members%s on %d group(s) of %d rank(s), %d thread(s) per rank\n",
                  L, with_sum ? " and the sum control" : "", lo->n_groups, lo->ranks_per_model,
                  lo->threads);
@@ -193,31 +160,7 @@ int pipeline_run(const RunContext *ctx) {
     free(sums.acc_test);
 
     /* ---- phase 3: students ---- */
-    /* One student per (temperature, alpha, lr) combination and seed; in a sweep (more than
-     * one combination) student index = combination * seeds + seed, combinations in the order
-     * temperature (outer), alpha, lr (inner). */
-    const DistillConfig *dc = &cfg->distill;
-    const int S = dc->seeds, n_combos = sweep_combinations(dc);
-    const int cap = 2 * S * n_combos;
-    JobList students = {xcalloc((size_t)cap, sizeof(Job)), 0};
-    int s_epochs = dc->epochs ? dc->epochs : cfg->train.epochs;
-    for (int role = 0; role < 2; role++) {
-        if (!(role == 0 ? dc->kd : dc->self)) continue;
-        for (int c = 0; c < n_combos; c++) {
-            double T, alpha, lr;
-            sweep_combination(dc, c, &T, &alpha, &lr);
-            for (int s = 0; s < S; s++) {
-                job_add(&students, cap, role == 0 ? ROLE_KD : ROLE_SELF, c * S + s, s_epochs,
-                        lr > 0 ? lr : cfg->train.lr, 1,
-                        role == 0 ? teacher_train : sums.self_teacher);
-                Job *j = &students.jobs[students.n - 1];
-                j->temperature = T;
-                j->alpha = alpha;
-                j->combo = n_combos > 1 ? c : -1;
-                j->seed_index = s;
-            }
-        }
-    }
+    JobList students = job_list_students(ctx, teacher_train, sums.self_teacher);
     float **student_test = alloc_test_out(ctx, &students);
     if (status == JOB_DONE && students.n > 0) {
         progress_say(ctx, "phase 3: %d student(s)\n", students.n);
@@ -246,8 +189,8 @@ int pipeline_run(const RunContext *ctx) {
 
     free_test_out(phase1_test, phase1.n);
     free_test_out(student_test, students.n);
-    free(phase1.jobs);
-    free(students.jobs);
+    job_list_free(&phase1);
+    job_list_free(&students);
     free(sums.self_teacher);
     free(teacher_train);
     free(teacher_test);

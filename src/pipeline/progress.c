@@ -5,7 +5,8 @@
  * to a file, so under a launcher the bar is off unless ENSDISTILL_PROGRESS=1 asks for it
  * (ENSDISTILL_PROGRESS=0 turns it off everywhere). */
 #include "ensdistill/error.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/job.h"
+#include "ensdistill/progress.h"
 #include "ensdistill/runfile.h"
 
 #include <stdarg.h>

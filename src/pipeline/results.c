@@ -3,7 +3,7 @@
 #include "ensdistill/ensemble.h"
 #include "ensdistill/error.h"
 #include "ensdistill/metrics.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/job.h"
 #include "ensdistill/results.h"
 #include "ensdistill/runfile.h"
 

@@ -4,7 +4,8 @@
  * again from its members' logits is bitwise the one it stored. */
 #include "ensdistill/error.h"
 #include "ensdistill/fsutil.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/job.h"
+#include "ensdistill/reuse.h"
 
 #include <math.h>
 #include <stdio.h>

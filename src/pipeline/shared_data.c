@@ -1,12 +1,12 @@
-/* The data set once per node (see pipeline.h): the node's first rank runs data_load_into with an
- * allocator that, once the source knows every array's size, sends the sizes to the node's other
- * ranks and creates one MPI-3 shared window (MPI_Win_allocate_shared on the node's
- * communicator) with them; the source then reads each sample straight into the window, so the
- * loading rank never holds a second copy. The other ranks lay out the same arrays over the
- * same pages. A node with R ranks holds the data once instead of R times (CIFAR-10: 176 MiB
- * instead of R x 176 MiB). Nothing writes to a data set after loading. */
+/* The data set once per node (see shared_data.h): the node's first rank runs data_load_into
+ * with an allocator that, once the source knows every array's size, sends the sizes to the
+ * node's other ranks and creates one MPI-3 shared window (MPI_Win_allocate_shared on the
+ * node's communicator) with them; the source then reads each sample straight into the window,
+ * so the loading rank never holds a second copy. The other ranks lay out the same arrays over
+ * the same pages. A node with R ranks holds the data once instead of R times (CIFAR-10: 176
+ * MiB instead of R x 176 MiB). Nothing writes to a data set after loading. */
 #include "ensdistill/error.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/shared_data.h"
 
 #include <stdint.h>
 #include <stdlib.h>

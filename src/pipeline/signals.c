@@ -1,7 +1,7 @@
-/* SIGTERM and SIGUSR1: finish the current step, checkpoint, exit 0 (see pipeline.h). The
+/* SIGTERM and SIGUSR1: finish the current step, checkpoint, exit 0 (see signals.h). The
  * handler only sets a flag; the training loop reads it between steps. */
 #include "ensdistill/error.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/signals.h"
 
 #include <signal.h>
 #include <string.h>

@@ -1,16 +1,20 @@
-/* Training one model (a job) on one group of ranks: data-parallel SGD with one MPI_Allreduce of
- * the flat gradient per step, resumable from its checkpoint at any step, and the logits the
- * teacher needs at the end. Everything the loop touches is allocated before it starts. */
+/* Training one model (a job) on one group of ranks: data-parallel SGD whose gradient the group
+ * sums in fixed buckets, each bucket's all-reduce started as soon as backward has finished it
+ * (gradsum.c), resumable from its checkpoint at any step, and the logits the teacher needs at
+ * the end. Everything the loop touches is allocated before it starts. */
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/error.h"
 #include "ensdistill/gradsum.h"
+#include "ensdistill/job.h"
 #include "ensdistill/loss.h"
 #include "ensdistill/optim.h"
-#include "ensdistill/pipeline.h"
 #include "ensdistill/probe.h"
+#include "ensdistill/progress.h"
 #include "ensdistill/rng.h"
+#include "ensdistill/signals.h"
 #include "ensdistill/step.h"
+#include "ensdistill/train.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -19,57 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *job_role_name(Role role) {
-    switch (role) {
-    case ROLE_MEMBER: return "member";
-    case ROLE_KD: return "kd";
-    case ROLE_SELF: return "self";
-    case ROLE_SUM: return "sum";
-    }
-    return "?";
-}
-
-int job_global_batch(const RunContext *ctx) {
-    int N = ctx->data->train.N, B = ctx->cfg->train.batch_size;
-    return (B <= 0 || B > N) ? N : B;
-}
-
 /* Largest class count the views probe handles (multi-view data has few classes). */
 #define PROBE_MAX_CLASSES 256
 
 static int div_up(int a, int b) {
     return (a + b - 1) / b;
-}
-
-ModelSpec job_model_spec(const RunContext *ctx, const Job *job) {
-    const Config *cfg = ctx->cfg;
-    const Dataset *tr = &ctx->data->train;
-    ModelSpec s;
-    memset(&s, 0, sizeof(s));
-    if (strlen(cfg->model.arch) >= sizeof(s.arch))
-        ed_fail("model.arch: '%.40s...' is too long", cfg->model.arch);
-    memcpy(s.arch, cfg->model.arch, strlen(cfg->model.arch) + 1);
-    s.C = tr->C;
-    s.H = tr->H;
-    s.W = tr->W;
-    s.num_classes = tr->K;
-    int local = div_up(job_global_batch(ctx), ctx->lo->ranks_per_model);
-    int eval = cfg->eval.batch_size;
-    int largest_set = tr->N > ctx->data->test.N ? tr->N : ctx->data->test.N;
-    if (eval > largest_set) eval = largest_set;
-    s.max_batch = local > eval ? local : eval;
-    s.sum_of = job->sum_of;
-    s.random_features = cfg->model.random_features;
-    s.hidden = cfg->model.hidden;
-    s.mv_filters = cfg->model.filters;
-    s.srelu_q = (float)cfg->model.srelu_q;
-    s.srelu_rho = (float)cfg->model.srelu_rho;
-    s.init_std = (float)cfg->model.init_std;
-    if (tr->orth_noise) {
-        s.mv_noise_coords = (int64_t)tr->N * tr->C; /* one coordinate per training patch */
-        s.mv_noise_sigma = tr->noise_sigma;
-    }
-    return s;
 }
 
 static Schedule job_schedule(const Config *cfg, const Job *job) {

@@ -1,7 +1,7 @@
 /* The order in which the job queue hands out a phase's jobs: longest first (epochs x nets),
  * equal costs in list order, so the train-the-sum control (L nets) starts first and the
  * members go 0, 1, 2, ...; with one group, list order. */
-#include "ensdistill/pipeline.h"
+#include "ensdistill/jobqueue.h"
 
 #include "check.h"
 

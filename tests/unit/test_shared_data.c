@@ -8,7 +8,7 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/dataset.h"
 #include "ensdistill/error.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/shared_data.h"
 
 #include <hdf5.h>
 #include <mpi.h>

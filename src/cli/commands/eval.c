@@ -10,7 +10,7 @@
 #include "ensdistill/error.h"
 #include "ensdistill/metrics.h"
 #include "ensdistill/model.h"
-#include "ensdistill/pipeline.h"
+#include "ensdistill/job.h" /* role names */
 #include "ensdistill/rng.h"
 
 #include <math.h>

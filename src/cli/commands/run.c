@@ -10,7 +10,11 @@
 #include "ensdistill/fsutil.h"
 #include "ensdistill/layout.h"
 #include "ensdistill/pipeline.h"
+#include "ensdistill/progress.h"
+#include "ensdistill/reuse.h"
 #include "ensdistill/runlock.h"
+#include "ensdistill/shared_data.h"
+#include "ensdistill/signals.h"
 
 #include <dirent.h>
 #include <errno.h>
