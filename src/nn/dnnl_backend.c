@@ -65,7 +65,7 @@ void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const
 
 #else
 
-#include <oneapi/dnnl/dnnl.h>
+#include "dnnl_api.h"
 
 #define DNNL_CHECK(call)                                                                           \
     do {                                                                                           \
@@ -140,19 +140,7 @@ static void context_reserve(DnnlContext *ctx, size_t bytes) {
 }
 
 const char *dnnl_backend_isa(void) {
-    switch (dnnl_get_effective_cpu_isa()) {
-    case dnnl_cpu_isa_sse41: return "sse41";
-    case dnnl_cpu_isa_avx: return "avx";
-    case dnnl_cpu_isa_avx2: return "avx2";
-    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
-    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
-    case dnnl_cpu_isa_avx512_core: return "avx512_core";
-    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-    default: return "generic";
-    }
+    return isa_name(dnnl_get_effective_cpu_isa());
 }
 
 /* ---- one tensor argument of a primitive ----
@@ -177,20 +165,35 @@ typedef struct {
     size_t scratch_bytes;
 } Layout;
 
-/* dims: a full dnnl_dims_t (the prototypes declare DNNL_MAX_NDIMS entries) */
-static dnnl_memory_desc_t plain_md(int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
-    dnnl_memory_desc_t md;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&md, ndims, dims, dnnl_f32, tag));
+/* dims: a full dnnl_dims_t (the prototypes declare DNNL_MAX_NDIMS entries). Free with md_free. */
+static EdMd plain_md(int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
+    EdMd md;
+    DNNL_CHECK(md_init(&md, ndims, dims, dnnl_f32, tag));
     return md;
 }
 
-static dnnl_memory_desc_t any_md(int ndims, const dnnl_dims_t dims) {
+static EdMd any_md(int ndims, const dnnl_dims_t dims) {
     return plain_md(ndims, dims, dnnl_format_tag_any);
 }
 
+static MdRef query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index) {
+    return dnnl_primitive_desc_query_md(pd, what, index);
+}
+
 static size_t scratchpad_bytes(const_dnnl_primitive_desc_t pd) {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    MdRef md = query_md(pd, dnnl_query_scratchpad_md, 0);
     return md ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+/* A 1-byte u8 memory whose handle is pointed at a scratchpad before each execution. */
+static dnnl_memory_t scratch_memory(DnnlContext *ctx) {
+    dnnl_dims_t one = {1};
+    EdMd md;
+    DNNL_CHECK(md_init(&md, 1, one, dnnl_u8, dnnl_x));
+    dnnl_memory_t mem;
+    DNNL_CHECK(dnnl_memory_create(&mem, md_ref(&md), ctx->engine, DNNL_MEMORY_NONE));
+    md_free(&md);
+    return mem;
 }
 
 static dnnl_primitive_attr_t user_scratchpad_attr(int sum) {
@@ -200,15 +203,15 @@ static dnnl_primitive_attr_t user_scratchpad_attr(int sum) {
     if (sum) {
         dnnl_post_ops_t po;
         DNNL_CHECK(dnnl_post_ops_create(&po));
-        DNNL_CHECK(dnnl_post_ops_append_sum(po, 1.0f));
+        DNNL_CHECK(post_ops_sum(po));
         DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, po));
         dnnl_post_ops_destroy(po);
     }
     return attr;
 }
 
-static void arg_init(Arg *a, DnnlContext *ctx, const dnnl_memory_desc_t *user_md,
-                     const dnnl_memory_desc_t *prim_md, ArgRole role, Layout *lay) {
+static void arg_init(Arg *a, DnnlContext *ctx, MdRef user_md, MdRef prim_md, ArgRole role,
+                     Layout *lay) {
     memset(a, 0, sizeof(*a));
     a->used = 1;
     a->direct = role != ARG_OUT_ADD && dnnl_memory_desc_equal(user_md, prim_md);
@@ -299,82 +302,65 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     dnnl_dims_t src_dims = {B, c->C, c->H, c->W}, dst_dims = {B, c->OC, OH, OW};
     dnnl_dims_t wei_dims = {c->OC, c->C, c->KS, c->KS}, bias_dims = {c->OC};
     dnnl_dims_t strides = {c->stride, c->stride}, pads = {c->pad, c->pad};
-    dnnl_memory_desc_t src_u = plain_md(4, src_dims, lanes_tag(c->in_lanes));
-    dnnl_memory_desc_t dst_u = plain_md(4, dst_dims, lanes_tag(c->out_lanes));
-    dnnl_memory_desc_t wei_u = plain_md(4, wei_dims, dnnl_oihw);
-    dnnl_memory_desc_t bias_u = plain_md(1, bias_dims, dnnl_x);
-    dnnl_memory_desc_t src_a = any_md(4, src_dims), dst_a = any_md(4, dst_dims);
-    dnnl_memory_desc_t wei_a = any_md(4, wei_dims);
+    EdMd src_u = plain_md(4, src_dims, lanes_tag(c->in_lanes));
+    EdMd dst_u = plain_md(4, dst_dims, lanes_tag(c->out_lanes));
+    EdMd wei_u = plain_md(4, wei_dims, dnnl_oihw);
+    EdMd bias_u = plain_md(1, bias_dims, dnnl_x);
+    EdMd src_a = any_md(4, src_dims), dst_a = any_md(4, dst_dims), wei_a = any_md(4, wei_dims);
+    MdRef bias = c->has_bias ? md_ref(&bias_u) : NULL;
     dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
 
     /* forward (training: the backward primitives are built against it) */
-    dnnl_convolution_desc_t fd;
-    DNNL_CHECK(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                                  dnnl_convolution_direct, &src_a, &wei_a,
-                                                  c->has_bias ? &bias_u : NULL, &dst_a, strides,
-                                                  pads, pads));
     dnnl_primitive_desc_t fpd;
-    DNNL_CHECK(dnnl_primitive_desc_create(&fpd, &fd, attr, ctx->engine, NULL));
+    DNNL_CHECK(pd_conv_forward(&fpd, ctx->engine, md_ref(&src_a), md_ref(&wei_a), bias,
+                               md_ref(&dst_a), strides, pads, attr));
     Layout fl = {0, scratchpad_bytes(fpd)};
-    arg_init(&p->f_src, ctx, &src_u, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0),
-             ARG_IN, &fl);
-    arg_init(&p->f_wei, ctx, &wei_u,
-             dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), ARG_IN, &fl);
+    arg_init(&p->f_src, ctx, md_ref(&src_u), query_md(fpd, dnnl_query_src_md, 0), ARG_IN, &fl);
+    arg_init(&p->f_wei, ctx, md_ref(&wei_u), query_md(fpd, dnnl_query_weights_md, 0), ARG_IN,
+             &fl);
     if (c->has_bias)
-        arg_init(&p->f_bias, ctx, &bias_u,
-                 dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 1), ARG_IN, &fl);
-    arg_init(&p->f_dst, ctx, &dst_u, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0),
-             ARG_OUT, &fl);
+        arg_init(&p->f_bias, ctx, bias, query_md(fpd, dnnl_query_weights_md, 1), ARG_IN, &fl);
+    arg_init(&p->f_dst, ctx, md_ref(&dst_u), query_md(fpd, dnnl_query_dst_md, 0), ARG_OUT, &fl);
     p->fwd_scratch = fl.next;
     size_t fwd_bytes = fl.next + align_up(fl.scratch_bytes);
     DNNL_CHECK(dnnl_primitive_create(&p->fwd, fpd));
 
     /* backward data: diff_src = conv^T(diff_dst, weight), added to din */
-    dnnl_convolution_desc_t dd;
-    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src_a,
-                                                        &wei_a, &dst_a, strides, pads, pads));
     dnnl_primitive_desc_t dpd;
-    DNNL_CHECK(dnnl_primitive_desc_create(&dpd, &dd, attr, ctx->engine, fpd));
+    DNNL_CHECK(pd_conv_backward_data(&dpd, ctx->engine, md_ref(&src_a), md_ref(&wei_a),
+                                     md_ref(&dst_a), strides, pads, fpd, attr));
     /* backward weights: diff_weight (and diff_bias) from src and diff_dst, added to the grads */
-    dnnl_convolution_desc_t wd;
-    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(
-        &wd, dnnl_convolution_direct, &src_a, &wei_a, c->has_bias ? &bias_u : NULL, &dst_a,
-        strides, pads, pads));
     dnnl_primitive_desc_t wpd;
-    DNNL_CHECK(dnnl_primitive_desc_create(&wpd, &wd, attr, ctx->engine, fpd));
+    DNNL_CHECK(pd_conv_backward_weights(&wpd, ctx->engine, md_ref(&src_a), md_ref(&wei_a), bias,
+                                        md_ref(&dst_a), strides, pads, fpd, attr));
     size_t ds = scratchpad_bytes(dpd), ws = scratchpad_bytes(wpd);
     Layout bl = {0, ds > ws ? ds : ws};
-    arg_init(&p->w_src, ctx, &src_u, dnnl_primitive_desc_query_md(wpd, dnnl_query_src_md, 0),
+    arg_init(&p->w_src, ctx, md_ref(&src_u), query_md(wpd, dnnl_query_src_md, 0), ARG_IN, &bl);
+    arg_init(&p->w_diff_dst, ctx, md_ref(&dst_u), query_md(wpd, dnnl_query_diff_dst_md, 0),
              ARG_IN, &bl);
-    arg_init(&p->w_diff_dst, ctx, &dst_u,
-             dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0), ARG_IN, &bl);
-    arg_init(&p->w_diff_wei, ctx, &wei_u,
-             dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), ARG_OUT_ADD, &bl);
+    arg_init(&p->w_diff_wei, ctx, md_ref(&wei_u), query_md(wpd, dnnl_query_diff_weights_md, 0),
+             ARG_OUT_ADD, &bl);
     if (c->has_bias)
-        arg_init(&p->w_diff_bias, ctx, &bias_u,
-                 dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 1), ARG_OUT_ADD,
-                 &bl);
-    arg_init(&p->d_diff_dst, ctx, &dst_u,
-             dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0), ARG_IN, &bl);
-    arg_init(&p->d_wei, ctx, &wei_u, dnnl_primitive_desc_query_md(dpd, dnnl_query_weights_md, 0),
+        arg_init(&p->w_diff_bias, ctx, bias, query_md(wpd, dnnl_query_diff_weights_md, 1),
+                 ARG_OUT_ADD, &bl);
+    arg_init(&p->d_diff_dst, ctx, md_ref(&dst_u), query_md(dpd, dnnl_query_diff_dst_md, 0),
              ARG_IN, &bl);
-    arg_init(&p->d_diff_src, ctx, &src_u,
-             dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), ARG_OUT_ADD, &bl);
-    arg_init(&p->d_diff_src_over, ctx, &src_u,
-             dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), ARG_OUT, &bl);
+    arg_init(&p->d_wei, ctx, md_ref(&wei_u), query_md(dpd, dnnl_query_weights_md, 0), ARG_IN,
+             &bl);
+    arg_init(&p->d_diff_src, ctx, md_ref(&src_u), query_md(dpd, dnnl_query_diff_src_md, 0),
+             ARG_OUT_ADD, &bl);
+    arg_init(&p->d_diff_src_over, ctx, md_ref(&src_u), query_md(dpd, dnnl_query_diff_src_md, 0),
+             ARG_OUT, &bl);
     p->share_diff_dst = !p->w_diff_dst.direct && !p->d_diff_dst.direct &&
-                        dnnl_memory_desc_equal(
-                            dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0),
-                            dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0));
+                        dnnl_memory_desc_equal(query_md(wpd, dnnl_query_diff_dst_md, 0),
+                                               query_md(dpd, dnnl_query_diff_dst_md, 0));
     p->bwd_scratch = bl.next;
     size_t bwd_bytes = bl.next + align_up(bl.scratch_bytes);
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_data, dpd));
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_weights, wpd));
-
-    dnnl_memory_desc_t byte_md;
-    dnnl_dims_t scratch_dims = {1};
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&byte_md, 1, scratch_dims, dnnl_u8, dnnl_x));
-    DNNL_CHECK(dnnl_memory_create(&p->scratch, &byte_md, ctx->engine, DNNL_MEMORY_NONE));
+    p->scratch = scratch_memory(ctx);
+    EdMd *mds[] = {&src_u, &dst_u, &wei_u, &bias_u, &src_a, &dst_a, &wei_a};
+    for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++) md_free(mds[i]);
     p->bytes = fwd_bytes > bwd_bytes ? fwd_bytes : bwd_bytes;
     context_reserve(ctx, p->bytes);
     dnnl_primitive_desc_destroy(fpd);
@@ -528,9 +514,8 @@ struct DnnlBn {
 };
 
 static dnnl_memory_t bn_mem(DnnlContext *ctx, const_dnnl_primitive_desc_t pd, dnnl_query_t q) {
-    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, q, 0);
     dnnl_memory_t mem;
-    DNNL_CHECK(dnnl_memory_create(&mem, md, ctx->engine, DNNL_MEMORY_NONE));
+    DNNL_CHECK(dnnl_memory_create(&mem, query_md(pd, q, 0), ctx->engine, DNNL_MEMORY_NONE));
     return mem;
 }
 
@@ -539,19 +524,16 @@ static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
     memset(p, 0, sizeof(*p));
     p->B = B;
     dnnl_dims_t dims = {B, bn->C, bn->H, bn->W};
-    dnnl_memory_desc_t data = plain_md(4, dims, lanes_tag(bn->lanes));
+    EdMd data = plain_md(4, dims, lanes_tag(bn->lanes));
     dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
-    dnnl_batch_normalization_desc_t fd, ed, bd;
-    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, eps,
-                                                          bn->flags));
-    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(
-        &ed, dnnl_forward_inference, &data, eps, bn->flags | dnnl_use_global_stats));
-    DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, eps,
-                                                           bn->flags));
     dnnl_primitive_desc_t fpd, epd, bpd;
-    DNNL_CHECK(dnnl_primitive_desc_create(&fpd, &fd, attr, ctx->engine, NULL));
-    DNNL_CHECK(dnnl_primitive_desc_create(&epd, &ed, attr, ctx->engine, NULL));
-    DNNL_CHECK(dnnl_primitive_desc_create(&bpd, &bd, attr, ctx->engine, fpd));
+    DNNL_CHECK(pd_bn_forward(&fpd, ctx->engine, dnnl_forward_training, md_ref(&data), eps,
+                             bn->flags, attr));
+    DNNL_CHECK(pd_bn_forward(&epd, ctx->engine, dnnl_forward_inference, md_ref(&data), eps,
+                             bn->flags | dnnl_use_global_stats, attr));
+    DNNL_CHECK(pd_bn_backward(&bpd, ctx->engine, md_ref(&data), md_ref(&data), eps, bn->flags,
+                              fpd, attr));
+    md_free(&data);
     size_t need = scratchpad_bytes(fpd);
     if (scratchpad_bytes(epd) > need) need = scratchpad_bytes(epd);
     if (scratchpad_bytes(bpd) > need) need = scratchpad_bytes(bpd);
@@ -559,14 +541,15 @@ static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
     p->src = bn_mem(ctx, fpd, dnnl_query_src_md);
     p->dst = bn_mem(ctx, fpd, dnnl_query_dst_md);
     dnnl_dims_t cdims = {bn->C};
-    dnnl_memory_desc_t cmd = plain_md(1, cdims, dnnl_x);
+    EdMd cmd = plain_md(1, cdims, dnnl_x);
     dnnl_memory_t *cm[] = {&p->scale, &p->shift, &p->mean, &p->var, &p->dscale, &p->dshift};
     for (int i = 0; i < 6; i++)
-        DNNL_CHECK(dnnl_memory_create(cm[i], &cmd, ctx->engine, DNNL_MEMORY_NONE));
+        DNNL_CHECK(dnnl_memory_create(cm[i], md_ref(&cmd), ctx->engine, DNNL_MEMORY_NONE));
+    md_free(&cmd);
     p->dsrc = bn_mem(ctx, bpd, dnnl_query_diff_src_md);
     p->ddst = bn_mem(ctx, bpd, dnnl_query_diff_dst_md);
     if (bn->relu) {
-        const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0);
+        MdRef wmd = query_md(fpd, dnnl_query_workspace_md, 0);
         size_t wb = dnnl_memory_desc_get_size(wmd);
         if (!bn->workspace) {
             bn->workspace = (char *)xfloats(wb / sizeof(float) + 1);
@@ -575,10 +558,7 @@ static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
         ED_CHECK(wb <= bn->ws_bytes, "BN workspace grows with the batch");
         DNNL_CHECK(dnnl_memory_create(&p->ws, wmd, ctx->engine, bn->workspace));
     }
-    dnnl_memory_desc_t byte_md;
-    dnnl_dims_t one = {1};
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&byte_md, 1, one, dnnl_u8, dnnl_x));
-    DNNL_CHECK(dnnl_memory_create(&p->scratch, &byte_md, ctx->engine, DNNL_MEMORY_NONE));
+    p->scratch = scratch_memory(ctx);
     DNNL_CHECK(dnnl_primitive_create(&p->fwd_train, fpd));
     DNNL_CHECK(dnnl_primitive_create(&p->fwd_eval, epd));
     DNNL_CHECK(dnnl_primitive_create(&p->bwd, bpd));
