@@ -3,6 +3,7 @@
 #ifndef ENSDISTILL_THREADS_H
 #define ENSDISTILL_THREADS_H
 
+#include <omp.h>
 #include <stddef.h>
 
 /* Sets the threads of every kernel of this process (OpenMP and OpenBLAS) to n >= 1. */
@@ -30,5 +31,32 @@ void threads_cpu_describe(CpuInfo *info);
  * widest vectors this build was compiled for (16 lanes with AVX-512, 8 with AVX2, scalar
  * otherwise) for about `seconds`. Also returns the vector width used in *lanes. */
 double threads_measure_fma_peak(double seconds, int *lanes);
+
+/* Our parallel loops: ED_PARALLEL_FOR(cond, for (...) body) runs the for statement on the OpenMP
+ * threads (schedule static) when cond holds and more than one thread is set, and on this thread
+ * otherwise WITHOUT entering a parallel region: libgomp allocates and frees a team for every
+ * region that runs on one thread (an `if` clause that is false included), which would be heap
+ * calls in every training step. ED_PARALLEL_FOR_SIMD adds `simd` (and `omp simd` serially).
+ * The loop's arithmetic must not depend on the split (src/nn/parallel.h). */
+#define ED_PRAGMA_(text) _Pragma(#text)
+#define ED_PARALLEL_FOR(cond, ...)                                                                 \
+    do {                                                                                           \
+        if ((cond) && omp_get_max_threads() > 1) {                                                 \
+            ED_PRAGMA_(omp parallel for schedule(static))                                          \
+            __VA_ARGS__                                                                            \
+        } else {                                                                                   \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    } while (0)
+#define ED_PARALLEL_FOR_SIMD(cond, ...)                                                            \
+    do {                                                                                           \
+        if ((cond) && omp_get_max_threads() > 1) {                                                 \
+            ED_PRAGMA_(omp parallel for simd schedule(static))                                     \
+            __VA_ARGS__                                                                            \
+        } else {                                                                                   \
+            ED_PRAGMA_(omp simd)                                                                   \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    } while (0)
 
 #endif

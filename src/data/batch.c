@@ -5,6 +5,7 @@
 #include "ensdistill/dataset.h"
 #include "ensdistill/error.h"
 #include "ensdistill/rng.h"
+#include "ensdistill/threads.h"
 
 #include <string.h>
 
@@ -65,8 +66,7 @@ void dataset_make_batch(const Dataset *ds, const int *idx, int B, float *x, int3
     const size_t per = dataset_sample_floats(ds), plane = (size_t)H * W;
     const float base = ds->u8 ? 1.0f / 255.0f : 1.0f;
     /* samples are independent: any thread count gives the same batch */
-#pragma omp parallel for schedule(static) if ((size_t)B * per >= 32768)
-    for (int b = 0; b < B; b++) {
+    ED_PARALLEL_FOR((size_t)B * per >= 32768, for (int b = 0; b < B; b++) {
         int i = idx[b];
         ED_CHECK(i >= 0 && i < ds->N, "%s: sample index %d outside [0, %d)", ds->name, i, ds->N);
         int64_t id = ds->id_base + i;
@@ -99,5 +99,5 @@ void dataset_make_batch(const Dataset *ds, const int *idx, int B, float *x, int3
             else
                 plane_float(out + c * plane, ds->f32 + off, H, W, dy, dx, flip, scale, shift);
         }
-    }
+    });
 }

@@ -14,8 +14,7 @@ void batchnorm_forward(float *out, float *save_mean, float *save_invstd, const f
                        int training) {
     const size_t N = (size_t)B * HW;
     ED_CHECK(N > 0 || !training, "batchnorm_forward: empty batch");
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN_WORK)
-    for (int c = 0; c < C; c++) {
+    ED_PARALLEL_FOR(N * C >= PAR_MIN_WORK, for (int c = 0; c < C; c++) {
         float mean, invstd;
         if (training) {
             /* mean = sum x / N;  var = sum (x - mean)^2 / N (biased, used to normalise) */
@@ -52,7 +51,7 @@ void batchnorm_forward(float *out, float *save_mean, float *save_invstd, const f
             for (int i = 0; i < HW; i++)
                 y[i] = x[i] * a + shift;
         }
-    }
+    });
 }
 
 /* With xhat = (x - mean) * invstd over the N = B*HW values of a channel:
@@ -62,8 +61,7 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
                         const float *gamma, const float *save_mean, const float *save_invstd, int B,
                         int C, int HW) {
     const size_t N = (size_t)B * HW;
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN_WORK)
-    for (int c = 0; c < C; c++) {
+    ED_PARALLEL_FOR(N * C >= PAR_MIN_WORK, for (int c = 0; c < C; c++) {
         const float mean = save_mean[c], invstd = save_invstd[c];
         double sum_dy = 0.0, sum_dy_xc = 0.0; /* xc = x - mean */
         for (int b = 0; b < B; b++) {
@@ -100,5 +98,5 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
             for (int i = 0; i < HW; i++)
                 dx[i] += fa * dy[i] - fk * (x[i] - mean) + f0;
         }
-    }
+    });
 }

@@ -66,6 +66,9 @@ static inline dnnl_status_t pd_bn_forward(dnnl_primitive_desc_t *pd, dnnl_engine
     return dnnl_batch_normalization_forward_primitive_desc_create(pd, eng, prop, data, data, eps,
                                                                   flags, attr);
 }
+/* Batch-norm backward with dnnl_use_shift counts its inputs without the shift in 3.x (passing it
+ * fails with "bad number of inputs"), with it in 2.6 (leaving it out fails). */
+enum { BN_BACKWARD_TAKES_SHIFT = 0 };
 static inline dnnl_status_t pd_bn_backward(dnnl_primitive_desc_t *pd, dnnl_engine_t eng,
                                            MdRef diff, MdRef data, float eps, unsigned flags,
                                            const_dnnl_primitive_desc_t hint,
@@ -134,6 +137,7 @@ static inline dnnl_status_t pd_bn_forward(dnnl_primitive_desc_t *pd, dnnl_engine
     dnnl_status_t st = dnnl_batch_normalization_forward_desc_init(&d, prop, data, eps, flags);
     return st != dnnl_success ? st : dnnl_primitive_desc_create(pd, &d, attr, eng, NULL);
 }
+enum { BN_BACKWARD_TAKES_SHIFT = 1 };
 static inline dnnl_status_t pd_bn_backward(dnnl_primitive_desc_t *pd, dnnl_engine_t eng,
                                            MdRef diff, MdRef data, float eps, unsigned flags,
                                            const_dnnl_primitive_desc_t hint,

@@ -6,6 +6,7 @@
 
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
+#include "ensdistill/threads.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -635,7 +636,7 @@ void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const
     BnPlan *p = bn_plan(bn, B, eps);
     float *dsrc = din && din_overwrite ? din : tmp;
     set(p->src, in), set(p->ddst, dout), set(p->dsrc, dsrc), set(p->scale, gamma);
-    set(p->shift, beta); /* oneDNN 2.6's backward asks for the shift too (unused) */
+    set(p->shift, beta); /* unused, but oneDNN 2.6 counts it (BN_BACKWARD_TAKES_SHIFT) */
     set(p->mean, mean), set(p->var, var), set(p->scratch, ctx->arena);
     set(p->dscale, bn->dscale_tmp), set(p->dshift, bn->dscale_tmp + bn->C);
     dnnl_exec_arg_t args[11] = {{DNNL_ARG_SHIFT, p->shift},
@@ -644,11 +645,13 @@ void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const
                                 {DNNL_ARG_MEAN, p->mean},         {DNNL_ARG_VARIANCE, p->var},
                                 {DNNL_ARG_DIFF_SCALE, p->dscale}, {DNNL_ARG_DIFF_SHIFT, p->dshift},
                                 {DNNL_ARG_SCRATCHPAD, p->scratch}, {DNNL_ARG_WORKSPACE, p->ws}};
-    execute(ctx, p->bwd, bn->relu ? 11 : 10, args);
+    const int skip = BN_BACKWARD_TAKES_SHIFT ? 0 : 1; /* the shift is args[0] */
+    execute(ctx, p->bwd, (bn->relu ? 11 : 10) - skip, args + skip);
     if (din && !din_overwrite) {
         size_t n = (size_t)B * ((bn->C + bn->lanes - 1) / bn->lanes * bn->lanes) * bn->H * bn->W;
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) din[i] += tmp[i];
+        ED_PARALLEL_FOR_SIMD(1, for (size_t i = 0; i < n; i++) {
+            din[i] += tmp[i];
+        });
     }
     for (int c = 0; c < bn->C; c++) {
         if (dgamma) dgamma[c] += bn->dscale_tmp[c];

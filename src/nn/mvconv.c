@@ -48,8 +48,7 @@ void mvconv_forward(float *out, float *pre, const float *in, const float *weight
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B * P, KM, D, 1.0f, in, D, weight, D, 0.0f,
                 pre, KM);
     if (has_noise(noise)) add_noise(pre, noise, B, P, KM);
-#pragma omp parallel for schedule(static) if ((size_t)B * P * KM >= PAR_MIN_WORK)
-    for (int b = 0; b < B; b++) {
+    ED_PARALLEL_FOR((size_t)B * P * KM >= PAR_MIN_WORK, for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * K;
         for (int i = 0; i < K; i++)
             o[i] = 0.0f;
@@ -62,7 +61,7 @@ void mvconv_forward(float *out, float *pre, const float *in, const float *weight
                 o[i] += s;
             }
         }
-    }
+    });
 }
 
 /* Rows of B*P handled per sgemm in backward: the gradient block lives on the stack. */
@@ -101,14 +100,13 @@ void mvconv_backward(float *dweight, float *dnoise_w, const float *dout, const f
     }
     for (size_t n0 = 0; n0 < rows; n0 += block) {
         const size_t nr = rows - n0 < block ? rows - n0 : block;
-#pragma omp parallel for schedule(static) if (nr * KM >= PAR_MIN_WORK / 4)
-        for (size_t j = 0; j < nr; j++) {
+        ED_PARALLEL_FOR(nr * KM >= PAR_MIN_WORK / 4, for (size_t j = 0; j < nr; j++) {
             const size_t n = n0 + j;
             const float *z = pre + n * KM, *dy = dout + (n / P) * K;
             float *gj = g + j * KM;
             for (int row = 0; row < KM; row++)
                 gj[row] = dy[row / M] * srelu_derivative(z[row], q, rho);
-        }
+        });
         /* in order: a batch holding a sample twice adds to the same noise weights */
         for (size_t j = 0; trained_noise && j < nr; j++) {
             const size_t n = n0 + j;

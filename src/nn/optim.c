@@ -13,20 +13,20 @@ double optim_clip_grad_norm(float *grads, size_t n, double max_norm) {
     double part[MAX_CHUNKS];
     const size_t chunk = n / MAX_CHUNKS + 1;
     const int chunks = (int)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN_WORK)
-    for (int k = 0; k < chunks; k++) {
+    ED_PARALLEL_FOR(n >= PAR_MIN_WORK, for (int k = 0; k < chunks; k++) {
         const size_t end = (size_t)(k + 1) * chunk < n ? (size_t)(k + 1) * chunk : n;
         double ss = 0.0;
         for (size_t i = (size_t)k * chunk; i < end; i++) ss += (double)grads[i] * grads[i];
         part[k] = ss;
-    }
+    });
     double ss = 0.0;
     for (int k = 0; k < chunks; k++) ss += part[k];
     const double norm = sqrt(ss), coef = max_norm / (norm + 1e-6);
     if (max_norm > 0.0 && coef < 1.0) {
         const float c = (float)coef;
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_WORK)
-        for (size_t i = 0; i < n; i++) grads[i] *= c;
+        ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {
+            grads[i] *= c;
+        });
     }
     return norm;
 }
@@ -36,18 +36,16 @@ double optim_clip_grad_norm(float *grads, size_t n, double max_norm) {
 void sgd_step(float *params, const float *grads, float *momentum_buf, size_t n, float lr,
               float momentum, float weight_decay, int nesterov) {
     if (momentum == 0.0f) {
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_WORK)
-        for (size_t i = 0; i < n; i++) {
+        ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {
             float g = grads[i] + weight_decay * params[i];
             params[i] -= lr * g;
-        }
+        });
         return;
     }
-#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN_WORK)
-    for (size_t i = 0; i < n; i++) {
+    ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {
         float g = grads[i] + weight_decay * params[i];
         float buf = momentum * momentum_buf[i] + g;
         momentum_buf[i] = buf;
         params[i] -= lr * (nesterov ? g + momentum * buf : buf);
-    }
+    });
 }

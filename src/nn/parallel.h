@@ -6,6 +6,8 @@
 #ifndef ENSDISTILL_NN_PARALLEL_H
 #define ENSDISTILL_NN_PARALLEL_H
 
+#include "ensdistill/threads.h" /* ED_PARALLEL_FOR */
+
 #define PAR_MIN_WORK 32768
 
 #endif

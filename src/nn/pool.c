@@ -11,8 +11,7 @@
  * the same selection rule as the general loop below, in the same order. */
 static void maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int BC, int H, int W) {
     const int OH = H / 2, OW = W / 2;
-#pragma omp parallel for schedule(static) if ((size_t)BC * H * W >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)BC; bc++) {
+    ED_PARALLEL_FOR((size_t)BC * H * W >= PAR_MIN_WORK, for (size_t bc = 0; bc < (size_t)BC; bc++) {
         const float *x = in + bc * H * W;
         float *y = out + bc * OH * OW;
         int32_t *am = argmax + bc * OH * OW;
@@ -33,7 +32,7 @@ static void maxpool2x2_forward(float *out, int32_t *argmax, const float *in, int
                 am[oh * OW + ow] = at;
             }
         }
-    }
+    });
 }
 
 /* out[b,c,oh,ow] = max over the window of in[b,c,oh*s-p+kh, ow*s-p+kw] (padding = -inf).
@@ -48,8 +47,8 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
         maxpool2x2_forward(out, argmax, in, B * C, H, W);
         return;
     }
-#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+    const size_t planes = (size_t)B * C;
+    ED_PARALLEL_FOR(planes * H * W >= PAR_MIN_WORK, for (size_t bc = 0; bc < planes; bc++) {
         const float *x = in + bc * H * W;
         float *y = out + bc * OH * OW;
         int32_t *am = argmax + bc * OH * OW;
@@ -73,38 +72,39 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
                 am[oh * OW + ow] = at;
             }
         }
-    }
+    });
 }
 
 /* din[b,c,argmax] += dout[b,c,oh,ow] */
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
                       int W, int KS, int stride, int pad) {
     const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
-#pragma omp parallel for schedule(static) if ((size_t)B * C * H * W >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+    const size_t planes = (size_t)B * C;
+    ED_PARALLEL_FOR(planes * H * W >= PAR_MIN_WORK, for (size_t bc = 0; bc < planes; bc++) {
         float *dx = din + bc * H * W;
         const float *dy = dout + bc * OH * OW;
         const int32_t *am = argmax + bc * OH * OW;
         for (int i = 0; i < OH * OW; i++)
             dx[am[i]] += dy[i];
-    }
+    });
 }
 
 /* out[b,c] = (1 / HW) * sum_hw in[b,c,hw] */
 void global_avgpool_forward(float *out, const float *in, int B, int C, int HW) {
-#pragma omp parallel for schedule(static) if ((size_t)B * C * HW >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)B * C; bc++)
+    const size_t planes = (size_t)B * C;
+    ED_PARALLEL_FOR(planes * HW >= PAR_MIN_WORK, for (size_t bc = 0; bc < planes; bc++) {
         out[bc] = (float)(vec_sum(in + bc * HW, HW) / HW);
+    });
 }
 
 /* din[b,c,hw] += dout[b,c] / HW */
 void global_avgpool_backward(float *din, const float *dout, int B, int C, int HW) {
     const float inv = 1.0f / (float)HW;
-#pragma omp parallel for schedule(static) if ((size_t)B * C * HW >= PAR_MIN_WORK)
-    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+    const size_t planes = (size_t)B * C;
+    ED_PARALLEL_FOR(planes * HW >= PAR_MIN_WORK, for (size_t bc = 0; bc < planes; bc++) {
         const float g = dout[bc] * inv;
         float *dx = din + bc * HW;
         for (int i = 0; i < HW; i++)
             dx[i] += g;
-    }
+    });
 }

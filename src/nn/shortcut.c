@@ -13,8 +13,7 @@ void shortcut_pad_forward(float *out, const float *in, int B, int C, int H, int 
              "shortcut_pad: C=%d OC=%d pad_front=%d stride=%d", C, OC, pad_front, stride);
     const int OH = (H + stride - 1) / stride, OW = (W + stride - 1) / stride;
     const size_t ohw = (size_t)OH * OW;
-#pragma omp parallel for schedule(static) if ((size_t)B * OC * ohw >= PAR_MIN_WORK)
-    for (int b = 0; b < B; b++) {
+    ED_PARALLEL_FOR((size_t)B * OC * ohw >= PAR_MIN_WORK, for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * OC * ohw;
         memset(o, 0, sizeof(float) * pad_front * ohw);
         memset(o + (size_t)(pad_front + C) * ohw, 0, sizeof(float) * (OC - pad_front - C) * ohw);
@@ -29,7 +28,7 @@ void shortcut_pad_forward(float *out, const float *in, int B, int C, int H, int 
                 for (int ow = 0; ow < OW; ow++)
                     y[oh * OW + ow] = x[(size_t)oh * stride * W + (size_t)ow * stride];
         }
-    }
+    });
 }
 
 /* din[b, c, oh*stride, ow*stride] += dout[b, pad_front + c, oh, ow] */
@@ -37,8 +36,7 @@ void shortcut_pad_backward(float *din, const float *dout, int B, int C, int H, i
                            int stride, int pad_front) {
     const int OH = (H + stride - 1) / stride, OW = (W + stride - 1) / stride;
     const size_t ohw = (size_t)OH * OW;
-#pragma omp parallel for schedule(static) if ((size_t)B * OC * ohw >= PAR_MIN_WORK)
-    for (int b = 0; b < B; b++)
+    ED_PARALLEL_FOR((size_t)B * OC * ohw >= PAR_MIN_WORK, for (int b = 0; b < B; b++) {
         for (int c = 0; c < C; c++) {
             float *dx = din + ((size_t)b * C + c) * H * W;
             const float *dy = dout + ((size_t)b * OC + pad_front + c) * ohw;
@@ -46,4 +44,5 @@ void shortcut_pad_backward(float *din, const float *dout, int B, int C, int H, i
                 for (int ow = 0; ow < OW; ow++)
                     dx[(size_t)oh * stride * W + (size_t)ow * stride] += dy[oh * OW + ow];
         }
+    });
 }

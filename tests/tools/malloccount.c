@@ -3,7 +3,9 @@
  * any thread is inside oneDNN's dnnl_primitive_execute (also interposed here) is counted as
  * oneDNN's: its per-call argument map and execution context. At exit one line is appended to
  * the file ED_MALLOC_COUNT_FILE (stderr when unset):
- *   malloccount calls <all> outside_dnnl <outside> inside_dnnl <inside> dnnl_executes <n>
+ *   malloccount <program> calls <all> outside_dnnl <outside> inside_dnnl <inside> dnnl_executes <n>
+ * (<program> as /proc/self/comm names it: a launcher's helpers, such as Open MPI's orted, inherit
+ * LD_PRELOAD and report too).
  * The allocations go to glibc's __libc_* entry points, so no lookup recurses into malloc. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -79,11 +81,18 @@ int dnnl_primitive_execute(const void *primitive, void *stream, int nargs, const
 }
 
 __attribute__((destructor)) static void report(void) {
-    char line[200];
+    char comm[32] = "?", line[256];
+    int cfd = open("/proc/self/comm", O_RDONLY);
+    if (cfd >= 0) {
+        ssize_t n = read(cfd, comm, sizeof(comm) - 1);
+        comm[n > 0 ? n : 0] = 0;
+        if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = 0;
+        close(cfd);
+    }
     long out = atomic_load(&calls_outside), in = atomic_load(&calls_inside);
     int len = snprintf(line, sizeof(line),
-                       "malloccount calls %ld outside_dnnl %ld inside_dnnl %ld dnnl_executes %ld\n",
-                       out + in, out, in, (long)atomic_load(&executes));
+                       "malloccount %s calls %ld outside_dnnl %ld inside_dnnl %ld dnnl_executes %ld\n",
+                       comm, out + in, out, in, (long)atomic_load(&executes));
     const char *path = getenv("ED_MALLOC_COUNT_FILE");
     int fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : 2;
     if (fd < 0) return;
