@@ -11,10 +11,10 @@ ED_PACKAGES=(openmpi-bin libopenmpi-dev libopenblas-dev libdnnl-dev libhdf5-dev 
 # python3-torch; where these cannot be installed the other tests still run and those three
 # skip, saying why (ED_TORCH_UNAVAILABLE).
 ED_TEST_PACKAGES=(python3-torch python3-yaml)
-# And these, for the scheduler and launcher tests (slurm, launch_lines): installed here so that
-# a fresh machine runs apt-get update once; a test whose packages could not be installed skips,
-# saying why.
-ED_SCHEDULER_TEST_PACKAGES=(slurm-wlm munge mpich libmpich-dev)
+# And these, for the scheduler and launcher tests (slurm, launch_lines, cluster: iproute2 makes
+# its namespace nodes): installed here so that a fresh machine runs apt-get update once; a test
+# whose packages could not be installed skips, saying why.
+ED_SCHEDULER_TEST_PACKAGES=(slurm-wlm munge mpich libmpich-dev iproute2)
 
 # Installs the named packages that are missing; returns apt-get's status.
 ed_install_packages() {

@@ -68,6 +68,14 @@ int main(int argc, char **argv) {
     H5dont_atexit();
     /* OpenMP threads compute; only the main thread calls MPI, between parallel regions */
     int provided;
+#if defined(OPEN_MPI) && OMPI_MAJOR_VERSION < 5
+    /* The job queue's window spans every node. Debian's Open MPI 4.1 excludes osc pt2pt and ucx
+     * (/etc/openmpi/openmpi-mca-params.conf), which leaves osc rdma, and the TCP BTL carries no
+     * RDMA: on two nodes over TCP MPI_Win_allocate failed with MPI_ERR_WIN (test cluster).
+     * Allow pt2pt again, as upstream does; one node still takes sm. OMPI_MCA_osc set by the
+     * user wins. */
+    setenv("OMPI_MCA_osc", "^ucx", 0);
+#endif
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     int status;
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

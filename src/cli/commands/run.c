@@ -40,6 +40,42 @@ static int agree(int failed_on_root, const char *message) {
     return failed_on_root;
 }
 
+/* Collective: rank 0 prints how the data is held, one shared window per node, and a line per
+ * node with its host name and how many ranks map that node's window. */
+static void report_shared_data(const RunContext *ctx, const SharedData *sh) {
+    typedef struct {
+        int leader, ranks;
+        char host[64];
+    } NodeData;
+    NodeData me = {.ranks = sh->ranks_on_node};
+    int node_rank, world_size, host_len;
+    char host[MPI_MAX_PROCESSOR_NAME];
+    MPI_CHECK(MPI_Comm_rank(sh->node, &node_rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size));
+    MPI_CHECK(MPI_Get_processor_name(host, &host_len));
+    me.leader = node_rank == 0; /* the rank that loaded the node's copy into its window */
+    snprintf(me.host, sizeof(me.host), "%.63s", host);
+    int root = ctx->lo->world_rank == 0;
+    NodeData *all = root ? xcalloc((size_t)world_size, sizeof(NodeData)) : NULL;
+    MPI_CHECK(MPI_Gather(&me, (int)sizeof(me), MPI_BYTE, all, (int)sizeof(me), MPI_BYTE, 0,
+                         MPI_COMM_WORLD));
+    if (!root) return;
+    int windows = 0;
+    for (int r = 0; r < world_size; r++)
+        windows += all[r].leader;
+    progress_say(ctx,
+                 "data: %.1f MiB once per node in shared memory, %d window(s) on %d node(s) "
+                 "(%.1f MiB if each of the %d rank(s) loaded its own)\n",
+                 sh->bytes / 1048576.0, windows, windows,
+                 sh->bytes * (double)world_size / 1048576.0, world_size);
+    for (int r = 0; r < world_size; r++)
+        if (all[r].leader)
+            progress_say(ctx,
+                         "data on %s: loaded once by rank %d, mapped by the node's %d rank(s)\n",
+                         all[r].host, r, all[r].ranks);
+    free(all);
+}
+
 /* 1 if RUN_DIR holds anything a run wrote besides config.yaml: a model file or run.h5. */
 static int holds_results(const char *run_dir) {
     char path[ED_PATH_MAX];
@@ -203,11 +239,7 @@ int cmd_run(int argc, char **argv) {
     progress_say(&ctx, "%s: %s train %d, test %d, %dx%dx%d, %d classes; run dir %s\n", cfg.name,
                  config_source_names[cfg.data.source], data.train.N, data.test.N, data.train.C,
                  data.train.H, data.train.W, data.train.K, ctx.run_dir);
-    progress_say(&ctx,
-                 "data: %.1f MiB once per node in shared memory, mapped by the node's %d rank(s) "
-                 "(%.1f MiB if each loaded its own)\n",
-                 shared.bytes / 1048576.0, shared.ranks_on_node,
-                 shared.bytes * (double)shared.ranks_on_node / 1048576.0);
+    report_shared_data(&ctx, &shared);
 
     if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0 ||
                             write_run_dir(&cfg, config_text, err, sizeof(err)) != 0;
