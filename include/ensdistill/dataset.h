@@ -134,9 +134,10 @@ static inline int data_keep(int n, int keep) {
 void dataset_compute_normalization(Dataset *train, Dataset *test);
 /* The data fingerprint (fingerprint.c) into out: one line of "key=value" words naming the
  * source, shapes, sample counts, 64-bit hashes of the training and test labels and samples
- * (after the limits), the normalisation and the orthogonal noise. run.h5 stores it
- * (attribute data_fingerprint) and distill.teacher compares it. size: 1024 is enough for
- * DATASET_MAX_CHANNELS channels. */
+ * (after the limits: together, and labels and samples apart), the normalisation and the
+ * orthogonal noise. run.h5 (attribute data_fingerprint) and RUN_DIR/data.fingerprint store
+ * it; a resume and distill.teacher compare it. size: 1024 is enough for DATASET_MAX_CHANNELS
+ * channels. */
 void data_fingerprint(const DataSplit *d, const DataConfig *cfg, char *out, size_t size);
 /* 0 when the two fingerprints agree; else 1 and what differs, in words, into why. */
 int data_fingerprint_diff(const char *ours, const char *theirs, char *why, size_t size);

@@ -15,6 +15,7 @@ static const char *usage =
     "  eval FILE.h5 [--config CONFIG]     evaluate a checkpoint on its (or the given) config's test set\n"
     "  inspect RUN_DIR|FILE.h5 [--tensors] summarise a run or a checkpoint (and list its tensors)\n"
     "  datagen CONFIG OUT.h5              write the config's data set as an HDF5 data file\n"
+    "  upgrade RUN_DIR|FILE.h5            bring files of format_version 1 to the sealed format 2\n"
     "  bench MODEL [--batch B] [--threads T] [--steps N]\n"
     "                                     time forward+backward+update on random data\n"
     "  config docs | config check CONFIG [--set key=value ...]\n"
@@ -55,6 +56,7 @@ static int dispatch(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "datagen") == 0) return cmd_datagen(argc - 2, argv + 2);
+    if (strcmp(cmd, "upgrade") == 0) return cmd_upgrade(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "config") == 0) return cmd_config(argc - 2, argv + 2);
     int status = ed_error("unknown command '%s'", cmd);

@@ -197,6 +197,19 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
                    "kind, more than 10000",
                    dc->seeds, dc->n_temperature, dc->n_alpha, dc->n_lr, students);
 
+    /* The sweep's values as they apply: distill.lr 0 means train.lr, so [0, 0.05] with
+     * train.lr 0.05 would train the same students twice under one row name. */
+    for (int i = 0; i < dc->n_lr; i++)
+        for (int j = 0; j < i; j++) {
+            double a = dc->lr[j] > 0 ? dc->lr[j] : c->train.lr;
+            double b = dc->lr[i] > 0 ? dc->lr[i] : c->train.lr;
+            if (a == b)
+                return bad(&ck, "distill.lr",
+                           "%g and %g are the same learning rate once 0 means train.lr (%g): the "
+                           "same students would train twice",
+                           dc->lr[j], dc->lr[i], c->train.lr);
+        }
+
     const TrainConfig *t = &c->train;
     for (int i = 1; i < t->n_milestones; i++)
         if (t->milestones[i] <= t->milestones[i - 1])

@@ -170,8 +170,9 @@ hid_t h5u_open_sealed(const char *path, char *err, size_t err_size) {
     int rc = h5u_check_seal(path, err, err_size);
     if (rc > 0)
         snprintf(err, err_size,
-                 "it has no whole-file checksum (written by ensdistill before format_version "
-                 "2, or by another program): not trusted");
+                 "it has no whole-file checksum: format_version 1, written before the seal "
+                 "(`ensdistill upgrade RUN_DIR` converts it), or another program's HDF5 file; "
+                 "not trusted");
     if (rc != 0) return -1;
     hid_t f = h5u_open_read(path);
     if (f < 0) snprintf(err, err_size, "not a readable HDF5 file (damaged)");

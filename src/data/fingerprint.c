@@ -16,15 +16,24 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-/* Labels, then the stored samples (uint8 or float32 bytes), then the multi-view tags. */
-static uint64_t dataset_hash(const Dataset *ds) {
-    uint64_t h = 1469598103934665603ull;
+#define FNV_START 1469598103934665603ull
+
+/* The stored samples (uint8 or float32 bytes), then the multi-view tags, continued from h. */
+static uint64_t samples_hash(uint64_t h, const Dataset *ds) {
     const size_t n = (size_t)ds->N * ds->C * ds->H * ds->W;
-    h = fnv1a(h, ds->labels, (size_t)ds->N * sizeof(int32_t));
     if (ds->u8) h = fnv1a(h, ds->u8, n);
     if (ds->f32) h = fnv1a(h, ds->f32, n * sizeof(float));
     if (ds->tags) h = fnv1a(h, ds->tags, (size_t)ds->N);
     return h;
+}
+
+static uint64_t labels_hash(const Dataset *ds) {
+    return fnv1a(FNV_START, ds->labels, (size_t)ds->N * sizeof(int32_t));
+}
+
+/* Labels, then the samples: the train_hash / test_hash of every fingerprint so far. */
+static uint64_t dataset_hash(const Dataset *ds) {
+    return samples_hash(labels_hash(ds), ds);
 }
 
 static void append(char *out, size_t size, size_t *used, const char *fmt, ...)
@@ -46,6 +55,11 @@ void data_fingerprint(const DataSplit *d, const DataConfig *cfg, char *out, size
            config_source_names[cfg->source], tr->C, tr->H, tr->W, tr->K, tr->N, te->N);
     append(out, size, &used, " train_hash=%016llx test_hash=%016llx",
            (unsigned long long)dataset_hash(tr), (unsigned long long)dataset_hash(te));
+    /* the same split in two, to say which changed (fingerprints before these have none) */
+    append(out, size, &used, " train_labels=%016llx train_samples=%016llx",
+           (unsigned long long)labels_hash(tr), (unsigned long long)samples_hash(FNV_START, tr));
+    append(out, size, &used, " test_labels=%016llx test_samples=%016llx",
+           (unsigned long long)labels_hash(te), (unsigned long long)samples_hash(FNV_START, te));
     append(out, size, &used, " normalize=%d", tr->normalize);
     if (tr->normalize) {
         append(out, size, &used, " mean=");
@@ -76,6 +90,10 @@ static void value_of(const char *line, const char *key, char *val, size_t size) 
 }
 
 static const char *fingerprint_meaning(const char *key) {
+    if (!strcmp(key, "train_labels")) return "the training labels differ";
+    if (!strcmp(key, "test_labels")) return "the test labels differ";
+    if (!strcmp(key, "train_samples")) return "the training samples differ (their labels do not)";
+    if (!strcmp(key, "test_samples")) return "the test samples differ (their labels do not)";
     if (!strcmp(key, "train_hash")) return "the training labels or samples differ";
     if (!strcmp(key, "test_hash")) return "the test labels or samples differ";
     if (!strcmp(key, "train")) return "the number of training samples differs";
@@ -86,13 +104,19 @@ static const char *fingerprint_meaning(const char *key) {
 }
 
 int data_fingerprint_diff(const char *ours, const char *theirs, char *why, size_t size) {
-    static const char *const keys[] = {"source", "shape", "classes", "train", "test",
-                                       "normalize", "mean", "std", "orth_noise", "noise_sigma",
-                                       "train_hash", "test_hash"};
+    /* the four split hashes are compared only where both fingerprints have them */
+    static const char *const keys[] = {"source",      "shape",        "classes",
+                                       "train",       "test",         "normalize",
+                                       "mean",        "std",          "orth_noise",
+                                       "noise_sigma", "train_labels", "train_samples",
+                                       "test_labels", "test_samples", "train_hash",
+                                       "test_hash"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char a[256], b[256];
         value_of(ours, keys[i], a, sizeof(a));
         value_of(theirs, keys[i], b, sizeof(b));
+        int split_hash = strstr(keys[i], "_labels") || strstr(keys[i], "_samples");
+        if (split_hash && (!a[0] || !b[0])) continue;
         if (strcmp(a, b) != 0) {
             snprintf(why, size, "%s (%s: %s here, %s there)", fingerprint_meaning(keys[i]),
                      keys[i], a[0] ? a : "none", b[0] ? b : "none");

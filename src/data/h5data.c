@@ -5,7 +5,9 @@
  *   /train/tags    optional uint8 [N] (multi-view data: 1 multi-view, 0 single-view)
  *   /test/...      the same
  *   /views         optional float32 [K, 2, D] (multi-view data)
- *   attributes of /: num_classes (optional: else max label + 1), orth_noise, noise_sigma
+ *   attributes of /: num_classes (optional: else the largest label + 1, with a warning naming
+ *                  the label and the classes without a training sample when any is empty; a
+ *                  label >= a given num_classes is refused), orth_noise, noise_sigma
  * The reader checks every shape first, gets the arrays from the caller's DataAlloc, then reads
  * by hyperslab a few MB of rows at a time straight into them (NHWC through a buffer of rows):
  * nothing past the limits is read, nothing is held twice.
@@ -214,18 +216,58 @@ static int read_num_attr(hid_t f, const char *path, const char *name, double *ou
     return 1;
 }
 
-static int max_label(const Dataset *ds) {
+/* The largest label of ds (-1 when empty) and its first sample. */
+static int max_label(const Dataset *ds, int *at) {
     int m = -1;
     for (int i = 0; i < ds->N; i++)
-        if (ds->labels[i] > m) m = ds->labels[i];
+        if (ds->labels[i] > m) {
+            m = ds->labels[i];
+            *at = i;
+        }
     return m;
+}
+
+/* Without a num_classes attribute K is the largest label + 1: a stray label (one 255 in a
+ * 10-class file) would make a model of 256 classes, most of them empty. Warns, naming the
+ * largest label, where it is, and the classes that no training sample has. */
+static void warn_empty_classes(const Dataset *tr, const Dataset *te, const char *path, int K) {
+    int *seen = xcalloc((size_t)K, sizeof(int));
+    for (int i = 0; i < tr->N; i++)
+        seen[tr->labels[i]] = 1;
+    int empty = 0;
+    char list[256] = "";
+    size_t used = 0;
+    for (int k = 0; k < K; k++) {
+        if (seen[k]) continue;
+        int last = k;
+        while (last + 1 < K && !seen[last + 1])
+            last++;
+        empty += last - k + 1;
+        if (used < sizeof(list) - 24 && last > k)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%d-%d", used ? ", " : "",
+                                     k, last);
+        else if (used < sizeof(list) - 24)
+            used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%d", used ? ", " : "", k);
+        k = last;
+    }
+    free(seen);
+    if (!empty) return;
+    int at_tr = -1, at_te = -1;
+    int a = max_label(tr, &at_tr), b = max_label(te, &at_te);
+    const char *part = a >= b ? "train" : "test";
+    ed_warn("%s: no num_classes attribute, so the number of classes is the largest label + 1 = %d "
+            "(label %d, /%s/labels[%d]); %d of these classes have no training sample (%s%s). If "
+            "the label is a mistake, fix it; else set the file's num_classes attribute",
+            path, K, K - 1, part, a >= b ? at_tr : at_te, empty, list,
+            used >= sizeof(list) - 24 ? ", ..." : "");
 }
 
 static void check_labels(const Dataset *ds, const char *path, const char *part) {
     for (int i = 0; i < ds->N; i++)
         if (ds->labels[i] >= ds->K)
-            ed_fail("%s: /%s/labels: label %d of sample %d is out of range [0, %d) (num_classes)",
-                    path, part, ds->labels[i], i, ds->K);
+            ed_fail("%s: /%s/labels[%d]: label %d is out of range [0, %d) (the file's "
+                    "num_classes attribute)",
+                    path, part, i, ds->labels[i], ds->K);
 }
 
 void h5data_read(DataSplit *split, const char *path) {
@@ -296,14 +338,17 @@ void h5data_read_first(DataSplit *split, const char *path, int train_keep, int t
         if (!(num >= 1 && num <= (1 << 24) && num == (int)num))
             ed_fail("%s: attribute num_classes = %g is not a positive integer", path, num);
         K = (int)num;
+        tr->K = te->K = K;
+        check_labels(tr, path, "train");
+        check_labels(te, path, "test");
     } else {
-        int a = max_label(tr), b = max_label(te);
+        int at;
+        int a = max_label(tr, &at), b = max_label(te, &at);
         K = (a > b ? a : b) + 1;
         if (K < 2) K = 2;
+        tr->K = te->K = K;
+        warn_empty_classes(tr, te, path, K);
     }
-    tr->K = te->K = K;
-    check_labels(tr, path, "train");
-    check_labels(te, path, "test");
 
     if (has_views) {
         if (vdims[0] != (hsize_t)K)

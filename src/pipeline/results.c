@@ -89,6 +89,23 @@ static const ResultRow *find(const Table *t, const char *name) {
     return NULL;
 }
 
+/* The fewest significant digits, at least %g's 6, that print the n values of a sweep list
+ * apart (4.0000001 and 4.0000002 are both "4" under %g): the row names stay unique. */
+static int sweep_digits(const double *v, int n) {
+    for (int digits = 6; digits < 17; digits++) {
+        int clash = 0;
+        for (int i = 0; i < n && !clash; i++)
+            for (int j = 0; j < i && !clash; j++) {
+                char a[40], b[40];
+                snprintf(a, sizeof(a), "%.*g", digits, v[i]);
+                snprintf(b, sizeof(b), "%.*g", digits, v[j]);
+                clash = strcmp(a, b) == 0;
+            }
+        if (!clash) return digits;
+    }
+    return 17;
+}
+
 void results_report(const RunContext *ctx, const Job *members, int L, float *const *member_test,
                     const Job *students, int n_students, float *const *student_test,
                     const float *teacher_train, const float *teacher_test) {
@@ -105,14 +122,21 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
                   "ensemble-of-kd", NULL);
         add_group(&t, ctx, students, n_students, student_test, ROLE_SELF, -1, "self", NULL, NULL);
     } else {
-        /* a sweep: one row per combination, "kd T=2 alpha=0.5 lr=0.05" (no plain kd / self) */
+        /* a sweep: one row per combination, "kd T=2 alpha=0.5 lr=0.05" (no plain kd / self),
+         * each list printed with the digits that tell its values apart */
+        double lrs[CFG_MAX_LIST];
+        for (int i = 0; i < dc->n_lr; i++)
+            lrs[i] = dc->lr[i] > 0 ? dc->lr[i] : ctx->cfg->train.lr;
+        const int dT = sweep_digits(dc->temperature, dc->n_temperature),
+                  dA = sweep_digits(dc->alpha, dc->n_alpha), dL = sweep_digits(lrs, dc->n_lr);
         for (int role = ROLE_KD; role <= ROLE_SELF; role++)
             for (int c = 0; c < n_combos; c++) {
                 double T, alpha, lr;
-                char name[64];
+                char name[sizeof(((ResultRow *)0)->name)];
                 sweep_combination(dc, c, &T, &alpha, &lr);
-                snprintf(name, sizeof(name), "%s T=%g alpha=%g lr=%g", job_role_name((Role)role), T,
-                         alpha, lr > 0 ? lr : ctx->cfg->train.lr);
+                snprintf(name, sizeof(name), "%s T=%.*g alpha=%.*g lr=%.*g",
+                         job_role_name((Role)role), dT, T, dA, alpha, dL,
+                         lr > 0 ? lr : ctx->cfg->train.lr);
                 add_group(&t, ctx, students, n_students, student_test, (Role)role, c, name,
                           NULL, NULL);
             }

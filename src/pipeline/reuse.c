@@ -1,6 +1,7 @@
 /* distill.teacher: new students from a finished run. Its members and teacher are read, not
  * trained: this file checks that the run is finished, made on the same data (the fingerprint
- * in its run.h5) with the same model, train and ensemble sections, and that the teacher formed
+ * in its run.h5, whatever the spelling of data.path) with the same model, train and ensemble
+ * sections, and that the teacher formed
  * again from its members' logits is bitwise the one it stored. */
 #include "ensdistill/error.h"
 #include "ensdistill/fsutil.h"
@@ -28,6 +29,11 @@ int reuse_check(const RunContext *ctx, TeacherRun *t, char *err, size_t size) {
                  why);
         return -1;
     }
+    /* data.path is not compared as text: theirs may be relative to wherever that run was
+     * started. Whether the data are the same is the fingerprint's to say, below. */
+    char their_path[sizeof(theirs.data.path)];
+    snprintf(their_path, sizeof(their_path), "%s", theirs.data.path);
+    snprintf(theirs.data.path, sizeof(theirs.data.path), "%s", cfg->data.path);
     static const char *const same[] = {"data", "model", "train", "ensemble", NULL};
     if (config_diff(cfg, &theirs, same, why, sizeof(why))) {
         snprintf(err, size, "distill.teacher %.1024s was made with another config: %.1024s (the "
@@ -40,7 +46,8 @@ int reuse_check(const RunContext *ctx, TeacherRun *t, char *err, size_t size) {
         return -1;
     }
     if (data_fingerprint_diff(ctx->data_fingerprint, t->data_fingerprint, why, sizeof(why))) {
-        snprintf(err, size, "distill.teacher %.1024s was made on other data: %.1500s", dir, why);
+        snprintf(err, size, "distill.teacher %.1024s was made on other data: %.1024s (data.path "
+                 "%.512s here, %.512s there)", dir, why, cfg->data.path, their_path);
         teacher_run_free(t);
         return -1;
     }

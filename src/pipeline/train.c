@@ -324,12 +324,17 @@ static void check_stored_config(const RunContext *ctx, const Job *job, const cha
      * (the members' count and combination) shapes only the students */
     static const char *const for_member[] = {"name", "eval.", "distill.", "ensemble.members",
                                              "ensemble.combine", NULL};
+    /* a member of a distill.teacher run: its data.path may be relative to wherever that run
+     * started; reuse_check has compared the data by their fingerprint */
+    static const char *const for_other_run[] = {"name", "eval.", "distill.", "ensemble.members",
+                                                "ensemble.combine", "data.path", NULL};
     static const char *const for_sum[] = {"name", "eval.", "distill.students", "distill.seeds",
                                           "distill.temperature", "distill.alpha",
                                           "distill.epochs", "distill.lr", "ensemble.combine",
                                           NULL};
     static const char *const for_student[] = {"name", "eval.", NULL};
-    const char *const *ignore = job->role == ROLE_MEMBER ? for_member
+    const char *const *ignore = job->from_run               ? for_other_run
+                                : job->role == ROLE_MEMBER ? for_member
                                 : job->role == ROLE_SUM  ? for_sum
                                                          : for_student;
     char *text = ckpt_read_config(path);

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 scratch
 cd "$ED_TMP"
 
-for cmd in run eval inspect datagen bench config; do
+for cmd in run eval inspect datagen upgrade bench config; do
     for flag in --help -h; do
         set +e
         "$ED_BIN" $cmd $flag > out.txt 2> err.txt

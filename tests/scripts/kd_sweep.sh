@@ -3,7 +3,8 @@
 # own file and result row in the order T (outer), alpha (inner); a sweep student keyed by its
 # seed starts like the plain run's student (the T=2, alpha=0.5 one equals it bitwise); report.py
 # tabulates the sweep and plots accuracy against T per alpha; list keys round-trip and refuse
-# bad items.
+# bad items; values are compared after defaults apply (distill.lr 0 is train.lr) and row names
+# carry the digits that tell the values apart.
 source "$(dirname "$0")/lib.sh"
 need_h5py
 scratch
@@ -53,4 +54,23 @@ for bad in "distill.temperature=2,2:listed twice" "distill.alpha=0.5,1.5:must be
     set -e
     [ $rc -eq 2 ] && grep -qF -- "${bad#*:}" <<< "$msg" || { echo "$msg"; fail "--set ${bad%%:*}: exit $rc"; }
 done
+# Sweep values compared as they apply (issue 20, point 6): distill.lr 0 is train.lr (0.05 here)
+set +e
+msg=$("$ED_BIN" config check "$cfg" --set 'distill.lr=[0, 0.05]' 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -qF -- "--set distill.lr: 0 and 0.05 are the same learning rate once 0 means train.lr (0.05)" <<< "$msg" \
+    || { echo "$msg"; fail "distill.lr [0, 0.05] with train.lr 0.05: exit $rc"; }
+# ... and row names tell apart values that print alike under %g
+U=$ED_TMP/U
+edrun 1 run "$cfg" --set checkpoint.dir="$U" --set distill.teacher="$A" --set distill.students=[kd] \
+    --set 'distill.temperature=[4.0000001, 4.0000002]' --set distill.epochs=1 > "$ED_TMP/U.log" 2>&1 ||
+    { cat "$ED_TMP/U.log"; fail "the sweep of close temperatures failed"; }
+"$ED_PYTHON" - "$U" <<'PY' || fail "row names of close temperatures (above)"
+import sys, h5py
+names = [n.decode() for n in h5py.File(f"{sys.argv[1]}/run.h5", "r")["results/table"]["name"]]
+want = ["kd T=4.0000001 alpha=0.9 lr=0.05", "kd T=4.0000002 alpha=0.9 lr=0.05"]
+assert [n for n in names if n.startswith("kd T=")] == want, names
+print("ok   distill.lr [0, 0.05] is refused with train.lr 0.05; close temperatures get unique rows")
+PY
 echo "kd_sweep: all passed"

@@ -2,7 +2,8 @@
 # and verified, nothing copied) and trains only its students, on 2 ranks; its run.h5 records
 # the teacher run and the data fingerprint and links the members' files. Refused, naming what
 # differs: another config section, other data under the same config (a label changed in the
-# HDF5 file), a teacher whose stored logits were changed, a missing member, its own directory.
+# HDF5 file), a teacher whose stored logits were changed, a missing member, its own directory;
+# a teacher whose data.path was relative serves the same file named by its absolute path.
 source "$(dirname "$0")/lib.sh"
 need_h5py
 scratch
@@ -61,7 +62,7 @@ edrun 1 run "$cfg" --set checkpoint.dir="$D" --set data.source=hdf5 --set data.p
 "$ED_PYTHON" -c 'import h5py, sys
 with h5py.File(sys.argv[1], "r+") as f:
     y = f["train/labels"]; y[5] = (y[5] + 1) % 10' "$ED_TMP/data.h5"
-expect_refusal "a changed label" "training labels or samples differ (train_hash" "$cfg" \
+expect_refusal "a changed label" "the training labels differ (train_labels: " "$cfg" \
     --set checkpoint.dir="$ED_TMP/E" --set data.source=hdf5 --set data.path="$ED_TMP/data.h5" \
     --set distill.teacher="$D" --set distill.students=[kd]
 # 4. The teacher's stored logits changed after the run.
@@ -79,4 +80,15 @@ expect_refusal "a missing member" "A3/models/member-002.h5 is missing: finish th
     --set checkpoint.dir="$ED_TMP/G" --set distill.teacher="$ED_TMP/A3" --set distill.students=[kd]
 expect_refusal "its own directory" "distill.teacher is this run's own checkpoint.dir" "$cfg" \
     --set checkpoint.dir="$ED_TMP/A4" --set distill.teacher="$ED_TMP/A4" --set distill.students=[kd]
+# 6. A teacher whose data.path was relative (to where it was started) serves a run that names
+#    the same file by its absolute path: the data are compared by fingerprint, not path text.
+"$ED_BIN" datagen "$cfg" "$ED_TMP/rel.h5" > /dev/null
+rel=(--set data.source=hdf5 --set ensemble.members=2 --set train.epochs=1 --set data.train_limit=128)
+(cd "$ED_TMP" && "$ED_BIN" run "$cfg" --set checkpoint.dir=R --set data.path=rel.h5 "${rel[@]}" \
+    --set distill.students=[] > R.log 2>&1) || { cat "$ED_TMP/R.log"; fail "the relative-path teacher run"; }
+out=$(cd / && edrun 1 run "$cfg" --set checkpoint.dir="$ED_TMP/RS" --set data.path="$ED_TMP/rel.h5" \
+    "${rel[@]}" --set distill.students=[kd] --set distill.teacher="$ED_TMP/R" 2>&1) ||
+    { echo "$out"; fail "a teacher with a relative data.path was refused for the same file"; }
+grep -q "bitwise the teacher" <<< "$out" || { echo "$out"; fail "teacher not verified"; }
+echo "ok   a teacher made with a relative data.path serves the same file named absolutely"
 echo "teacher_reuse: all passed"

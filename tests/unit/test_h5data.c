@@ -170,7 +170,8 @@ enum {
     BAD_LABEL_RANGE,
     BAD_RANK2,
     BAD_MISMATCH,
-    BAD_NEG_LABEL
+    BAD_NEG_LABEL,
+    STRAY_LABEL /* one training label 255, no num_classes: a warning, K = 256 */
 };
 
 static void write_variant(const char *path, int bad) {
@@ -207,6 +208,7 @@ static void write_variant(const char *path, int bad) {
             lab[i] = i % 3;
         if (bad == BAD_LABEL_RANGE && p == 1) lab[2] = 3;
         if (bad == BAD_NEG_LABEL && p == 0) lab[4] = -1;
+        if (bad == STRAY_LABEL && p == 0) lab[3] = 255;
         hsize_t ln = (hsize_t)(bad == BAD_LABEL_LEN ? N - 1 : N);
         if (bad == BAD_FLOAT_LABELS) {
             float fl[6] = {0};
@@ -294,7 +296,7 @@ static void test_layouts(void) {
         {BAD_FLOAT_LABELS, "float labels", "/train/labels: labels must be integers"},
         {BAD_INT16_IMAGES, "int16 images", "/train/images: images must be uint8 or float32"},
         {BAD_LABEL_RANGE, "label >= num_classes",
-         "/test/labels: label 3 of sample 2 is out of range [0, 3)"},
+         "/test/labels[2]: label 3 is out of range [0, 3) (the file's num_classes attribute)"},
         {BAD_NEG_LABEL, "negative label", "/train/labels: label -1 of sample 4 is out of range"},
         {BAD_RANK2, "2-D images", "/train/images: images have 2 dimensions"},
         {BAD_MISMATCH, "test shape differs", "/test/images (3 x 4 x 4 uint8) do not match"},
@@ -306,6 +308,24 @@ static void test_layouts(void) {
         snprintf(needle, sizeof(needle), "%s: %s", path, cases[i].needle);
         expect_fail(cases[i].what, load_path, path, ED_EXIT_USER, needle);
     }
+    /* Without num_classes, one stray label: K = 256 with a warning that names the label, where
+     * it is and the classes without a training sample (issue 20, point 7) */
+    snprintf(path, sizeof(path), "%s/stray.h5", dir);
+    write_variant(path, STRAY_LABEL);
+    char warning[1200];
+    snprintf(warning, sizeof(warning),
+             "%s: no num_classes attribute, so the number of classes is the largest label + 1 = "
+             "256 (label 255, /train/labels[3]); 252 of these classes have no training sample "
+             "(3-254)",
+             path);
+    expect_fail("a stray label 255 without num_classes", load_path, path, 0, warning);
+    DataSplit stray;
+    h5data_read(&stray, path);
+    EXPECT(stray.train.K == 256, "K = %d with a stray label 255", stray.train.K);
+    datasplit_free(&stray);
+    report("a stray label without num_classes: K = largest + 1, warned naming it and the empty "
+           "classes\n");
+
     snprintf(path, sizeof(path), "%s/text.h5", dir);
     FILE *f = fopen(path, "w");
     fputs("not hdf5\n", f);

@@ -131,21 +131,66 @@ static int check_run_dir(const Config *cfg, char *err, size_t size) {
     return rc;
 }
 
-/* Rank 0, once the data has loaded (a start that fails before leaves nothing behind): creates
- * RUN_DIR/models and writes RUN_DIR/config.yaml, the resolved config. */
-static int write_run_dir(const Config *cfg, const char *config_text, char *err, size_t size) {
+/* Writes text to RUN_DIR/name through name.tmp (fsync, rename). 0, or -1 with err. */
+static int write_text(const Config *cfg, const char *name, const char *text, char *err,
+                      size_t size) {
     char path[ED_PATH_MAX], tmp[ED_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/models", cfg->checkpoint.dir);
-    fs_mkdirs(path);
-    snprintf(path, sizeof(path), "%s/config.yaml", cfg->checkpoint.dir);
+    snprintf(path, sizeof(path), "%.4000s/%.40s", cfg->checkpoint.dir, name);
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) ED_DIE("dir was checked");
     FILE *f = fopen(tmp, "w");
-    if (!f || fputs(config_text, f) < 0 || fclose(f) != 0) {
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
         snprintf(err, size, "cannot write %.1024s: %s", tmp, strerror(errno));
         return -1;
     }
     fs_commit(tmp, path);
     return 0;
+}
+
+/* Rank 0, once the data has loaded (a start that fails before leaves nothing behind): creates
+ * RUN_DIR/models and writes RUN_DIR/config.yaml, the resolved config, and
+ * RUN_DIR/data.fingerprint, what the data was (data_fingerprint). */
+static int write_run_dir(const Config *cfg, const char *config_text, const char *fingerprint,
+                         char *err, size_t size) {
+    char path[ED_PATH_MAX], line[1100];
+    snprintf(path, sizeof(path), "%s/models", cfg->checkpoint.dir);
+    fs_mkdirs(path);
+    snprintf(line, sizeof(line), "%s\n", fingerprint);
+    return write_text(cfg, "config.yaml", config_text, err, size) != 0 ||
+                   write_text(cfg, "data.fingerprint", line, err, size) != 0
+               ? -1
+               : 0;
+}
+
+/* Rank 0, once the data has loaded: a RUN_DIR that holds models continues only on the data it
+ * was trained on. RUN_DIR/data.fingerprint (written at its first start) must match the data
+ * loaded now: a data file edited in place between a stop and its resume, or other data brought
+ * in with --set, is refused, naming the data and what changed. A directory made before the
+ * fingerprint was kept there has nothing to compare with (it is written now). */
+static int check_run_data(const Config *cfg, const char *fingerprint, char *err, size_t size) {
+    char path[ED_PATH_MAX], why[1024];
+    snprintf(path, sizeof(path), "%s/data.fingerprint", cfg->checkpoint.dir);
+    char *stored = fs_read_text(path);
+    int rc = 0;
+    if (stored && holds_results(cfg->checkpoint.dir)) {
+        stored[strcspn(stored, "\n")] = 0;
+        if (data_fingerprint_diff(fingerprint, stored, why, sizeof(why))) {
+            const DataConfig *d = &cfg->data;
+            char data[ED_PATH_MAX + 64];
+            if (d->source == SOURCE_MULTIVIEW || d->source == SOURCE_TOY2)
+                snprintf(data, sizeof(data), "the %s generator", config_source_names[d->source]);
+            else
+                snprintf(data, sizeof(data), "data.path %s (%s)", d->path[0] ? d->path : "default",
+                         config_source_names[d->source]);
+            snprintf(err, size,
+                     "%.300s holds models trained on other data than %.400s gives now: "
+                     "%.700s (%.300s records what they were trained on). Resume with that "
+                     "data, or set checkpoint.dir to a new directory",
+                     cfg->checkpoint.dir, data, why, path);
+            rc = -1;
+        }
+    }
+    free(stored);
+    return rc;
 }
 
 /* Rank 0 keeps every model's test logits for the results, [N_test, K] floats each: refuse a
@@ -241,8 +286,12 @@ int cmd_run(int argc, char **argv) {
                  data.train.H, data.train.W, data.train.K, ctx.run_dir);
     report_shared_data(&ctx, &shared);
 
-    if (rank == 0) failed = check_room(&cfg, &data, err, sizeof(err)) != 0 ||
-                            write_run_dir(&cfg, config_text, err, sizeof(err)) != 0;
+    if (rank == 0) {
+        data_fingerprint(&data, &cfg.data, ctx.data_fingerprint, sizeof(ctx.data_fingerprint));
+        failed = check_room(&cfg, &data, err, sizeof(err)) != 0 ||
+                 check_run_data(&cfg, ctx.data_fingerprint, err, sizeof(err)) != 0 ||
+                 write_run_dir(&cfg, config_text, ctx.data_fingerprint, err, sizeof(err)) != 0;
+    }
     if (agree(failed, err)) {
         data_free_shared(&data, &shared);
         layout_free(&lo);
@@ -251,7 +300,6 @@ int cmd_run(int argc, char **argv) {
     }
 
     /* distill.teacher: the members and teacher of a finished run, checked before any work */
-    if (rank == 0) data_fingerprint(&data, &cfg.data, ctx.data_fingerprint, sizeof(ctx.data_fingerprint));
     TeacherRun teacher_run;
     memset(&teacher_run, 0, sizeof(teacher_run));
     if (cfg.distill.teacher[0]) {
