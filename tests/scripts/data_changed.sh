@@ -14,7 +14,6 @@ cp data.h5 data.orig.h5
 args=(--set data.source=hdf5 --set data.path="$ED_TMP/data.h5" --set ensemble.members=2
       --set distill.students=[] --set train.epochs=2 --set checkpoint.dir=r)
 "$ED_BIN" run "$cfg" "${args[@]}" > first.log 2>&1 || { cat first.log; fail "first run"; }
-grep -q "train_labels=" r/data.fingerprint || fail "no data.fingerprint: $(ls r)"
 rm r/models/member-001.h5 # as if stopped before member-001 was trained
 
 # refused_with WHAT WANT [args...]: the rerun exits 2 naming the data and WANT
@@ -58,5 +57,6 @@ refused_with "--set data.path=other.h5" "data.path is" --set data.path="$ED_TMP/
 
 "$ED_BIN" run "$cfg" "${args[@]}" > resumed.log 2>&1 || { cat resumed.log; fail "the resume on the restored data"; }
 grep -qE "^member-001 +epoch +2/2" resumed.log || { cat resumed.log; fail "member-001 did not train on the restored data"; }
+grep -q "train_labels=" r/data.fingerprint || fail "no data.fingerprint: $(ls r)"
 echo "ok   the restored data resumes"
 echo "data_changed: all passed"
