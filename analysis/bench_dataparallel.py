@@ -4,8 +4,8 @@
 One global batch B per step. "1 rank": `ensdistill bench ARCH --batch B` pinned to CPU 0.
 "2 ranks": `mpirun --bind-to core -n 2 ensdistill bench ARCH --batch B/2 --grad-sum` (each
 rank steps on its half, the gradient is summed in buckets of --bucket-mb MiB), with the
-overlap on and with --no-overlap, over shared memory and over TCP (`--mca btl self,tcp`, the
-transport between nodes). The variants alternate, --reps times, so that a change in the
+overlap on and with --no-overlap, over shared memory and over TCP (`--mca pml ob1 --mca btl
+self,tcp --mca btl_tcp_if_include lo`, the transport between nodes). The variants alternate, --reps times, so that a change in the
 machine's load hits them all. Prints, per variant, the global images/s (median step over the
 reps' medians), the speed-up over one rank, and the time a rank spent in the gradient sum per
 step (starting, advancing and waiting for it) with its share of the step.
@@ -67,7 +67,10 @@ def main():
     common = ["--threads", "1", "--steps", str(a.steps)]
     variants = [("1 rank", ["taskset", "-c", "0", a.binary, "bench", a.arch,
                             "--batch", str(a.batch)] + common)]
-    flags_of = {"shm": [], "tcp": ["--mca", "btl", "self,tcp"]}
+    # TCP only, on lo: tests/scripts/lib.sh's ED_MPI_TCP says why lo (Open MPI 5.0 on a NIC
+    # with a global IPv6 address does not pair two ranks of one host)
+    flags_of = {"shm": [], "tcp": ["--mca", "pml", "ob1", "--mca", "btl", "self,tcp",
+                                   "--mca", "btl_tcp_if_include", "lo"]}
     nets = [(net, flags_of[net]) for net in a.nets]
     for net, flags in nets:
         for mb in a.bucket_mb:

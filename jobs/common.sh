@@ -55,8 +55,10 @@ ed_install_test_deps() {
 
 ed_build() {
     ED_BUILD_DIR=${BUILD_DIR:-$ED_ROOT/build}
-    local extra=()
+    local extra=() more=()
     [ "${SANITIZE:-0}" = 1 ] && extra+=(-DENSDISTILL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+    # CMAKE_ARGS: more cmake arguments, split at spaces (e.g. "-DENSDISTILL_ONEDNN=OFF")
+    [ -n "${CMAKE_ARGS:-}" ] && read -ra more <<< "$CMAKE_ARGS" && extra+=("${more[@]}")
     cmake -S "$ED_ROOT" -B "$ED_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "${extra[@]}" >/dev/null
     cmake --build "$ED_BUILD_DIR" -j "$(nproc)"
     ED_BIN=$ED_BUILD_DIR/ensdistill

@@ -30,6 +30,15 @@ edrun() {
     local n=$1; shift
     $ED_MPIEXEC -n "$n" "$ED_BIN" "$@"
 }
+# Open MPI's TCP transport alone, as between nodes, for two ranks on this host: the ob1 PML (no
+# other PML's transports), the self and tcp BTLs, on the loopback interface. Named because
+# Open MPI 5.0.7 (Debian 13) publishes one address per interface, the first it lists, which on
+# a NIC with a global IPv6 address is that one; its netlink reachability test takes two equal
+# IPv6 addresses for different (it compares their pointers) and asks the kernel for a route out
+# of that NIC to its own address, which leaves through lo: "no connection", and MPI_Init fails
+# ("Unable to find reachable pairing between local and remote interfaces"). 127.0.0.1 is IPv4,
+# where equal addresses pair. Open MPI 4.1 pairs either way.
+ED_MPI_TCP=(--mca pml ob1 --mca btl self,tcp --mca btl_tcp_if_include lo)
 # `ensdistill run "$cfg" "${args[@]}"` (the caller's cfg and args) into RUN_DIR $ED_TMP/NAME,
 # its output in $ED_TMP/NAME.log: run_named NAME RANKS [mpiexec flags...] -- [more run args...]
 run_named() {
@@ -175,6 +184,15 @@ SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
+    # Slurm 24.11 (Debian 13) starts its cgroup plugin in slurmd even with proctrack/linuxproc
+    # and task/affinity, and exits where no cgroup file system is mounted (a chroot) or where
+    # systemd does not own it (a slurmd started by hand). These tests need no cgroup: turn it
+    # off where Slurm knows the setting (24.05 and later; 22.05 never starts the plugin here).
+    local slurm_version
+    slurm_version=$(slurmd -V 2>/dev/null | awk '{print $2}')
+    if [ "$(printf '%s\n' 24.05 "$slurm_version" | sort -V | head -n 1)" = 24.05 ]; then
+        echo "CgroupPlugin=disabled" > "$ED_TMP/cgroup.conf"
+    fi
     export SLURM_CONF=$ED_TMP/slurm.conf
     # slurmctld signals jobs near their time limit every 30 s from its start: remember when.
     ctld_start=$(date +%s.%N)

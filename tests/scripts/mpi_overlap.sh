@@ -18,6 +18,6 @@ same_weights "$ED_TMP/g2_overlap" "$ED_TMP/g2_after" "2 ranks per model, overlap
 same_weights "$ED_TMP/g2_overlap" "$ED_TMP/g2_one" "2 ranks per model, one bucket"
 run_named g3_overlap 3 -- --set parallel.ranks_per_model=3
 run_named g3_after 3 -- --set parallel.ranks_per_model=3 --set parallel.grad_overlap=false
-run_named g3_tcp 3 --mca btl self,tcp -- --set parallel.ranks_per_model=3
+run_named g3_tcp 3 "${ED_MPI_TCP[@]}" -- --set parallel.ranks_per_model=3
 same_weights "$ED_TMP/g3_overlap" "$ED_TMP/g3_after" "3 ranks per model, overlap off"
 same_weights "$ED_TMP/g3_overlap" "$ED_TMP/g3_tcp" "3 ranks per model over TCP"

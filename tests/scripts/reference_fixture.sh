@@ -49,11 +49,14 @@ for name in sorted(set(a) | set(b)):
                 problems.append(f"{name}: max difference {np.max(np.abs(u - v)):.3g} at {i}")
         elif not np.array_equal(u, v):
             problems.append(f"{name}: values differ")
+# which torch and numpy wrote the file is provenance, not content (Debian 12: torch 1.13 and
+# numpy 1.24; Debian 13: torch 2.6 and numpy 2.2, the same fixture)
 for k in set(committed.attrs) | set(fresh.attrs):
-    if k != "torch_version" and np.any(committed.attrs.get(k) != fresh.attrs.get(k)):
+    if k not in ("torch_version", "numpy_version") and np.any(committed.attrs.get(k) != fresh.attrs.get(k)):
         problems.append(f"/: attribute {k} differs")
 print(f"{len(a)} objects compared (committed with torch {committed.attrs['torch_version']}, "
-      f"fresh with torch {fresh.attrs['torch_version']})")
+      f"numpy {committed.attrs['numpy_version']}; fresh with torch {fresh.attrs['torch_version']}, "
+      f"numpy {fresh.attrs['numpy_version']})")
 for p in problems:
     print("  DIFFERS", p)
 sys.exit(1 if problems else 0)
