@@ -1,14 +1,19 @@
 /* HDF5 model checkpoints: one file per model (RUN_DIR/models/<role>-<index>.h5), written
- * crash-safely (NAME.h5.tmp -> verify -> rename) and read back with checksum verification and a
- * fall-back to NAME.prev.h5. The io module knows the tensor table and the Model arenas, never
- * the layers, and no MPI: the caller (rank 0 or a model's group leader) decides who writes.
+ * crash-safely (NAME.h5.tmp -> read back and compared -> fs_commit_keep_prev) and read back
+ * with checksum verification and a fall-back to NAME.prev.h5. The io module knows the tensor
+ * table and the Model arenas, never the layers, and no MPI: the caller (rank 0 or a model's
+ * group leader) decides who writes.
  *
- * File layout (read it with h5py; every dataset chunked with Fletcher32 checksums):
- *   attrs  format="ensdistill-model", format_version=1, role, index, seed, init_seed and
+ * File layout, format_version 2 (read it with h5py, which skips the user block):
+ *   user block  the first 512 bytes: the whole-file seal (h5file.h), a CRC32 of every byte of
+ *          the file and its size, checked before HDF5 parses anything; files without one
+ *          (format_version 1) are refused
+ *   attrs  format="ensdistill-model", format_version=2, role, index, seed, init_seed and
  *          init_stream (the model_init key, as int64 bit patterns), arch, sum_of,
- *          random_features, hidden, mv_filters, srelu_q, srelu_rho, init_std, mv_noise_coords,
- *          mv_noise_sigma, num_classes, input_shape [C,H,W], epochs_total, epoch, step,
- *          complete (0/1), config (YAML text), code_revision, compiler, written_at
+ *          random_features, hidden, num_classes, input_shape [C,H,W], mv_filters, srelu_q,
+ *          srelu_rho, init_std, mv_noise_coords, mv_noise_sigma, epochs_total, epoch, step,
+ *          complete (0/1), config (YAML text), code_revision, compiler, written_at, and
+ *          strings_crc32 (the crc32 of the string attributes, in this order: checkpoint.c)
  *   /params/<state_dict name>            float32, torch shapes
  *   /buffers/<name>                      float32; int64 for num_batches_tracked (is_integer)
  *   /optimizer/momentum/<name>           float32, one per parameter
@@ -18,7 +23,8 @@
  *   extra datasets the caller adds (CkptDataset), float32 with their own attributes:
  *     /logits/train [N,K], /logits/test [N_test,K] when the model completes (the pipeline),
  *     /probe/views [K, 2] of multi-view models (the pipeline, from probe.h)
- * Every attribute above is required when reading: a missing one is damage, never a default.
+ * Every dataset is chunked with Fletcher32 checksums. Every attribute above is required when
+ * reading: a missing one is damage, never a default.
  * The random generator is counter-based (rng.h), keyed by (seed, role, index, epoch, ...), so
  * the cursor is all that resuming needs: there is no generator state to store. */
 #ifndef ENSDISTILL_CHECKPOINT_H
@@ -131,9 +137,9 @@ const char *ckpt_model_name(char *buf, size_t size, const char *role, int index)
  *   1. writes NAME.h5.tmp (creating missing parent directories), closes it, fsyncs it;
  *   2. reopens it and reads back every dataset (Fletcher32 verified by HDF5) and compares the
  *      bytes with memory;
- *   3. keeps the old NAME.h5 as NAME.prev.h5 (hard link, or rename where links fail), renames
- *      the tmp file to NAME.h5 (atomic: NAME.h5 always exists once written), fsyncs the
- *      directory, and removes NAME.prev.h5.
+ *   3. fs_commit_keep_prev (fsutil.h): fsyncs the tmp file, keeps the old NAME.h5 as
+ *      NAME.prev.h5, renames the tmp file to NAME.h5 (atomic: NAME.h5 always exists once
+ *      written), fsyncs the directory, and removes NAME.prev.h5.
  * Returns 0. An I/O failure or a failed verification stops with ed_fail naming the file. */
 int ckpt_write(const char *path, const Model *m, const ModelState *st,
                const CkptWriteOptions *opt);
@@ -142,13 +148,14 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
  * Returns 1 when neither path nor NAME.prev.h5 exists (nothing to resume: m and st untouched).
  * If path is missing, unreadable, truncated, fails a checksum or lacks a tensor or an
  * attribute, and NAME.prev.h5 is good, warns (ed_warn) and loads NAME.prev.h5; if neither is
- * good, ed_fail naming the file and what is wrong (the attribute or tensor). A file of another format or format_version, of another
- * arch (or sum_of, random_features, num_classes), or with a tensor of another shape (the
- * message names the tensor and both shapes) is refused with ed_fail: never silently started
- * over. When st->role is set on entry, the file must also have the same role, index and seed
- * (a run directory reused with another ensemble.seed is refused); with st->role empty (eval,
- * tools) any role loads. The HDF5 error stack is silenced; a corrupted file never crashes
- * the program. Returns 0 when loaded. */
+ * good, ed_fail naming the file and what is wrong (the attribute or tensor). A file of another
+ * format or format_version, of another arch (or sum_of, random_features, num_classes), or with
+ * a tensor of another shape (the message names the attribute or tensor and both values) is
+ * refused with ed_fail: never silently started over. When st->role is set on entry, the file
+ * must also have the same role, index and seed (a run directory reused with another
+ * ensemble.seed is refused), and a good NAME.prev.h5 takes the name NAME.h5 (fs_restore_prev);
+ * with st->role empty (eval, tools) any role loads and no file is renamed. The HDF5 error
+ * stack is silenced; a corrupted file never crashes the program. Returns 0 when loaded. */
 int ckpt_read(const char *path, Model *m, ModelState *st);
 
 /* ckpt_read for a file of another run (distill.teacher): path alone, opened read-only (its
@@ -170,14 +177,6 @@ int ckpt_info(const char *path, CkptInfo *info, char *err, size_t err_size);
 /* The "config" attribute of a checkpoint (the resolved YAML it was trained with), malloc'd;
  * NULL if the file is unreadable or has none. */
 char *ckpt_read_config(const char *path);
-
-/* Prints a readable summary of the checkpoint at path to out: attributes, progress, checksum
- * status (every dataset read back), tensor counts (and every tensor with its shape and type
- * when show_tensors), a mid-epoch cursor, logits shapes and the per-epoch history.
- * Returns 0, or -1 when the file is unreadable or fails verification (the reason is printed). */
-int ckpt_describe(const char *path, FILE *out, int show_tensors);
-/* "1.3 MiB" into buf; returns buf. */
-const char *io_human_size(char *buf, size_t size, long long bytes);
 
 /* Frees st->history and zeroes n_history / cap_history (the other fields are kept). */
 void ckpt_state_free(ModelState *st);

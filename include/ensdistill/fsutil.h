@@ -22,6 +22,15 @@ void fs_fsync_parent_dir(const char *path);
 /* The durable end of writing a file under a temporary name: fsync tmp, rename it to path,
  * fsync the directory. ed_fail naming both on failure. */
 void fs_commit(const char *tmp, const char *path);
+/* fs_commit that keeps the file it replaces as NAME.prev.h5 (fs_prev_path) until the new one
+ * has its name: the old path is hard-linked (or, where links fail, renamed) to prev, tmp is
+ * renamed over path, the directory fsynced, then prev removed. A crash at any point leaves
+ * path, prev or both, never neither (ckpt_read falls back to prev). */
+void fs_commit_keep_prev(const char *tmp, const char *path);
+/* The reverse, after path was found damaged: path is moved aside to path.damaged (when it
+ * exists), prev renamed to path, the directory fsynced. A crash between the two leaves only
+ * prev, which a reader takes as the case of an interrupted fs_commit_keep_prev. */
+void fs_restore_prev(const char *path);
 int fs_exists(const char *path);
 /* Size of a file in bytes, or -1. */
 long long fs_file_size(const char *path);

@@ -1,6 +1,7 @@
 /* The run summary file RUN_DIR/run.h5 and the metrics log RUN_DIR/metrics.jsonl.
- * run.h5 (written to run.h5.tmp, fsynced, renamed; read it with h5py):
- *   attrs  format="ensdistill-run", format_version=1, code_revision, compiler, written_at,
+ * run.h5 (written to run.h5.tmp, fsynced, renamed; read it with h5py, which skips the
+ * 512-byte user block that holds the whole-file seal of h5file.h):
+ *   attrs  format="ensdistill-run", format_version=2, code_revision, compiler, written_at,
  *          config (YAML text), num_classes, data_fingerprint (see data_fingerprint), and
  *          with distill.teacher: teacher_run (its absolute path), teacher_run_revision
  *   /config                          the config text (string dataset)
@@ -82,15 +83,6 @@ void teacher_run_free(TeacherRun *t);
  * reason in err if it is unreadable. Never stops the program. */
 int runfile_read_results(const char *run_dir_or_file, ResultRow **rows, int *n_rows, char *err,
                          size_t err_size);
-
-/* Prints rows of the results table to out: name, role, models, test accuracy, its std, NLL,
- * ECE (accuracies in percent; multi/single-view columns when any row has them). The one
- * printer of the table: `run` prints its summary rows, `inspect` every row. */
-void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows);
-/* Prints a readable summary of a run.h5 path: attributes, checksum status, teacher logits,
- * linked models, results table, accuracy vs ensemble size. Returns 0, or -1 when it is
- * unreadable, not a run file, or fails verification (the reason is printed). */
-int runfile_describe(const char *path, FILE *out);
 
 /* Appends one JSON line for one finished epoch of one model to RUN_DIR/metrics.jsonl:
  * {"model":"member-003","role":"member","index":3,"epoch":1,"lr":...,"train_loss":...,

@@ -66,9 +66,41 @@ void fs_fsync_parent_dir(const char *path) {
     close(fd);
 }
 
+static void rename_or_fail(const char *from, const char *to) {
+    if (rename(from, to) != 0) ed_fail("cannot rename %s to %s: %s", from, to, strerror(errno));
+}
+
 void fs_commit(const char *tmp, const char *path) {
     fs_fsync_file(tmp);
-    if (rename(tmp, path) != 0) ed_fail("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    rename_or_fail(tmp, path);
+    fs_fsync_parent_dir(path);
+}
+
+void fs_commit_keep_prev(const char *tmp, const char *path) {
+    char prev[ED_PATH_MAX];
+    fs_prev_path(prev, sizeof(prev), path);
+    fs_fsync_file(tmp);
+    if (fs_exists(path)) {
+        if (unlink(prev) != 0 && errno != ENOENT)
+            ed_fail("cannot remove stale %s: %s", prev, strerror(errno));
+        if (link(path, prev) != 0 && rename(path, prev) != 0)
+            ed_fail("cannot keep %s as %s: %s", path, prev, strerror(errno));
+    }
+    rename_or_fail(tmp, path);
+    fs_fsync_parent_dir(path);
+    if (fs_exists(prev)) {
+        if (unlink(prev) != 0) ed_fail("cannot remove %s: %s", prev, strerror(errno));
+        fs_fsync_parent_dir(path);
+    }
+}
+
+void fs_restore_prev(const char *path) {
+    char prev[ED_PATH_MAX], damaged[ED_PATH_MAX + 16];
+    fs_prev_path(prev, sizeof(prev), path);
+    snprintf(damaged, sizeof(damaged), "%s.damaged", path);
+    if (fs_exists(path) && rename(path, damaged) != 0)
+        ed_fail("cannot move the damaged %s aside: %s", path, strerror(errno));
+    rename_or_fail(prev, path);
     fs_fsync_parent_dir(path);
 }
 

@@ -1,6 +1,7 @@
-/* Model checkpoints (see checkpoint.h): the HDF5 layout, the crash-safe write (tmp file, fsync,
- * read-back byte comparison, rename with the previous file kept until the new one is in place)
- * and the checked load with its fall-back to NAME.prev.h5. Knows the tensor table, not layers. */
+/* Model checkpoints (see checkpoint.h): the HDF5 layout, the attribute table (what each root
+ * attribute holds, and what loading compares with the model), the write (tmp file, read-back
+ * byte comparison, then core's fs_commit_keep_prev) and the checked load with its fall-back to
+ * NAME.prev.h5. Knows the tensor table, not layers. */
 #include "ensdistill/checkpoint.h"
 
 #include "ensdistill/alloc.h"
@@ -8,13 +9,11 @@
 #include "ensdistill/fsutil.h"
 #include "ensdistill/h5file.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #define DSET_NAME_MAX (TENSOR_NAME_MAX + 32)
@@ -72,46 +71,58 @@ typedef enum {
     F_FLOAT, /* float -> float64 */
 } FieldType;
 
+/* What loading compares with the model it loads into: nothing, the model's build (a file of
+ * another arch, sum_of, random_features or num_classes is refused), or, when the caller names
+ * the model it resumes (ModelState.role set), its identity in the run. */
+typedef enum { MATCH_NONE, MATCH_MODEL, MATCH_RUN } AttrMatch;
+
 typedef struct {
     const char *name;
     FieldType type;
     size_t offset, size; /* of the field in Header */
+    AttrMatch match;
 } CkptAttr;
 
-#define ATTR(name, type, field) {name, type, offsetof(Header, field), sizeof(((Header *)0)->field)}
-/* In the order they are written. Variable-length strings live in the file's global heap, which
- * HDF5 does not checksum: the crc32 of every string attribute, in this order, is kept in the
- * (checksummed) object header as "strings_crc32". A new attribute is one more row here (and,
- * for files that lack it, a new format_version). */
+#define ATTR(name, type, field, match)                                                        \
+    {name, type, offsetof(Header, field), sizeof(((Header *)0)->field), match}
+/* In the order they are written. A new attribute is one more row here (and, for files that
+ * lack it, a new format_version).
+ * "strings_crc32", written after the table: the crc32 of every string attribute, in this
+ * order. Variable-length strings live in the file's global heap, which HDF5 does not checksum;
+ * the whole-file seal (h5file.h) covers them on disk, but it is computed from the bytes HDF5
+ * wrote. What the crc still catches: a string that HDF5 wrote to the heap other than it was
+ * given (ckpt_write's read-back goes through ckpt_info, which compares it with the crc taken
+ * from memory), and a string attribute edited in a file that was then sealed again (h5u_seal:
+ * tests and tools). Dropping it would change the file: that is a format_version 3. */
 static const CkptAttr ckpt_attrs[] = {
-    ATTR("format", F_CHARS, format),
-    ATTR("format_version", F_INT, info.format_version),
-    ATTR("role", F_CHARS, info.role),
-    ATTR("index", F_INT, info.index),
-    ATTR("seed", F_I64, info.seed),
+    ATTR("format", F_CHARS, format, MATCH_NONE),
+    ATTR("format_version", F_INT, info.format_version, MATCH_NONE),
+    ATTR("role", F_CHARS, info.role, MATCH_RUN),
+    ATTR("index", F_INT, info.index, MATCH_RUN),
+    ATTR("seed", F_I64, info.seed, MATCH_RUN),
     /* The initialisation key: mvconv derives its fixed test-noise weights from it. */
-    ATTR("init_seed", F_U64, init_seed),
-    ATTR("init_stream", F_U64, init_stream),
-    ATTR("arch", F_CHARS, info.spec.arch),
-    ATTR("sum_of", F_INT, info.spec.sum_of),
-    ATTR("random_features", F_INT, info.spec.random_features),
-    ATTR("hidden", F_INT, info.spec.hidden),
-    ATTR("num_classes", F_INT, info.spec.num_classes),
-    ATTR("input_shape", F_INT3, info.spec.C),
-    ATTR("mv_filters", F_INT, info.spec.mv_filters),
-    ATTR("srelu_q", F_FLOAT, info.spec.srelu_q),
-    ATTR("srelu_rho", F_FLOAT, info.spec.srelu_rho),
-    ATTR("init_std", F_FLOAT, info.spec.init_std),
-    ATTR("mv_noise_coords", F_I64, info.spec.mv_noise_coords),
-    ATTR("mv_noise_sigma", F_FLOAT, info.spec.mv_noise_sigma),
-    ATTR("epochs_total", F_INT, info.epochs_total),
-    ATTR("epoch", F_INT, info.epoch),
-    ATTR("step", F_I64, info.step),
-    ATTR("complete", F_INT, info.complete),
-    ATTR("config", F_TEXT, config),
-    ATTR("code_revision", F_CHARS, info.code_revision),
-    ATTR("compiler", F_CHARS, compiler),
-    ATTR("written_at", F_CHARS, info.written_at),
+    ATTR("init_seed", F_U64, init_seed, MATCH_NONE),
+    ATTR("init_stream", F_U64, init_stream, MATCH_NONE),
+    ATTR("arch", F_CHARS, info.spec.arch, MATCH_MODEL),
+    ATTR("sum_of", F_INT, info.spec.sum_of, MATCH_MODEL),
+    ATTR("random_features", F_INT, info.spec.random_features, MATCH_MODEL),
+    ATTR("hidden", F_INT, info.spec.hidden, MATCH_NONE),
+    ATTR("num_classes", F_INT, info.spec.num_classes, MATCH_MODEL),
+    ATTR("input_shape", F_INT3, info.spec.C, MATCH_NONE),
+    ATTR("mv_filters", F_INT, info.spec.mv_filters, MATCH_NONE),
+    ATTR("srelu_q", F_FLOAT, info.spec.srelu_q, MATCH_NONE),
+    ATTR("srelu_rho", F_FLOAT, info.spec.srelu_rho, MATCH_NONE),
+    ATTR("init_std", F_FLOAT, info.spec.init_std, MATCH_NONE),
+    ATTR("mv_noise_coords", F_I64, info.spec.mv_noise_coords, MATCH_NONE),
+    ATTR("mv_noise_sigma", F_FLOAT, info.spec.mv_noise_sigma, MATCH_NONE),
+    ATTR("epochs_total", F_INT, info.epochs_total, MATCH_NONE),
+    ATTR("epoch", F_INT, info.epoch, MATCH_NONE),
+    ATTR("step", F_I64, info.step, MATCH_NONE),
+    ATTR("complete", F_INT, info.complete, MATCH_NONE),
+    ATTR("config", F_TEXT, config, MATCH_NONE),
+    ATTR("code_revision", F_CHARS, info.code_revision, MATCH_NONE),
+    ATTR("compiler", F_CHARS, compiler, MATCH_NONE),
+    ATTR("written_at", F_CHARS, info.written_at, MATCH_NONE),
 };
 #undef ATTR
 #define N_CKPT_ATTRS ((int)(sizeof(ckpt_attrs) / sizeof(ckpt_attrs[0])))
@@ -336,115 +347,97 @@ static int verify_written(const char *path, const WriteCtx *c, char *err, size_t
     return rc;
 }
 
-int ckpt_write(const char *path, const Model *m, const ModelState *st,
-               const CkptWriteOptions *opt) {
-    ED_CHECK(path && m && st && opt, "null argument");
-    ED_CHECK(opt->n_extra >= 0 && (opt->n_extra == 0 || opt->extra), "bad extra datasets");
-    const int deflate = opt->deflate;
-    ED_CHECK(st->role[0], "ModelState.role is empty");
-    ED_CHECK(st->n_history >= 0 && (st->n_history == 0 || st->history), "bad history");
-    if (deflate < 0 || deflate > 9) ed_fail("checkpoint.deflate must be 0..9, not %d", deflate);
-    char tmp[ED_PATH_MAX], prev[ED_PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-        ed_fail("checkpoint path too long: %s", path);
-    fs_prev_path(prev, sizeof(prev), path);
-    fs_mkdirs_parent(path);
+/* The root attributes of a checkpoint of m in state st: what the file is, what model, how
+ * far, what produced it (config_text may be NULL; the time and build are left empty). Also
+ * what loading compares a file with (check_attrs). */
+static void header_of_model(Header *h, const Model *m, const ModelState *st,
+                            const char *config_text) {
+    memset(h, 0, sizeof(*h));
+    snprintf(h->format, sizeof(h->format), "%s", CKPT_FORMAT);
+    h->info.format_version = CKPT_FORMAT_VERSION;
+    snprintf(h->info.role, sizeof(h->info.role), "%s", st->role);
+    h->info.index = st->index;
+    h->info.seed = st->seed;
+    h->init_seed = m->init_seed;
+    h->init_stream = m->init_stream;
+    h->info.spec = m->spec;
+    h->info.spec.sum_of = m->spec.sum_of > 1 ? m->spec.sum_of : 1;
+    h->info.epochs_total = st->epochs_total;
+    h->info.epoch = st->epoch;
+    h->info.step = st->step;
+    h->info.complete = st->complete ? 1 : 0;
+    h->config = config_text;
+}
 
-    WriteCtx c;
-    memset(&c, 0, sizeof(c));
-    h5w_create(&c.w, tmp, deflate);
-    H5Writer *w = &c.w;
-    hid_t root = w->file;
-    const ModelSpec *sp = &m->spec;
-    char now[32];
-    fs_utc_now(now, sizeof(now));
-
-    /* attributes: what the file is, what model, how far, what produced it */
-    Header h;
-    memset(&h, 0, sizeof(h));
-    snprintf(h.format, sizeof(h.format), "%s", CKPT_FORMAT);
-    h.info.format_version = CKPT_FORMAT_VERSION;
-    snprintf(h.info.role, sizeof(h.info.role), "%s", st->role);
-    h.info.index = st->index;
-    h.info.seed = st->seed;
-    h.init_seed = m->init_seed;
-    h.init_stream = m->init_stream;
-    h.info.spec = *sp;
-    h.info.spec.sum_of = sp->sum_of > 1 ? sp->sum_of : 1;
-    h.info.epochs_total = st->epochs_total;
-    h.info.epoch = st->epoch;
-    h.info.step = st->step;
-    h.info.complete = st->complete ? 1 : 0;
-    h.config = opt->config_text;
-    snprintf(h.info.code_revision, sizeof(h.info.code_revision), "%s", ED_GIT_REV);
-    snprintf(h.compiler, sizeof(h.compiler), "%s", ED_COMPILER);
-    snprintf(h.info.written_at, sizeof(h.info.written_at), "%s", now);
-    write_attrs(w, &h);
-
-    /* tensors: parameters, buffers, momentum, all under their state_dict names, in the
-     * model's order */
+/* Parameters, buffers and momentum, all under their state_dict names, in the model's order. */
+static void write_tensors(WriteCtx *c, const Model *m) {
     const TensorTable *tt = &m->tensors;
     static const char *const groups[3] = {"params", "buffers", "optimizer/momentum"};
     for (int i = 0; i < 3; i++)
-        H5Gclose(h5w_group(w, root, groups[i]));
+        H5Gclose(h5w_group(&c->w, c->w.file, groups[i]));
     for (int i = 0; i < tt->count; i++) {
         const TensorInfo *t = &tt->items[i];
         if (t->kind == TENSOR_PARAM)
-            put_tensor(&c, "params", t, m->params);
+            put_tensor(c, "params", t, m->params);
         else
-            put_tensor(&c, "buffers", t, m->buffers);
+            put_tensor(c, "buffers", t, m->buffers);
     }
     for (int i = 0; i < tt->count; i++) {
         const TensorInfo *t = &tt->items[i];
-        if (t->kind == TENSOR_PARAM) put_tensor(&c, "optimizer/momentum", t, m->momentum);
+        if (t->kind == TENSOR_PARAM) put_tensor(c, "optimizer/momentum", t, m->momentum);
     }
+}
 
-    /* state: where in training the model is (the generator is counter-based: no state) */
-    int64_t *cursor = ctx_own(&c, 4 * sizeof(int64_t));
+/* /state: where in training the model is (the generator is counter-based: no state), and
+ * /history: one column per metric. */
+static void write_state(WriteCtx *c, const ModelState *st) {
+    int64_t *cursor = ctx_own(c, 4 * sizeof(int64_t));
     cursor[0] = st->epoch;
     cursor[1] = st->step_in_epoch;
     cursor[2] = st->step;
     cursor[3] = st->complete ? 1 : 0;
     hsize_t four = 4;
-    put(&c, "state/cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &four, cursor);
-    double *partial = ctx_own(&c, 4 * sizeof(double));
+    put(c, "state/cursor", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &four, cursor);
+    double *partial = ctx_own(c, 4 * sizeof(double));
     partial[0] = st->partial_loss;
     partial[1] = st->partial_correct;
     partial[2] = st->partial_seen;
     partial[3] = st->partial_seconds;
-    put(&c, "state/partial", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &four, partial);
-    hid_t state = H5Gopen2(root, "state", H5P_DEFAULT);
-    if (state < 0) ed_fail("cannot write %s: group state", tmp);
-    h5w_attr_str(w, state, "cursor_fields", "epoch, step_in_epoch, step, complete");
-    h5w_attr_str(w, state, "partial_fields", "loss_sum, correct_sum, seen, seconds");
+    put(c, "state/partial", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &four, partial);
+    hid_t state = H5Gopen2(c->w.file, "state", H5P_DEFAULT);
+    if (state < 0) ed_fail("cannot write %s: group state", c->w.path);
+    h5w_attr_str(&c->w, state, "cursor_fields", "epoch, step_in_epoch, step, complete");
+    h5w_attr_str(&c->w, state, "partial_fields", "loss_sum, correct_sum, seen, seconds");
     H5Gclose(state);
 
-    /* history: one column per metric */
     hsize_t nh = (hsize_t)st->n_history;
-    int64_t *h_epoch = ctx_own(&c, nh * sizeof(int64_t));
+    int64_t *h_epoch = ctx_own(c, nh * sizeof(int64_t));
     for (int e = 0; e < st->n_history; e++)
         h_epoch[e] = st->history[e].epoch;
     char name[64];
     snprintf(name, sizeof(name), "history/%s", ckpt_history_names[HISTORY_EPOCH]);
-    put(&c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
+    put(c, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nh, h_epoch);
     for (int k = 1; k < CKPT_HISTORY_COLUMNS; k++) {
-        double *col = ctx_own(&c, nh * sizeof(double));
+        double *col = ctx_own(c, nh * sizeof(double));
         for (int e = 0; e < st->n_history; e++)
             col[e] = ckpt_history_get(&st->history[e], k);
         snprintf(name, sizeof(name), "history/%s", ckpt_history_names[k]);
-        put(&c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &nh, col);
+        put(c, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, &nh, col);
     }
+}
 
-    /* the caller's datasets: logits, a probe, ... */
-    for (int i = 0; i < opt->n_extra; i++) {
-        const CkptDataset *x = &opt->extra[i];
+/* The caller's datasets: logits, a probe, ... with their attributes. */
+static void write_extra(WriteCtx *c, const CkptDataset *extra, int n_extra) {
+    H5Writer *w = &c->w;
+    for (int i = 0; i < n_extra; i++) {
+        const CkptDataset *x = &extra[i];
         ED_CHECK(x->name && x->data && x->ndim >= 1 && x->ndim <= CKPT_DATASET_MAX_DIMS &&
                      x->n_attrs >= 0 && x->n_attrs <= CKPT_DATASET_MAX_ATTRS,
                  "extra dataset %d (%s) is malformed", i, x->name ? x->name : "?");
         hsize_t dims[CKPT_DATASET_MAX_DIMS];
         for (int d = 0; d < x->ndim; d++)
             dims[d] = (hsize_t)x->dims[d];
-        put(&c, x->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->ndim, dims, x->data);
+        put(c, x->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, x->ndim, dims, x->data);
         if (!x->n_attrs) continue;
         hid_t d = H5Dopen2(w->file, x->name, H5P_DEFAULT);
         if (d < 0) h5w_fail(w, "reopening dataset", x->name);
@@ -459,8 +452,41 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
         }
         H5Dclose(d);
     }
-    h5w_close(w);
-    fs_fsync_file(tmp);
+}
+
+static void write_ctx_free(WriteCtx *c) {
+    for (int i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
+    free(c->owned);
+    free(c->items);
+}
+
+int ckpt_write(const char *path, const Model *m, const ModelState *st,
+               const CkptWriteOptions *opt) {
+    ED_CHECK(path && m && st && opt, "null argument");
+    ED_CHECK(opt->n_extra >= 0 && (opt->n_extra == 0 || opt->extra), "bad extra datasets");
+    const int deflate = opt->deflate;
+    ED_CHECK(st->role[0], "ModelState.role is empty");
+    ED_CHECK(st->n_history >= 0 && (st->n_history == 0 || st->history), "bad history");
+    if (deflate < 0 || deflate > 9) ed_fail("checkpoint.deflate must be 0..9, not %d", deflate);
+    char tmp[ED_PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        ed_fail("checkpoint path too long: %s", path);
+    fs_mkdirs_parent(path);
+
+    WriteCtx c;
+    memset(&c, 0, sizeof(c));
+    h5w_create(&c.w, tmp, deflate);
+    Header h;
+    header_of_model(&h, m, st, opt->config_text);
+    snprintf(h.info.code_revision, sizeof(h.info.code_revision), "%s", ED_GIT_REV);
+    snprintf(h.compiler, sizeof(h.compiler), "%s", ED_COMPILER);
+    fs_utc_now(h.info.written_at, sizeof(h.info.written_at));
+    write_attrs(&c.w, &h);
+    write_tensors(&c, m);
+    write_state(&c, st);
+    write_extra(&c, opt->extra, opt->n_extra);
+    h5w_close(&c.w);
 
     /* read back: every dataset, checksums and bytes; the attributes through ckpt_info */
     char err[512];
@@ -470,27 +496,10 @@ int ckpt_write(const char *path, const Model *m, const ModelState *st,
                 tmp, err, path);
     CkptInfo info;
     if (ckpt_info(tmp, &info, err, sizeof(err)) != 0 || info.epoch != st->epoch ||
-        info.complete != (st->complete ? 1 : 0) || strcmp(info.spec.arch, sp->arch) != 0)
+        info.complete != (st->complete ? 1 : 0) || strcmp(info.spec.arch, m->spec.arch) != 0)
         ed_fail("checkpoint %s did not verify after writing: attributes differ (%s)", tmp, err);
-    for (int i = 0; i < c.n_owned; i++)
-        free(c.owned[i]);
-    free(c.owned);
-    free(c.items);
-
-    /* swap: keep the old file as NAME.prev.h5 while the new one takes its name */
-    int have_old = fs_exists(path);
-    if (have_old) {
-        if (unlink(prev) != 0 && errno != ENOENT)
-            ed_fail("cannot remove stale %s: %s", prev, strerror(errno));
-        if (link(path, prev) != 0 && rename(path, prev) != 0)
-            ed_fail("cannot keep %s as %s: %s", path, prev, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) ed_fail("cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    fs_fsync_parent_dir(path);
-    if (fs_exists(prev)) {
-        if (unlink(prev) != 0) ed_fail("cannot remove %s: %s", prev, strerror(errno));
-        fs_fsync_parent_dir(path);
-    }
+    write_ctx_free(&c);
+    fs_commit_keep_prev(tmp, path);
     return 0;
 }
 
@@ -645,60 +654,54 @@ static int load_tensor(hid_t f, const char *group, const TensorInfo *t, float *a
     return LOAD_OK;
 }
 
-/* Loads one file into m and st. LOAD_OK, LOAD_DAMAGED or LOAD_REFUSED with the reason. */
-static int load_file(const char *path, Model *m, ModelState *st, char *err, size_t err_size) {
-    hid_t f = h5u_open_sealed(path, err, err_size);
-    if (f < 0) return LOAD_DAMAGED;
-    Header h;
-    int rc = check_format(f, &h, err, err_size);
-    const CkptInfo *fi = &h.info; /* what the file says */
-    ModelState ns;
-    memset(&ns, 0, sizeof(ns));
-    if (rc == LOAD_OK) {
-        snprintf(ns.role, sizeof(ns.role), "%s", fi->role);
-        ns.index = fi->index;
-        ns.seed = fi->seed;
-        snprintf(ns.arch, sizeof(ns.arch), "%s", fi->spec.arch);
-        ns.epochs_total = fi->epochs_total;
+/* One attribute's value in h as text for a message: 'cnn', 12, [1, 28, 28]. */
+static const char *attr_text(const CkptAttr *a, const Header *h, char *buf, size_t size) {
+    const void *p = (const char *)h + a->offset;
+    switch (a->type) {
+    case F_CHARS: snprintf(buf, size, "'%s'", (const char *)p); break;
+    case F_TEXT: snprintf(buf, size, "(text)"); break;
+    case F_INT: snprintf(buf, size, "%d", *(const int *)p); break;
+    case F_INT3: {
+        const int *v = p;
+        snprintf(buf, size, "[%d, %d, %d]", v[0], v[1], v[2]);
+        break;
     }
-    const ModelSpec *sp = &m->spec;
-    int model_sum_of = sp->sum_of > 1 ? sp->sum_of : 1;
-    if (rc == LOAD_OK && strcmp(ns.arch, sp->arch) != 0) {
-        snprintf(err, err_size, "attribute arch is '%s' in the file but the model is '%s'", ns.arch,
-                 sp->arch);
-        rc = LOAD_REFUSED;
+    case F_I64: snprintf(buf, size, "%lld", (long long)*(const int64_t *)p); break;
+    case F_U64: snprintf(buf, size, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case F_FLOAT: snprintf(buf, size, "%g", *(const float *)p); break;
     }
-    if (rc == LOAD_OK && fi->spec.sum_of != model_sum_of) {
-        snprintf(err, err_size, "attribute sum_of is %d in the file but %d in the model",
-                 fi->spec.sum_of, model_sum_of);
-        rc = LOAD_REFUSED;
+    return buf;
+}
+
+/* Compares the attributes of the table marked `match` in the file's header with want's.
+ * LOAD_OK, or LOAD_REFUSED naming the first that differs and both values. */
+static int check_attrs(const Header *file, const Header *want, AttrMatch match, char *err,
+                       size_t err_size) {
+    for (int i = 0; i < N_CKPT_ATTRS; i++) {
+        const CkptAttr *a = &ckpt_attrs[i];
+        if (a->match != match) continue;
+        const char *x = (const char *)file + a->offset, *y = (const char *)want + a->offset;
+        int same = a->type == F_CHARS ? strcmp(x, y) == 0 : memcmp(x, y, a->size) == 0;
+        ED_CHECK(a->type != F_TEXT && a->type != F_FLOAT, "attribute %s: no comparison",
+                 a->name);
+        if (same) continue;
+        char have[300], expected[300];
+        snprintf(err, err_size, "attribute %s is %s in the file but %s %s", a->name,
+                 attr_text(a, file, have, sizeof(have)), attr_text(a, want, expected,
+                                                                   sizeof(expected)),
+                 match == MATCH_MODEL ? "in the model"
+                                      : "in this run (a run directory holds one run's models: "
+                                        "another seed needs another checkpoint.dir)");
+        return LOAD_REFUSED;
     }
-    if (rc == LOAD_OK && fi->spec.random_features != sp->random_features) {
-        snprintf(err, err_size, "attribute random_features is %d in the file but %d in the model",
-                 fi->spec.random_features, sp->random_features);
-        rc = LOAD_REFUSED;
-    }
-    if (rc == LOAD_OK && fi->spec.num_classes != sp->num_classes) {
-        snprintf(err, err_size, "attribute num_classes is %d in the file but %d in the model",
-                 fi->spec.num_classes, sp->num_classes);
-        rc = LOAD_REFUSED;
-    }
-    if (rc == LOAD_OK && st->role[0]) {
-        if (strcmp(st->role, ns.role) != 0 || st->index != ns.index) {
-            snprintf(err, err_size, "attributes role/index are %s/%d in the file, expected %s/%d",
-                     ns.role, ns.index, st->role, st->index);
-            rc = LOAD_REFUSED;
-        } else if (st->seed != ns.seed) {
-            snprintf(err, err_size,
-                     "attribute seed is %lld in the file but %lld in the config (a different "
-                     "run directory is needed for another seed)",
-                     (long long)ns.seed, (long long)st->seed);
-            rc = LOAD_REFUSED;
-        }
-    }
-    /* tensors */
+    return LOAD_OK;
+}
+
+/* Parameters, buffers and momentum of the table into m's arenas, with no tensor in the file
+ * that the model lacks. */
+static int load_tensors(hid_t f, Model *m, char *err, size_t err_size) {
     const TensorTable *tt = &m->tensors;
-    if (rc == LOAD_OK) rc = check_no_extra(f, "params", tt, TENSOR_PARAM, err, err_size);
+    int rc = check_no_extra(f, "params", tt, TENSOR_PARAM, err, err_size);
     if (rc == LOAD_OK) rc = check_no_extra(f, "buffers", tt, TENSOR_BUFFER, err, err_size);
     for (int i = 0; i < tt->count && rc == LOAD_OK; i++) {
         const TensorInfo *t = &tt->items[i];
@@ -712,59 +715,85 @@ static int load_file(const char *path, Model *m, ModelState *st, char *err, size
         if (t->kind == TENSOR_PARAM)
             rc = load_tensor(f, "optimizer/momentum", t, m->momentum, err, err_size);
     }
-    /* state and history */
-    if (rc == LOAD_OK) {
-        int64_t cursor[4];
-        double partial[4];
-        int ndim;
-        hsize_t dims[8];
-        if (h5r_dims(f, "state/cursor", &ndim, dims, 8) < 0 || ndim != 1 || dims[0] != 4 ||
-            h5r_read(f, "state/cursor", H5T_NATIVE_INT64, cursor) < 0 ||
-            h5r_dims(f, "state/partial", &ndim, dims, 8) < 0 || ndim != 1 || dims[0] != 4 ||
-            h5r_read(f, "state/partial", H5T_NATIVE_DOUBLE, partial) < 0) {
-            snprintf(err, err_size, "/state/cursor or /state/partial is missing or unreadable");
+    return rc;
+}
+
+/* /state/cursor and /state/partial into ns. */
+static int load_cursor(hid_t f, ModelState *ns, char *err, size_t err_size) {
+    int64_t cursor[4];
+    double partial[4];
+    int ndim;
+    hsize_t dims[8];
+    if (h5r_dims(f, "state/cursor", &ndim, dims, 8) < 0 || ndim != 1 || dims[0] != 4 ||
+        h5r_read(f, "state/cursor", H5T_NATIVE_INT64, cursor) < 0 ||
+        h5r_dims(f, "state/partial", &ndim, dims, 8) < 0 || ndim != 1 || dims[0] != 4 ||
+        h5r_read(f, "state/partial", H5T_NATIVE_DOUBLE, partial) < 0) {
+        snprintf(err, err_size, "/state/cursor or /state/partial is missing or unreadable");
+        return LOAD_DAMAGED;
+    }
+    ns->epoch = (int)cursor[0];
+    ns->step_in_epoch = (int)cursor[1];
+    ns->step = cursor[2];
+    ns->complete = (int)cursor[3];
+    ns->partial_loss = partial[0];
+    ns->partial_correct = partial[1];
+    ns->partial_seen = partial[2];
+    ns->partial_seconds = partial[3];
+    return LOAD_OK;
+}
+
+/* /history/<column> into ns's history (every column of the same length). */
+static int load_history(hid_t f, ModelState *ns, char *err, size_t err_size) {
+    int ndim;
+    hsize_t dims[8];
+    char epoch[64];
+    snprintf(epoch, sizeof(epoch), "history/%s", ckpt_history_names[HISTORY_EPOCH]);
+    if (h5r_dims(f, epoch, &ndim, dims, 8) < 0 || ndim != 1) {
+        snprintf(err, err_size, "/%s is missing or unreadable", epoch);
+        return LOAD_DAMAGED;
+    }
+    int n = (int)dims[0], rc = LOAD_OK;
+    double *cols = xmalloc((size_t)(CKPT_HISTORY_COLUMNS * n + 1) * sizeof(double));
+    for (int k = 0; k < CKPT_HISTORY_COLUMNS && rc == LOAD_OK; k++) {
+        char name[64];
+        snprintf(name, sizeof(name), "history/%s", ckpt_history_names[k]);
+        if (h5r_dims(f, name, &ndim, dims, 8) < 0 || ndim != 1 || (int)dims[0] != n ||
+            h5r_read(f, name, H5T_NATIVE_DOUBLE, cols + (size_t)k * n) < 0) {
+            snprintf(err, err_size, "/%s is missing, unreadable or of the wrong length", name);
             rc = LOAD_DAMAGED;
-        } else {
-            ns.epoch = (int)cursor[0];
-            ns.step_in_epoch = (int)cursor[1];
-            ns.step = cursor[2];
-            ns.complete = (int)cursor[3];
-            ns.partial_loss = partial[0];
-            ns.partial_correct = partial[1];
-            ns.partial_seen = partial[2];
-            ns.partial_seconds = partial[3];
         }
     }
-    if (rc == LOAD_OK) {
-        int ndim;
-        hsize_t dims[8];
-        char epoch[64];
-        snprintf(epoch, sizeof(epoch), "history/%s", ckpt_history_names[HISTORY_EPOCH]);
-        if (h5r_dims(f, epoch, &ndim, dims, 8) < 0 || ndim != 1) {
-            snprintf(err, err_size, "/%s is missing or unreadable", epoch);
-            rc = LOAD_DAMAGED;
-        } else {
-            int n = (int)dims[0];
-            double *cols = xmalloc((size_t)(CKPT_HISTORY_COLUMNS * n + 1) * sizeof(double));
-            for (int k = 0; k < CKPT_HISTORY_COLUMNS && rc == LOAD_OK; k++) {
-                char name[64];
-                snprintf(name, sizeof(name), "history/%s", ckpt_history_names[k]);
-                if (h5r_dims(f, name, &ndim, dims, 8) < 0 || ndim != 1 || (int)dims[0] != n ||
-                    h5r_read(f, name, H5T_NATIVE_DOUBLE, cols + (size_t)k * n) < 0) {
-                    snprintf(err, err_size, "/%s is missing, unreadable or of the wrong length",
-                             name);
-                    rc = LOAD_DAMAGED;
-                }
-            }
-            for (int e = 0; e < n && rc == LOAD_OK; e++) {
-                EpochRecord r;
-                for (int k = 0; k < CKPT_HISTORY_COLUMNS; k++)
-                    ckpt_history_set(&r, k, cols[(size_t)k * n + e]);
-                ckpt_state_push_epoch(&ns, &r);
-            }
-            free(cols);
-        }
+    for (int e = 0; e < n && rc == LOAD_OK; e++) {
+        EpochRecord r;
+        for (int k = 0; k < CKPT_HISTORY_COLUMNS; k++)
+            ckpt_history_set(&r, k, cols[(size_t)k * n + e]);
+        ckpt_state_push_epoch(ns, &r);
     }
+    free(cols);
+    return rc;
+}
+
+/* Loads one file into m and st. LOAD_OK, LOAD_DAMAGED or LOAD_REFUSED with the reason. */
+static int load_file(const char *path, Model *m, ModelState *st, char *err, size_t err_size) {
+    hid_t f = h5u_open_sealed(path, err, err_size);
+    if (f < 0) return LOAD_DAMAGED;
+    Header h, want;
+    int rc = check_format(f, &h, err, err_size);
+    header_of_model(&want, m, st, NULL);
+    if (rc == LOAD_OK) rc = check_attrs(&h, &want, MATCH_MODEL, err, err_size);
+    if (rc == LOAD_OK && st->role[0]) rc = check_attrs(&h, &want, MATCH_RUN, err, err_size);
+    ModelState ns;
+    memset(&ns, 0, sizeof(ns));
+    if (rc == LOAD_OK) {
+        snprintf(ns.role, sizeof(ns.role), "%s", h.info.role);
+        ns.index = h.info.index;
+        ns.seed = h.info.seed;
+        snprintf(ns.arch, sizeof(ns.arch), "%s", h.info.spec.arch);
+        ns.epochs_total = h.info.epochs_total;
+        rc = load_tensors(f, m, err, err_size);
+    }
+    if (rc == LOAD_OK) rc = load_cursor(f, &ns, err, err_size);
+    if (rc == LOAD_OK) rc = load_history(f, &ns, err, err_size);
     if (H5Fclose(f) < 0 && rc == LOAD_OK) {
         snprintf(err, err_size, "the file does not close cleanly");
         rc = LOAD_DAMAGED;
@@ -805,15 +834,7 @@ int ckpt_read(const char *path, Model *m, ModelState *st) {
     /* The good file becomes the model of record, atomically: the damaged one is kept aside as
      * NAME.h5.damaged, then the rename of prev over NAME.h5 (a crash between the two leaves only
      * prev: the case above). Readers that name a file (eval: st->role empty) change nothing. */
-    if (st->role[0]) {
-        char damaged[ED_PATH_MAX + 16];
-        snprintf(damaged, sizeof(damaged), "%s.damaged", path);
-        if (have_main && rename(path, damaged) != 0)
-            ed_fail("cannot move the damaged %s aside: %s", path, strerror(errno));
-        if (rename(prev, path) != 0)
-            ed_fail("cannot rename %s to %s: %s", prev, path, strerror(errno));
-        fs_fsync_parent_dir(path);
-    }
+    if (st->role[0]) fs_restore_prev(path);
     ed_warn("checkpoint %s: %s; resuming from the previous checkpoint %s (epoch %d, step %lld)%s",
             path, err, prev, st->epoch, (long long)st->step,
             st->role[0] ? ", which now takes its name" : "");

@@ -1,11 +1,12 @@
 /* Human-readable summaries of the files src/io writes, for `ensdistill inspect`: one model
  * checkpoint (attributes, tensors with shapes, training state, history, checksum status) and
  * one run.h5 (attributes, results table, linked models). */
+#include "ensdistill/describe.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
-#include "ensdistill/runfile.h"
 #include "ensdistill/fsutil.h"
 #include "ensdistill/h5file.h"
+#include "ensdistill/runfile.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,9 +1,10 @@
 /* The results table (see results.h). Rank 0 only; pure arithmetic on the gathered logits. */
 #include "ensdistill/alloc.h"
+#include "ensdistill/describe.h"
 #include "ensdistill/ensemble.h"
 #include "ensdistill/error.h"
-#include "ensdistill/metrics.h"
 #include "ensdistill/job.h"
+#include "ensdistill/metrics.h"
 #include "ensdistill/results.h"
 #include "ensdistill/runfile.h"
 

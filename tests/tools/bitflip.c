@@ -19,6 +19,7 @@
  * the process on damage (ed_fail), so each runs in a forked child. */
 #define _GNU_SOURCE
 #include "ensdistill/checkpoint.h"
+#include "ensdistill/describe.h"
 #include "ensdistill/h5file.h"
 #include "ensdistill/model.h"
 #include "ensdistill/runfile.h"

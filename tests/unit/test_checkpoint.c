@@ -441,7 +441,7 @@ static void test_refusals(void) {
 
     LoadArgs la = {path, small_spec("cnn", 16), NULL, 0, st};
     expect_fail("another arch is refused", child_load, &la, ED_EXIT_USER,
-                "attribute arch is 'mlp' in the file but the model is 'cnn'");
+                "attribute arch is 'mlp' in the file but 'cnn' in the model");
     la.spec = small_spec("mlp", 32);
     expect_fail("another shape is refused", child_load, &la, ED_EXIT_USER,
                 "tensor /params/fc1.weight has shape [16, 192] in the file but "

@@ -5,6 +5,7 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/cli.h"
+#include "ensdistill/describe.h"
 #include "ensdistill/error.h"
 #include "ensdistill/fsutil.h"
 #include "ensdistill/h5file.h"
