@@ -1,7 +1,8 @@
 /* Rank layout: R ranks form G = R / g groups of g = parallel.ranks_per_model consecutive ranks
  * (MPI_Comm_split). Groups take jobs from a shared queue (JobQueue, jobqueue.h); inside a
  * group one model trains data-parallel. Group leaders (group rank 0) form a communicator of
- * their own for the teacher. Also sets the threads of this rank (threads_set: OpenMP and OpenBLAS). */
+ * their own for the teacher. It also decides the threads of this rank (lo->threads); the
+ * caller sets them (threads_set, threads.h). */
 #ifndef ENSDISTILL_LAYOUT_H
 #define ENSDISTILL_LAYOUT_H
 
@@ -23,7 +24,8 @@ typedef struct {
 
 /* Builds the layout. Returns 0, or -1 with a message when R is not a multiple of g (every
  * rank computes the same answer, so all can stop cleanly). threads: 0 = auto (the CPUs this
- * rank is bound to; all the node's CPUs / ranks on this node when ranks are not bound). */
+ * rank is bound to; all the node's CPUs / ranks on this node when ranks are not bound); the
+ * count is lo->threads, set nowhere else: call threads_set(lo->threads). */
 int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_t err_size);
 void layout_free(Layout *lo);
 

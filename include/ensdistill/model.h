@@ -45,6 +45,8 @@ int model_arch_parse(const char *arch, ArchName *out, char *err, size_t err_size
 
 typedef struct {
     char arch[64];
+    ArchName arch_name; /* arch, parsed: model_create fills it (and checkpoint readers, from
+                         * the file's arch), so code asks arch_name.kind, never the string */
     int C, H, W;     /* input shape; mvconv: C = patches P, H = 1, W = D */
     int num_classes; /* K */
     int max_batch;   /* activations hold this many samples */

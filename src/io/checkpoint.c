@@ -223,6 +223,9 @@ static int read_attrs(hid_t f, Header *h, char *err, size_t err_size) {
     }
     for (int i = 0; i < n_strings; i++)
         free(strings[i]);
+    /* the kind beside the name (ModelSpec.arch_name); an arch this build does not know stays
+     * unparsed: model_create refuses it with the parser's message */
+    if (rc == 0) model_arch_parse(h->info.spec.arch, &h->info.spec.arch_name, NULL, 0);
     return rc;
 }
 

@@ -147,7 +147,7 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
     if (sp->hidden) fprintf(out, ", hidden %d", sp->hidden);
     if (sp->sum_of > 1) fprintf(out, ", sum of %d nets", sp->sum_of);
     if (sp->random_features) fprintf(out, ", random features (last layer trained)");
-    if (strcmp(sp->arch, "mvconv") == 0)
+    if (sp->arch_name.kind == ARCH_MVCONV)
         fprintf(out, ", %d filters per class, sReLU q=%g rho=%g", sp->mv_filters, sp->srelu_q,
                 sp->srelu_rho);
     fputc('\n', out);

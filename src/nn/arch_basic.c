@@ -167,9 +167,7 @@ int model_arch_parse(const char *a, ArchName *out, char *err, size_t err_size) {
 }
 
 int arch_build(Builder *b, int in, const ModelSpec *s) {
-    ArchName a;
-    char err[256];
-    if (model_arch_parse(s->arch, &a, err, sizeof(err)) != 0) ed_fail("%s", err);
+    const ArchName a = s->arch_name;
     switch (a.kind) {
     case ARCH_MLP: return arch_mlp(b, in, s);
     case ARCH_CNN: return arch_cnn(b, in, s);

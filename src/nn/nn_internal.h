@@ -1,8 +1,8 @@
 /* Private to src/nn: the graph a Model runs (values, ops), the builder the architectures use
- * to declare it, and the per-tensor initialisation recipes. model.c builds (builder,
- * model_create, model_init), plan.c plans the arenas, graph.c runs forward and backward,
- * profile.c counts and profiles; arch_basic.c and arch_resnet.c only call the b_* builder
- * functions declared here. */
+ * to declare it, and the per-tensor initialisation recipes. builder.c declares the graph
+ * (builder_* functions, the only ones arch_basic.c and arch_resnet.c call), model.c turns it
+ * into a Model (model_create, model_init), plan.c plans the arenas, graph.c runs forward and
+ * backward, profile.c counts and profiles. */
 #ifndef ENSDISTILL_NN_INTERNAL_H
 #define ENSDISTILL_NN_INTERNAL_H
 
@@ -217,7 +217,8 @@ int arch_cnn(Builder *b, int in, const ModelSpec *s);
 int arch_mvconv(Builder *b, int in, const ModelSpec *s);
 int arch_resnet(Builder *b, int in, const ModelSpec *s, int depth, int projection);
 int arch_wrn(Builder *b, int in, const ModelSpec *s, int depth, int widen);
-/* Parses spec->arch (model_arch_parse) and builds one net; returns the logits value. */
+/* Builds one net of spec->arch_name (model_create has parsed spec->arch); returns the logits
+ * value. */
 int arch_build(Builder *b, int in, const ModelSpec *s);
 
 /* Counter positions in a model's init stream, high bit to low, so that no two tensors, nets or

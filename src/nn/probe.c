@@ -7,7 +7,7 @@
 #include <string.h>
 
 int probe_views(const Model *m, const float *views, int K, int D, float *out) {
-    if (strcmp(m->spec.arch, "mvconv") != 0 || !views) return -1;
+    if (m->spec.arch_name.kind != ARCH_MVCONV || !views) return -1;
     const int M = m->spec.mv_filters, copies = m->spec.sum_of > 1 ? m->spec.sum_of : 1;
     for (int i = 0; i < 2 * K; i++) out[i] = -FLT_MAX;
     for (int c = 0; c < copies; c++) {

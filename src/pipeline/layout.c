@@ -42,7 +42,6 @@ int layout_create(Layout *lo, int ranks_per_model, int threads, char *err, size_
         if (threads < 1) threads = 1;
     }
     lo->threads = threads;
-    threads_set(threads);
     return 0;
 }
 

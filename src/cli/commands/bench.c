@@ -145,10 +145,13 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (!arch) ed_fail("bench: which model? (e.g. ensdistill bench resnet-20)\n%s", bench_usage);
+    ArchName kind;
+    char err[256];
+    if (model_arch_parse(arch, &kind, err, sizeof(err)) != 0) ed_fail("bench: %s", err);
     if (C == 0) {
-        if (strncmp(arch, "resnet", 6) == 0 || strncmp(arch, "wrn", 3) == 0)
+        if (kind.kind == ARCH_RESNET || kind.kind == ARCH_WRN)
             C = 3, H = 32, W = 32;
-        else if (strcmp(arch, "mvconv") == 0)
+        else if (kind.kind == ARCH_MVCONV)
             C = 10, H = 1, W = 64;
         else
             C = 1, H = 28, W = 28;

@@ -15,6 +15,7 @@
 #include "ensdistill/runlock.h"
 #include "ensdistill/shared_data.h"
 #include "ensdistill/signals.h"
+#include "ensdistill/threads.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -256,12 +257,14 @@ int cmd_run(int argc, char **argv) {
     char *config_text = config_to_yaml(&cfg);
 
     Layout lo;
-    failed = layout_create(&lo, cfg.parallel.ranks_per_model, cfg.parallel.threads, err, sizeof(err)) != 0;
+    failed = layout_create(&lo, cfg.parallel.ranks_per_model, cfg.parallel.threads, err,
+                           sizeof(err)) != 0;
     if (failed) {
         if (rank == 0) ed_error("%s", err);
         free(config_text);
         return ED_EXIT_USER;
     }
+    threads_set(lo.threads); /* OpenMP and OpenBLAS: one thread count for every kernel */
     affinity_report(&lo);
     /* One run per RUN_DIR: rank 0 holds its lock until it exits (runlock.h), taken before
      * anything of the directory is read. */
