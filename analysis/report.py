@@ -27,14 +27,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
 RUN_FORMAT = "ensdistill-run"
-ROLE_ORDER = ["member", "kd", "self", "sum"]
-ROLE_COLOR = {"member": "tab:blue", "kd": "tab:red", "self": "tab:green", "sum": "tab:purple"}
+ROLE_ORDER = ["member", "kd", "self", "sum", "codistill"]
+ROLE_COLOR = {"member": "tab:blue", "kd": "tab:red", "self": "tab:green", "sum": "tab:purple",
+              "codistill": "tab:orange"}
 ROLE_LABEL = {"member": "single models", "kd": "KD students", "self": "self-distilled",
-              "sum": "train-the-sum"}
+              "sum": "train-the-sum", "codistill": "co-distilled members"}
 # (row of /results/table, what the report calls it)
 SUMMARY = [("single", "single model (mean ± std)"), ("ensemble", "ensemble"),
            ("sum", "train the sum"), ("kd", "knowledge distillation"),
-           ("self", "self-distillation"), ("ensemble-of-kd", "ensemble of KD students")]
+           ("self", "self-distillation"), ("ensemble-of-kd", "ensemble of KD students"),
+           ("codistill", "co-distilled member (mean ± std)"),
+           ("codistill ensemble", "ensemble of co-distilled members")]
 RELIABILITY_BINS = 15
 WELL_BELOW = 0.10   # "well below": at least 10 accuracy points
 SMALL_GAIN = 0.5    # "small": less than half of what ensembling the members gained
@@ -148,9 +151,10 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def member_disagreement(run):
-    """Mean over pairs of members of the fraction of test samples whose predictions differ."""
-    preds = [m["logits"].argmax(1) for m in by_role(run, "member") if m["logits"] is not None]
+def member_disagreement(run, role="member"):
+    """Mean over pairs of models of `role` of the fraction of test samples whose predictions
+    differ."""
+    preds = [m["logits"].argmax(1) for m in by_role(run, role) if m["logits"] is not None]
     pairs = [(a != b).mean() for i, a in enumerate(preds) for b in preds[i + 1:]]
     return float(np.mean(pairs)) if pairs else None
 
@@ -415,6 +419,29 @@ def plot_learning_curves(run, path):
     return finish(fig, path, 110)
 
 
+def plot_codistill(run, path):
+    """Test accuracy per epoch: the co-distilled members beside the independent members."""
+    groups = [(role, [m for m in by_role(run, role) if "epoch" in m["history"]])
+              for role in ("member", "codistill")]
+    if not all(models for _, models in groups):
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for role, models in groups:
+        for i, m in enumerate(models):
+            h = m["history"]
+            ok = np.isfinite(h["test_acc"])
+            ax.plot(h["epoch"][ok], 100 * h["test_acc"][ok], ".-", color=ROLE_COLOR[role],
+                    lw=1, ms=4, alpha=0.8, label=ROLE_LABEL[role] if i == 0 else None)
+    burn = re.findall(r"^\s*burn_in:\s*(\d+)", run["config"], re.M)
+    if burn and int(burn[0]) > 0:
+        ax.axvline(int(burn[0]), color="gray", ls=":", label="burn-in ends")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)",
+           title="Co-distilled members against independent members")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return finish(fig, path, 110)
+
+
 def reliability(logits, labels, bins=RELIABILITY_BINS):
     """Per confidence bin: mean confidence, accuracy, count; and the ECE."""
     p = softmax(logits.astype(np.float64))
@@ -556,6 +583,9 @@ def write_report(run, out_dir):
         dis, src = member_disagreement(run), "recomputed from the members' /logits/test"
     md += ["", f"Mean pairwise disagreement of members (fraction of test samples on which two "
            f"members predict differently): {pct(dis)} ({src})."]
+    if len(by_role(run, "codistill")) > 1:
+        md += ["", "Mean pairwise disagreement of the co-distilled members: "
+               f"{pct(member_disagreement(run, 'codistill'))} (from their /logits/test)."]
     if run["multiview"]:
         md += ["", "## Views learned (the paper's mechanism)", ""]
         md += views_lines or ["n.a.: no model file has /probe/views (a run from before the "
@@ -584,6 +614,9 @@ def write_report(run, out_dir):
     else:
         notes.append("reliability diagram skipped" + (" (and the single-view ensemble-size "
                      "curve)" if run["multiview"] else "") + ": run.h5 has no /data/test_labels")
+    if by_role(run, "codistill"):
+        plots.append(("codistill.png", "Co-distilled against independent members",
+                      lambda p: plot_codistill(run, p), "no /history of both kinds"))
     if sweep:
         plots.append(("kd_sweep.png", "Accuracy against T for each alpha",
                       lambda p: plot_sweep(run, p), ""))

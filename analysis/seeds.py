@@ -13,6 +13,12 @@ computes, in accuracy points (test accuracy; on multi-view data also single-view
     ensemble - sum        how far training the sum stays below the ensemble (claim 4)
     ens. of KD - KD       what ensembling the KD students adds             (claim 5)
 
+and, for runs with co-distilled members (distill.students: [codistill]):
+
+    codistill - single    a co-distilled member against an independent member
+    codistill - KD        a co-distilled member against the KD student
+    codist. ens. - ens.   the ensemble of co-distilled members against the ensemble
+
 then, over the runs, mean +- std (sample std) and a two-sided one-sample t-test of mean = 0
 (n - 1 degrees of freedom): "yes" when p < 0.05. With 3 runs that needs |mean| > 2.48 std.
 """
@@ -29,7 +35,9 @@ import report  # noqa: E402  (analysis/report.py: load_run)
 
 MARGINS = [("ensemble - single", "ensemble", "single"), ("KD - single", "kd", "single"),
            ("self - single", "self", "single"), ("ensemble - sum", "ensemble", "sum"),
-           ("ens. of KD - KD", "ensemble-of-kd", "kd")]
+           ("ens. of KD - KD", "ensemble-of-kd", "kd"),
+           ("codistill - single", "codistill", "single"), ("codistill - KD", "codistill", "kd"),
+           ("codist. ens. - ens.", "codistill ensemble", "ensemble")]
 
 
 def t_test(x):
@@ -98,7 +106,8 @@ def main():
     for r in runs:
         R = r["rows"]
         parts = [f"{k} {100 * R[k]['test_acc']:.2f}" for k in
-                 ("single", "ensemble", "kd", "self", "sum", "ensemble-of-kd") if k in R]
+                 ("single", "ensemble", "kd", "self", "sum", "ensemble-of-kd", "codistill",
+                  "codistill ensemble") if k in R]
         print(f"  {r['dir']}: " + ", ".join(parts))
     print("\ntest accuracy")
     print("\n".join(table(runs, "test_acc", args.md)))

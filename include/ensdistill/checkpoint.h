@@ -169,6 +169,11 @@ int ckpt_read_other_run(const char *path, Model *m, ModelState *st);
  * or a read/checksum error stops with ed_fail naming the file. */
 int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K);
 
+/* Reads the 1-D float32 dataset /<name> of `count` values (an extra dataset ckpt_write
+ * stored) into out. Returns 0, or -1 if the file has no such dataset; a missing file, another
+ * shape or a read/checksum error stops with ed_fail naming the file. */
+int ckpt_read_floats(const char *path, const char *name, float *out, size_t count);
+
 /* Reads the attributes and history length of path into info (every attribute is required).
  * Returns 0; 1 if path does not exist; -1 if it is not a readable checkpoint of this format
  * (err gets a one-line reason; err may be NULL). Never stops the program. */

@@ -33,7 +33,8 @@ extern const char *const config_source_names[];        /* "fashion-mnist", ..., 
 extern const char *const config_labels_names[];        /* "fine", "coarse" */
 extern const char *const config_noise_names[];         /* "gauss", "orth" */
 extern const char *const config_schedule_names[];      /* "constant", "multistep", "cosine" */
-extern const char *const config_combine_names[];       /* "logits", "probs" */
+extern const char *const config_combine_names[];        /* "logits", "probs" */
+extern const char *const config_codistill_mode_names[]; /* "logits", "checkpoints" */
 
 typedef struct {
     int k, d, patches;      /* classes, dimension, patches per sample P */
@@ -92,8 +93,21 @@ typedef struct {
     Combine combine;      /* mean of logits or of probabilities */
 } EnsembleConfig;
 
+/* distill.codistill.mode: how co-distilled members see their peers (codistill.c). */
+typedef enum { CODISTILL_LOGITS, CODISTILL_CHECKPOINTS } CodistillMode;
+
 typedef struct {
-    int kd, self, sum;    /* which students run (list "students: [kd, self, sum]") */
+    double weight;        /* w: loss = (1 - w) CE + w T^2 KL(peers_T || own_T) */
+    double temperature;   /* T */
+    int burn_in;          /* epochs of plain CE before the peers' term starts */
+    CodistillMode mode;   /* logits: the peers' logits of the same batch, every step;
+                             checkpoints: the peers' weights every `period` steps */
+    int period;           /* checkpoints: steps between weight exchanges */
+} CodistillConfig;
+
+typedef struct {
+    int kd, self, sum;    /* which students run (list "students: [kd, self, sum, codistill]") */
+    int codistilled;      /* ... and the L co-distilled members (codistill.c) */
     int seeds;            /* number of KD students (and self students) */
     /* The students' loss and lr: one value each, or lists to sweep (one student per
      * combination, times seeds); n_* >= 1 values each. */
@@ -105,6 +119,7 @@ typedef struct {
     int sum_epochs;       /* the sum control's epochs; 0 = train.epochs */
     double sum_lr;        /* the sum control's lr; 0 = train.lr */
     char teacher[ED_PATH_MAX]; /* RUN_DIR of a finished run whose members are reused; "" = none */
+    CodistillConfig codistill;
 } DistillConfig;
 
 typedef struct {

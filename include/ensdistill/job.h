@@ -13,8 +13,14 @@
 
 #include <stdint.h>
 
-typedef enum { ROLE_MEMBER = 1, ROLE_KD = 2, ROLE_SELF = 3, ROLE_SUM = 4 } Role;
-/* "member", "kd", "self", "sum" ("?" for anything else). */
+typedef enum {
+    ROLE_MEMBER = 1,
+    ROLE_KD = 2,
+    ROLE_SELF = 3,
+    ROLE_SUM = 4,
+    ROLE_CODISTILL = 5 /* the co-distilled members (codistill.c) */
+} Role;
+/* "member", "kd", "self", "sum", "codistill" ("?" for anything else). */
 const char *job_role_name(Role role);
 
 /* Status of a job or phase. */
@@ -50,6 +56,9 @@ typedef struct {
     const char *from_run;  /* a finished run whose models/<name>.h5 is read (verified, never
                               written) instead of training, or NULL */
     int group;             /* the group that trained it (known on every rank after its phase) */
+    Role rng_role;         /* the role whose random streams it draws (init, order, augmentation);
+                              0 = role. Co-distilled member l draws member l's. */
+    int order_index;       /* keys its minibatch order; -1 = seed_index */
 } Job;
 
 /* The jobs of one phase, in list order (jobs allocated by the job_list_* builders; free
@@ -66,6 +75,11 @@ JobList job_list_members(const RunContext *ctx);
  * teacher) before self (self_teacher); in a sweep (more than one combination) student index =
  * combination * seeds + seed. */
 JobList job_list_students(const RunContext *ctx, const float *teacher, const float *self_teacher);
+/* The co-distilled members (distill.students: [codistill]; else an empty list): codistill-l
+ * draws member l's initial weights and augmentation, and member 0's minibatch order in mode
+ * logits (its own, member l's, in mode checkpoints); loss weight and temperature of
+ * distill.codistill. */
+JobList job_list_codistilled(const RunContext *ctx);
 void job_list_free(JobList *list);
 
 /* The ModelSpec of a job for this config and data (max_batch: the local shard or the

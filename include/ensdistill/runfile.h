@@ -53,6 +53,8 @@ typedef struct {
     const float *ensemble_size_acc;      /* [L] or NULL */
     int L;
     double disagreement;                 /* mean pairwise disagreement of members (NaN: none) */
+    double codistill_disagreement;       /* ... of the co-distilled members (NaN: none; the
+                                            attribute codistill_disagreement of /results) */
     const char *data_fingerprint;        /* attribute data_fingerprint, or NULL */
     const char *teacher_run;             /* distill.teacher's absolute path, or NULL */
     const char *teacher_run_revision;    /* its code_revision */

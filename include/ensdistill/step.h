@@ -92,4 +92,14 @@ void step_free(Step *s);
  * NULL, accumulates the wall time of each phase. */
 double step_run(Step *s, const StepBatch *batch, float lr, int *correct, StepTimes *times);
 
+/* step_run in two halves, for a loss whose target needs the logits of this step (online
+ * co-distillation: the peers' logits of the same batch). step_forward runs the forward pass
+ * (training mode) on the batch and returns its logits [B, K] (NULL when B = 0), valid until
+ * the model's next forward; step_finish, with those logits and batch->teacher set as wanted
+ * by then, does the rest of step_run. step_run(s, b, ...) is exactly the two in a row. Other
+ * models may step in between: every model keeps its own activations. */
+const float *step_forward(Step *s, const StepBatch *batch, StepTimes *times);
+double step_finish(Step *s, const StepBatch *batch, const float *logits, float lr, int *correct,
+                   StepTimes *times);
+
 #endif

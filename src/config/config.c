@@ -211,6 +211,16 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
         }
 
     const TrainConfig *t = &c->train;
+    if (dc->codistilled && c->ensemble.members < 2)
+        return bad(&ck, "distill.students",
+                   "codistill needs ensemble.members >= 2 (each member distils from its peers), "
+                   "got %d",
+                   c->ensemble.members);
+    if (dc->codistilled && dc->codistill.burn_in > t->epochs)
+        return bad(&ck, "distill.codistill.burn_in",
+                   "must be <= train.epochs = %d (the co-distilled members train as long as the "
+                   "members), got %d",
+                   t->epochs, dc->codistill.burn_in);
     for (int i = 1; i < t->n_milestones; i++)
         if (t->milestones[i] <= t->milestones[i - 1])
             return bad(&ck, "train.milestones", "must increase, got %d after %d", t->milestones[i],

@@ -71,6 +71,8 @@ const char *const config_schedule_names[] = {
     [SCHEDULE_COSINE] = "cosine",
 };
 const char *const config_combine_names[] = {[COMBINE_LOGITS] = "logits", [COMBINE_PROBS] = "probs"};
+const char *const config_codistill_mode_names[] = {[CODISTILL_LOGITS] = "logits",
+                                                   [CODISTILL_CHECKPOINTS] = "checkpoints"};
 
 /* Upper bounds of counts: far above any real run, low enough that a typo (members: 1000000000)
  * is refused by `config check` instead of stopping the run out of memory. ED_MAX_MODELS also
@@ -158,9 +160,10 @@ const ConfigKey config_keys[] = {
     ENUM(ensemble.combine, Combine, config_combine_names, "logits",
          "the teacher is the mean of the members' logits or of their probabilities"),
 
-    FLAGS("distill.students", distill.kd, "kd|self|sum", "[kd, self, sum]",
+    FLAGS("distill.students", distill.kd, "kd|self|sum|codistill", "[kd, self, sum]",
           "students after the ensemble: kd (from the ensemble), self (from member 0), sum "
-          "(the train-the-sum control)"),
+          "(the train-the-sum control); codistill: L more members (ensemble.members) that "
+          "train together, each distilling from its peers (distill.codistill)"),
     INT(distill.seeds, "1", IN(1, ED_MAX_MODELS), "number of KD students (and of self students)"),
     FLOAT_SWEEP(distill.temperature, distill.n_temperature, "4.0", GT(0),
                 "softmax temperature T; a list sweeps (one student per combination)"),
@@ -175,6 +178,18 @@ const ConfigKey config_keys[] = {
     STRING(distill.teacher, "",
            "RUN_DIR of a finished run: its members and teacher are read (and verified) instead "
            "of trained; data, model, train and ensemble must be that run's"),
+    FLOAT(distill.codistill.weight, "0.5", IN(0, 1),
+          "co-distilled members: loss = (1 - w) CE(labels) + w T^2 KL(peers_T || own_T), "
+          "peers = the mean of the other members' logits"),
+    FLOAT(distill.codistill.temperature, "1.0", GT(0), "co-distillation temperature T"),
+    INT(distill.codistill.burn_in, "0", IN(0, ED_MAX_EPOCHS),
+        "epochs of plain cross-entropy before the peers' term starts (at most train.epochs)"),
+    ENUM(distill.codistill.mode, CodistillMode, config_codistill_mode_names, "logits",
+         "logits: every step the members sum their logits on the same minibatch (one "
+         "all-reduce); checkpoints: every period steps they exchange weights and each runs "
+         "its peers' stale copies on its own batch"),
+    INT(distill.codistill.period, "50", IN(1, 1000000000),
+        "checkpoints mode: steps between weight exchanges"),
 
     INT(parallel.ranks_per_model, "1", IN(1, 1048576),
         "ranks that train one model data-parallel; must divide the number of ranks"),
@@ -198,8 +213,10 @@ const int config_n_keys = (int)(sizeof config_keys / sizeof config_keys[0]);
 _Static_assert(sizeof config_keys / sizeof config_keys[0] <= CONFIG_MAX_KEYS,
                "raise CONFIG_MAX_KEYS");
 _Static_assert(offsetof(Config, distill.self) == offsetof(Config, distill.kd) + sizeof(int) &&
-                   offsetof(Config, distill.sum) == offsetof(Config, distill.kd) + 2 * sizeof(int),
-               "distill.students sets kd, self, sum as consecutive ints");
+                   offsetof(Config, distill.sum) == offsetof(Config, distill.kd) + 2 * sizeof(int) &&
+                   offsetof(Config, distill.codistilled) ==
+                       offsetof(Config, distill.kd) + 3 * sizeof(int),
+               "distill.students sets kd, self, sum, codistilled as consecutive ints");
 
 /* ---- lookup and suggestions ---- */
 

@@ -881,6 +881,26 @@ int ckpt_read_logits(const char *path, const char *which, float *out, int n, int
     return 0;
 }
 
+int ckpt_read_floats(const char *path, const char *name, float *out, size_t count) {
+    char err[512];
+    hid_t f = h5u_open_sealed(path, err, sizeof err);
+    if (f < 0) ed_fail("cannot read /%s from %s: %s", name, path, err);
+    if (!h5r_has(f, name)) {
+        H5Fclose(f);
+        return -1;
+    }
+    int ndim;
+    hsize_t dims[8];
+    if (h5r_dims(f, name, &ndim, dims, 8) < 0) ed_fail("%s: /%s is unreadable", path, name);
+    if (ndim != 1 || dims[0] != (hsize_t)count)
+        ed_fail("%s: /%s has %d dimension(s) [%llu...], expected [%zu]", path, name, ndim,
+                (unsigned long long)dims[0], count);
+    if (h5r_read(f, name, H5T_NATIVE_FLOAT, out) < 0)
+        ed_fail("%s: /%s does not read (checksum mismatch or truncated file)", path, name);
+    H5Fclose(f);
+    return 0;
+}
+
 char *ckpt_read_config(const char *path) {
     char err[512];
     hid_t f = h5u_open_sealed(path, err, sizeof err);

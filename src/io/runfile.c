@@ -151,6 +151,8 @@ int runfile_write(const char *run_dir, const RunSummary *s) {
         h5w_dataset(&w, g, "ensemble_size_acc", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &nl,
                     s->ensemble_size_acc);
     h5w_attr_f64(&w, g, "disagreement", s->disagreement);
+    if (s->codistill_disagreement == s->codistill_disagreement) /* not NaN: co-distilled members */
+        h5w_attr_f64(&w, g, "codistill_disagreement", s->codistill_disagreement);
     h5w_attr_str(&w, g, "columns",
                  "name, role, n_models, test_acc, nll, ece, acc_multi, acc_single, acc_std "
                  "(accuracies are fractions; NaN where not applicable)");

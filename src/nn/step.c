@@ -96,21 +96,29 @@ static void on_grads_ready(size_t from, void *ctx) {
     }
 }
 
-double step_run(Step *s, const StepBatch *batch, float lr, int *correct, StepTimes *times) {
+const float *step_forward(Step *s, const StepBatch *batch, StepTimes *times) {
+    Model *m = s->model;
+    ED_CHECK(batch->B >= 0 && batch->B <= m->spec.max_batch && batch->global_B >= 1,
+             "step: local batch %d (max %d), global batch %d", batch->B, m->spec.max_batch,
+             batch->global_B);
+    if (batch->B == 0) return NULL;
+    double t = times ? now_seconds() : 0.0;
+    const float *logits = model_forward(m, batch->x, batch->ids, batch->B, 1);
+    lap(times, STEP_FORWARD, &t);
+    return logits;
+}
+
+double step_finish(Step *s, const StepBatch *batch, const float *logits, float lr, int *correct,
+                   StepTimes *times) {
     Model *m = s->model;
     const StepOptions *o = &s->opt;
     const int B = batch->B, K = m->spec.num_classes;
-    ED_CHECK(B >= 0 && B <= m->spec.max_batch && batch->global_B >= 1,
-             "step: local batch %d (max %d), global batch %d", B, m->spec.max_batch,
-             batch->global_B);
     const size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
     double t = times ? now_seconds() : 0.0, loss = 0.0;
     const int summing = o->sum.start != NULL;
     s->next_bucket = 0;
     s->times = times;
     if (B > 0) {
-        const float *logits = model_forward(m, batch->x, batch->ids, B, 1);
-        lap(times, STEP_FORWARD, &t);
         const float scale = 1.0f / batch->global_B;
         int ok = 0;
         if (batch->teacher)
@@ -141,4 +149,9 @@ double step_run(Step *s, const StepBatch *batch, float lr, int *correct, StepTim
              o->weight_decay, o->nesterov);
     lap(times, STEP_UPDATE, &t);
     return loss;
+}
+
+double step_run(Step *s, const StepBatch *batch, float lr, int *correct, StepTimes *times) {
+    const float *logits = step_forward(s, batch, times);
+    return step_finish(s, batch, logits, lr, correct, times);
 }

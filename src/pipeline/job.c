@@ -14,6 +14,7 @@ const char *job_role_name(Role role) {
     case ROLE_KD: return "kd";
     case ROLE_SELF: return "self";
     case ROLE_SUM: return "sum";
+    case ROLE_CODISTILL: return "codistill";
     }
     return "?";
 }
@@ -72,6 +73,7 @@ static void job_add(JobList *list, int cap, Role role, int index, int epochs, do
     j->teacher = teacher;
     j->combo = -1;
     j->seed_index = index;
+    j->order_index = -1;
 }
 
 JobList job_list_members(const RunContext *ctx) {
@@ -85,6 +87,22 @@ JobList job_list_members(const RunContext *ctx) {
     int sum_epochs = cfg->distill.sum_epochs ? cfg->distill.sum_epochs : cfg->train.epochs;
     double sum_lr = cfg->distill.sum_lr > 0 ? cfg->distill.sum_lr : cfg->train.lr;
     if (cfg->distill.sum) job_add(&list, L + 1, ROLE_SUM, 0, sum_epochs, sum_lr, L, NULL);
+    return list;
+}
+
+JobList job_list_codistilled(const RunContext *ctx) {
+    const Config *cfg = ctx->cfg;
+    const CodistillConfig *cc = &cfg->distill.codistill;
+    const int L = cfg->distill.codistilled ? cfg->ensemble.members : 0;
+    JobList list = {xcalloc((size_t)L + 1, sizeof(Job)), 0};
+    for (int l = 0; l < L; l++) {
+        job_add(&list, L, ROLE_CODISTILL, l, cfg->train.epochs, cfg->train.lr, 1, NULL);
+        Job *j = &list.jobs[l];
+        j->rng_role = ROLE_MEMBER; /* member l's initial weights and augmentation */
+        j->order_index = cc->mode == CODISTILL_LOGITS ? 0 : l;
+        j->temperature = cc->temperature;
+        j->alpha = cc->weight;
+    }
     return list;
 }
 

@@ -6,6 +6,7 @@
  * member-times instead of 6). */
 #include "ensdistill/pipeline.h"
 #include "ensdistill/alloc.h"
+#include "ensdistill/codistill.h"
 #include "ensdistill/error.h"
 #include "ensdistill/job.h"
 #include "ensdistill/jobqueue.h"
@@ -116,6 +117,22 @@ static void free_test_out(float **out, int n) {
     free(out);
 }
 
+/* The co-distilled members (distill.students: [codistill]), all groups at once, after phase 1:
+ * fills test_out (rank 0). Returns the status. */
+static int run_codistill(const RunContext *ctx, JobList *list, float **test_out) {
+    const CodistillConfig *cc = &ctx->cfg->distill.codistill;
+    const int L = list->n, G = ctx->lo->n_groups;
+    progress_say(ctx,
+                 "co-distillation: %d members (mode %s, weight %g, T %g, burn-in %d epoch%s) in "
+                 "lock-step on %d group(s), up to %d per group\n",
+                 L, config_codistill_mode_names[cc->mode], cc->weight, cc->temperature,
+                 cc->burn_in, cc->burn_in == 1 ? "" : "s", G < L ? G : L, (L + G - 1) / G);
+    double t0 = MPI_Wtime();
+    int status = codistill_run(ctx, list->jobs, test_out);
+    if (status == JOB_DONE) progress_say(ctx, "co-distillation: %.1f s wall\n", MPI_Wtime() - t0);
+    return status;
+}
+
 int pipeline_run(const RunContext *ctx) {
     const Config *cfg = ctx->cfg;
     const Layout *lo = ctx->lo;
@@ -124,6 +141,7 @@ int pipeline_run(const RunContext *ctx) {
     int status = JOB_DONE;
     JobQueue queue; /* counter 0: phase 1, counter 1: phase 3 */
     jobqueue_create(&queue, 2);
+    if (cfg->distill.codistilled) codistill_check_memory(ctx);
 
     /* ---- phase 1: members (jobs 0..L-1) and the sum control (job L) ---- */
     const int with_sum = cfg->distill.sum;
@@ -159,6 +177,12 @@ int pipeline_run(const RunContext *ctx) {
     free(sums.acc_train);
     free(sums.acc_test);
 
+    /* ---- the co-distilled members ---- */
+    JobList codistilled = job_list_codistilled(ctx);
+    float **codistill_test = alloc_test_out(ctx, &codistilled);
+    if (status == JOB_DONE && codistilled.n > 0)
+        status = run_codistill(ctx, &codistilled, codistill_test);
+
     /* ---- phase 3: students ---- */
     JobList students = job_list_students(ctx, teacher_train, sums.self_teacher);
     float **student_test = alloc_test_out(ctx, &students);
@@ -170,8 +194,8 @@ int pipeline_run(const RunContext *ctx) {
     /* ---- phase 4: results (the sum control reported with the students) ---- */
     if (status == JOB_DONE && lo->world_rank == 0) {
         progress_say(ctx, "phase 4: results\n");
-        Job *others = xcalloc((size_t)students.n + 1, sizeof(Job));
-        float **others_test = xcalloc((size_t)students.n + 1, sizeof(float *));
+        Job *others = xcalloc((size_t)students.n + codistilled.n + 1, sizeof(Job));
+        float **others_test = xcalloc((size_t)students.n + codistilled.n + 1, sizeof(float *));
         int n_others = 0;
         if (with_sum) {
             others[n_others] = phase1.jobs[L];
@@ -181,6 +205,10 @@ int pipeline_run(const RunContext *ctx) {
             others[n_others] = students.jobs[j];
             others_test[n_others++] = student_test[j];
         }
+        for (int j = 0; j < codistilled.n; j++) {
+            others[n_others] = codistilled.jobs[j];
+            others_test[n_others++] = codistill_test[j];
+        }
         results_report(ctx, phase1.jobs, L, phase1_test, others, n_others, others_test,
                        teacher_train, teacher_test);
         free(others);
@@ -189,8 +217,10 @@ int pipeline_run(const RunContext *ctx) {
 
     free_test_out(phase1_test, phase1.n);
     free_test_out(student_test, students.n);
+    free_test_out(codistill_test, codistilled.n);
     job_list_free(&phase1);
     job_list_free(&students);
+    job_list_free(&codistilled);
     free(sums.self_teacher);
     free(teacher_train);
     free(teacher_test);

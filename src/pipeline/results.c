@@ -84,6 +84,17 @@ done:
     free(each);
 }
 
+/* The mean over pairs of models of the fraction of test samples whose predictions differ;
+ * NaN for fewer than 2 models. */
+static double mean_disagreement(float *const *test, int n, int Nt, int K) {
+    double dis = 0;
+    int pairs = 0;
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++, pairs++)
+            dis += metrics_disagreement(test[a], test[b], Nt, K);
+    return pairs ? dis / pairs : NAN;
+}
+
 static const ResultRow *find(const Table *t, const char *name) {
     for (int i = 0; i < t->n; i++)
         if (strcmp(t->rows[i].name, name) == 0) return &t->rows[i];
@@ -143,6 +154,8 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
             }
     }
     add_group(&t, ctx, students, n_students, student_test, ROLE_SUM, -1, "sum", NULL, NULL);
+    add_group(&t, ctx, students, n_students, student_test, ROLE_CODISTILL, -1, "codistill",
+              "codistill ensemble", NULL);
 
     /* the ensemble of the first n members, n = 1..L (for n = L: the teacher) */
     float *size_acc = xfloats((size_t)L);
@@ -156,16 +169,19 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         size_acc[n - 1] = (float)metrics_compute(ens, te->labels, te->tags, Nt, K, bins).acc;
     }
     free(acc);
-    double dis = 0;
-    int pairs = 0;
-    for (int a = 0; a < L; a++)
-        for (int b = a + 1; b < L; b++, pairs++)
-            dis += metrics_disagreement(member_test[a], member_test[b], Nt, K);
-    dis = pairs ? dis / pairs : 0;
+    double dis = mean_disagreement(member_test, L, Nt, K);
+    float **codistilled = xcalloc((size_t)n_students + 1, sizeof(float *));
+    int n_codistilled = 0;
+    for (int j = 0; j < n_students; j++)
+        if (students[j].role == ROLE_CODISTILL) codistilled[n_codistilled++] = student_test[j];
+    double codistill_dis = mean_disagreement(codistilled, n_codistilled, Nt, K);
+    free(codistilled);
 
     printf("\nresults on %d test samples (%s, %s)\n", Nt,
            config_source_names[ctx->cfg->data.source], ctx->cfg->model.arch);
-    const char *summary[] = {"single", "ensemble", "sum", "kd", "self", "ensemble-of-kd"};
+    const char *summary[] = {"single",         "ensemble",  "sum",
+                             "kd",             "self",      "ensemble-of-kd",
+                             "codistill",      "codistill ensemble"};
     enum { N_SUMMARY = sizeof(summary) / sizeof(summary[0]) };
     ResultRow shown[N_SUMMARY];
     int n_shown = 0;
@@ -187,6 +203,9 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         for (int n = 1; n <= L; n++) printf(" %d: %.2f%%", n, 100 * size_acc[n - 1]);
         printf("\n  mean pairwise disagreement of members: %.2f%%\n", 100 * dis);
     }
+    if (n_codistilled > 1)
+        printf("  mean pairwise disagreement of co-distilled members: %.2f%%\n",
+               100 * codistill_dis);
     printf("  every model: RUN_DIR/run.h5 /results (%d rows); this run: %s/run.h5\n", t.n,
            ctx->run_dir);
 
@@ -213,7 +232,7 @@ void results_report(const RunContext *ctx, const Job *members, int L, float *con
         .teacher_test = teacher_test, .n_test = Nt, .K = K,
         .test_labels = te->labels, .test_tags = te->tags,
         .rows = t.rows, .n_rows = t.n, .ensemble_size_acc = size_acc, .L = L,
-        .disagreement = pairs ? dis : NAN, .data_fingerprint = ctx->data_fingerprint,
+        .disagreement = dis, .codistill_disagreement = codistill_dis, .data_fingerprint = ctx->data_fingerprint,
         .teacher_run = ctx->teacher_run ? ctx->teacher_dir : NULL,
         .teacher_run_revision = ctx->teacher_run ? ctx->teacher_run->code_revision : NULL,
         .model_files = file_ptrs};

@@ -1,7 +1,8 @@
 /* Training one model (a job) on one group of ranks: data-parallel SGD whose gradient the group
  * sums in fixed buckets, each bucket's all-reduce started as soon as backward has finished it
  * (gradsum.c), resumable from its checkpoint at any step, and the logits the teacher needs at
- * the end. Everything the loop touches is allocated before it starts. */
+ * the end. Everything the loop touches is allocated before it starts. In pieces (trainer_*,
+ * train.h): train_job runs them in order, codistill.c runs several models in lock-step. */
 #include "ensdistill/alloc.h"
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/error.h"
@@ -44,7 +45,7 @@ static Schedule job_schedule(const Config *cfg, const Job *job) {
 }
 
 /* Buffers of the training loop, sized once. */
-typedef struct {
+struct Workspace {
     float *x;          /* [max_batch, C*H*W] */
     int32_t *labels;   /* [max_batch] */
     int64_t *ids;      /* [max_batch] */
@@ -52,7 +53,7 @@ typedef struct {
     int *order;        /* [N] this epoch's sample order */
     int *rows;         /* [max_batch] consecutive sample indices for evaluation */
     int *counts, *displs; /* [ranks_per_model] evaluation's MPI_Allgatherv */
-} Workspace;
+};
 
 static Workspace workspace_create(const Model *m, const Dataset *train, int g) {
     size_t B = (size_t)m->spec.max_batch, K = (size_t)m->spec.num_classes;
@@ -118,9 +119,7 @@ static uint64_t params_hash(const Model *m) {
 }
 
 /* A line about a model ("complete: skipped"), printed by rank 0 whichever group trains it. */
-static void model_note(const RunContext *ctx, const Job *job, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void model_note(const RunContext *ctx, const Job *job, const char *fmt, ...) {
+void trainer_note(const RunContext *ctx, const Job *job, const char *fmt, ...) {
     if (!ctx->lo->is_leader) return;
     EpochReport r = {.index = job->index};
     snprintf(r.name, sizeof(r.name), "%s", job->name);
@@ -139,7 +138,7 @@ static void check_group_weights(const RunContext *ctx, const Job *job, const Mod
     MPI_CHECK(MPI_Bcast(&lead, 1, MPI_UINT64_T, 0, lo->group_comm));
     ED_CHECK(mine == lead, "group %d: weights differ between ranks after data-parallel training",
              lo->group);
-    model_note(ctx, job, "weights bitwise identical on the %d ranks of its group",
+    trainer_note(ctx, job, "weights bitwise identical on the %d ranks of its group",
                lo->ranks_per_model);
 }
 
@@ -162,9 +161,10 @@ static void save(const RunContext *ctx, const char *path, const Model *m, const 
  * sees the same summed loss) before this epoch is checkpointed, naming the key to change. */
 static noreturn void fail_diverged(const RunContext *ctx, const Job *job, int epoch,
                                    double loss) {
-    const char *key = job->role == ROLE_MEMBER ? "train.lr"
-                      : job->role == ROLE_SUM  ? "distill.sum_lr"
-                                               : "distill.lr";
+    const char *key = job->role == ROLE_MEMBER      ? "train.lr"
+                      : job->role == ROLE_SUM       ? "distill.sum_lr"
+                      : job->role == ROLE_CODISTILL ? "train.lr or distill.codistill.weight"
+                                                    : "distill.lr";
     ed_fail("%s diverged in epoch %d (training loss %g, peak lr %g): lower %s%s, or set "
             "train.warmup_epochs. Finished models stay in %s/models: copy them into a new "
             "checkpoint.dir to reuse them with the changed config",
@@ -175,88 +175,223 @@ static noreturn void fail_diverged(const RunContext *ctx, const Job *job, int ep
             ctx->run_dir);
 }
 
-/* One job's training state, shared by the epoch functions below. */
-typedef struct {
-    const RunContext *ctx;
-    const Job *job;
-    Model *m;
-    Step *step;
-    Workspace *w;
-    ModelState *st;
-    const char *path;
-    Schedule sched;
-} Trainer;
+/* A checkpoint continues only under the config that shaped it (config_first_difference over
+ * the keys its role depends on): RUN_DIR/config.yaml guards the directory, but it can be
+ * deleted or edited, and the file's own config is the one that counts. Members copied into a
+ * new run directory serve students of another distillation config. */
+static void check_stored_config(const RunContext *ctx, const Job *job, const char *path) {
+    /* the keys that did not shape this model: members need no distillation, and the teacher
+     * (the members' count and combination) shapes only the students */
+    static const char *const for_member[] = {"name", "eval.", "distill.", "ensemble.members",
+                                             "ensemble.combine", NULL};
+    /* a member of a distill.teacher run: its data.path may be relative to wherever that run
+     * started; reuse_check has compared the data by their fingerprint */
+    static const char *const for_other_run[] = {"name", "eval.", "distill.", "ensemble.members",
+                                                "ensemble.combine", "data.path", NULL};
+    static const char *const for_sum[] = {"name", "eval.", "distill.students", "distill.seeds",
+                                          "distill.temperature", "distill.alpha",
+                                          "distill.epochs", "distill.lr", "distill.codistill.",
+                                          "ensemble.combine", NULL};
+    static const char *const for_student[] = {"name", "eval.", "distill.codistill.", NULL};
+    /* co-distilled members: the members' keys and their own section */
+    static const char *const for_codistill[] = {
+        "name", "eval.", "distill.students", "distill.seeds", "distill.temperature",
+        "distill.alpha", "distill.epochs", "distill.lr", "distill.sum_", "distill.teacher",
+        "ensemble.combine", NULL};
+    const char *const *ignore = job->from_run                 ? for_other_run
+                                : job->role == ROLE_MEMBER    ? for_member
+                                : job->role == ROLE_SUM       ? for_sum
+                                : job->role == ROLE_CODISTILL ? for_codistill
+                                                              : for_student;
+    char *text = ckpt_read_config(path);
+    if (!text) ed_fail("checkpoint %s: its config is unreadable", path);
+    Config stored;
+    char err[1024], key[128], was[600], now[600];
+    if (config_load_text(&stored, text, path, err, sizeof(err)) != 0)
+        ed_fail("checkpoint %s: its stored config does not load (%s)", path, err);
+    free(text);
+    if (config_first_difference(&stored, ctx->cfg, ignore, key, sizeof(key), was, now, sizeof(was)))
+        ed_fail("checkpoint %s was trained with %s = %s, but the config says %s: resume it with "
+                "its config, or set checkpoint.dir to a new directory",
+                path, key, was, now);
+}
 
-/* Sums of one epoch over this rank's shards (restored when resuming mid-epoch). */
-typedef struct {
-    double loss, correct, seen;
-    double t_start; /* MPI_Wtime at the epoch's start, less the time before a resume */
-    double lr;      /* of the epoch's last step */
-    StepTimes times; /* ranks_per_model > 1: this rank's step phases (the sum's share) */
-} EpochSums;
+static Role rng_role(const Job *job) {
+    return job->rng_role ? job->rng_role : job->role;
+}
+
+int trainer_open(Trainer *t, const RunContext *ctx, const Job *job, float *train_logits,
+                 float *test_logits) {
+    const Config *cfg = ctx->cfg;
+    const Layout *lo = ctx->lo;
+    const Dataset *train = &ctx->data->train, *test = &ctx->data->test;
+    const int N = train->N, K = train->K, g = lo->ranks_per_model;
+    const uint64_t seed = (uint64_t)cfg->ensemble.seed;
+    memset(t, 0, sizeof(*t));
+    t->ctx = ctx;
+    t->job = job;
+
+    const char *dir = job->from_run ? job->from_run : ctx->run_dir;
+    if (snprintf(t->path, sizeof(t->path), "%s/models/%s.h5", dir, job->name) >=
+        (int)sizeof(t->path))
+        ed_fail("%s: directory name too long", dir);
+    memcpy(t->write_path, t->path, sizeof(t->path));
+    ModelSpec spec = job_model_spec(ctx, job);
+    Model *m = model_create(&spec);
+    model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, rng_role(job), (unsigned)job->seed_index, 0));
+
+    ModelState *st = &t->st;
+    snprintf(st->role, sizeof(st->role), "%s", job_role_name(job->role));
+    st->index = job->index;
+    st->seed = cfg->ensemble.seed;
+    st->epochs_total = job->epochs;
+    /* a file of the teacher run is only read: no fall-back to its .prev, nothing renamed */
+    int resumed =
+        (job->from_run ? ckpt_read_other_run(t->path, m, st) : ckpt_read(t->path, m, st)) == 0;
+    st->epochs_total = job->epochs;
+    if (resumed) check_stored_config(ctx, job, t->path);
+
+    if (resumed && st->complete) {
+        int have = ckpt_read_logits(t->path, "train", train_logits, N, K) == 0 &&
+                   ckpt_read_logits(t->path, "test", test_logits, test->N, K) == 0;
+        if (have) {
+            if (job->from_run)
+                trainer_note(ctx, job, "read from the teacher run (%s)", t->path);
+            else
+                trainer_note(ctx, job, "complete: skipped (RUN_DIR/models/%s.h5)", job->name);
+            model_free(m);
+            ckpt_state_free(st);
+            return 1;
+        }
+    }
+    /* A reused member is read, never trained or written: the teacher run must be finished. */
+    if (job->from_run)
+        ed_fail("distill.teacher %s: %s is %s: finish that run first (run its command again)",
+                job->from_run, t->path,
+                !resumed ? "missing" : st->complete ? "without its logits" : "not complete");
+    if (resumed && !st->complete)
+        trainer_note(ctx, job, "resuming at epoch %d, step %d", st->epoch + 1, st->step_in_epoch);
+
+    t->m = m;
+    t->w = xcalloc(1, sizeof(Workspace));
+    *t->w = workspace_create(m, train, g);
+    const size_t bucket = group_sum_bucket_floats(cfg->parallel.grad_bucket_mb);
+    t->gs = g > 1 ? group_sum_create(lo->group_comm) : NULL;
+    StepOptions opt = {.momentum = (float)cfg->train.momentum,
+                       .weight_decay = (float)cfg->train.weight_decay,
+                       .nesterov = cfg->train.nesterov,
+                       .clip_norm = cfg->train.clip_norm,
+                       .temperature = (float)job->temperature,
+                       .alpha = (float)job->alpha,
+                       .sum = t->gs ? group_sum_hooks(t->gs, bucket, cfg->parallel.grad_overlap)
+                                    : (GradSum){0}};
+    t->step = step_create(m, &opt);
+    t->sched = job_schedule(cfg, job);
+    if (t->gs)
+        trainer_note(ctx, job, "gradient sum: %d bucket%s of up to %.3g MiB (%s), %s",
+                     t->step->n_buckets, t->step->n_buckets == 1 ? "" : "s",
+                     t->step->bucket * sizeof(float) / 1048576.0, group_sum_method(),
+                     opt.sum.overlap ? "overlapped with backward" : "after backward");
+    return 0;
+}
+
+void trainer_close(Trainer *t) {
+    step_free(t->step);
+    group_sum_free(t->gs);
+    if (t->w) workspace_free(t->w);
+    free(t->w);
+    model_free(t->m);
+    ckpt_state_free(&t->st);
+    memset(t, 0, sizeof(*t));
+}
+
+int trainer_epoch_begin(Trainer *t, int epoch, EpochSums *e) {
+    const Config *cfg = t->ctx->cfg;
+    const Job *job = t->job;
+    const Dataset *train = &t->ctx->data->train;
+    const uint64_t seed = (uint64_t)cfg->ensemble.seed;
+    const unsigned order_index =
+        (unsigned)(job->order_index >= 0 ? job->order_index : job->seed_index);
+    Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, rng_role(job), order_index,
+                                              (uint32_t)epoch));
+    rng_permutation(&order_rng, train->N, t->w->order);
+    t->aug = (Augment){.crop_pad = cfg->data.crop_pad, .flip = cfg->data.flip, .seed = seed,
+                       .stream = rng_stream(RNG_PURPOSE_AUGMENT, rng_role(job),
+                                            (unsigned)job->seed_index, (uint32_t)epoch)};
+    const ModelState *st = &t->st;
+    *e = (EpochSums){.loss = st->partial_loss, .correct = st->partial_correct,
+                     .seen = st->partial_seen, .t_start = MPI_Wtime() - st->partial_seconds};
+    return div_up(train->N, job_global_batch(t->ctx));
+}
+
+double trainer_lr(const Trainer *t, int epoch, int step) {
+    const int steps = div_up(t->ctx->data->train.N, job_global_batch(t->ctx));
+    return schedule_lr(&t->sched, epoch, step, steps);
+}
+
+StepBatch trainer_batch(Trainer *t, int step) {
+    const RunContext *ctx = t->ctx;
+    const Layout *lo = ctx->lo;
+    const Dataset *train = &ctx->data->train;
+    const Job *job = t->job;
+    Workspace *w = t->w;
+    const int N = train->N, K = train->K, g = lo->ranks_per_model, Bg = job_global_batch(ctx);
+    int b0 = step * Bg, b = (N - b0 < Bg) ? N - b0 : Bg;
+    int lo_i = (int)((long)b * lo->group_rank / g), hi_i = (int)((long)b * (lo->group_rank + 1) / g);
+    StepBatch batch = {.x = w->x, .labels = w->labels, .ids = w->ids, .B = hi_i - lo_i,
+                       .global_B = b};
+    const int *idx = w->order + b0 + lo_i;
+    if (batch.B > 0) {
+        dataset_make_batch(train, idx, batch.B, w->x, w->labels, w->ids,
+                           ctx->cfg->data.augment ? &t->aug : NULL);
+        if (job->teacher) {
+            for (int i = 0; i < batch.B; i++)
+                memcpy(w->soft + (size_t)i * K, job->teacher + (size_t)idx[i] * K,
+                       (size_t)K * sizeof(float));
+            batch.teacher = w->soft;
+        }
+    }
+    return batch;
+}
+
+void trainer_save_partial(Trainer *t, int epoch, int next_step, const EpochSums *e) {
+    ModelState *st = &t->st;
+    st->epoch = epoch;
+    st->step_in_epoch = next_step;
+    st->partial_loss = e->loss;
+    st->partial_correct = e->correct;
+    st->partial_seen = e->seen;
+    st->partial_seconds = MPI_Wtime() - e->t_start;
+    save(t->ctx, t->write_path, t->m, st, t->extra, t->n_extra);
+}
 
 /* What train_epoch did: the whole epoch; stopped inside it (checkpointed); or the whole epoch
  * with a stop requested at its last step (every step is the last with batch_size full), which
- * end_epoch checkpoints as an ordinary epoch. */
+ * trainer_end_epoch checkpoints as an ordinary epoch. */
 enum { EPOCH_DONE = 0, EPOCH_STOPPED = 1, EPOCH_DONE_STOP = 2 };
 
-/* The steps of `epoch` from st->step_in_epoch on. When a stop is requested before the last
+/* The steps of `epoch` from st.step_in_epoch on. When a stop is requested before the last
  * step, checkpoints the partial epoch and returns EPOCH_STOPPED; else returns EPOCH_DONE or
  * EPOCH_DONE_STOP with the epoch's sums in *e. */
 static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
     const RunContext *ctx = t->ctx;
-    const Config *cfg = ctx->cfg;
-    const Job *job = t->job;
     const Layout *lo = ctx->lo;
-    const Dataset *train = &ctx->data->train;
-    Workspace *w = t->w;
-    ModelState *st = t->st;
-    const int N = train->N, K = train->K, g = lo->ranks_per_model;
-    const int Bg = job_global_batch(ctx), steps = div_up(N, Bg);
-    const uint64_t seed = (uint64_t)cfg->ensemble.seed;
-
-    Rng order_rng = rng_make(seed, rng_stream(RNG_PURPOSE_ORDER, job->role, (unsigned)job->seed_index,
-                                              (uint32_t)epoch));
-    rng_permutation(&order_rng, N, w->order);
-    Augment aug = {.crop_pad = cfg->data.crop_pad, .flip = cfg->data.flip, .seed = seed,
-                   .stream = rng_stream(RNG_PURPOSE_AUGMENT, job->role, (unsigned)job->seed_index,
-                                        (uint32_t)epoch)};
-    *e = (EpochSums){.loss = st->partial_loss, .correct = st->partial_correct,
-                     .seen = st->partial_seen, .t_start = MPI_Wtime() - st->partial_seconds};
-    for (int step = st->step_in_epoch; step < steps; step++) {
-        int b0 = step * Bg, b = (N - b0 < Bg) ? N - b0 : Bg;
-        int lo_i = (int)((long)b * lo->group_rank / g), hi_i = (int)((long)b * (lo->group_rank + 1) / g);
-        StepBatch batch = {.x = w->x, .labels = w->labels, .ids = w->ids, .B = hi_i - lo_i,
-                           .global_B = b};
-        const int *idx = w->order + b0 + lo_i;
-        e->lr = schedule_lr(&t->sched, epoch, step, steps);
-        if (batch.B > 0) {
-            dataset_make_batch(train, idx, batch.B, w->x, w->labels, w->ids,
-                               cfg->data.augment ? &aug : NULL);
-            if (job->teacher) {
-                for (int i = 0; i < batch.B; i++)
-                    memcpy(w->soft + (size_t)i * K, job->teacher + (size_t)idx[i] * K,
-                           (size_t)K * sizeof(float));
-                batch.teacher = w->soft;
-            }
-        }
+    const int g = lo->ranks_per_model;
+    const int steps = trainer_epoch_begin(t, epoch, e);
+    for (int step = t->st.step_in_epoch; step < steps; step++) {
+        StepBatch batch = trainer_batch(t, step);
+        e->lr = trainer_lr(t, epoch, step);
         int ok = 0;
         e->loss += step_run(t->step, &batch, (float)e->lr, &ok, g > 1 ? &e->times : NULL);
         e->correct += ok;
         e->seen += batch.B;
-        st->step++;
-        progress_step(ctx, job->name, epoch + 1, job->epochs, step, steps);
+        t->st.step++;
+        progress_step(ctx, t->job->name, epoch + 1, t->job->epochs, step, steps);
         progress_poll(ctx);
         int stop = signals_stop_requested();
         if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, lo->group_comm));
         if (stop && step + 1 < steps) {
-            st->epoch = epoch;
-            st->step_in_epoch = step + 1;
-            st->partial_loss = e->loss;
-            st->partial_correct = e->correct;
-            st->partial_seen = e->seen;
-            st->partial_seconds = MPI_Wtime() - e->t_start;
-            save(ctx, t->path, t->m, st, NULL, 0);
+            trainer_save_partial(t, epoch, step + 1, e);
             return EPOCH_STOPPED;
         }
         if (stop) return EPOCH_DONE_STOP;
@@ -264,10 +399,7 @@ static int train_epoch(Trainer *t, int epoch, EpochSums *e) {
     return EPOCH_DONE;
 }
 
-/* After the last step of `epoch`: sums over the group, the divergence check, the leader's
- * running statistics, the test evaluation when due (*have_test = 1 after the last epoch's),
- * the history record, the progress report and the periodic checkpoint. */
-static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_logits,
+int trainer_end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_logits,
                       int *have_test, int stop_requested) {
     const RunContext *ctx = t->ctx;
     const Config *cfg = ctx->cfg;
@@ -275,7 +407,7 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
     const Layout *lo = ctx->lo;
     const Dataset *test = &ctx->data->test;
     Model *m = t->m;
-    ModelState *st = t->st;
+    ModelState *st = &t->st;
     const int g = lo->ranks_per_model;
     double sums[3] = {e->loss, e->correct, e->seen};
     if (g > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, lo->group_comm));
@@ -311,148 +443,56 @@ static void end_epoch(Trainer *t, int epoch, const EpochSums *e, float *test_log
         progress_report(ctx, &r);
     }
     if (!last && (stop_requested || (cfg->checkpoint.every_epochs > 0 &&
-                                     (epoch + 1) % cfg->checkpoint.every_epochs == 0)))
-        save(ctx, t->path, m, st, NULL, 0);
+                                     (epoch + 1) % cfg->checkpoint.every_epochs == 0))) {
+        save(ctx, t->write_path, m, st, t->extra, t->n_extra);
+        return 1;
+    }
+    return 0;
 }
 
-/* A checkpoint continues only under the config that shaped it (config_first_difference over
- * the keys its role depends on): RUN_DIR/config.yaml guards the directory, but it can be
- * deleted or edited, and the file's own config is the one that counts. Members copied into a
- * new run directory serve students of another distillation config. */
-static void check_stored_config(const RunContext *ctx, const Job *job, const char *path) {
-    /* the keys that did not shape this model: members need no distillation, and the teacher
-     * (the members' count and combination) shapes only the students */
-    static const char *const for_member[] = {"name", "eval.", "distill.", "ensemble.members",
-                                             "ensemble.combine", NULL};
-    /* a member of a distill.teacher run: its data.path may be relative to wherever that run
-     * started; reuse_check has compared the data by their fingerprint */
-    static const char *const for_other_run[] = {"name", "eval.", "distill.", "ensemble.members",
-                                                "ensemble.combine", "data.path", NULL};
-    static const char *const for_sum[] = {"name", "eval.", "distill.students", "distill.seeds",
-                                          "distill.temperature", "distill.alpha",
-                                          "distill.epochs", "distill.lr", "ensemble.combine",
-                                          NULL};
-    static const char *const for_student[] = {"name", "eval.", NULL};
-    const char *const *ignore = job->from_run               ? for_other_run
-                                : job->role == ROLE_MEMBER ? for_member
-                                : job->role == ROLE_SUM  ? for_sum
-                                                         : for_student;
-    char *text = ckpt_read_config(path);
-    if (!text) ed_fail("checkpoint %s: its config is unreadable", path);
-    Config stored;
-    char err[1024], key[128], was[600], now[600];
-    if (config_load_text(&stored, text, path, err, sizeof(err)) != 0)
-        ed_fail("checkpoint %s: its stored config does not load (%s)", path, err);
-    free(text);
-    if (config_first_difference(&stored, ctx->cfg, ignore, key, sizeof(key), was, now, sizeof(was)))
-        ed_fail("checkpoint %s was trained with %s = %s, but the config says %s: resume it with "
-                "its config, or set checkpoint.dir to a new directory",
-                path, key, was, now);
+void trainer_finish(Trainer *t, float *train_logits, float *test_logits, int have_test) {
+    const RunContext *ctx = t->ctx;
+    const Layout *lo = ctx->lo;
+    const Dataset *train = &ctx->data->train, *test = &ctx->data->test;
+    const int N = train->N, K = train->K;
+    Model *m = t->m;
+    evaluate(m, t->w, train, train_logits, lo);
+    if (!have_test) evaluate(m, t->w, test, test_logits, lo);
+    check_group_weights(ctx, t->job, m);
+    t->st.complete = 1;
+    CkptDataset extra[3] = {
+        {.name = "logits/train", .ndim = 2, .dims = {N, K}, .data = train_logits},
+        {.name = "logits/test", .ndim = 2, .dims = {test->N, K}, .data = test_logits},
+    };
+    int n_extra = 2;
+    float probe[2 * PROBE_MAX_CLASSES];
+    if (K <= PROBE_MAX_CLASSES && probe_views(m, train->views, K, train->D, probe) == 0) {
+        const double threshold = ctx->cfg->model.srelu_rho;
+        const int both = probe_both_learned(probe, K, threshold);
+        extra[n_extra++] = (CkptDataset){
+            .name = "probe/views", .ndim = 2, .dims = {K, 2}, .data = probe, .n_attrs = 3,
+            .attrs = {{.name = "threshold", .type = CKPT_ATTR_F64, .f64 = threshold},
+                      {.name = "classes_both_learned", .type = CKPT_ATTR_I64, .i64 = both},
+                      {.name = "meaning", .type = CKPT_ATTR_STR, .str = PROBE_VIEWS_MEANING}}};
+        trainer_note(ctx, t->job, "views learned: both views in %d of %d classes", both, K);
+    }
+    save(ctx, t->write_path, m, &t->st, extra, n_extra);
 }
 
 int train_job(const RunContext *ctx, const Job *job, float *train_logits, float *test_logits) {
-    const Config *cfg = ctx->cfg;
-    const Layout *lo = ctx->lo;
-    const Dataset *train = &ctx->data->train, *test = &ctx->data->test;
-    const int N = train->N, K = train->K, g = lo->ranks_per_model;
-    const uint64_t seed = (uint64_t)cfg->ensemble.seed;
-
-    char path[ED_PATH_MAX];
-    const char *dir = job->from_run ? job->from_run : ctx->run_dir;
-    if (snprintf(path, sizeof(path), "%s/models/%s.h5", dir, job->name) >= (int)sizeof(path))
-        ed_fail("%s: directory name too long", dir);
-    ModelSpec spec = job_model_spec(ctx, job);
-    Model *m = model_create(&spec);
-    model_init(m, seed, rng_stream(RNG_PURPOSE_INIT, job->role, (unsigned)job->seed_index, 0));
-
-    ModelState st;
-    memset(&st, 0, sizeof(st));
-    snprintf(st.role, sizeof(st.role), "%s", job_role_name(job->role));
-    st.index = job->index;
-    st.seed = cfg->ensemble.seed;
-    st.epochs_total = job->epochs;
-    /* a file of the teacher run is only read: no fall-back to its .prev, nothing renamed */
-    int resumed = (job->from_run ? ckpt_read_other_run(path, m, &st) : ckpt_read(path, m, &st)) == 0;
-    st.epochs_total = job->epochs;
-    if (resumed) check_stored_config(ctx, job, path);
-
-    if (resumed && st.complete) {
-        int have = ckpt_read_logits(path, "train", train_logits, N, K) == 0 &&
-                   ckpt_read_logits(path, "test", test_logits, test->N, K) == 0;
-        if (have) {
-            if (job->from_run)
-                model_note(ctx, job, "read from the teacher run (%s)", path);
-            else
-                model_note(ctx, job, "complete: skipped (RUN_DIR/models/%s.h5)", job->name);
-            model_free(m);
-            ckpt_state_free(&st);
-            return JOB_DONE;
-        }
-    }
-    /* A reused member is read, never trained or written: the teacher run must be finished. */
-    if (job->from_run)
-        ed_fail("distill.teacher %s: %s is %s: finish that run first (run its command again)",
-                job->from_run, path,
-                !resumed ? "missing" : st.complete ? "without its logits" : "not complete");
-    if (resumed && !st.complete)
-        model_note(ctx, job, "resuming at epoch %d, step %d", st.epoch + 1, st.step_in_epoch);
-
-    Workspace w = workspace_create(m, train, g);
-    const size_t bucket = group_sum_bucket_floats(cfg->parallel.grad_bucket_mb);
-    GroupSum *gs = g > 1 ? group_sum_create(lo->group_comm) : NULL;
-    StepOptions opt = {.momentum = (float)cfg->train.momentum,
-                       .weight_decay = (float)cfg->train.weight_decay,
-                       .nesterov = cfg->train.nesterov,
-                       .clip_norm = cfg->train.clip_norm,
-                       .temperature = (float)job->temperature,
-                       .alpha = (float)job->alpha,
-                       .sum = gs ? group_sum_hooks(gs, bucket, cfg->parallel.grad_overlap)
-                                 : (GradSum){0}};
-    Trainer t = {.ctx = ctx, .job = job, .m = m, .step = step_create(m, &opt), .w = &w,
-                 .st = &st, .path = path, .sched = job_schedule(cfg, job)};
-    if (gs)
-        model_note(ctx, job, "gradient sum: %d bucket%s of up to %.3g MiB (%s), %s",
-                   t.step->n_buckets, t.step->n_buckets == 1 ? "" : "s",
-                   t.step->bucket * sizeof(float) / 1048576.0,
-                   group_sum_method(),
-                   opt.sum.overlap ? "overlapped with backward" : "after backward");
+    Trainer t;
+    if (trainer_open(&t, ctx, job, train_logits, test_logits)) return JOB_DONE;
     int stopped = 0, have_test = 0; /* have_test: test_logits hold the final weights' */
-    for (int epoch = st.epoch; epoch < job->epochs && !st.complete && !stopped; epoch++) {
+    for (int epoch = t.st.epoch; epoch < job->epochs && !t.st.complete && !stopped; epoch++) {
         EpochSums sums;
         int done = train_epoch(&t, epoch, &sums);
         stopped = done == EPOCH_STOPPED;
-        if (!stopped) end_epoch(&t, epoch, &sums, test_logits, &have_test, done == EPOCH_DONE_STOP);
+        if (!stopped)
+            trainer_end_epoch(&t, epoch, &sums, test_logits, &have_test, done == EPOCH_DONE_STOP);
         /* a stop at the last step of the last epoch lets the model complete instead */
         if (done == EPOCH_DONE_STOP && epoch + 1 < job->epochs) stopped = 1;
     }
-    step_free(t.step);
-    group_sum_free(gs);
-
-    if (!stopped) {
-        evaluate(m, &w, train, train_logits, lo);
-        if (!have_test) evaluate(m, &w, test, test_logits, lo);
-        check_group_weights(ctx, job, m);
-        st.complete = 1;
-        CkptDataset extra[3] = {
-            {.name = "logits/train", .ndim = 2, .dims = {N, K}, .data = train_logits},
-            {.name = "logits/test", .ndim = 2, .dims = {test->N, K}, .data = test_logits},
-        };
-        int n_extra = 2;
-        float probe[2 * PROBE_MAX_CLASSES];
-        if (K <= PROBE_MAX_CLASSES && probe_views(m, train->views, K, train->D, probe) == 0) {
-            const double threshold = cfg->model.srelu_rho;
-            const int both = probe_both_learned(probe, K, threshold);
-            extra[n_extra++] = (CkptDataset){
-                .name = "probe/views", .ndim = 2, .dims = {K, 2}, .data = probe, .n_attrs = 3,
-                .attrs = {{.name = "threshold", .type = CKPT_ATTR_F64, .f64 = threshold},
-                          {.name = "classes_both_learned", .type = CKPT_ATTR_I64, .i64 = both},
-                          {.name = "meaning", .type = CKPT_ATTR_STR, .str = PROBE_VIEWS_MEANING}}};
-            model_note(ctx, job, "views learned: both views in %d of %d classes", both, K);
-        }
-        save(ctx, path, m, &st, extra, n_extra);
-    }
-    workspace_free(&w);
-    model_free(m);
-    ckpt_state_free(&st);
+    if (!stopped) trainer_finish(&t, train_logits, test_logits, have_test);
+    trainer_close(&t);
     return stopped ? JOB_STOPPED : JOB_DONE;
 }

@@ -207,9 +207,19 @@ static void test_errors(void) {
     expect_error("parallel:\n  threads: many\n", 0, NULL,
                  "%s:2: parallel.threads: expected an integer or 'auto', got 'many'");
     expect_error("distill:\n  students: [kd, teacher]\n", 0, NULL,
-                 "%s:2: distill.students: items must be from kd, self, sum; got 'teacher'");
+                 "%s:2: distill.students: items must be from kd, self, sum, codistill; got 'teacher'");
     expect_error("distill:\n  students: [kd, kd]\n", 0, NULL,
                  "%s:2: distill.students: 'kd' listed twice");
+    expect_error("ensemble:\n  members: 1\ndistill:\n  students: [codistill]\n", 0, NULL,
+                 "%s:4: distill.students: codistill needs ensemble.members >= 2 (each member "
+                 "distils from its peers), got 1");
+    expect_error("train:\n  epochs: 3\ndistill:\n  students: [codistill]\n  codistill:\n"
+                 "    burn_in: 4\n",
+                 0, NULL,
+                 "%s:6: distill.codistill.burn_in: must be <= train.epochs = 3 (the co-distilled "
+                 "members train as long as the members), got 4");
+    expect_error("distill:\n  codistill:\n    mode: weights\n", 0, NULL,
+                 "%s:3: distill.codistill.mode: must be one of logits, checkpoints; got 'weights'");
     expect_error(
         "train:\n  milestones: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]\n", 0,
         NULL, "%s:2: train.milestones: at most 16 items, got 17");

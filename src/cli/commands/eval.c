@@ -52,7 +52,7 @@ static int load_stored_config(Config *cfg, const char *ckpt, int n_sets, char **
 }
 
 static int role_from_name(const char *name) {
-    for (int r = ROLE_MEMBER; r <= ROLE_SUM; r++)
+    for (int r = ROLE_MEMBER; r <= ROLE_CODISTILL; r++)
         if (strcmp(job_role_name((Role)r), name) == 0) return r;
     return -1;
 }

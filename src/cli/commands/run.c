@@ -198,7 +198,7 @@ static int check_run_data(const Config *cfg, const char *fingerprint, char *err,
  * run that could not hold them before training anything. */
 static int check_room(const Config *cfg, const DataSplit *data, char *err, size_t size) {
     const DistillConfig *dc = &cfg->distill;
-    double models = cfg->ensemble.members + 1.0 +
+    double models = cfg->ensemble.members * (dc->codistilled ? 2.0 : 1.0) + 1.0 +
                     2.0 * dc->seeds * dc->n_temperature * dc->n_alpha * dc->n_lr;
     double bytes = models * data->test.N * data->test.K * sizeof(float) +
                    3.0 * data->train.N * data->train.K * sizeof(double);

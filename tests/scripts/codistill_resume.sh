@@ -1,0 +1,62 @@
+# Co-distilled members resume together: a run killed with SIGKILL (one rank; mpirun stops the
+# other) while they train, then stopped by SIGUSR1 inside an epoch, then run again, ends with
+# every model and run.h5 bitwise equal to an uninterrupted run. The kill must land in the
+# co-distillation phase: the test fails when it came after the members completed. Both modes
+# (checkpoints: exchanges every 7 steps, so the resumes land between two).
+source "$(dirname "$0")/lib.sh"
+need_h5py
+scratch
+cfg=$ED_SOURCE_DIR/tests/configs/tiny.yaml
+for mode in logits checkpoints; do
+args=(--set train.epochs=8 --set data.train_limit=4096 --set distill.students=[codistill]
+      --set distill.codistill.burn_in=2 --set distill.codistill.temperature=2
+      --set distill.codistill.mode=$mode --set distill.codistill.period=7)
+rm -rf "${ED_TMP:?}"/*
+run_named ref 2
+
+# 1. SIGKILL one rank once the co-distilled members have checkpointed their second epoch.
+$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
+    > "$ED_TMP/cut1.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 2400); do
+    grep -q "codistill-002 epoch    2/8" "$ED_TMP/cut1.log" 2>/dev/null && break
+    sleep 0.05
+done
+victim=$(pgrep -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" | tail -1 || true)
+[ -n "$victim" ] || { cat "$ED_TMP/cut1.log"; fail "no rank to kill"; }
+kill -9 "$victim"
+wait "$launcher" && fail "mpirun exited 0 after a rank was killed" || true
+grep -q "codistill-002 epoch    2/8" "$ED_TMP/cut1.log" || { cat "$ED_TMP/cut1.log"; fail "killed before co-distillation"; }
+if grep -q "codistill-00[0-2] epoch    8/8\|phase 4" "$ED_TMP/cut1.log"; then
+    cat "$ED_TMP/cut1.log"
+    fail "the kill came after the co-distilled members completed: it proves nothing"
+fi
+echo "killed rank pid $victim during co-distillation ($(grep -c 'codistill-00. epoch' "$ED_TMP/cut1.log") member-epochs logged)"
+
+# 2. Resume; SIGUSR1 to every rank once they train the co-distilled members again: they stop
+#    together (a checkpoint inside an epoch) and exit 0.
+$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
+    > "$ED_TMP/cut2.log" 2>&1 &
+launcher=$!
+for _ in $(seq 1 2400); do
+    grep -q "co-distillation: 3 members" "$ED_TMP/cut2.log" 2>/dev/null && break
+    sleep 0.02
+done
+pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
+wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
+grep -q "codistill-000 *resuming at epoch" "$ED_TMP/cut2.log" \
+    || { cat "$ED_TMP/cut2.log"; fail "the co-distilled members did not resume"; }
+grep -q "phase 4" "$ED_TMP/cut2.log" && { cat "$ED_TMP/cut2.log"; fail "SIGUSR1 came too late"; }
+
+# 3. Finish, and compare.
+run_named cut 2
+"$ED_PYTHON" "$ED_SOURCE_DIR/analysis/compare_runs.py" "$ED_TMP/ref" "$ED_TMP/cut" \
+    || fail "killed, stopped and resumed co-distillation differs from the uninterrupted run"
+left=$(ls "$ED_TMP/cut/models")
+grep -q next <<< "$left" && fail "a .next checkpoint was left behind: $left"
+if [ "$mode" = checkpoints ]; then
+    grep -q "weights of the last exchange read" "$ED_TMP/cut2.log" "$ED_TMP/cut.log" \
+        || { cat "$ED_TMP/cut2.log" "$ED_TMP/cut.log"; fail "no resume between two exchanges"; }
+fi
+echo "co-distillation ($mode) killed, stopped and resumed: bitwise the uninterrupted run"
+done
