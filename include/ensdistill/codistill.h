@@ -13,7 +13,7 @@
  * logits on rank 0 (allocated there by the caller; elsewhere NULL), jobs[l] its job. Returns
  * JOB_DONE or JOB_STOPPED. */
 int codistill_run(const RunContext *ctx, Job *jobs, float **test_out);
-/* The peers' mean of mode logits (also `bench --codistill`): out[B, K] = (sum - own) / (L - 1)
+/* The peers' mean of mode logits: out[B, K] = (sum - own) / (L - 1)
  * with sum [B, K] the fixed-point sum (ensemble_accumulate, COMBINE_LOGITS) of all L members'
  * logits on these samples and own [B, K] this member's; scratch: B K int64. */
 void codistill_peers(float *out, int64_t *scratch, const int64_t *sum, const float *own, int B,
