@@ -1,9 +1,12 @@
 /* malloccount: an LD_PRELOAD library that counts heap allocation calls (malloc, calloc, realloc,
- * posix_memalign, aligned_alloc, memalign, valloc), not bytes, on every thread. A call made while
- * any thread is inside oneDNN's dnnl_primitive_execute (also interposed here) is counted as
- * oneDNN's: its per-call argument map and execution context. At exit one line is appended to
- * the file ED_MALLOC_COUNT_FILE (stderr when unset):
+ * posix_memalign, aligned_alloc, memalign, valloc), not bytes. Calls of the threads that run the
+ * step (the main thread, and OpenMP's threads while they are inside a parallel region) made while
+ * any thread is inside oneDNN's dnnl_primitive_execute (also interposed here) are counted as
+ * oneDNN's: its per-call argument map and execution context. Calls of every other thread (Open
+ * MPI's and PMIx's progress threads, whose allocations depend on timing, not on the steps) are
+ * counted apart. At exit one line is appended to the file ED_MALLOC_COUNT_FILE (stderr when unset):
  *   malloccount <program> calls <all> outside_dnnl <outside> inside_dnnl <inside> dnnl_executes <n>
+ *       other_threads <other>
  * (<program> as /proc/self/comm names it: a launcher's helpers, such as Open MPI's orted, inherit
  * LD_PRELOAD and report too).
  * The allocations go to glibc's __libc_* entry points, so no lookup recurses into malloc. */
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern void *__libc_malloc(size_t);
@@ -22,11 +26,25 @@ extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 extern void __libc_free(void *);
 
-static atomic_long calls_outside, calls_inside, executes;
+static atomic_long calls_outside, calls_inside, calls_other, executes;
 static atomic_int inside_dnnl; /* threads now inside dnnl_primitive_execute */
+static int (*omp_in_parallel_fn)(void); /* the program's OpenMP runtime, when it has one */
+
+/* Found once all objects are mapped, before main: a lookup inside malloc could recurse. */
+__attribute__((constructor)) static void find_openmp(void) {
+    omp_in_parallel_fn = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_in_parallel");
+}
+
+/* The threads that run the step: the main thread, and OpenMP's threads inside a region. */
+static int step_thread(void) {
+    if (syscall(SYS_gettid) == getpid()) return 1;
+    return omp_in_parallel_fn && omp_in_parallel_fn();
+}
 
 static void count(void) {
-    if (atomic_load_explicit(&inside_dnnl, memory_order_relaxed) > 0)
+    if (!step_thread())
+        atomic_fetch_add_explicit(&calls_other, 1, memory_order_relaxed);
+    else if (atomic_load_explicit(&inside_dnnl, memory_order_relaxed) > 0)
         atomic_fetch_add_explicit(&calls_inside, 1, memory_order_relaxed);
     else
         atomic_fetch_add_explicit(&calls_outside, 1, memory_order_relaxed);
@@ -90,9 +108,11 @@ __attribute__((destructor)) static void report(void) {
         close(cfd);
     }
     long out = atomic_load(&calls_outside), in = atomic_load(&calls_inside);
+    long other = atomic_load(&calls_other);
     int len = snprintf(line, sizeof(line),
-                       "malloccount %s calls %ld outside_dnnl %ld inside_dnnl %ld dnnl_executes %ld\n",
-                       comm, out + in, out, in, (long)atomic_load(&executes));
+                       "malloccount %s calls %ld outside_dnnl %ld inside_dnnl %ld dnnl_executes %ld "
+                       "other_threads %ld\n",
+                       comm, out + in + other, out, in, (long)atomic_load(&executes), other);
     const char *path = getenv("ED_MALLOC_COUNT_FILE");
     int fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : 2;
     if (fd < 0) return;
