@@ -45,6 +45,11 @@ cleanup() {
         m=${mounted[i]}
         umount "$m" 2>/dev/null || umount -l "$m" || echo "debian13: could not unmount $m" >&2
     done
+    # And what a test made inside the root: `ip netns add` (the cluster test's probe) mounts the
+    # root's /run/netns on itself.
+    for m in $(awk -v r="$root/" 'index($5, r) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" || echo "debian13: could not unmount $m" >&2
+    done
     exit $status
 }
 trap cleanup EXIT
