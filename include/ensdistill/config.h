@@ -5,9 +5,8 @@
 #ifndef ENSDISTILL_CONFIG_H
 #define ENSDISTILL_CONFIG_H
 
-#include "ensdistill/ensemble.h" /* Combine */
 #include "ensdistill/fsutil.h"
-#include "ensdistill/optim.h"    /* ScheduleKind */
+#include "ensdistill/nn_kinds.h" /* ScheduleKind, Combine */
 
 #include <stdint.h>
 #include <stdio.h>

@@ -21,6 +21,9 @@ int runfile_describe(const char *path, FILE *out);
  * ECE (accuracies in percent; multi/single-view columns when any row has them). The one
  * printer of the table: `run` prints its summary rows, `inspect` every row. */
 void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows);
+/* An accuracy in [0, 1] as "   97.20%" (9 characters), or "-" right-aligned when not finite
+ * (not measured). */
+void io_print_percent(FILE *out, double v);
 /* "1.3 MiB" into buf; returns buf. */
 const char *io_human_size(char *buf, size_t size, long long bytes);
 

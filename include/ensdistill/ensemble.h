@@ -7,10 +7,10 @@
 #ifndef ENSDISTILL_ENSEMBLE_H
 #define ENSDISTILL_ENSEMBLE_H
 
+#include "ensdistill/nn_kinds.h" /* Combine: COMBINE_LOGITS, COMBINE_PROBS */
+
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum { COMBINE_LOGITS = 0, COMBINE_PROBS = 1 } Combine;
 
 #define ENSEMBLE_MAX_CLASSES 1000
 

@@ -3,6 +3,8 @@
 #ifndef ENSDISTILL_OPTIM_H
 #define ENSDISTILL_OPTIM_H
 
+#include "ensdistill/nn_kinds.h" /* ScheduleKind */
+
 #include <stddef.h>
 
 /* Over params[0..n):  g = grad + wd * p;  buf = momentum * buf + g;
@@ -16,7 +18,7 @@ void sgd_step(float *params, const float *grads, float *momentum_buf, size_t n, 
  * the norm before clipping. */
 double optim_clip_grad_norm(float *grads, size_t n, double max_norm);
 
-typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_MULTISTEP = 1, SCHEDULE_COSINE = 2 } ScheduleKind;
+/* ScheduleKind: constant, multistep or cosine (nn_kinds.h). */
 
 #define SCHEDULE_MAX_MILESTONES 16
 typedef struct {

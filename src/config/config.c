@@ -174,11 +174,9 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
                        bytes / 1073741824.0, have / 1073741824.0);
     }
     ArchName arch;
-    if (model_arch_parse(c->model.arch, &arch, NULL, 0) != 0)
-        return bad(&ck, "model.arch",
-                   "expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or wrn-<6n+4>-<k> (depth at "
-                   "most %d, width at most %d), got '%s'",
-                   MODEL_ARCH_MAX_DEPTH, MODEL_ARCH_MAX_WIDTH, c->model.arch);
+    char why[256];
+    if (model_arch_parse(c->model.arch, &arch, why, sizeof(why)) != 0)
+        return bad(&ck, "model.arch", "%s", why);
     if (arch.kind == ARCH_MVCONV && d->source != SOURCE_HDF5 && !generated)
         return bad(&ck, "model.arch",
                    "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",

@@ -4,31 +4,25 @@
 #include "ensdistill/dataset.h"
 
 #include "ensdistill/error.h"
+#include "ensdistill/hash.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-/* 64-bit FNV-1a, continued from h. */
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-#define FNV_START 1469598103934665603ull
+#define FNV_START HASH_FNV1A_INIT
 
 /* The stored samples (uint8 or float32 bytes), then the multi-view tags, continued from h. */
 static uint64_t samples_hash(uint64_t h, const Dataset *ds) {
     const size_t n = (size_t)ds->N * ds->C * ds->H * ds->W;
-    if (ds->u8) h = fnv1a(h, ds->u8, n);
-    if (ds->f32) h = fnv1a(h, ds->f32, n * sizeof(float));
-    if (ds->tags) h = fnv1a(h, ds->tags, (size_t)ds->N);
+    if (ds->u8) h = hash_fnv1a(h, ds->u8, n);
+    if (ds->f32) h = hash_fnv1a(h, ds->f32, n * sizeof(float));
+    if (ds->tags) h = hash_fnv1a(h, ds->tags, (size_t)ds->N);
     return h;
 }
 
 static uint64_t labels_hash(const Dataset *ds) {
-    return fnv1a(FNV_START, ds->labels, (size_t)ds->N * sizeof(int32_t));
+    return hash_fnv1a(FNV_START, ds->labels, (size_t)ds->N * sizeof(int32_t));
 }
 
 /* Labels, then the samples: the train_hash / test_hash of every fingerprint so far. */

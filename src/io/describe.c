@@ -27,7 +27,7 @@ const char *io_human_size(char *buf, size_t size, long long bytes) {
     return buf;
 }
 
-static void print_percent(FILE *out, double v) {
+void io_print_percent(FILE *out, double v) {
     if (isfinite(v))
         fprintf(out, "%8.2f%%", 100.0 * v);
     else
@@ -48,15 +48,15 @@ void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows) {
     for (int i = 0; i < n_rows; i++) {
         const ResultRow *r = &rows[i];
         fprintf(out, "  %-*s %-7s %6d ", w, r->name, r->role, r->n_models);
-        print_percent(out, r->test_acc);
+        io_print_percent(out, r->test_acc);
         fputc(' ', out);
-        print_percent(out, r->acc_std);
+        io_print_percent(out, r->acc_std);
         fprintf(out, " %8.4f %8.4f", r->nll, r->ece);
         if (multi) {
             fputc(' ', out);
-            print_percent(out, r->acc_multi);
+            io_print_percent(out, r->acc_multi);
             fputc(' ', out);
-            print_percent(out, r->acc_single);
+            io_print_percent(out, r->acc_single);
         }
         fputc('\n', out);
     }
@@ -199,9 +199,9 @@ int ckpt_describe(const char *path, FILE *out, int show_tensors) {
                     "train acc", "test acc", "seconds");
             for (int e = 0; e < n; e++) {
                 fprintf(out, "    %5.0f %10.4g %10.4f ", cols[e], cols[n + e], cols[2 * n + e]);
-                print_percent(out, cols[3 * n + e]);
+                io_print_percent(out, cols[3 * n + e]);
                 fputc(' ', out);
-                print_percent(out, cols[4 * n + e]);
+                io_print_percent(out, cols[4 * n + e]);
                 fprintf(out, " %8.1f\n", cols[5 * n + e]);
             }
         } else {

@@ -4,6 +4,7 @@
 #include "dnnl_backend.h"
 #include "nn_internal.h"
 
+#include "ensdistill/clock.h"
 #include "ensdistill/error.h"
 #include "ensdistill/rng.h"
 
@@ -19,12 +20,6 @@ static float mv_noise_init(const void *ctx, int row, int64_t coord) {
     return rng_normal_at(c->m->init_seed, c->m->init_stream,
                          nn_noise_position(c->copy, row, coord)) *
            c->std;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 #define VAL(i) (m->priv->values[i])
@@ -226,9 +221,9 @@ float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B,
     struct ModelPrivate *p = m->priv;
     memcpy(p->acts + VAL(0).offset, x, (size_t)B * value_size(&VAL(0)) * sizeof(float));
     for (int i = 0; i < p->n_ops; i++) {
-        double t0 = p->profile ? now_seconds() : 0.0;
+        double t0 = p->profile ? clock_now_seconds() : 0.0;
         op_forward(m, &p->ops[i], B, training, sample_ids);
-        if (p->profile) p->op_fwd_seconds[i] += now_seconds() - t0;
+        if (p->profile) p->op_fwd_seconds[i] += clock_now_seconds() - t0;
     }
     if (p->profile) p->profile_steps++;
     p->cur_batch = B;
@@ -248,17 +243,17 @@ void model_backward_notify(Model *m, const float *dlogits, GradReadyFn ready, vo
     ED_CHECK(p->training || !p->has_bn,
              "model_backward after an eval-mode forward: BatchNorm backward needs batch "
              "statistics");
-    double t0 = p->profile ? now_seconds() : 0.0;
+    double t0 = p->profile ? clock_now_seconds() : 0.0;
     memset(m->grads + m->trainable_begin, 0,
            (m->trainable_end - m->trainable_begin) * sizeof(float));
-    if (p->profile) p->zero_seconds += now_seconds() - t0;
+    if (p->profile) p->zero_seconds += clock_now_seconds() - t0;
     const Value *lv = &VAL(p->logits_value);
     if (!lv->requires_grad) return; /* nothing trainable */
     memcpy(p->dacts + lv->goffset, dlogits, (size_t)B * value_size(lv) * sizeof(float));
     for (int i = p->n_ops - 1; i >= 0; i--) {
         const Op *op = &p->ops[i];
         if (!VAL(op->out).requires_grad) continue;
-        double t_op = p->profile ? now_seconds() : 0.0;
+        double t_op = p->profile ? clock_now_seconds() : 0.0;
         /* gradients whose first contribution comes from this op start at zero, or are
          * written rather than added to by the oneDNN conv and BN */
         const int writes = p->dnnl && (op->kind == OP_CONV || (op->kind == OP_BN && p->dnnl_bn));
@@ -272,7 +267,7 @@ void model_backward_notify(Model *m, const float *dlogits, GradReadyFn ready, vo
             memset(p->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
         }
         op_backward(m, op, B, p->sample_ids, dx_overwrite);
-        if (p->profile) p->op_bwd_seconds[i] += now_seconds() - t_op;
+        if (p->profile) p->op_bwd_seconds[i] += clock_now_seconds() - t_op;
         if (ready) ready(p->grad_ready[i], ctx);
     }
 }

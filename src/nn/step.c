@@ -3,13 +3,13 @@
  * over buffers allocated once by step_create. */
 #include "ensdistill/step.h"
 #include "ensdistill/alloc.h"
+#include "ensdistill/clock.h"
 #include "ensdistill/error.h"
 #include "ensdistill/loss.h"
 #include "ensdistill/optim.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* An MPI count is an int: no bucket is larger than this. */
 #define MAX_BUCKET_FLOATS ((size_t)1 << 30)
@@ -51,12 +51,6 @@ void step_free(Step *s) {
     free(s);
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 double step_times_total(const StepTimes *t) {
     double total = 0.0;
     for (int p = 0; p < STEP_PHASES; p++) total += t->seconds[p];
@@ -66,7 +60,7 @@ double step_times_total(const StepTimes *t) {
 /* Adds the time since *t to phase p and restarts the clock (no-op without times). */
 static void lap(StepTimes *times, StepPhase p, double *t) {
     if (!times) return;
-    double now = now_seconds();
+    double now = clock_now_seconds();
     times->seconds[p] += now - *t;
     *t = now;
 }
@@ -86,11 +80,11 @@ static void start_buckets(Step *s, size_t from) {
  * time spent here is the sum's, not backward's. */
 static void on_grads_ready(size_t from, void *ctx) {
     Step *s = ctx;
-    double t0 = s->times ? now_seconds() : 0.0;
+    double t0 = s->times ? clock_now_seconds() : 0.0;
     start_buckets(s, from);
     if (s->next_bucket > 0 && s->opt.sum.progress) s->opt.sum.progress(s->opt.sum.ctx);
     if (s->times) {
-        double spent = now_seconds() - t0;
+        double spent = clock_now_seconds() - t0;
         s->times->seconds[STEP_GRAD_SUM] += spent;
         s->times->seconds[STEP_BACKWARD] -= spent;
     }
@@ -102,7 +96,7 @@ const float *step_forward(Step *s, const StepBatch *batch, StepTimes *times) {
              "step: local batch %d (max %d), global batch %d", batch->B, m->spec.max_batch,
              batch->global_B);
     if (batch->B == 0) return NULL;
-    double t = times ? now_seconds() : 0.0;
+    double t = times ? clock_now_seconds() : 0.0;
     const float *logits = model_forward(m, batch->x, batch->ids, batch->B, 1);
     lap(times, STEP_FORWARD, &t);
     return logits;
@@ -114,7 +108,7 @@ double step_finish(Step *s, const StepBatch *batch, const float *logits, float l
     const StepOptions *o = &s->opt;
     const int B = batch->B, K = m->spec.num_classes;
     const size_t tb = m->trainable_begin, tn = m->trainable_end - m->trainable_begin;
-    double t = times ? now_seconds() : 0.0, loss = 0.0;
+    double t = times ? clock_now_seconds() : 0.0, loss = 0.0;
     const int summing = o->sum.start != NULL;
     s->next_bucket = 0;
     s->times = times;

@@ -2,6 +2,7 @@
  * the CPU's name and a measured FMA peak for benchmark reports. */
 #define _GNU_SOURCE
 #include "ensdistill/threads.h"
+#include "ensdistill/clock.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -71,12 +72,6 @@ void threads_cpu_describe(CpuInfo *info) {
     fclose(f);
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define LANES 16
@@ -109,12 +104,12 @@ double threads_measure_fma_peak(double seconds, int *lanes) {
     vec acc[CHAINS];
     for (int k = 0; k < CHAINS; k++) acc[k] = VSET(0.001f * k);
     const vec a = VSET(0.999999f), b = VSET(1e-7f);
-    double best = 0.0, t_end = now_seconds() + seconds;
-    while (now_seconds() < t_end) {
-        double t0 = now_seconds();
+    double best = 0.0, t_end = clock_now_seconds() + seconds;
+    while (clock_now_seconds() < t_end) {
+        double t0 = clock_now_seconds();
         for (int i = 0; i < INNER; i++)
             for (int k = 0; k < CHAINS; k++) acc[k] = VFMA(acc[k], a, b);
-        double dt = now_seconds() - t0;
+        double dt = clock_now_seconds() - t0;
         double gflops = 2.0 * LANES * CHAINS * INNER / dt / 1e9;
         if (gflops > best) best = gflops;
     }

@@ -7,6 +7,7 @@
 #include "ensdistill/checkpoint.h"
 #include "ensdistill/error.h"
 #include "ensdistill/gradsum.h"
+#include "ensdistill/hash.h"
 #include "ensdistill/job.h"
 #include "ensdistill/loss.h"
 #include "ensdistill/optim.h"
@@ -111,11 +112,7 @@ static long evaluate(Model *m, Workspace *w, const Dataset *ds, float *out, cons
 
 /* FNV-1a over the parameter bytes: equal on every rank of a group, or data-parallel broke. */
 static uint64_t params_hash(const Model *m) {
-    const unsigned char *p = (const unsigned char *)m->params;
-    size_t n = m->tensors.param_floats * sizeof(float);
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
+    return hash_fnv1a(HASH_FNV1A_INIT, m->params, m->tensors.param_floats * sizeof(float));
 }
 
 /* A line about a model ("complete: skipped"), printed by rank 0 whichever group trains it. */

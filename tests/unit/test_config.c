@@ -278,8 +278,8 @@ static void test_errors(void) {
     expect_error("train:\n  schedule: multistep\n  milestones: [5, 3]\n", 0, NULL,
                  "%s:3: train.milestones: must increase, got 3 after 5");
     expect_error("model:\n  arch: resnet-21\n", 0, NULL,
-                 "%s:2: model.arch: expected mlp, cnn, mvconv, resnet-<6n+2>[-proj] or "
-                 "wrn-<6n+4>-<k> (depth at most 2000, width at most 64), got 'resnet-21'");
+                 "%s:2: model.arch: model resnet-21: a CIFAR ResNet has depth 6n+2 with n >= 1 "
+                 "(20, 32, 44, 56, 110, ...) and at most 2000, got 21");
     expect_error("model:\n  arch: mvconv\n", 0, NULL,
                  "%s:2: model.arch: mvconv takes patch data (data.source multiview, toy2 or hdf5), "
                  "not fashion-mnist");

@@ -4,6 +4,7 @@
  * analysis/bench_torch.py runs the same step in PyTorch. */
 #include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
+#include "ensdistill/clock.h"
 #include "ensdistill/error.h"
 #include "ensdistill/gradsum.h"
 #include "ensdistill/model.h"
@@ -43,19 +44,6 @@ static const char *bench_usage =
     "  --profile adds the time per phase, per layer kind and the slowest layers.\n"
     "  --backend picks the conv kernels: oneDNN or im2col + BLAS (auto: oneDNN when the build\n"
     "  has it).\n";
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-/* CPU time of the whole process (all threads): on a busy machine it still measures the work. */
-static double cpu_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -274,12 +262,12 @@ static void bench_time(const BenchArgs *a, Bench *bn, Timings *t) {
         if (s == a->warmup) t->heap_before = mallinfo2();
         /* ranks start together: the gradient sum then waits only for the slower backward */
         if (a->grad_sum) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
-        double c0 = cpu_seconds(), t0 = now_seconds();
+        double c0 = clock_cpu_seconds(), t0 = clock_now_seconds();
         t->loss = step_run(bn->step, &bn->sb, 0.01f, NULL, s >= a->warmup ? &t->part : NULL);
-        double t1 = now_seconds();
+        double t1 = clock_now_seconds();
         if (s >= a->warmup) {
             t->seconds[s - a->warmup] = t1 - t0;
-            t->cpu[s - a->warmup] = cpu_seconds() - c0;
+            t->cpu[s - a->warmup] = clock_cpu_seconds() - c0;
         }
     }
     t->load_after = load_average();

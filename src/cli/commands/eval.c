@@ -57,6 +57,57 @@ static int role_from_name(const char *name) {
     return -1;
 }
 
+/* logits [N, K] of the whole test set, eval mode, in batches of the model's max_batch. */
+static void test_logits(Model *m, const Dataset *test, float *logits) {
+    const int N = test->N, K = m->spec.num_classes, B = m->spec.max_batch;
+    float *x = xfloats((size_t)B * dataset_sample_floats(test));
+    int64_t *ids = xcalloc((size_t)B, sizeof(int64_t));
+    int *rows = xcalloc((size_t)B, sizeof(int));
+    for (int i = 0; i < N; i += B) {
+        int b = N - i < B ? N - i : B;
+        for (int j = 0; j < b; j++)
+            rows[j] = i + j;
+        dataset_make_batch(test, rows, b, x, NULL, ids, NULL);
+        const float *out = model_forward(m, x, ids, b, 0);
+        memcpy(logits + (size_t)i * K, out, (size_t)b * K * sizeof(float));
+    }
+    free(x);
+    free(ids);
+    free(rows);
+}
+
+/* Prints accuracy, NLL, ECE (multi/single-view) of logits on test, what the file recorded, and
+ * how the logits stored in the checkpoint compare. */
+static void print_scores(const char *ckpt, const CkptInfo *info, const Dataset *test,
+                         const float *logits, int ece_bins) {
+    const int N = test->N, K = info->spec.num_classes;
+    Metrics r = metrics_compute(logits, test->labels, test->tags, N, K, ece_bins);
+    printf("test set      %s, %d samples\n", test->name, N);
+    printf("test accuracy %.2f%% (%ld/%d)\n", 100.0 * r.acc, lround(r.acc * N), N);
+    printf("NLL           %.4f\n", r.nll);
+    printf("ECE           %.4f (%d bins)\n", r.ece, ece_bins);
+    if (isfinite(r.acc_multi))
+        printf("multi-view    %.2f%%   single-view %.2f%%\n", 100.0 * r.acc_multi,
+               100.0 * r.acc_single);
+    if (isfinite(info->last_test_acc))
+        printf("in the file   test accuracy %.2f%% (last evaluated epoch)\n",
+               100.0 * info->last_test_acc);
+    if (info->n_test_logits == N) {
+        float *stored = xfloats((size_t)N * K);
+        if (ckpt_read_logits(ckpt, "test", stored, N, K) == 0) {
+            double max_diff = 0;
+            for (size_t i = 0; i < (size_t)N * K; i++) {
+                double d = fabs((double)stored[i] - logits[i]);
+                if (d > max_diff) max_diff = d;
+            }
+            Metrics s = metrics_compute(stored, test->labels, test->tags, N, K, ece_bins);
+            printf("stored logits test accuracy %.2f%%, max |logit difference| %.3g\n",
+                   100.0 * s.acc, max_diff);
+        }
+        free(stored);
+    }
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *config_path = NULL;
     char **sets = xcalloc((size_t)argc + 1, sizeof(char *));
@@ -141,52 +192,12 @@ int cmd_eval(int argc, char **argv) {
         return ED_EXIT_USER;
     }
 
-    /* logits of the whole test set, eval mode */
-    int N = test->N, K = spec.num_classes;
-    size_t S = dataset_sample_floats(test);
-    float *x = xfloats((size_t)spec.max_batch * S), *logits = xfloats((size_t)N * K);
-    int64_t *ids = xcalloc((size_t)spec.max_batch, sizeof(int64_t));
-    int *rows = xcalloc((size_t)spec.max_batch, sizeof(int));
-    for (int i = 0; i < N; i += spec.max_batch) {
-        int b = N - i < spec.max_batch ? N - i : spec.max_batch;
-        for (int j = 0; j < b; j++)
-            rows[j] = i + j;
-        dataset_make_batch(test, rows, b, x, NULL, ids, NULL);
-        const float *out = model_forward(m, x, ids, b, 0);
-        memcpy(logits + (size_t)i * K, out, (size_t)b * K * sizeof(float));
-    }
-    Metrics r = metrics_compute(logits, test->labels, test->tags, N, K, cfg.eval.ece_bins);
-
+    float *logits = xfloats((size_t)test->N * spec.num_classes);
+    test_logits(m, test, logits);
     printf("%s: %s %d, %s, epoch %d/%d (%s)\n", ckpt, info.role, info.index, spec.arch, st.epoch,
            st.epochs_total, st.complete ? "complete" : "incomplete");
-    printf("test set      %s, %d samples\n", test->name, N);
-    printf("test accuracy %.2f%% (%ld/%d)\n", 100.0 * r.acc, lround(r.acc * N), N);
-    printf("NLL           %.4f\n", r.nll);
-    printf("ECE           %.4f (%d bins)\n", r.ece, cfg.eval.ece_bins);
-    if (isfinite(r.acc_multi))
-        printf("multi-view    %.2f%%   single-view %.2f%%\n", 100.0 * r.acc_multi,
-               100.0 * r.acc_single);
-    if (isfinite(info.last_test_acc))
-        printf("in the file   test accuracy %.2f%% (last evaluated epoch)\n",
-               100.0 * info.last_test_acc);
-    if (info.n_test_logits == N) {
-        float *stored = xfloats((size_t)N * K);
-        if (ckpt_read_logits(ckpt, "test", stored, N, K) == 0) {
-            double max_diff = 0;
-            for (size_t i = 0; i < (size_t)N * K; i++) {
-                double d = fabs((double)stored[i] - logits[i]);
-                if (d > max_diff) max_diff = d;
-            }
-            Metrics s = metrics_compute(stored, test->labels, test->tags, N, K, cfg.eval.ece_bins);
-            printf("stored logits test accuracy %.2f%%, max |logit difference| %.3g\n",
-                   100.0 * s.acc, max_diff);
-        }
-        free(stored);
-    }
-    free(x);
+    print_scores(ckpt, &info, test, logits, cfg.eval.ece_bins);
     free(logits);
-    free(ids);
-    free(rows);
     ckpt_state_free(&st);
     model_free(m);
     datasplit_free(&data);

@@ -43,13 +43,6 @@ static int compare_names(const void *a, const void *b) {
     return rx != ry ? rx - ry : strcmp(x, y);
 }
 
-static void print_percent(double v) {
-    if (isfinite(v))
-        printf("%8.2f%%", 100.0 * v);
-    else
-        printf("%9s", "-");
-}
-
 static int inspect_file(const char *path) {
     char format[64], why[512];
     /* the seal first: HDF5 parses nothing of a damaged file */
@@ -127,9 +120,9 @@ static int inspect_dir(const char *dir, int show_tensors) {
         snprintf(epochs, sizeof(epochs), "%d/%d", info.epoch, info.epochs_total);
         printf("  %-12s %-7s %5d %9s %-10s ", stem, info.role, info.index, epochs,
                info.complete ? "complete" : "partial");
-        print_percent(info.last_train_acc);
+        io_print_percent(stdout, info.last_train_acc);
         putchar(' ');
-        print_percent(info.last_test_acc);
+        io_print_percent(stdout, info.last_test_acc);
         printf(" %10s  ", io_human_size(size, sizeof(size), bytes));
         if (nds >= 0)
             printf("ok (%ld datasets)\n", nds);

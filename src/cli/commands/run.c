@@ -213,6 +213,60 @@ static int check_room(const Config *cfg, const DataSplit *data, char *err, size_
     return -1;
 }
 
+enum { RUN_ARGS_OK, RUN_ARGS_HELP, RUN_ARGS_BAD };
+/* The command line: CONFIG into *config_path, the --set values into sets[*n_sets]. Returns
+ * RUN_ARGS_OK, RUN_ARGS_HELP (-h), or RUN_ARGS_BAD with the message in err. */
+static int parse_run_args(int argc, char **argv, const char **config_path, char **sets,
+                          int *n_sets, char *err, size_t err_size) {
+    int bad_args = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return RUN_ARGS_HELP;
+        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
+            sets[(*n_sets)++] = argv[++i];
+        else if (strncmp(argv[i], "--set=", 6) == 0)
+            sets[(*n_sets)++] = argv[i] + 6;
+        else if (argv[i][0] != '-' && !*config_path)
+            *config_path = argv[i];
+        else {
+            snprintf(err, err_size, "unexpected argument '%s'\n%s", argv[i], run_usage);
+            bad_args = 1;
+        }
+    }
+    if (!*config_path && !bad_args) {
+        snprintf(err, err_size, "no config given\n%s", run_usage);
+        bad_args = 1;
+    }
+    return bad_args ? RUN_ARGS_BAD : RUN_ARGS_OK;
+}
+
+/* distill.teacher (collective; nothing without it): the finished run's absolute path into
+ * ctx->teacher_dir on every rank, its run.h5 checked and read into t on rank 0
+ * (ctx->teacher_run), before any work. Returns 0, or -1 on every rank when rank 0 refused it
+ * (the message printed). */
+static int attach_teacher(RunContext *ctx, TeacherRun *t, char *err, size_t err_size) {
+    const Config *cfg = ctx->cfg;
+    if (!cfg->distill.teacher[0]) return 0;
+    int failed = 0;
+    if (ctx->lo->world_rank == 0) {
+        if (fs_realpath(cfg->distill.teacher, ctx->teacher_dir) != 0) {
+            snprintf(err, err_size, "distill.teacher: %.1024s: %s", cfg->distill.teacher,
+                     strerror(errno));
+            failed = 1;
+        } else {
+            failed = reuse_check(ctx, t, err, err_size) != 0;
+        }
+    }
+    if (agree(failed, err)) return -1;
+    MPI_CHECK(MPI_Bcast(ctx->teacher_dir, (int)sizeof(ctx->teacher_dir), MPI_CHAR, 0,
+                        MPI_COMM_WORLD));
+    if (ctx->lo->world_rank == 0) ctx->teacher_run = t;
+    progress_say(ctx,
+                 "members and teacher from the finished run %s (read and verified, not "
+                 "trained)\n",
+                 ctx->teacher_dir);
+    return 0;
+}
+
 int cmd_run(int argc, char **argv) {
     /* First: a stop signal during start-up (config, data) must not kill the rank. */
     signals_install();
@@ -220,32 +274,13 @@ int cmd_run(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *config_path = NULL;
     char **sets = xcalloc((size_t)argc + 1, sizeof(char *));
-    int n_sets = 0, bad_args = 0;
+    int n_sets = 0;
     char err[2048] = "";
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            if (rank == 0) fputs(run_usage, stdout);
-            free(sets);
-            return 0;
-        }
-        if (strcmp(argv[i], "--set") == 0 && i + 1 < argc)
-            sets[n_sets++] = argv[++i];
-        else if (strncmp(argv[i], "--set=", 6) == 0)
-            sets[n_sets++] = argv[i] + 6;
-        else if (argv[i][0] != '-' && !config_path)
-            config_path = argv[i];
-        else {
-            snprintf(err, sizeof(err), "unexpected argument '%s'\n%s", argv[i], run_usage);
-            bad_args = 1;
-        }
-    }
-    if (!config_path && !bad_args) {
-        snprintf(err, sizeof(err), "no config given\n%s", run_usage);
-        bad_args = 1;
-    }
-    if (agree(bad_args, err)) {
+    int args = parse_run_args(argc, argv, &config_path, sets, &n_sets, err, sizeof(err));
+    if (args == RUN_ARGS_HELP && rank == 0) fputs(run_usage, stdout);
+    if (args == RUN_ARGS_HELP || agree(args == RUN_ARGS_BAD, err)) {
         free(sets);
-        return ED_EXIT_USER;
+        return args == RUN_ARGS_HELP ? 0 : ED_EXIT_USER;
     }
 
     Config cfg;
@@ -305,27 +340,11 @@ int cmd_run(int argc, char **argv) {
     /* distill.teacher: the members and teacher of a finished run, checked before any work */
     TeacherRun teacher_run;
     memset(&teacher_run, 0, sizeof(teacher_run));
-    if (cfg.distill.teacher[0]) {
-        if (rank == 0) {
-            if (fs_realpath(cfg.distill.teacher, ctx.teacher_dir) != 0) {
-                snprintf(err, sizeof(err), "distill.teacher: %.1024s: %s", cfg.distill.teacher,
-                         strerror(errno));
-                failed = 1;
-            } else {
-                failed = reuse_check(&ctx, &teacher_run, err, sizeof(err)) != 0;
-            }
-        }
-        if (agree(failed, err)) {
-            data_free_shared(&data, &shared);
-            layout_free(&lo);
-            free(config_text);
-            return ED_EXIT_USER;
-        }
-        MPI_CHECK(MPI_Bcast(ctx.teacher_dir, (int)sizeof(ctx.teacher_dir), MPI_CHAR, 0,
-                            MPI_COMM_WORLD));
-        if (rank == 0) ctx.teacher_run = &teacher_run;
-        progress_say(&ctx, "members and teacher from the finished run %s (read and verified, not trained)\n",
-            ctx.teacher_dir);
+    if (attach_teacher(&ctx, &teacher_run, err, sizeof(err)) != 0) {
+        data_free_shared(&data, &shared);
+        layout_free(&lo);
+        free(config_text);
+        return ED_EXIT_USER;
     }
 
     int status = pipeline_run(&ctx);

@@ -1,0 +1,13 @@
+/* The choices of nn that a config names, as plain enums with no functions: the learning-rate
+ * schedule (optim.h implements it) and how an ensemble combines its members (ensemble.h).
+ * nn owns them; config.h includes this header alone, so what includes the config (src/data,
+ * through dataset.h) does not compile against nn's modules. The names as the YAML spells them
+ * are config_schedule_names and config_combine_names (config.h). */
+#ifndef ENSDISTILL_NN_KINDS_H
+#define ENSDISTILL_NN_KINDS_H
+
+typedef enum { SCHEDULE_CONSTANT = 0, SCHEDULE_MULTISTEP = 1, SCHEDULE_COSINE = 2 } ScheduleKind;
+
+typedef enum { COMBINE_LOGITS = 0, COMBINE_PROBS = 1 } Combine;
+
+#endif
