@@ -3,6 +3,7 @@
  * the view vectors, tags and generator attributes of multi-view data. Rank 0 does the work. */
 #include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
+#include "ensdistill/clock.h"
 #include "ensdistill/config.h"
 #include "ensdistill/dataset.h"
 #include "ensdistill/error.h"
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char *datagen_usage =
     "usage: ensdistill datagen CONFIG OUT.h5 [--set key=value ...]\n"
@@ -69,13 +69,12 @@ int cmd_datagen(int argc, char **argv) {
         ed_fail("%s", err);
     free(overrides);
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clock_now_seconds();
     DataSplit split;
     data_load(&split, &cfg->data);
     char *yaml = config_to_yaml(cfg);
     h5data_write(&split, &cfg->data, yaml, out_path);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double t1 = clock_now_seconds();
 
     char line[256];
     printf("%s\n", dataset_describe(&split.train, line, sizeof(line)));
@@ -90,8 +89,7 @@ int cmd_datagen(int argc, char **argv) {
                split.train.N, mv_test, split.test.N, config_noise_names[cfg->data.multiview.noise],
                cfg->data.multiview.sigma);
     }
-    printf("wrote %s in %.2f s\n", out_path,
-           (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    printf("wrote %s in %.2f s\n", out_path, t1 - t0);
     free(yaml);
     datasplit_free(&split);
     free(cfg);
