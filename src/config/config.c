@@ -96,55 +96,56 @@ static int bad(Checker *ck, const char *key, const char *fmt, ...) {
     return -1;
 }
 
-static int validate(const Config *c, const int *lines, char *err, size_t size) {
-    Checker ck = {c, lines, err, size};
-    char msg[512];
-    for (int i = 0; i < config_n_keys; i++)
-        if (key_check(c, &config_keys[i], msg, sizeof msg) != 0)
-            return bad(&ck, config_keys[i].path, "%s", msg);
-
+/* The run's name and directory. */
+static int validate_names(Checker *ck) {
+    const Config *c = ck->c;
     if (!c->name[0] ||
         strspn(c->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
             strlen(c->name))
         return bad(
-            &ck, "name",
+            ck, "name",
             "use only letters, digits, '.', '_' and '-' (it names the run directory), got '%s'",
             c->name);
     if (strcmp(c->name, ".") == 0 || strstr(c->name, ".."))
-        return bad(&ck, "name", "must not be '.' or contain '..' (it names the run directory), got '%s'",
+        return bad(ck, "name", "must not be '.' or contain '..' (it names the run directory), got '%s'",
                    c->name);
-    if (!c->checkpoint.dir[0]) return bad(&ck, "checkpoint.dir", "must not be empty");
+    if (!c->checkpoint.dir[0]) return bad(ck, "checkpoint.dir", "must not be empty");
     size_t dir_len = strlen(c->checkpoint.dir);
     while (dir_len > 1 && c->checkpoint.dir[dir_len - 1] == '/')
         dir_len--;
     if (dir_len >= 3 && strncmp(c->checkpoint.dir + dir_len - 3, ".h5", 3) == 0)
-        return bad(&ck, "checkpoint.dir",
+        return bad(ck, "checkpoint.dir",
                    "'%s' is the run directory, but a name ending in .h5 is taken for a file "
                    "(RUN_DIR/run.h5 by inspect and eval): choose another name",
                    c->checkpoint.dir);
+    return 0;
+}
 
+/* data: the source's needs, the generator's shapes and memory. */
+static int validate_data(Checker *ck) {
+    const Config *c = ck->c;
     const DataConfig *d = &c->data;
     const MultiviewConfig *mv = &d->multiview;
     const char *source = config_source_names[d->source];
     int generated = d->source == SOURCE_MULTIVIEW || d->source == SOURCE_TOY2;
     if (d->source == SOURCE_HDF5 && !d->path[0])
-        return bad(&ck, "data.path", "data.source hdf5 needs the path of an .h5 data file");
+        return bad(ck, "data.path", "data.source hdf5 needs the path of an .h5 data file");
     if (!d->path[0] && d->source != SOURCE_FASHION_MNIST && !generated)
-        return bad(&ck, "data.path", "data.source %s needs the directory of its files", source);
+        return bad(ck, "data.path", "data.source %s needs the directory of its files", source);
     if (d->labels == LABELS_COARSE && d->source != SOURCE_CIFAR100)
-        return bad(&ck, "data.labels",
+        return bad(ck, "data.labels",
                    "'coarse' applies only to data.source cifar100 (source is %s)", source);
     if (d->augment && generated)
-        return bad(&ck, "data.augment",
+        return bad(ck, "data.augment",
                    "random crop and flip need images; data.source %s makes patches", source);
     if (generated) {
         int toy2 = d->source == SOURCE_TOY2, k = toy2 ? 2 : mv->k;
         if (mv->d < 2 * k)
-            return bad(&ck, "data.multiview.d",
+            return bad(ck, "data.multiview.d",
                        "must be >= 2 * classes = %d (one orthonormal vector per view), got %d",
                        2 * k, mv->d);
         if (mv->patches < 2 * mv->patches_per_view + toy2)
-            return bad(&ck, "data.multiview.patches",
+            return bad(ck, "data.multiview.patches",
                        "must be >= 2 * patches_per_view%s = %d (room for both views%s), got %d",
                        toy2 ? " + 1" : "", 2 * mv->patches_per_view + toy2,
                        toy2 ? " and toy2's off-class patch" : "", mv->patches);
@@ -159,7 +160,7 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
         if (ranges[i].lo > ranges[i].hi)
-            return bad(&ck, ranges[i].lo_key, "must be <= %s = %g, got %g", ranges[i].hi_key,
+            return bad(ck, ranges[i].lo_key, "must be <= %s = %g, got %g", ranges[i].hi_key,
                        ranges[i].hi, ranges[i].lo);
 
     if (generated) {
@@ -167,30 +168,44 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
         double bytes = ((double)mv->n_train + mv->n_test) * mv->patches * mv->d * sizeof(float);
         double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
         if (have > 0 && bytes > have)
-            return bad(&ck, "data.multiview.n_train",
+            return bad(ck, "data.multiview.n_train",
                        "data.multiview: the generated data would take %.1f GiB per rank "
                        "((n_train + n_test) x patches x d floats), more than the %.1f GiB this "
                        "machine has",
                        bytes / 1073741824.0, have / 1073741824.0);
     }
+    return 0;
+}
+
+/* model: the architecture and what it can take. */
+static int validate_model(Checker *ck) {
+    const Config *c = ck->c;
+    const DataConfig *d = &c->data;
+    const char *source = config_source_names[d->source];
+    int generated = d->source == SOURCE_MULTIVIEW || d->source == SOURCE_TOY2;
     ArchName arch;
     char why[256];
     if (model_arch_parse(c->model.arch, &arch, why, sizeof(why)) != 0)
-        return bad(&ck, "model.arch", "%s", why);
+        return bad(ck, "model.arch", "%s", why);
     if (arch.kind == ARCH_MVCONV && d->source != SOURCE_HDF5 && !generated)
-        return bad(&ck, "model.arch",
+        return bad(ck, "model.arch",
                    "mvconv takes patch data (data.source multiview, toy2 or hdf5), not %s",
                    source);
 
     if (arch.kind == ARCH_MVCONV && c->model.random_features)
-        return bad(&ck, "model.random_features", "mvconv has no final linear layer to train alone");
+        return bad(ck, "model.random_features", "mvconv has no final linear layer to train alone");
+    return 0;
+}
 
+/* distill: the sweep's size and values, co-distillation. */
+static int validate_distill(Checker *ck) {
+    const Config *c = ck->c;
     /* A sweep trains seeds x combinations students of each kind: keep it under the bound of
      * ensemble.members (rank 0 holds every model's test logits; MPI tags count the jobs). */
     const DistillConfig *dc = &c->distill;
     long students = (long)dc->seeds * dc->n_temperature * dc->n_alpha * dc->n_lr;
     if (students > 10000)
-        return bad(&ck, "distill.seeds",
+        return bad(ck, "distill.seeds",
                    "%d seeds x %d temperatures x %d alphas x %d lrs is %ld students of each "
                    "kind, more than 10000",
                    dc->seeds, dc->n_temperature, dc->n_alpha, dc->n_lr, students);
@@ -202,32 +217,50 @@ static int validate(const Config *c, const int *lines, char *err, size_t size) {
             double a = dc->lr[j] > 0 ? dc->lr[j] : c->train.lr;
             double b = dc->lr[i] > 0 ? dc->lr[i] : c->train.lr;
             if (a == b)
-                return bad(&ck, "distill.lr",
+                return bad(ck, "distill.lr",
                            "%g and %g are the same learning rate once 0 means train.lr (%g): the "
                            "same students would train twice",
                            dc->lr[j], dc->lr[i], c->train.lr);
         }
 
-    const TrainConfig *t = &c->train;
     if (dc->codistilled && c->ensemble.members < 2)
-        return bad(&ck, "distill.students",
+        return bad(ck, "distill.students",
                    "codistill needs ensemble.members >= 2 (each member distils from its peers), "
                    "got %d",
                    c->ensemble.members);
-    if (dc->codistilled && dc->codistill.burn_in > t->epochs)
-        return bad(&ck, "distill.codistill.burn_in",
+    if (dc->codistilled && dc->codistill.burn_in > c->train.epochs)
+        return bad(ck, "distill.codistill.burn_in",
                    "must be <= train.epochs = %d (the co-distilled members train as long as the "
                    "members), got %d",
-                   t->epochs, dc->codistill.burn_in);
+                   c->train.epochs, dc->codistill.burn_in);
+    return 0;
+}
+
+/* train: the schedule and the optimizer. */
+static int validate_train(Checker *ck) {
+    const Config *c = ck->c;
+    const TrainConfig *t = &c->train;
     for (int i = 1; i < t->n_milestones; i++)
         if (t->milestones[i] <= t->milestones[i - 1])
-            return bad(&ck, "train.milestones", "must increase, got %d after %d", t->milestones[i],
+            return bad(ck, "train.milestones", "must increase, got %d after %d", t->milestones[i],
                        t->milestones[i - 1]);
     if (t->schedule == SCHEDULE_MULTISTEP && t->n_milestones == 0)
-        return bad(&ck, "train.milestones", "schedule multistep needs at least one milestone");
+        return bad(ck, "train.milestones", "schedule multistep needs at least one milestone");
     if (t->nesterov && t->momentum == 0)
-        return bad(&ck, "train.momentum",
+        return bad(ck, "train.momentum",
                    "must be > 0 when train.nesterov is true (or set train.nesterov: false)");
+    return 0;
+}
+
+static int validate(const Config *c, const int *lines, char *err, size_t size) {
+    Checker ck = {c, lines, err, size};
+    char msg[512];
+    for (int i = 0; i < config_n_keys; i++)
+        if (key_check(c, &config_keys[i], msg, sizeof msg) != 0)
+            return bad(&ck, config_keys[i].path, "%s", msg);
+    if (validate_names(&ck) || validate_data(&ck) || validate_model(&ck) ||
+        validate_distill(&ck) || validate_train(&ck))
+        return -1;
     return 0;
 }
 
