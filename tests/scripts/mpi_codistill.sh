@@ -3,7 +3,7 @@
 # 2 + 1, 4 groups leave one idle), in mode checkpoints on 1 and 2; with the peers' term off (burn_in = epochs) codistill-000 is
 # bitwise member-000 (same init, same order, the lock-step changes nothing); ranks_per_model 2
 # trains them data-parallel; a run whose members cannot all be held at once is refused before
-# training, with the numbers.
+# training, with the numbers; `bench --codistill 2` reports the exchange and refuses L != ranks.
 source "$(dirname "$0")/lib.sh"
 need_h5py
 scratch
@@ -53,4 +53,15 @@ grep -q "1000 on each of the 2 group(s); a rank would hold 1000 x .* MiB" "$ED_T
     || { cat "$ED_TMP/big.log"; fail "the refusal does not give the numbers"; }
 ! grep -q "epoch " "$ED_TMP/big.log" || fail "the refused run trained"
 [ ! -e "$ED_TMP/big/models" ] || [ -z "$(ls "$ED_TMP/big/models")" ] || fail "the refused run wrote models"
-echo "co-distillation: bitwise on 1, 2 and 4 ranks; ranks_per_model 2 trains; too large refused"
+# bench --codistill L: the exchange's share of the step, one member per rank
+edrun 2 bench mlp --codistill 2 --steps 3 --warmup 1 > "$ED_TMP/bench.log" 2>&1 \
+    || { cat "$ED_TMP/bench.log"; fail "bench --codistill 2 on 2 ranks"; }
+grep -Eq "^codistill +2 ranks, one member each: the logit exchange .* [0-9.]+% of the step" \
+    "$ED_TMP/bench.log" || { cat "$ED_TMP/bench.log"; fail "bench --codistill: no exchange share"; }
+if edrun 2 bench mlp --codistill 3 --steps 1 > "$ED_TMP/bench3.log" 2>&1; then
+    fail "bench --codistill 3 on 2 ranks was not refused"
+fi
+grep -q "one member per rank: start it with mpirun -n L" "$ED_TMP/bench3.log" \
+    || { cat "$ED_TMP/bench3.log"; fail "bench --codistill 3 on 2 ranks: no reason given"; }
+
+echo "co-distillation: bitwise on 1, 2 and 4 ranks; ranks_per_model 2 trains; too large refused; bench --codistill"

@@ -5,6 +5,8 @@
 #include "ensdistill/alloc.h"
 #include "ensdistill/cli.h"
 #include "ensdistill/clock.h"
+#include "ensdistill/codistill.h"
+#include "ensdistill/ensemble.h"
 #include "ensdistill/error.h"
 #include "ensdistill/gradsum.h"
 #include "ensdistill/model.h"
@@ -27,7 +29,7 @@ static const char *bench_usage =
     "                        [--input CxHxW] [--classes K] [--hidden H] [--sum-of L]\n"
     "                        [--random-features] [--filters M] [--noise-coords N] [--profile]\n"
     "                        [--kd] [--clip C] [--grad-sum [--bucket-mb MB] [--no-overlap]]\n"
-    "                        [--backend auto|onednn|blas]\n"
+    "                        [--backend auto|onednn|blas] [--codistill L]\n"
     "  MODEL: mlp, cnn, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>, mvconv\n"
     "  times the training step of a run (forward + loss + backward + SGD update with momentum\n"
     "  0.9, Nesterov, weight decay 5e-4) on random data; defaults: batch 128, threads 1, 20\n"
@@ -41,6 +43,10 @@ static const char *bench_usage =
     "  (parallel.grad_overlap false: all started after backward). mpirun -n 2 ensdistill\n"
     "  bench ... --grad-sum times a 2-rank sum; each rank steps on its own batch, rank 0\n"
     "  prints.\n"
+    "  --codistill L: the co-distillation step of mode logits, one member per rank (mpirun -n\n"
+    "  L): forward, the members' logits summed in fixed point with one MPI_Allreduce (B x K\n"
+    "  int64), the loss against the other members' mean (T 1, weight 0.5), backward, update;\n"
+    "  reports the exchange's share of the step.\n"
     "  --profile adds the time per phase, per layer kind and the slowest layers.\n"
     "  --backend picks the conv kernels: oneDNN or im2col + BLAS (auto: oneDNN when the build\n"
     "  has it).\n";
@@ -75,7 +81,7 @@ typedef struct {
     int batch, threads, steps, warmup, classes, profile;
     int C, H, W; /* input shape; 0: the architecture's usual one */
     int hidden, sum_of, random_features, filters;
-    int kd, grad_sum, overlap;
+    int kd, grad_sum, overlap, codistill;
     double clip, bucket_mb;
     int backend;
     long long noise_coords;
@@ -92,6 +98,7 @@ static void parse_valued(BenchArgs *a, const char *opt, const char *v) {
     else if (strcmp(opt, "--hidden") == 0) a->hidden = parse_positive(opt, v);
     else if (strcmp(opt, "--sum-of") == 0) a->sum_of = parse_positive(opt, v);
     else if (strcmp(opt, "--filters") == 0) a->filters = parse_positive(opt, v);
+    else if (strcmp(opt, "--codistill") == 0) a->codistill = parse_positive(opt, v);
     else if (strcmp(opt, "--noise-coords") == 0) a->noise_coords = parse_positive(opt, v);
     else if (strcmp(opt, "--clip") == 0) {
         char *end;
@@ -169,6 +176,8 @@ typedef struct {
     GroupSum *gs;
     StepBatch sb;
     float *x, *teacher;
+    int64_t *logit_sum, *scratch; /* --codistill: the members' fixed-point sum (+ 1 slot the run
+                                   * uses for its stop flag) and codistill_peers' scratch */
     int32_t *labels;
     int64_t *ids;
     int rank, ranks;
@@ -176,6 +185,12 @@ typedef struct {
 
 static void bench_setup(const BenchArgs *a, Bench *bn) {
     memset(bn, 0, sizeof(*bn));
+    MPI_Comm_rank(MPI_COMM_WORLD, &bn->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &bn->ranks);
+    if (a->codistill && (a->codistill != bn->ranks || bn->ranks < 2 || a->kd || a->grad_sum))
+        ed_fail("bench: --codistill L runs one member per rank: start it with mpirun -n L, L >= 2, "
+                "without --kd or --grad-sum (here %d rank(s), L = %d)",
+                bn->ranks, a->codistill);
     ModelSpec spec;
     memset(&spec, 0, sizeof(spec));
     snprintf(spec.arch, sizeof(spec.arch), "%s", a->arch); /* parse_args checked its length */
@@ -198,12 +213,14 @@ static void bench_setup(const BenchArgs *a, Bench *bn) {
     model_init(bn->m, 1, rng_stream(RNG_PURPOSE_TEST, 0, 0, 0));
     model_set_profiling(bn->m, 0);
 
-    MPI_Comm_rank(MPI_COMM_WORLD, &bn->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &bn->ranks);
     const int B = a->batch, K = a->classes;
     size_t in_size = (size_t)a->C * a->H * a->W;
     bn->x = xfloats((size_t)B * in_size);
-    bn->teacher = a->kd ? xfloats((size_t)B * K) : NULL;
+    bn->teacher = a->kd || a->codistill ? xfloats((size_t)B * K) : NULL;
+    if (a->codistill) {
+        bn->logit_sum = xcalloc((size_t)B * K + 1, sizeof(int64_t));
+        bn->scratch = xcalloc((size_t)B * K, sizeof(int64_t));
+    }
     bn->labels = xmalloc((size_t)B * sizeof(int32_t));
     bn->ids = xmalloc((size_t)B * sizeof(int64_t));
     Rng r = rng_make(2, rng_stream(RNG_PURPOSE_TEST, 1, (unsigned)bn->rank, 0));
@@ -212,12 +229,13 @@ static void bench_setup(const BenchArgs *a, Bench *bn) {
         bn->labels[b] = (int32_t)rng_below(&r, (uint32_t)K);
         bn->ids[b] = b;
     }
-    if (bn->teacher)
+    if (a->kd)
         for (size_t i = 0; i < (size_t)B * K; i++) bn->teacher[i] = 3.0f * rng_normal(&r);
     const size_t bucket = group_sum_bucket_floats(a->bucket_mb);
     bn->gs = a->grad_sum ? group_sum_create(MPI_COMM_WORLD) : NULL;
     StepOptions opt = {.momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = 1,
-                       .clip_norm = a->clip, .temperature = 4.0f, .alpha = 0.9f};
+                       .clip_norm = a->clip, .temperature = a->codistill ? 1.0f : 4.0f,
+                       .alpha = a->codistill ? 0.5f : 0.9f};
     if (bn->gs) opt.sum = group_sum_hooks(bn->gs, bucket, a->overlap);
     bn->step = step_create(bn->m, &opt);
     bn->sb = (StepBatch){.x = bn->x, .labels = bn->labels, .ids = bn->ids,
@@ -228,6 +246,8 @@ static void bench_setup(const BenchArgs *a, Bench *bn) {
 static void bench_free(Bench *bn) {
     free(bn->x);
     free(bn->teacher);
+    free(bn->logit_sum);
+    free(bn->scratch);
     step_free(bn->step);
     group_sum_free(bn->gs);
     free(bn->labels);
@@ -246,7 +266,30 @@ typedef struct {
     CpuInfo cpu_info;
     double peak; /* FMA GFLOP/s of one core, measured */
     int lanes;
+    double exchange, exchange_min; /* --codistill: the logit exchange, summed and fastest */
 } Timings;
+
+/* One co-distillation step of mode logits (codistill.c's exchange_logits and peers_mean on one
+ * member per rank): forward, the fixed-point sum of every rank's logits, the peers' mean as
+ * the teacher, the rest of the step. The exchange is timed into t when times is set. */
+static double codistill_step(const BenchArgs *a, Bench *bn, Timings *t, StepTimes *times) {
+    const int B = a->batch, K = a->classes;
+    const float *logits = step_forward(bn->step, &bn->sb, times);
+    double e0 = clock_now_seconds();
+    memset(bn->logit_sum, 0, ((size_t)B * K + 1) * sizeof(int64_t));
+    if (ensemble_accumulate(bn->logit_sum, NULL, logits, B, K, COMBINE_LOGITS) != 0)
+        ed_fail("bench: the logits left the fixed-point range");
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, bn->logit_sum, B * K + 1, MPI_INT64_T, MPI_SUM,
+                            MPI_COMM_WORLD));
+    codistill_peers(bn->teacher, bn->scratch, bn->logit_sum, logits, B, K, a->codistill);
+    if (times) {
+        double e = clock_now_seconds() - e0;
+        t->exchange += e;
+        t->exchange_min = fmin(t->exchange_min, e);
+    }
+    bn->sb.teacher = bn->teacher;
+    return step_finish(bn->step, &bn->sb, logits, 0.01f, NULL, times);
+}
 
 /* warmup + steps training steps; the last `steps` timed. */
 static void bench_time(const BenchArgs *a, Bench *bn, Timings *t) {
@@ -254,6 +297,7 @@ static void bench_time(const BenchArgs *a, Bench *bn, Timings *t) {
     threads_cpu_describe(&t->cpu_info);
     t->lanes = 1;
     t->peak = threads_measure_fma_peak(0.3, &t->lanes);
+    t->exchange_min = INFINITY;
     t->load_before = load_average();
     t->seconds = xmalloc((size_t)a->steps * sizeof(double));
     t->cpu = xmalloc((size_t)a->steps * sizeof(double));
@@ -261,9 +305,11 @@ static void bench_time(const BenchArgs *a, Bench *bn, Timings *t) {
         if (s == a->warmup && a->profile) model_set_profiling(bn->m, 1);
         if (s == a->warmup) t->heap_before = mallinfo2();
         /* ranks start together: the gradient sum then waits only for the slower backward */
-        if (a->grad_sum) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+        if (a->grad_sum || a->codistill) MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+        StepTimes *times = s >= a->warmup ? &t->part : NULL;
         double c0 = clock_cpu_seconds(), t0 = clock_now_seconds();
-        t->loss = step_run(bn->step, &bn->sb, 0.01f, NULL, s >= a->warmup ? &t->part : NULL);
+        t->loss = a->codistill ? codistill_step(a, bn, t, times)
+                               : step_run(bn->step, &bn->sb, 0.01f, NULL, times);
         double t1 = clock_now_seconds();
         if (s >= a->warmup) {
             t->seconds[s - a->warmup] = t1 - t0;
@@ -303,7 +349,9 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
            model_backend_name(m));
     printf("step = forward + %s + backward%s%s + sgd_step (momentum 0.9, Nesterov, weight "
            "decay 5e-4); %d warm-up + %d timed steps\n",
-           a->kd ? "distillation loss (T 4, alpha 0.9)" : "cross-entropy",
+           a->kd          ? "distillation loss (T 4, alpha 0.9)"
+           : a->codistill ? "logit all-reduce + co-distillation loss (T 1, weight 0.5)"
+                          : "cross-entropy",
            a->grad_sum ? " + gradient sum" : "", a->clip > 0 ? " + clip" : "", a->warmup, steps);
     if (a->grad_sum)
         printf("gradient sum over %d rank(s), batch %d on each: %d bucket(s) of up to %.3g "
@@ -348,6 +396,18 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
            model_backend_isa(m), t->peak, t->usage.ru_maxrss / 1024.0,
            model_bytes(m) / 1048576.0, heap_delta, 1e3 * part->seconds[STEP_GRAD_SUM] / steps,
            part->seconds[STEP_GRAD_SUM] / fmax(step_times_total(part), 1e-30));
+    if (a->codistill) {
+        /* the exchange runs between step_forward and step_finish: not in part's phases */
+        const double step = step_times_total(part) + t->exchange;
+        printf("codistill     %d ranks, one member each: the logit exchange (fixed-point sum of "
+               "%d x %d logits, one MPI_Allreduce of %zu bytes, the peers' mean) %.3f ms per "
+               "step (fastest %.3f), %.2f%% of the step's %.3f ms (mean; it includes waiting "
+               "for the slowest rank's forward)\n",
+               a->codistill, batch, a->classes,
+               ((size_t)batch * a->classes + 1) * sizeof(int64_t), 1e3 * t->exchange / steps,
+               1e3 * t->exchange_min, 100.0 * t->exchange / fmax(step, 1e-30),
+               1e3 * step / steps);
+    }
     if (a->profile) {
         printf("ms per step (mean): forward %.2f  loss %.2f  backward %.2f  gradient sum %.2f  "
                "clip + sgd_step %.2f\n",
