@@ -858,30 +858,11 @@ int ckpt_read_other_run(const char *path, Model *m, ModelState *st) {
     return 0;
 }
 
-int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K) {
-    ED_CHECK(strcmp(which, "train") == 0 || strcmp(which, "test") == 0, "which = %s", which);
-    char err[512];
-    hid_t f = h5u_open_sealed(path, err, sizeof err);
-    if (f < 0) ed_fail("cannot read logits from %s: %s", path, err);
-    char name[32];
-    snprintf(name, sizeof(name), "logits/%s", which);
-    if (!h5r_has(f, name)) {
-        H5Fclose(f);
-        return -1;
-    }
-    int ndim;
-    hsize_t dims[8];
-    if (h5r_dims(f, name, &ndim, dims, 8) < 0) ed_fail("%s: /%s is unreadable", path, name);
-    if (ndim != 2 || dims[0] != (hsize_t)n || dims[1] != (hsize_t)K)
-        ed_fail("%s: /%s has %d dimensions [%llu, %llu], expected [%d, %d]", path, name, ndim,
-                (unsigned long long)dims[0], ndim > 1 ? (unsigned long long)dims[1] : 0ull, n, K);
-    if (h5r_read(f, name, H5T_NATIVE_FLOAT, out) < 0)
-        ed_fail("%s: /%s does not read (checksum mismatch or truncated file)", path, name);
-    H5Fclose(f);
-    return 0;
-}
-
-int ckpt_read_floats(const char *path, const char *name, float *out, size_t count) {
+/* The float dataset /name of a sealed file into out, when its shape is want[0 .. ndim): 0;
+ * -1 when the file has no such dataset. An unreadable file, another shape or a bad checksum:
+ * ed_fail naming the file and the dataset. */
+static int read_float_dataset(const char *path, const char *name, float *out, int ndim,
+                              const hsize_t *want) {
     char err[512];
     hid_t f = h5u_open_sealed(path, err, sizeof err);
     if (f < 0) ed_fail("cannot read /%s from %s: %s", name, path, err);
@@ -889,16 +870,38 @@ int ckpt_read_floats(const char *path, const char *name, float *out, size_t coun
         H5Fclose(f);
         return -1;
     }
-    int ndim;
+    int have_ndim;
     hsize_t dims[8];
-    if (h5r_dims(f, name, &ndim, dims, 8) < 0) ed_fail("%s: /%s is unreadable", path, name);
-    if (ndim != 1 || dims[0] != (hsize_t)count)
-        ed_fail("%s: /%s has %d dimension(s) [%llu...], expected [%zu]", path, name, ndim,
-                (unsigned long long)dims[0], count);
+    if (h5r_dims(f, name, &have_ndim, dims, 8) < 0) ed_fail("%s: /%s is unreadable", path, name);
+    int same = have_ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = dims[d] == want[d];
+    if (!same) {
+        char have_s[96] = "", want_s[96] = "";
+        for (int d = 0; d < have_ndim && d < 4; d++)
+            snprintf(have_s + strlen(have_s), sizeof(have_s) - strlen(have_s), "%s%llu",
+                     d ? ", " : "", (unsigned long long)dims[d]);
+        for (int d = 0; d < ndim; d++)
+            snprintf(want_s + strlen(want_s), sizeof(want_s) - strlen(want_s), "%s%llu",
+                     d ? ", " : "", (unsigned long long)want[d]);
+        ed_fail("%s: /%s has shape [%s], expected [%s]", path, name, have_s, want_s);
+    }
     if (h5r_read(f, name, H5T_NATIVE_FLOAT, out) < 0)
         ed_fail("%s: /%s does not read (checksum mismatch or truncated file)", path, name);
     H5Fclose(f);
     return 0;
+}
+
+int ckpt_read_logits(const char *path, const char *which, float *out, int n, int K) {
+    ED_CHECK(strcmp(which, "train") == 0 || strcmp(which, "test") == 0, "which = %s", which);
+    char name[32];
+    snprintf(name, sizeof(name), "logits/%s", which);
+    const hsize_t want[2] = {(hsize_t)n, (hsize_t)K};
+    return read_float_dataset(path, name, out, 2, want);
+}
+
+int ckpt_read_floats(const char *path, const char *name, float *out, size_t count) {
+    const hsize_t want[1] = {(hsize_t)count};
+    return read_float_dataset(path, name, out, 1, want);
 }
 
 char *ckpt_read_config(const char *path) {

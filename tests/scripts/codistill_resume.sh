@@ -15,17 +15,8 @@ rm -rf "${ED_TMP:?}"/*
 run_named ref 2
 
 # 1. SIGKILL one rank once the co-distilled members have checkpointed their second epoch.
-$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
-    > "$ED_TMP/cut1.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 2400); do
-    grep -q "codistill-002 epoch    2/8" "$ED_TMP/cut1.log" 2>/dev/null && break
-    sleep 0.05
-done
-victim=$(pgrep -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" | tail -1 || true)
-[ -n "$victim" ] || { cat "$ED_TMP/cut1.log"; fail "no rank to kill"; }
-kill -9 "$victim"
-wait "$launcher" && fail "mpirun exited 0 after a rank was killed" || true
+start_run_until cut "$ED_TMP/cut1.log" grep -q "codistill-002 epoch    2/8" "$ED_TMP/cut1.log"
+kill_one_rank cut "$ED_TMP/cut1.log"
 grep -q "codistill-002 epoch    2/8" "$ED_TMP/cut1.log" || { cat "$ED_TMP/cut1.log"; fail "killed before co-distillation"; }
 if grep -q "codistill-00[0-2] epoch    8/8\|phase 4" "$ED_TMP/cut1.log"; then
     cat "$ED_TMP/cut1.log"
@@ -35,15 +26,8 @@ echo "killed rank pid $victim during co-distillation ($(grep -c 'codistill-00. e
 
 # 2. Resume; SIGUSR1 to every rank once they train the co-distilled members again: they stop
 #    together (a checkpoint inside an epoch) and exit 0.
-$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
-    > "$ED_TMP/cut2.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 2400); do
-    grep -q "co-distillation: 3 members" "$ED_TMP/cut2.log" 2>/dev/null && break
-    sleep 0.02
-done
-pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
-wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
+start_run_until cut "$ED_TMP/cut2.log" grep -q "co-distillation: 3 members" "$ED_TMP/cut2.log"
+stop_run cut "$ED_TMP/cut2.log"
 grep -q "codistill-000 *resuming at epoch" "$ED_TMP/cut2.log" \
     || { cat "$ED_TMP/cut2.log"; fail "the co-distilled members did not resume"; }
 grep -q "phase 4" "$ED_TMP/cut2.log" && { cat "$ED_TMP/cut2.log"; fail "SIGUSR1 came too late"; }

@@ -50,6 +50,36 @@ run_named() {
     $ED_MPIEXEC "${flags[@]}" -n "$n" "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/$name" \
         "${args[@]}" "$@" > "$ED_TMP/$name.log" 2>&1 || { cat "$ED_TMP/$name.log"; fail "run $name"; }
 }
+# Interrupted runs (the resume tests). start_run_until NAME LOG CMD...: starts `ensdistill run
+# "$cfg" "${args[@]}"` on 2 ranks into RUN_DIR $ED_TMP/NAME in the background, output in LOG,
+# sets $launcher (mpirun's pid), and returns once CMD... succeeds (polled every 20 ms, for at
+# most about 2 minutes).
+start_run_until() {
+    local name=$1 log=$2
+    shift 2
+    $ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/$name" "${args[@]}" \
+        > "$log" 2>&1 &
+    launcher=$!
+    for _ in $(seq 1 6000); do
+        "$@" 2> /dev/null && break
+        sleep 0.02
+    done
+}
+# The pids of the ranks running into $ED_TMP/NAME: run_ranks NAME
+run_ranks() { pgrep -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/$1" || true; }
+# SIGKILL to one rank of the run start_run_until started; mpirun must then exit non-zero. Sets
+# $victim: kill_one_rank NAME LOG
+kill_one_rank() {
+    victim=$(run_ranks "$1" | tail -1)
+    [ -n "$victim" ] || { cat "$2"; fail "no rank to kill (did the run finish too fast?)"; }
+    kill -9 "$victim"
+    wait "$launcher" && fail "mpirun exited 0 after a rank was killed" || true
+}
+# SIGUSR1 to every rank of that run: each checkpoints and the run exits 0. stop_run NAME LOG
+stop_run() {
+    pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/$1" || true
+    wait "$launcher" || { cat "$2"; fail "a run stopped by SIGUSR1 did not exit 0"; }
+}
 # Every tensor of every model, and the teacher, bitwise equal in two run directories:
 # same_weights REF_DIR OTHER_DIR WHAT (WHAT names OTHER_DIR in the message).
 same_weights() {

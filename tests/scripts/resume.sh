@@ -12,17 +12,8 @@ edrun 2 run "$cfg" --set checkpoint.dir="$ED_TMP/ref" "${args[@]}" > "$ED_TMP/re
     || { cat "$ED_TMP/ref.log"; fail "uninterrupted run"; }
 
 # 1. SIGKILL one rank once the second epoch of some member has been checkpointed.
-$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
-    > "$ED_TMP/cut1.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 600); do
-    grep -q "epoch    2/4" "$ED_TMP/cut1.log" 2>/dev/null && break
-    sleep 0.05
-done
-victim=$(pgrep -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" | tail -1 || true)
-[ -n "$victim" ] || fail "no rank to kill (did the run finish too fast?)"
-kill -9 "$victim"
-wait "$launcher" && fail "mpirun exited 0 after a rank was killed" || true
+start_run_until cut "$ED_TMP/cut1.log" grep -q "epoch    2/4" "$ED_TMP/cut1.log"
+kill_one_rank cut "$ED_TMP/cut1.log"
 ls "$ED_TMP/cut/models/" > /dev/null
 complete=$(grep -c "epoch    4/4" "$ED_TMP/cut1.log" || true)
 # A kill that lands after the run finished proves nothing: 6 models (3 members, kd, self, sum)
@@ -34,15 +25,9 @@ echo "killed rank pid $victim; models finished before the kill: $complete of 6"
 #    every rank has installed its handlers): each stops after its next step, checkpoints and
 #    exits 0.
 before=$(stat -c %i "$ED_TMP/cut/config.yaml")
-$ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" \
-    > "$ED_TMP/cut2.log" 2>&1 &
-launcher=$!
-for _ in $(seq 1 600); do
-    [ "$(stat -c %i "$ED_TMP/cut/config.yaml")" != "$before" ] && break
-    sleep 0.02
-done
-pkill -USR1 -f "^$ED_BIN run $cfg --set checkpoint.dir=$ED_TMP/cut" || true
-wait "$launcher" || { cat "$ED_TMP/cut2.log"; fail "a run stopped by SIGUSR1 did not exit 0"; }
+config_rewritten() { [ "$(stat -c %i "$ED_TMP/cut/config.yaml")" != "$before" ]; }
+start_run_until cut "$ED_TMP/cut2.log" config_rewritten
+stop_run cut "$ED_TMP/cut2.log"
 
 # 3. Finish.
 edrun 2 run "$cfg" --set checkpoint.dir="$ED_TMP/cut" "${args[@]}" > "$ED_TMP/cut3.log" 2>&1 \
