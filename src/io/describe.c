@@ -38,16 +38,19 @@ void runfile_print_results(FILE *out, const ResultRow *rows, int n_rows) {
     int w = 22; /* the name column: wider for a sweep's "kd T=2 alpha=0.5 lr=0.05" */
     for (int i = 0; i < n_rows; i++)
         if ((int)strlen(rows[i].name) > w) w = (int)strlen(rows[i].name);
+    int rw = 7; /* the role column: wider for "codistill" */
+    for (int i = 0; i < n_rows; i++)
+        if ((int)strlen(rows[i].role) > rw) rw = (int)strlen(rows[i].role);
     int multi = 0;
     for (int i = 0; i < n_rows; i++)
         multi |= isfinite(rows[i].acc_multi);
-    fprintf(out, "  %-*s %-7s %6s %9s %9s %8s %8s", w, "result", "role", "models", "test acc",
+    fprintf(out, "  %-*s %-*s %6s %9s %9s %8s %8s", w, "result", rw, "role", "models", "test acc",
             "+- std", "NLL", "ECE");
     if (multi) fprintf(out, " %9s %9s", "multi", "single");
     fputc('\n', out);
     for (int i = 0; i < n_rows; i++) {
         const ResultRow *r = &rows[i];
-        fprintf(out, "  %-*s %-7s %6d ", w, r->name, r->role, r->n_models);
+        fprintf(out, "  %-*s %-*s %6d ", w, r->name, rw, r->role, r->n_models);
         io_print_percent(out, r->test_acc);
         fputc(' ', out);
         io_print_percent(out, r->acc_std);
