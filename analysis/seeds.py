@@ -19,6 +19,9 @@ and, for runs with co-distilled members (distill.students: [codistill]):
     codistill - KD        a co-distilled member against the KD student
     codist. ens. - ens.   the ensemble of co-distilled members against the ensemble
 
+and every co-distilled member against its independent twin (codistill-l - member-l: the same
+init and augmentation draw), paired over all runs, with a t-test over the pairs.
+
 then, over the runs, mean +- std (sample std) and a two-sided one-sample t-test of mean = 0
 (n - 1 degrees of freedom): "yes" when p < 0.05. With 3 runs that needs |mean| > 2.48 std.
 """
@@ -90,6 +93,36 @@ def table(runs, col, md):
     return lines
 
 
+def paired(runs, col):
+    """Every co-distilled member against its independent twin (codistill-l - member-l: same
+    init and augmentation draw), in points, over all runs: lines, or [] without such pairs."""
+    per_run = []
+    for r in runs:
+        R = r["rows"]
+        pairs = []
+        for name, row in sorted(R.items()):
+            if row.get("role") != "codistill" or not name.startswith("codistill-"):
+                continue
+            twin = R.get("member-" + name.split("-", 1)[1])
+            if twin and report._finite(row.get(col)) and report._finite(twin.get(col)):
+                pairs.append(100 * (row[col] - twin[col]))
+        per_run.append(pairs)
+    if not any(per_run):
+        return []
+    lines = []
+    for r, d in zip(runs, per_run):
+        if d:
+            d = np.array(d)
+            lines.append(f"  {r['dir']}: {len(d)} pairs, mean {d.mean():+.2f}, "
+                         f"{(d > 0).sum()} above, {(d == 0).sum()} level, {(d < 0).sum()} below")
+    d = np.concatenate([np.array(x) for x in per_run if x])
+    t, p = t_test(d)
+    sd = np.std(d, ddof=1) if len(d) > 1 else math.nan
+    lines.append(f"  all: {len(d)} pairs, mean {d.mean():+.2f} ± {sd:.2f}, t {t:.2f}, p {p:.2g} "
+                 f"({(d > 0).sum()} above, {(d == 0).sum()} level, {(d < 0).sum()} below)")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dirs", nargs="+")
@@ -109,11 +142,16 @@ def main():
                  ("single", "ensemble", "kd", "self", "sum", "ensemble-of-kd", "codistill",
                   "codistill ensemble") if k in R]
         print(f"  {r['dir']}: " + ", ".join(parts))
-    print("\ntest accuracy")
-    print("\n".join(table(runs, "test_acc", args.md)))
+    cols = [("test accuracy", "test_acc")]
     if any(r["multiview"] for r in runs):
-        print("\nsingle-view test accuracy")
-        print("\n".join(table(runs, "acc_single", args.md)))
+        cols.append(("single-view test accuracy", "acc_single"))
+    for title, col in cols:
+        print(f"\n{title}")
+        print("\n".join(table(runs, col, args.md)))
+        pairs = paired(runs, col)
+        if pairs:
+            print(f"co-distilled member - its independent twin (paired; {title}):")
+            print("\n".join(pairs))
 
 
 if __name__ == "__main__":

@@ -152,7 +152,9 @@ int pipeline_run(const RunContext *ctx) {
     MemberSums sums = {ctx, xcalloc((size_t)N * K, sizeof(int64_t)),
                        xcalloc((size_t)Nt * K, sizeof(int64_t)), xfloats((size_t)N * K)};
     float **phase1_test = alloc_test_out(ctx, &phase1);
+    double t0 = MPI_Wtime();
     status = run_phase(ctx, &queue, 0, &phase1, phase1_test, member_done, &sums);
+    if (status == JOB_DONE) progress_say(ctx, "phase 1: %.1f s wall\n", MPI_Wtime() - t0);
 
     /* ---- phase 2: the teacher ---- */
     float *teacher_train = NULL, *teacher_test = NULL;
@@ -188,7 +190,9 @@ int pipeline_run(const RunContext *ctx) {
     float **student_test = alloc_test_out(ctx, &students);
     if (status == JOB_DONE && students.n > 0) {
         progress_say(ctx, "phase 3: %d student(s)\n", students.n);
+        t0 = MPI_Wtime();
         status = run_phase(ctx, &queue, 1, &students, student_test, NULL, NULL);
+        if (status == JOB_DONE) progress_say(ctx, "phase 3: %.1f s wall\n", MPI_Wtime() - t0);
     }
 
     /* ---- phase 4: results (the sum control reported with the students) ---- */

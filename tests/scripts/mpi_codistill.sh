@@ -16,6 +16,21 @@ for n in 2 4; do
         || fail "co-distillation on $n ranks differs from 1 rank"
 done
 grep -q "codistill ensemble" "$ED_TMP/r1.log" || { cat "$ED_TMP/r1.log"; fail "no codistill rows"; }
+# seeds.py pairs every co-distilled member with its independent twin (codistill-l - member-l)
+"$ED_PYTHON" "$ED_SOURCE_DIR/analysis/seeds.py" "$ED_TMP/r1" "$ED_TMP/r2" > "$ED_TMP/seeds.out" 2>&1 \
+    || { cat "$ED_TMP/seeds.out"; fail "seeds.py on co-distillation runs"; }
+"$ED_PYTHON" - "$ED_TMP/seeds.out" "$ED_TMP/r1" "$ED_TMP/r2" <<'PY' \
+    || { cat "$ED_TMP/seeds.out"; fail "seeds.py's paired margins differ from run.h5 (above)"; }
+import sys, h5py, numpy as np
+d = []
+for run in sys.argv[2:]:
+    rows = {r["name"].decode(): r["test_acc"] for r in h5py.File(f"{run}/run.h5")["results/table"][()]}
+    d += [100 * (rows[f"codistill-{l:03d}"] - rows[f"member-{l:03d}"]) for l in range(3)]
+want = f"all: 6 pairs, mean {np.mean(d):+.2f} ± {np.std(d, ddof=1):.2f}"
+if want not in open(sys.argv[1]).read():
+    sys.exit(f"expected '{want}' in seeds.py's output")
+print("seeds.py paired:", want)
+PY
 
 # mode checkpoints: weights exchanged every 5 steps, each member its own order; 1 and 2 ranks
 for n in 1 2; do
