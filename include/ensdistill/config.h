@@ -7,6 +7,7 @@
 
 #include "ensdistill/fsutil.h"
 #include "ensdistill/nn_kinds.h" /* ScheduleKind, Combine */
+#include "ensdistill/precision.h" /* Precision */
 
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ extern const char *const config_source_names[];        /* "fashion-mnist", ..., 
 extern const char *const config_labels_names[];        /* "fine", "coarse" */
 extern const char *const config_noise_names[];         /* "gauss", "orth" */
 extern const char *const config_schedule_names[];      /* "constant", "multistep", "cosine" */
+extern const char *const config_precision_names[];     /* "fp32", "bf16" */
 extern const char *const config_combine_names[];        /* "logits", "probs" */
 extern const char *const config_codistill_mode_names[]; /* "logits", "checkpoints" */
 
@@ -84,6 +86,7 @@ typedef struct {
     double warmup_epochs;
     double clip_norm;
     int eval_every;       /* test accuracy every n epochs (and the last); 0 = only at the end */
+    Precision precision;  /* fp32, or bf16 mixed precision (precision.h) */
 } TrainConfig;
 
 typedef struct {

@@ -31,6 +31,12 @@ void threads_cpu_describe(CpuInfo *info);
  * widest vectors this build was compiled for (16 lanes with AVX-512, 8 with AVX2, scalar
  * otherwise) for about `seconds`. Also returns the vector width used in *lanes. */
 double threads_measure_fma_peak(double seconds, int *lanes);
+/* 1 when the CPU has bf16 dot-product instructions (/proc/cpuinfo: avx512_bf16 or amx_bf16). */
+int threads_cpu_has_bf16(void);
+/* bf16 multiply-add peak of one core in GFLOP/s, measured like the FMA peak with independent
+ * chains of vdpbf16ps (32 bf16 products summed into 16 fp32 lanes: 64 FLOP each); 0 when the
+ * CPU lacks avx512_bf16. */
+double threads_measure_bf16_peak(double seconds);
 
 /* Our parallel loops: ED_PARALLEL_FOR(cond, for (...) body) runs the for statement on the OpenMP
  * threads (schedule static) when cond holds and more than one thread is set, and on this thread

@@ -70,6 +70,8 @@ const char *const config_schedule_names[] = {
     [SCHEDULE_MULTISTEP] = "multistep",
     [SCHEDULE_COSINE] = "cosine",
 };
+const char *const config_precision_names[] = {[PRECISION_FP32] = "fp32",
+                                              [PRECISION_BF16] = "bf16"};
 const char *const config_combine_names[] = {[COMBINE_LOGITS] = "logits", [COMBINE_PROBS] = "probs"};
 const char *const config_codistill_mode_names[] = {[CODISTILL_LOGITS] = "logits",
                                                    [CODISTILL_CHECKPOINTS] = "checkpoints"};
@@ -154,6 +156,9 @@ const ConfigKey config_keys[] = {
           "clip_grad_norm_); 0 = off"),
     INT(train.eval_every, "1", IN(0, ED_MAX_EPOCHS),
         "test accuracy every n epochs and at the last; 0 = only at the end"),
+    ENUM(train.precision, Precision, config_precision_names, "fp32",
+         "fp32, or bf16 mixed precision (refused at start on a CPU without avx512_bf16; the "
+         "bf16 kernels are not written yet)"),
 
     INT(ensemble.members, "4", IN(1, ED_MAX_MODELS), "number of members L"),
     INT64(ensemble.seed, "1", GE(0), "member l is initialised from (seed, l)"),

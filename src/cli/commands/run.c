@@ -10,6 +10,7 @@
 #include "ensdistill/fsutil.h"
 #include "ensdistill/layout.h"
 #include "ensdistill/pipeline.h"
+#include "ensdistill/precision.h"
 #include "ensdistill/progress.h"
 #include "ensdistill/reuse.h"
 #include "ensdistill/runlock.h"
@@ -19,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +292,16 @@ int cmd_run(int argc, char **argv) {
     if (agree(failed, err)) return ED_EXIT_USER;
     MPI_CHECK(MPI_Bcast(&cfg, (int)sizeof(cfg), MPI_BYTE, 0, MPI_COMM_WORLD));
     char *config_text = config_to_yaml(&cfg);
+    /* train.precision on every rank's CPU, before anything is read or written; the lowest
+     * rank that cannot run it says why */
+    failed = precision_check(cfg.train.precision, err, sizeof(err)) != 0;
+    int first_failed = failed ? rank : INT_MAX;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first_failed, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first_failed != INT_MAX) {
+        if (rank == first_failed) ed_error("%s", err);
+        free(config_text);
+        return ED_EXIT_USER;
+    }
 
     Layout lo;
     failed = layout_create(&lo, cfg.parallel.ranks_per_model, cfg.parallel.threads, err,
