@@ -11,8 +11,9 @@ thread pool pinned to T and checked: torch's intra-op pool (torch.set_num_thread
 pool (1: eager training does not use it), OpenMP (OMP_NUM_THREADS) and OpenBLAS, which Debian's
 torch calls for Linear (OPENBLAS_NUM_THREADS, and openblas_get_num_threads read back through
 ctypes). Prints every PyTorch row, ours against each and against the fastest.
-bf16 autocast rows run only where the CPU has bf16 instructions (avx512_bf16 or amx_bf16):
-elsewhere oneDNN emulates them (or refuses) and the row is skipped, saying why.
+bf16 autocast rows, and ours in bf16 (bench --precision bf16, with its share of the bf16 peak
+bench measures), run only where the CPU has bf16 instructions (avx512_bf16 or amx_bf16):
+elsewhere oneDNN emulates them (or refuses) and the rows are skipped, saying why.
 
     /usr/bin/python3 analysis/bench_torch.py build/ensdistill
     /usr/bin/python3 analysis/bench_torch.py build/ensdistill --arch cnn resnet-20 wrn-16-4 \\
@@ -186,10 +187,10 @@ def bench_torch_subprocess(arch, shape, classes, batch, threads, steps, warmup, 
 
 
 def bench_ours(binary, arch, shape, classes, batch, threads, steps, warmup, hidden,
-               backend="auto"):
+               backend="auto", precision="fp32"):
     cmd = [binary, "bench", arch, "--batch", str(batch), "--threads", str(threads),
            "--steps", str(steps), "--warmup", str(warmup), "--classes", str(classes),
-           "--input", "x".join(map(str, shape)), "--backend", backend]
+           "--input", "x".join(map(str, shape)), "--backend", backend, "--precision", precision]
     if hidden:
         cmd += ["--hidden", str(hidden)]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
@@ -256,6 +257,18 @@ def main():
                   f"{ours['backend']}:{ours['kernels_isa']}, {gflops:.1f} GFLOP/s "
                   f"({100 * gflops / (peak * threads):.0f}% of peak), memory "
                   f"{float(ours['arenas_mib']):.0f}/{float(ours['peak_rss_mib']):.0f}")
+            bmed = None
+            if not bf16_skip:  # ours in bf16 (train.precision: bf16) beside it
+                ob = bench_ours(args.binary, arch, shape, args.classes, args.batch, threads,
+                                args.steps, args.warmup, args.hidden, args.backend, "bf16")
+                bmed, bg = float(ob["images_per_s_median"]), float(ob["gflops_median"])
+                bpeak = float(ob["bf16_peak_gflops"])
+                print(f"  {'ensdistill bf16':<34} {bmed:>8.1f} [{float(ob['images_per_s_min']):.1f}-"
+                      f"{float(ob['images_per_s_max']):.1f}] img/s, "
+                      f"{float(ob['images_per_cpu_s']):.1f} img/cpu-s, {bg:.1f} GFLOP/s "
+                      f"({100 * bg / (bpeak * threads):.0f}% of the bf16 peak {bpeak:.1f}), "
+                      f"bf16/fp32 {bmed / omed:.2f}, memory "
+                      f"{float(ob['arenas_mib']):.0f}/{float(ob['peak_rss_mib']):.0f}")
             rows = []
             for precision, layout in CONFIGS:
                 name = f"torch {precision}{' autocast' if precision == 'bf16' else ''} {layout}"
@@ -277,7 +290,8 @@ def main():
                 print(f"  fastest PyTorch row: {best_name}, {best:.1f} img/s; every row against "
                       f"it: " + ", ".join(f"{n.removeprefix('torch ')} {v / best:.2f}"
                                            for v, n in rows) +
-                      f"; ours fp32 against it: {omed / best:.2f}")
+                      f"; ours fp32 against it: {omed / best:.2f}" +
+                      (f", ours bf16 against it: {bmed / best:.2f}" if bmed else ""))
     print(f"\nensdistill's FMA peak per core, measured by bench: {peak:.1f} GFLOP/s (12 "
           f"independent chains of the widest fp32 FMA the build has, 0.3 s)")
 

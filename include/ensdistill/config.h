@@ -6,8 +6,7 @@
 #define ENSDISTILL_CONFIG_H
 
 #include "ensdistill/fsutil.h"
-#include "ensdistill/nn_kinds.h" /* ScheduleKind, Combine */
-#include "ensdistill/precision.h" /* Precision */
+#include "ensdistill/nn_kinds.h" /* ScheduleKind, Combine, Precision */
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,18 +1,24 @@
-/* The arithmetic a model trains in (train.precision). fp32 everywhere, or bf16 mixed precision:
- * the layers in bf16 on CPUs with bf16 instructions, with fp32 master weights, momentum, weight
- * gradients, losses, logits and collectives. */
+/* train.precision: whether this CPU and build can train in it. fp32 everywhere, or bf16 mixed
+ * precision: the convolutions (forward, backward data, backward weights) in bf16 on oneDNN, with
+ * fp32 everywhere else: master weights, momentum, weight gradients, batch norm, pooling, the
+ * losses, logits and collectives. */
 #ifndef ENSDISTILL_PRECISION_H
 #define ENSDISTILL_PRECISION_H
 
+#include "ensdistill/nn_kinds.h" /* Precision */
+
 #include <stddef.h>
 
-typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 } Precision;
+/* The environment variable that lets bf16 run where oneDNN only emulates it (a CPU without
+ * avx512_bf16 and AMX): slow, for testing the bf16 path on such a CPU. */
+#define PRECISION_EMULATED_ENV "ENSDISTILL_BF16_EMULATED"
 
-/* 0 when this process can train in `p` on this CPU; -1 with the reason in why (naming the
- * instruction set that is missing, and what to use instead). bf16 needs oneDNN's kernels and a
- * CPU with avx512_bf16 (or AMX): without it oneDNN either has no bf16 kernels (AVX2-only CPUs)
- * or emulates them at 3-4x the time of fp32 (AVX-512 without bf16), which no one wants by
- * accident. */
-int precision_check(Precision p, char *why, size_t why_size);
+/* 0 when this process can train model `arch` in `p`; -1 with the reason in why, naming what is
+ * missing and what to use instead:
+ * - bf16 needs oneDNN and a model with convolutions (cnn, resnet, wrn; not mlp or mvconv);
+ * - oneDNN must have a bf16 convolution on this CPU (none without AVX-512);
+ * - and the CPU must have avx512_bf16 or AMX: elsewhere oneDNN emulates bf16 at several times
+ *   the time of fp32, which no one wants by accident (PRECISION_EMULATED_ENV=1 allows it). */
+int precision_check(Precision p, const char *arch, char *why, size_t why_size);
 
 #endif

@@ -8,6 +8,7 @@
 #include "ensdistill/error.h"
 #include "ensdistill/threads.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,8 +33,13 @@ const char *dnnl_backend_isa(void) {
 int dnnl_backend_lanes(void) {
     return 1;
 }
+int dnnl_backend_bf16_conv(char *impl, size_t impl_size) {
+    if (impl_size) impl[0] = '\0';
+    return 0;
+}
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias, int in_lanes, int out_lanes) {
+                           int stride, int pad, int has_bias, int in_lanes, int out_lanes,
+                           int bf16) {
     ED_DIE("dnnl_conv_create: this build has no oneDNN");
 }
 void dnnl_conv_free(DnnlConv *conv) {
@@ -173,8 +179,11 @@ static EdMd plain_md(int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
     return md;
 }
 
-static EdMd any_md(int ndims, const dnnl_dims_t dims) {
-    return plain_md(ndims, dims, dnnl_format_tag_any);
+/* A tensor of type dt in whatever layout the primitive picks. */
+static EdMd any_md(int ndims, const dnnl_dims_t dims, dnnl_data_type_t dt) {
+    EdMd md;
+    DNNL_CHECK(md_init(&md, ndims, dims, dt, dnnl_format_tag_any));
+    return md;
 }
 
 static MdRef query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index) {
@@ -275,6 +284,29 @@ static void arg_push(DnnlContext *ctx, Arg *a, dnnl_memory_t scratch) {
 
 /* ---- convolution ---- */
 
+int dnnl_backend_bf16_conv(char *impl, size_t impl_size) {
+    if (impl_size) impl[0] = '\0';
+    dnnl_engine_t eng;
+    DNNL_CHECK(dnnl_engine_create(&eng, dnnl_cpu, 0));
+    dnnl_dims_t src_dims = {2, 32, 8, 8}, wei_dims = {32, 32, 3, 3};
+    dnnl_dims_t strides = {1, 1}, pads = {1, 1};
+    EdMd src = any_md(4, src_dims, dnnl_bf16), wei = any_md(4, wei_dims, dnnl_bf16);
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = pd_conv_forward(&pd, eng, md_ref(&src), md_ref(&wei), NULL, md_ref(&src), strides,
+                             pads, NULL) == dnnl_success;
+    if (ok) {
+        const char *name = NULL;
+        if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success &&
+            name && impl_size)
+            snprintf(impl, impl_size, "%s", name);
+        dnnl_primitive_desc_destroy(pd);
+    }
+    md_free(&src);
+    md_free(&wei);
+    dnnl_engine_destroy(eng);
+    return ok;
+}
+
 typedef struct {
     int B;
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
@@ -290,6 +322,7 @@ typedef struct {
 struct DnnlConv {
     DnnlContext *ctx;
     int C, H, W, OC, KS, stride, pad, has_bias, in_lanes, out_lanes;
+    int bf16; /* the primitives compute in bf16 (dnnl_conv_create) */
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -307,7 +340,11 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     EdMd dst_u = plain_md(4, dst_dims, lanes_tag(c->out_lanes));
     EdMd wei_u = plain_md(4, wei_dims, dnnl_oihw);
     EdMd bias_u = plain_md(1, bias_dims, dnnl_x);
-    EdMd src_a = any_md(4, src_dims), dst_a = any_md(4, dst_dims), wei_a = any_md(4, wei_dims);
+    /* bf16: the convolutions read and write bf16 (our fp32 tensors reordered into arena slots
+     * on the way in and out), with fp32 bias and fp32 weight gradients (wei_g) */
+    const dnnl_data_type_t dt = c->bf16 ? dnnl_bf16 : dnnl_f32;
+    EdMd src_a = any_md(4, src_dims, dt), dst_a = any_md(4, dst_dims, dt);
+    EdMd wei_a = any_md(4, wei_dims, dt), wei_g = any_md(4, wei_dims, dnnl_f32);
     MdRef bias = c->has_bias ? md_ref(&bias_u) : NULL;
     dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
 
@@ -332,7 +369,7 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
                                      md_ref(&dst_a), strides, pads, fpd, attr));
     /* backward weights: diff_weight (and diff_bias) from src and diff_dst, added to the grads */
     dnnl_primitive_desc_t wpd;
-    DNNL_CHECK(pd_conv_backward_weights(&wpd, ctx->engine, md_ref(&src_a), md_ref(&wei_a), bias,
+    DNNL_CHECK(pd_conv_backward_weights(&wpd, ctx->engine, md_ref(&src_a), md_ref(&wei_g), bias,
                                         md_ref(&dst_a), strides, pads, fpd, attr));
     size_t ds = scratchpad_bytes(dpd), ws = scratchpad_bytes(wpd);
     Layout bl = {0, ds > ws ? ds : ws};
@@ -360,7 +397,7 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_data, dpd));
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_weights, wpd));
     p->scratch = scratch_memory(ctx);
-    EdMd *mds[] = {&src_u, &dst_u, &wei_u, &bias_u, &src_a, &dst_a, &wei_a};
+    EdMd *mds[] = {&src_u, &dst_u, &wei_u, &bias_u, &src_a, &dst_a, &wei_a, &wei_g};
     for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++) md_free(mds[i]);
     p->bytes = fwd_bytes > bwd_bytes ? fwd_bytes : bwd_bytes;
     context_reserve(ctx, p->bytes);
@@ -397,7 +434,8 @@ static ConvPlan *conv_plan(DnnlConv *c, int B) {
 }
 
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias, int in_lanes, int out_lanes) {
+                           int stride, int pad, int has_bias, int in_lanes, int out_lanes,
+                           int bf16) {
     DnnlConv *c = xcalloc(1, sizeof(*c));
     *c = (DnnlConv){.ctx = ctx,
                     .C = C,
@@ -409,7 +447,8 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .pad = pad,
                     .has_bias = has_bias,
                     .in_lanes = in_lanes,
-                    .out_lanes = out_lanes};
+                    .out_lanes = out_lanes,
+                    .bf16 = bf16};
     conv_plan(c, max_batch);
     return c;
 }

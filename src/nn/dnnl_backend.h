@@ -32,12 +32,21 @@ const char *dnnl_backend_isa(void);
  * AVX-512, 8 with AVX/AVX2, 1 elsewhere (and without oneDNN). */
 int dnnl_backend_lanes(void);
 
+/* 1 when oneDNN has a bf16 convolution on this CPU, with the name of its implementation in impl
+ * ("brg:avx512_core_bf16", "jit:avx512_core_bf16", "ref:any", ...); 0 when it has none (every
+ * CPU without AVX-512) or without oneDNN. */
+int dnnl_backend_bf16_conv(char *impl, size_t impl_size);
+
 /* Conv2d out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,KS,KS] + bias[OC] (as conv2d_forward),
- * in and out in the layouts in_lanes / out_lanes, weights plain OIHW.
+ * in and out in the layouts in_lanes / out_lanes, weights plain OIHW. bf16: the primitives
+ * read bf16 copies of in and weight and write bf16 results, reordered from and to our fp32
+ * tensors in the scratch arena; the bias and the weight gradients stay fp32 (oneDNN
+ * accumulates in fp32).
  * dnnl_conv_create builds the primitives for max_batch; another batch size gets its own the
  * first time it is seen (a few are kept), so only the first step at a new size allocates. */
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias, int in_lanes, int out_lanes);
+                           int stride, int pad, int has_bias, int in_lanes, int out_lanes,
+                           int bf16);
 void dnnl_conv_free(DnnlConv *conv);
 void dnnl_conv_forward(DnnlConv *conv, float *out, const float *in, const float *weight,
                        const float *bias, int B);

@@ -7,6 +7,7 @@
 
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
+#include "ensdistill/precision.h"
 #include "ensdistill/rng.h"
 
 #include <stdio.h>
@@ -65,6 +66,12 @@ static ModelSpec spec_checked(const ModelSpec *spec) {
         ed_fail("model %s: the oneDNN backend was asked for, but this build has none (install "
                 "libdnnl-dev and configure with -DENSDISTILL_ONEDNN=ON)",
                 s.arch);
+    if (s.precision == PRECISION_BF16) {
+        char why[512];
+        if (precision_check(PRECISION_BF16, s.arch, why, sizeof(why)) != 0) ed_fail("%s", why);
+        if (s.backend == MODEL_BACKEND_BLAS)
+            ed_fail("model %s: bf16 runs on oneDNN's kernels, not on the BLAS backend", s.arch);
+    }
     return s;
 }
 
@@ -209,7 +216,7 @@ static void setup_dnnl(Model *m) {
         const Value in = V[op->in], out = V[op->out];
         p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, B, in.C, in.H, in.W, out.C, op->KS,
                                            op->stride, op->pad, op->t[1] >= 0, in.lanes,
-                                           out.lanes);
+                                           out.lanes, m->spec.precision == PRECISION_BF16);
     }
     p->dnnl_bn = xcalloc((size_t)p->n_ops, sizeof(DnnlBn *));
     size_t biggest = 0;

@@ -146,12 +146,12 @@ __attribute__((target("avx512f,avx512bf16"))) static double bf16_peak(double sec
     for (int k = 0; k < CHAINS; k++) acc[k] = _mm512_set1_ps(0.001f * k);
     const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.5f), _mm512_set1_ps(0.5f));
     const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-7f), _mm512_set1_ps(1e-7f));
-    double best = 0.0, t_end = now_seconds() + seconds;
-    while (now_seconds() < t_end) {
-        double t0 = now_seconds();
+    double best = 0.0, t_end = clock_now_seconds() + seconds;
+    while (clock_now_seconds() < t_end) {
+        double t0 = clock_now_seconds();
         for (int i = 0; i < INNER; i++)
             for (int k = 0; k < CHAINS; k++) acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
-        double dt = now_seconds() - t0;
+        double dt = clock_now_seconds() - t0;
         double gflops = 64.0 * CHAINS * INNER / dt / 1e9;
         if (gflops > best) best = gflops;
     }

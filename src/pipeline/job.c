@@ -47,6 +47,7 @@ ModelSpec job_model_spec(const RunContext *ctx, const Job *job) {
     s.max_batch = local > eval ? local : eval;
     s.sum_of = job->sum_of;
     s.random_features = cfg->model.random_features;
+    s.precision = cfg->train.precision;
     s.hidden = cfg->model.hidden;
     s.mv_filters = cfg->model.filters;
     s.srelu_q = (float)cfg->model.srelu_q;

@@ -4,16 +4,21 @@
  * ones; each case runs twice and must give bitwise the same results (determinism at a fixed
  * thread count). Then whole models (cnn, resnet with both shortcuts, wrn) built on each backend
  * from the same weights: logits, parameter gradients and BatchNorm statistics after forward +
- * backward must agree. Without oneDNN in the build it says so and passes (exit 0). */
+ * backward must agree. Without oneDNN in the build it says so and passes (exit 0).
+ * bf16 (train.precision), where precision_check allows it: the same conv cases against the
+ * naive kernels run on inputs rounded to bf16 (so only the bf16 outputs' rounding and the
+ * summation order differ), deterministic too; and the models in bf16 against fp32. */
 #include "../../src/nn/dnnl_backend.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/layers.h"
 #include "ensdistill/model.h"
+#include "ensdistill/precision.h"
 #include "ensdistill/rng.h"
 
 #include "check.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +50,25 @@ static void same_bits(const float *a, const float *b, size_t n, const char *what
            "conv %s %s: two identical runs differ (not deterministic)", what, tensor);
 }
 
+/* x rounded to the nearest bf16 (ties to even), as oneDNN's reorders round */
+static void round_bf16(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+static int bf16; /* the conv cases run in bf16 */
+
 static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int W, int OC, int KS,
                       int stride, int pad, int with_bias, int with_din) {
     const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
     char what[160];
     snprintf(what, sizeof what,
-             "B=%d (built for %d) C=%d %dx%d OC=%d KS=%d s=%d p=%d bias=%d din=%d", B, max_batch, C,
-             H, W, OC, KS, stride, pad, with_bias, with_din);
+             "%sB=%d (built for %d) C=%d %dx%d OC=%d KS=%d s=%d p=%d bias=%d din=%d",
+             bf16 ? "bf16 " : "", B, max_batch, C, H, W, OC, KS, stride, pad, with_bias, with_din);
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW,
            nw = (size_t)OC * C * KS * KS;
     float *in = xfloats(nin), *w = xfloats(nw), *bias = xfloats(OC), *dout = xfloats(nout);
@@ -69,7 +86,8 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     memcpy(din_ref, din0, nin * sizeof(float));
     memcpy(dw_ref, dw0, nw * sizeof(float));
     memcpy(db_ref, db0, OC * sizeof(float));
-    DnnlConv *conv = dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias, 1, 1);
+    DnnlConv *conv =
+        dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias, 1, 1, bf16);
     for (int r = 0; r < 2; r++) {
         din[r] = xfloats(nin);
         dw[r] = xfloats(nw);
@@ -81,13 +99,21 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
         dnnl_conv_backward(conv, with_din ? din[r] : NULL, dw[r], with_bias ? db[r] : NULL, dout,
                            in, w, B, 0);
     }
+    if (bf16) { /* the reference sees what the bf16 kernels see */
+        round_bf16(in, nin);
+        round_bf16(w, nw);
+        round_bf16(dout, nout);
+    }
     conv2d_forward_naive(out_ref, in, w, with_bias ? bias : NULL, B, C, H, W, OC, KS, stride, pad);
     conv2d_backward_naive(with_din ? din_ref : NULL, dw_ref, with_bias ? db_ref : NULL, dout, in, w,
                           B, C, H, W, OC, KS, stride, pad);
-    compare(out[0], out_ref, nout, what, "out", 1e-5);
-    compare(din[0], din_ref, nin, what, "din", 1e-5);
-    compare(dw[0], dw_ref, nw, what, "dweight", 1e-5);
-    compare(db[0], db_ref, OC, what, "dbias", 1e-5);
+    /* bf16 outputs (out, and din before it is added) carry bf16's 2^-9 relative rounding; the
+     * weight gradients are fp32 sums of exact bf16 products */
+    const double tol_out = bf16 ? 8e-3 : 1e-5, tol_grad = bf16 ? 1e-4 : 1e-5;
+    compare(out[0], out_ref, nout, what, "out", tol_out);
+    compare(din[0], din_ref, nin, what, "din", tol_out);
+    compare(dw[0], dw_ref, nw, what, "dweight", tol_grad);
+    compare(db[0], db_ref, OC, what, "dbias", tol_grad);
     same_bits(out[0], out[1], nout, what, "out");
     same_bits(din[0], din[1], nin, what, "din");
     same_bits(dw[0], dw[1], nw, what, "dweight");
@@ -98,8 +124,9 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
 }
 
-/* One architecture on both backends: same init, same batch (B, after a forward of max_batch so
- * both plans run), forward in training mode and backward of sum(r * logits). */
+/* One architecture on both backends (fp32 BLAS, the reference, against oneDNN in fp32 or, with
+ * bf16 set, in bf16): same init, same batch (B, after a forward of max_batch so both plans
+ * run), forward in training mode and backward of sum(r * logits). */
 static void model_case(const char *arch, int C, int H, int W, int max_batch, int B) {
     ModelSpec s;
     memset(&s, 0, sizeof(s));
@@ -113,6 +140,7 @@ static void model_case(const char *arch, int C, int H, int W, int max_batch, int
     fill_normal(r, (size_t)max_batch * K, 1.0f);
     for (int k = 0; k < 2; k++) {
         s.backend = k == 0 ? MODEL_BACKEND_BLAS : MODEL_BACKEND_ONEDNN;
+        s.precision = k == 1 && bf16 ? PRECISION_BF16 : PRECISION_FP32;
         m[k] = model_create(&s);
         model_init(m[k], 5, 7);
         model_forward(m[k], x, NULL, max_batch, 1);
@@ -121,13 +149,54 @@ static void model_case(const char *arch, int C, int H, int W, int max_batch, int
         model_backward(m[k], r);
     }
     char what[96];
-    snprintf(what, sizeof what, "model %s (B=%d of %d)", arch, B, max_batch);
-    compare(logits[1], logits[0], (size_t)B * K, what, "logits", 1e-4);
-    compare(m[1]->grads, m[0]->grads, m[0]->tensors.param_floats, what, "grads", 1e-4);
-    compare(m[1]->buffers, m[0]->buffers, m[0]->tensors.buffer_floats, what, "buffers", 1e-4);
+    snprintf(what, sizeof what, "%smodel %s (B=%d of %d)", bf16 ? "bf16 " : "", arch, B,
+             max_batch);
+    /* bf16: every conv's inputs and outputs rounded to 8 bits of mantissa, layer after layer */
+    const double tol = bf16 ? 5e-2 : 1e-4;
+    compare(logits[1], logits[0], (size_t)B * K, what, "logits", tol);
+    if (bf16) { /* the gradients through batch norm amplify the rounding: their direction */
+        double dot = 0.0, n0 = 0.0, n1 = 0.0;
+        for (size_t i = 0; i < m[0]->tensors.param_floats; i++) {
+            dot += (double)m[0]->grads[i] * m[1]->grads[i];
+            n0 += (double)m[0]->grads[i] * m[0]->grads[i];
+            n1 += (double)m[1]->grads[i] * m[1]->grads[i];
+        }
+        const double cosine = dot / sqrt(n0 * n1), norms = sqrt(n1 / n0);
+        printf("%s: gradient cosine %.5f, norm ratio %.4f\n", what, cosine, norms);
+        EXPECT(cosine > 0.98 && fabs(norms - 1.0) < 0.02,
+               "%s: bf16 gradient cosine %.5f, norm ratio %.4f against fp32", what, cosine, norms);
+    } else {
+        compare(m[1]->grads, m[0]->grads, m[0]->tensors.param_floats, what, "grads", tol);
+    }
+    compare(m[1]->buffers, m[0]->buffers, m[0]->tensors.buffer_floats, what, "buffers", tol);
     for (int k = 0; k < 2; k++) model_free(m[k]);
     free(x);
     free(r);
+}
+
+/* The conv cases: the layers of cnn, resnet-20 and wrn-16-4 at a small batch, a smaller batch
+ * than the layer was built for, odd shapes. Then the models. */
+static void all_cases(DnnlContext *ctx) {
+    worst = 0.0;
+    conv_case(ctx, 4, 4, 1, 28, 28, 32, 5, 1, 2, 1, 0);  /* cnn conv1 (input: no din) */
+    conv_case(ctx, 4, 4, 32, 14, 14, 64, 5, 1, 2, 1, 1); /* cnn conv2 */
+    conv_case(ctx, 4, 4, 3, 32, 32, 16, 3, 1, 1, 0, 0);  /* resnet stem */
+    conv_case(ctx, 4, 4, 16, 32, 32, 16, 3, 1, 1, 0, 1);
+    conv_case(ctx, 4, 4, 16, 32, 32, 32, 3, 2, 1, 0, 1); /* stage change, stride 2 */
+    conv_case(ctx, 4, 4, 64, 8, 8, 64, 3, 1, 1, 0, 1);
+    conv_case(ctx, 4, 4, 16, 32, 32, 64, 1, 1, 0, 0, 1); /* wrn 1x1 projection */
+    conv_case(ctx, 4, 4, 64, 32, 32, 128, 1, 2, 0, 0, 1);
+    conv_case(ctx, 8, 3, 16, 16, 16, 32, 3, 1, 1, 1, 1);
+    conv_case(ctx, 5, 5, 7, 9, 11, 13, 3, 2, 1, 1, 1);
+    conv_case(ctx, 2, 1, 5, 6, 7, 3, 4, 3, 2, 1, 1);
+    conv_case(ctx, 3, 2, 24, 7, 7, 20, 1, 1, 0, 1, 1);
+    printf("%sconv: worst relative error %.3g\n", bf16 ? "bf16 " : "", worst);
+    worst = 0.0;
+    model_case("cnn", 1, 28, 28, 6, 5);
+    model_case("resnet-8", 3, 16, 16, 6, 4);
+    model_case("resnet-8-proj", 3, 16, 16, 4, 4);
+    model_case("wrn-10-2", 3, 16, 16, 5, 3);
+    printf("%smodels: worst relative error %.3g\n", bf16 ? "bf16 " : "", worst);
 }
 
 int main(void) {
@@ -139,28 +208,19 @@ int main(void) {
     rng = rng_make(11, 0);
     DnnlContext *ctx = dnnl_context_create();
     printf("oneDNN ISA: %s\n", dnnl_backend_isa());
-    /* the layers of cnn, resnet-20 and wrn-16-4, at a small batch */
-    conv_case(ctx, 4, 4, 1, 28, 28, 32, 5, 1, 2, 1, 0);  /* cnn conv1 (input: no din) */
-    conv_case(ctx, 4, 4, 32, 14, 14, 64, 5, 1, 2, 1, 1); /* cnn conv2 */
-    conv_case(ctx, 4, 4, 3, 32, 32, 16, 3, 1, 1, 0, 0);  /* resnet stem */
-    conv_case(ctx, 4, 4, 16, 32, 32, 16, 3, 1, 1, 0, 1);
-    conv_case(ctx, 4, 4, 16, 32, 32, 32, 3, 2, 1, 0, 1); /* stage change, stride 2 */
-    conv_case(ctx, 4, 4, 64, 8, 8, 64, 3, 1, 1, 0, 1);
-    conv_case(ctx, 4, 4, 16, 32, 32, 64, 1, 1, 0, 0, 1); /* wrn 1x1 projection */
-    conv_case(ctx, 4, 4, 64, 32, 32, 128, 1, 2, 0, 0, 1);
-    /* a smaller batch than the layer was built for, and odd shapes */
-    conv_case(ctx, 8, 3, 16, 16, 16, 32, 3, 1, 1, 1, 1);
-    conv_case(ctx, 5, 5, 7, 9, 11, 13, 3, 2, 1, 1, 1);
-    conv_case(ctx, 2, 1, 5, 6, 7, 3, 4, 3, 2, 1, 1);
-    conv_case(ctx, 3, 2, 24, 7, 7, 20, 1, 1, 0, 1, 1);
+    all_cases(ctx);
+    char why[512];
+    setenv(PRECISION_EMULATED_ENV, "1", 0); /* test bf16 where oneDNN emulates it, too */
+    if (precision_check(PRECISION_BF16, "cnn", why, sizeof(why)) == 0) {
+        char impl[128];
+        dnnl_backend_bf16_conv(impl, sizeof(impl));
+        printf("bf16 convolutions: %s\n", impl);
+        bf16 = 1;
+        all_cases(ctx);
+    } else {
+        printf("bf16 not tested: %s\n", why);
+    }
     dnnl_context_free(ctx);
-    printf("conv: worst relative error %.3g\n", worst);
-    worst = 0.0;
-    model_case("cnn", 1, 28, 28, 6, 5);
-    model_case("resnet-8", 3, 16, 16, 6, 4);
-    model_case("resnet-8-proj", 3, 16, 16, 4, 4);
-    model_case("wrn-10-2", 3, 16, 16, 5, 3);
-    printf("models: worst relative error %.3g\n", worst);
     if (failures) {
         printf("%d failure(s)\n", failures);
         return 1;

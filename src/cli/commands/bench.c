@@ -10,6 +10,7 @@
 #include "ensdistill/error.h"
 #include "ensdistill/gradsum.h"
 #include "ensdistill/model.h"
+#include "ensdistill/precision.h"
 #include "ensdistill/rng.h"
 #include "ensdistill/step.h"
 #include "ensdistill/threads.h"
@@ -30,6 +31,7 @@ static const char *bench_usage =
     "                        [--random-features] [--filters M] [--noise-coords N] [--profile]\n"
     "                        [--kd] [--clip C] [--grad-sum [--bucket-mb MB] [--no-overlap]]\n"
     "                        [--backend auto|onednn|blas] [--codistill L]\n"
+    "                        [--precision fp32|bf16]\n"
     "  MODEL: mlp, cnn, resnet-<6n+2>[-proj], wrn-<6n+4>-<k>, mvconv\n"
     "  times the training step of a run (forward + loss + backward + SGD update with momentum\n"
     "  0.9, Nesterov, weight decay 5e-4) on random data; defaults: batch 128, threads 1, 20\n"
@@ -49,7 +51,10 @@ static const char *bench_usage =
     "  reports the exchange's share of the step.\n"
     "  --profile adds the time per phase, per layer kind and the slowest layers.\n"
     "  --backend picks the conv kernels: oneDNN or im2col + BLAS (auto: oneDNN when the build\n"
-    "  has it).\n";
+    "  has it).\n"
+    "  --precision bf16 (train.precision) runs the convolutions in bf16; refused, saying why,\n"
+    "  where the CPU lacks avx512_bf16 and AMX. bench then also measures the bf16 peak\n"
+    "  (vdpbf16ps chains) and reports the step's share of it.\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -84,6 +89,7 @@ typedef struct {
     int kd, grad_sum, overlap, codistill;
     double clip, bucket_mb;
     int backend;
+    int precision; /* Precision */
     long long noise_coords;
 } BenchArgs;
 
@@ -115,6 +121,10 @@ static void parse_valued(BenchArgs *a, const char *opt, const char *v) {
         else if (strcmp(v, "onednn") == 0) a->backend = MODEL_BACKEND_ONEDNN;
         else if (strcmp(v, "blas") == 0) a->backend = MODEL_BACKEND_BLAS;
         else ed_fail("bench: --backend is auto, onednn or blas, not '%s'", v);
+    } else if (strcmp(opt, "--precision") == 0) {
+        if (strcmp(v, "fp32") == 0) a->precision = PRECISION_FP32;
+        else if (strcmp(v, "bf16") == 0) a->precision = PRECISION_BF16;
+        else ed_fail("bench: --precision is fp32 or bf16, not '%s'", v);
     } else if (strcmp(opt, "--input") == 0) {
         char extra;
         if (sscanf(v, "%dx%dx%d%c", &a->C, &a->H, &a->W, &extra) != 3 || a->C < 1 || a->H < 1 ||
@@ -209,6 +219,7 @@ static void bench_setup(const BenchArgs *a, Bench *bn) {
     spec.mv_noise_coords = a->noise_coords;
     spec.mv_noise_sigma = a->noise_coords > 0 ? 0.5f : 0.0f;
     spec.backend = a->backend;
+    spec.precision = a->precision;
     bn->m = model_create(&spec);
     model_init(bn->m, 1, rng_stream(RNG_PURPOSE_TEST, 0, 0, 0));
     model_set_profiling(bn->m, 0);
@@ -264,7 +275,8 @@ typedef struct {
     double load_before, load_after;
     struct rusage usage;
     CpuInfo cpu_info;
-    double peak; /* FMA GFLOP/s of one core, measured */
+    double peak;      /* FMA GFLOP/s of one core, measured */
+    double bf16_peak; /* --precision bf16: vdpbf16ps GFLOP/s of one core (0 without the ISA) */
     int lanes;
     double exchange, exchange_min; /* --codistill: the logit exchange, summed and fastest */
 } Timings;
@@ -297,6 +309,7 @@ static void bench_time(const BenchArgs *a, Bench *bn, Timings *t) {
     threads_cpu_describe(&t->cpu_info);
     t->lanes = 1;
     t->peak = threads_measure_fma_peak(0.3, &t->lanes);
+    if (a->precision == PRECISION_BF16) t->bf16_peak = threads_measure_bf16_peak(0.3);
     t->exchange_min = INFINITY;
     t->load_before = load_average();
     t->seconds = xmalloc((size_t)a->steps * sizeof(double));
@@ -342,11 +355,16 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
     printf("FMA peak %.1f GFLOP/s per core, measured: 12 independent chains of %d-lane fp32 "
            "FMAs for 0.3 s, best 4096-iteration block\n",
            t->peak, t->lanes);
+    if (a->precision == PRECISION_BF16)
+        printf("bf16 peak %.1f GFLOP/s per core, measured: 12 independent chains of vdpbf16ps "
+               "(64 FLOP each) for 0.3 s%s\n",
+               t->bf16_peak, t->bf16_peak > 0 ? "" : " (this CPU has no avx512_bf16)");
     printf("bench %s: input %dx%dx%d, %d classes, batch %d, %d thread(s), %zu params (%zu "
-           "trainable), %.1f MFLOP forward per sample, %.1f MiB of arenas, %s kernels\n",
+           "trainable), %.1f MFLOP forward per sample, %.1f MiB of arenas, %s kernels, %s\n",
            a->arch, a->C, a->H, a->W, a->classes, batch, threads, model_param_count(m),
            model_trainable_count(m), flops / 1e6, model_bytes(m) / 1048576.0,
-           model_backend_name(m));
+           model_backend_name(m),
+           a->precision == PRECISION_BF16 ? "bf16 convolutions" : "fp32");
     printf("step = forward + %s + backward%s%s + sgd_step (momentum 0.9, Nesterov, weight "
            "decay 5e-4); %d warm-up + %d timed steps\n",
            a->kd          ? "distillation loss (T 4, alpha 0.9)"
@@ -377,6 +395,9 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
            "FMA peak of %d core(s)\n",
            step_flops / t_med / 1e9, step_flops / t_min / 1e9,
            100.0 * step_flops / t_med / 1e9 / (t->peak * threads), threads);
+    if (t->bf16_peak > 0)
+        printf("              %.0f%% of the bf16 peak of %d core(s)\n",
+               100.0 * step_flops / t_med / 1e9 / (t->bf16_peak * threads), threads);
     printf("memory        peak RSS %.1f MiB; heap in use %.1f MiB before the timed steps, %.1f "
            "after (%+lld bytes; mmapped %zu -> %zu bytes)\n",
            t->usage.ru_maxrss / 1024.0, t->heap_before.uordblks / 1048576.0,
@@ -390,12 +411,14 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
     printf("RESULT arch=%s batch=%d threads=%d images_per_s_min=%.2f images_per_s_median=%.2f "
            "images_per_s_max=%.2f gflops_median=%.2f images_per_cpu_s=%.2f backend=%s "
            "kernels_isa=%s fma_peak_gflops=%.1f peak_rss_mib=%.1f arenas_mib=%.1f "
-           "heap_delta_bytes=%lld grad_sum_ms=%.3f grad_sum_fraction=%.4f\n",
+           "heap_delta_bytes=%lld grad_sum_ms=%.3f grad_sum_fraction=%.4f precision=%s "
+           "bf16_peak_gflops=%.1f\n",
            a->arch, batch, threads, batch / t_max, batch / t_med, batch / t_min,
            step_flops / t_med / 1e9, batch / cpu_med, model_backend_name(m),
            model_backend_isa(m), t->peak, t->usage.ru_maxrss / 1024.0,
            model_bytes(m) / 1048576.0, heap_delta, 1e3 * part->seconds[STEP_GRAD_SUM] / steps,
-           part->seconds[STEP_GRAD_SUM] / fmax(step_times_total(part), 1e-30));
+           part->seconds[STEP_GRAD_SUM] / fmax(step_times_total(part), 1e-30),
+           a->precision == PRECISION_BF16 ? "bf16" : "fp32", t->bf16_peak);
     if (a->codistill) {
         /* the exchange runs between step_forward and step_finish: not in part's phases */
         const double step = step_times_total(part) + t->exchange;

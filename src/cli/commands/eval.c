@@ -159,6 +159,15 @@ int cmd_eval(int argc, char **argv) {
     if (rc != 0) {
         return ed_error("%s", err);
     }
+    /* the precision the model was trained in (its stored config), if it says */
+    Config trained;
+    if (load_stored_config(&trained, ckpt, 0, NULL, err, sizeof(err)) == 0 &&
+        trained.train.precision != cfg.train.precision)
+        return ed_error("%s was trained with train.precision %s, but the config asks for %s: "
+                        "evaluate it in the precision it was trained in (train.precision: %s)",
+                        ckpt, config_precision_names[trained.train.precision],
+                        config_precision_names[cfg.train.precision],
+                        config_precision_names[trained.train.precision]);
 
     /* the data, and a model of the file's architecture for its shape */
     DataSplit data;
@@ -177,6 +186,7 @@ int cmd_eval(int argc, char **argv) {
     int B = cfg.eval.batch_size > 0 ? cfg.eval.batch_size : 256;
     if (B > test->N) B = test->N;
     spec.max_batch = B > 0 ? B : 1;
+    spec.precision = cfg.train.precision;
     Model *m = model_create(&spec);
     /* The initialisation stream also keys mvconv's test-noise weights: use the training one. */
     int role = role_from_name(info.role);

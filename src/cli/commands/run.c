@@ -294,7 +294,7 @@ int cmd_run(int argc, char **argv) {
     char *config_text = config_to_yaml(&cfg);
     /* train.precision on every rank's CPU, before anything is read or written; the lowest
      * rank that cannot run it says why */
-    failed = precision_check(cfg.train.precision, err, sizeof(err)) != 0;
+    failed = precision_check(cfg.train.precision, cfg.model.arch, err, sizeof(err)) != 0;
     int first_failed = failed ? rank : INT_MAX;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &first_failed, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
     if (first_failed != INT_MAX) {
