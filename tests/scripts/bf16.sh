@@ -114,17 +114,6 @@ grep -q "resuming at epoch" "$ED_TMP/cut.log" || { cat "$ED_TMP/cut.log"; fail "
 echo "bf16: 1 and 2 ranks bitwise equal; stopped and resumed bitwise the uninterrupted run"
 
 # 3. what differs in precision is refused, naming it
-expect_refused() { # WHAT WANT COMMAND...
-    local what=$1 want=$2 rc
-    shift 2
-    set +e
-    "$@" > out.txt 2> err.txt
-    rc=$?
-    set -e
-    [ $rc -eq 2 ] || { cat out.txt err.txt; fail "$what exited $rc, expected 2"; }
-    grep -qF -- "$want" err.txt || fail "$what: expected '$want' in: $(cat err.txt)"
-    echo "ok   $what refused: $(grep -m1 -F -- "$want" err.txt | cut -c1-160)"
-}
 expect_refused "resume in fp32" "train.precision" \
     $ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set checkpoint.dir="$ED_TMP/ref" --set train.precision=fp32
 expect_refused "teacher reuse in fp32" "train.precision" \

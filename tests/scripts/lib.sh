@@ -107,6 +107,20 @@ print(f"{what}: {len(names)} models, {n} tensors and the teacher bitwise equal t
 PY
 }
 skip() { echo "SKIP: $*"; exit 77; }
+# A user error: COMMAND... must exit 2 with WANT (a fixed string) in its output, which is left
+# in $ED_TMP/refused.txt: expect_refused WHAT WANT COMMAND...
+expect_refused() {
+    local what=$1 want=$2 rc
+    shift 2
+    set +e
+    "$@" > "$ED_TMP/refused.txt" 2>&1
+    rc=$?
+    set -e
+    [ $rc -eq 2 ] || { cat "$ED_TMP/refused.txt"; fail "$what exited $rc, expected 2"; }
+    grep -qF -- "$want" "$ED_TMP/refused.txt" \
+        || fail "$what: expected '$want' in: $(cat "$ED_TMP/refused.txt")"
+    echo "ok   $what refused: $(grep -m1 -F -- "$want" "$ED_TMP/refused.txt" | cut -c1-200)"
+}
 # A file this program wrote and a test then edited with h5py fails its seal (the whole-file
 # CRC32 in the 512-byte user block, h5file.c): reseal FILE writes the seal again, as the
 # program would (magic, version 1, CRC32 with its own field read as zero, size).

@@ -10,17 +10,11 @@ cd "$ED_TMP"
 cfg="$ED_SOURCE_DIR/tests/configs/tiny.yaml"
 unset ENSDISTILL_BF16_EMULATED
 
-expect_refusal() { # WHAT WANT COMMAND...
-    local what=$1 want=$2 rc
-    shift 2
-    set +e
-    "$@" > out.txt 2> err.txt
-    rc=$?
-    set -e
-    [ $rc -eq 2 ] || fail "$what exited $rc, expected 2: $(cat err.txt)"
-    grep -qF -- "$want" err.txt || fail "$what: expected '$want' in: $(cat err.txt)"
-    grep -qF "use train.precision: fp32" err.txt || fail "$what: no way out named: $(cat err.txt)"
-    echo "ok   $what refused: $(head -c 200 err.txt)"
+# refused with the way out named: expect_refusal WHAT WANT COMMAND...
+expect_refusal() {
+    expect_refused "$@"
+    grep -qF "use train.precision: fp32" "$ED_TMP/refused.txt" \
+        || fail "$1: no way out named: $(cat "$ED_TMP/refused.txt")"
 }
 
 expect_refusal "run mlp in bf16" "model.arch mlp has none" \
