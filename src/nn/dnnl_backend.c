@@ -284,7 +284,8 @@ static void arg_push(DnnlContext *ctx, Arg *a, dnnl_memory_t scratch) {
 
 /* ---- convolution ---- */
 
-int dnnl_backend_bf16_conv(char *impl, size_t impl_size) {
+/* 1 when oneDNN creates a small bf16 convolution here, with its implementation's name. */
+static int bf16_conv_probe(char *impl, size_t impl_size) {
     if (impl_size) impl[0] = '\0';
     dnnl_engine_t eng;
     DNNL_CHECK(dnnl_engine_create(&eng, dnnl_cpu, 0));
@@ -305,6 +306,15 @@ int dnnl_backend_bf16_conv(char *impl, size_t impl_size) {
     md_free(&wei);
     dnnl_engine_destroy(eng);
     return ok;
+}
+
+/* Asks oneDNN once per process (every model_create with bf16 checks it). */
+int dnnl_backend_bf16_conv(char *impl, size_t impl_size) {
+    static int known = -1;
+    static char known_impl[128];
+    if (known < 0) known = bf16_conv_probe(known_impl, sizeof(known_impl));
+    if (impl_size) snprintf(impl, impl_size, "%s", known_impl);
+    return known;
 }
 
 typedef struct {

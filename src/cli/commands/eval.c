@@ -159,9 +159,11 @@ int cmd_eval(int argc, char **argv) {
     if (rc != 0) {
         return ed_error("%s", err);
     }
-    /* the precision the model was trained in (its stored config), if it says */
+    /* the precision the model was trained in (its stored config, if it has one), when the
+     * config evaluated is not that one as it stands */
     Config trained;
-    if (load_stored_config(&trained, ckpt, 0, NULL, err, sizeof(err)) == 0 &&
+    if ((config_path || n_sets > 0) &&
+        load_stored_config(&trained, ckpt, 0, NULL, err, sizeof(err)) == 0 &&
         trained.train.precision != cfg.train.precision)
         return ed_error("%s was trained with train.precision %s, but the config asks for %s: "
                         "evaluate it in the precision it was trained in (train.precision: %s)",
