@@ -60,8 +60,9 @@ typedef struct {
     int64_t mv_noise_coords; /* > 0: sparse orth-noise input, this many trained noise coords */
     float mv_noise_sigma;
     int backend; /* ModelBackend: which kernels run the conv layers */
-    int precision; /* Precision (precision.h): PRECISION_BF16 runs the convolutions in bf16 on
-                    * oneDNN; everything else, and the parameters, stay fp32 */
+    int precision; /* Precision (precision.h): PRECISION_BF16 runs the convolutions and batch
+                    * norm in bf16 on oneDNN and keeps the activations between them in bf16;
+                    * the parameters, gradients and logits stay fp32 */
 } ModelSpec;
 
 typedef enum {

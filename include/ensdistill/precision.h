@@ -1,6 +1,7 @@
 /* train.precision: whether this CPU and build can train in it. fp32 everywhere, or bf16 mixed
- * precision: the convolutions (forward, backward data, backward weights) in bf16 on oneDNN, with
- * fp32 everywhere else: master weights, momentum, weight gradients, batch norm, pooling, the
+ * precision: the convolutions (forward, backward data, backward weights) and batch norm in bf16
+ * on oneDNN, the activations between the convolutions (pooling, shortcuts, ReLU, residual adds)
+ * stored in bf16; fp32 for the master weights, momentum, every gradient, the linear layers, the
  * losses, logits and collectives. */
 #ifndef ENSDISTILL_PRECISION_H
 #define ENSDISTILL_PRECISION_H

@@ -157,7 +157,8 @@ const ConfigKey config_keys[] = {
     INT(train.eval_every, "1", IN(0, ED_MAX_EPOCHS),
         "test accuracy every n epochs and at the last; 0 = only at the end"),
     ENUM(train.precision, Precision, config_precision_names, "fp32",
-         "fp32, or bf16 convolutions on oneDNN with fp32 weights and everything else fp32 "
+         "fp32, or bf16 mixed precision on oneDNN: convolutions, batch norm and the "
+         "activations between them in bf16; weights, gradients, losses and logits fp32 "
          "(refused at start on a CPU without avx512_bf16 or AMX, and for mlp and mvconv)"),
 
     INT(ensemble.members, "4", IN(1, ED_MAX_MODELS), "number of members L"),

@@ -36,6 +36,7 @@ static int new_value(Builder *b, int C, int H, int W, int alias_of) {
     v->C = C;
     v->Cp = C;
     v->lanes = 1;
+    v->bf16 = 0; /* nn_assign_layouts */
     v->H = H;
     v->W = W;
     v->alias_of = alias_of;

@@ -38,7 +38,7 @@ int dnnl_backend_bf16_conv(char *impl, size_t impl_size) {
     return 0;
 }
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias, int in_lanes, int out_lanes,
+                           int stride, int pad, int has_bias, DnnlAct in_act, DnnlAct out_act,
                            int bf16) {
     ED_DIE("dnnl_conv_create: this build has no oneDNN");
 }
@@ -54,7 +54,8 @@ void dnnl_conv_backward(DnnlConv *conv, float *din, float *dweight, float *dbias
                         int din_overwrite) {
     ED_DIE("dnnl_conv_backward: this build has no oneDNN");
 }
-DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu) {
+DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu,
+                       int bf16) {
     ED_DIE("dnnl_bn_create: this build has no oneDNN");
 }
 void dnnl_bn_free(DnnlBn *bn) {
@@ -176,6 +177,13 @@ typedef struct {
 static EdMd plain_md(int ndims, const dnnl_dims_t dims, dnnl_format_tag_t tag) {
     EdMd md;
     DNNL_CHECK(md_init(&md, ndims, dims, dnnl_f32, tag));
+    return md;
+}
+
+/* An activation as the engine stores it (layout and element type). */
+static EdMd act_md(const dnnl_dims_t dims, DnnlAct act) {
+    EdMd md;
+    DNNL_CHECK(md_init(&md, 4, dims, act.bf16 ? dnnl_bf16 : dnnl_f32, lanes_tag(act.lanes)));
     return md;
 }
 
@@ -331,8 +339,9 @@ typedef struct {
 
 struct DnnlConv {
     DnnlContext *ctx;
-    int C, H, W, OC, KS, stride, pad, has_bias, in_lanes, out_lanes;
-    int bf16; /* the primitives compute in bf16 (dnnl_conv_create) */
+    int C, H, W, OC, KS, stride, pad, has_bias;
+    DnnlAct in_act, out_act; /* how the engine stores in and out (their gradients: fp32) */
+    int bf16;                /* the primitives compute in bf16 (dnnl_conv_create) */
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -346,8 +355,10 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     dnnl_dims_t src_dims = {B, c->C, c->H, c->W}, dst_dims = {B, c->OC, OH, OW};
     dnnl_dims_t wei_dims = {c->OC, c->C, c->KS, c->KS}, bias_dims = {c->OC};
     dnnl_dims_t strides = {c->stride, c->stride}, pads = {c->pad, c->pad};
-    EdMd src_u = plain_md(4, src_dims, lanes_tag(c->in_lanes));
-    EdMd dst_u = plain_md(4, dst_dims, lanes_tag(c->out_lanes));
+    /* src_v, dst_v: the activations; src_u, dst_u: their gradients (fp32, same layouts) */
+    EdMd src_v = act_md(src_dims, c->in_act), dst_v = act_md(dst_dims, c->out_act);
+    EdMd src_u = plain_md(4, src_dims, lanes_tag(c->in_act.lanes));
+    EdMd dst_u = plain_md(4, dst_dims, lanes_tag(c->out_act.lanes));
     EdMd wei_u = plain_md(4, wei_dims, dnnl_oihw);
     EdMd bias_u = plain_md(1, bias_dims, dnnl_x);
     /* bf16: the convolutions read and write bf16 (our fp32 tensors reordered into arena slots
@@ -363,12 +374,12 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     DNNL_CHECK(pd_conv_forward(&fpd, ctx->engine, md_ref(&src_a), md_ref(&wei_a), bias,
                                md_ref(&dst_a), strides, pads, attr));
     Layout fl = {0, scratchpad_bytes(fpd)};
-    arg_init(&p->f_src, ctx, md_ref(&src_u), query_md(fpd, dnnl_query_src_md, 0), ARG_IN, &fl);
+    arg_init(&p->f_src, ctx, md_ref(&src_v), query_md(fpd, dnnl_query_src_md, 0), ARG_IN, &fl);
     arg_init(&p->f_wei, ctx, md_ref(&wei_u), query_md(fpd, dnnl_query_weights_md, 0), ARG_IN,
              &fl);
     if (c->has_bias)
         arg_init(&p->f_bias, ctx, bias, query_md(fpd, dnnl_query_weights_md, 1), ARG_IN, &fl);
-    arg_init(&p->f_dst, ctx, md_ref(&dst_u), query_md(fpd, dnnl_query_dst_md, 0), ARG_OUT, &fl);
+    arg_init(&p->f_dst, ctx, md_ref(&dst_v), query_md(fpd, dnnl_query_dst_md, 0), ARG_OUT, &fl);
     p->fwd_scratch = fl.next;
     size_t fwd_bytes = fl.next + align_up(fl.scratch_bytes);
     DNNL_CHECK(dnnl_primitive_create(&p->fwd, fpd));
@@ -383,7 +394,7 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
                                         md_ref(&dst_a), strides, pads, fpd, attr));
     size_t ds = scratchpad_bytes(dpd), ws = scratchpad_bytes(wpd);
     Layout bl = {0, ds > ws ? ds : ws};
-    arg_init(&p->w_src, ctx, md_ref(&src_u), query_md(wpd, dnnl_query_src_md, 0), ARG_IN, &bl);
+    arg_init(&p->w_src, ctx, md_ref(&src_v), query_md(wpd, dnnl_query_src_md, 0), ARG_IN, &bl);
     arg_init(&p->w_diff_dst, ctx, md_ref(&dst_u), query_md(wpd, dnnl_query_diff_dst_md, 0),
              ARG_IN, &bl);
     arg_init(&p->w_diff_wei, ctx, md_ref(&wei_u), query_md(wpd, dnnl_query_diff_weights_md, 0),
@@ -407,7 +418,8 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_data, dpd));
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_weights, wpd));
     p->scratch = scratch_memory(ctx);
-    EdMd *mds[] = {&src_u, &dst_u, &wei_u, &bias_u, &src_a, &dst_a, &wei_a, &wei_g};
+    EdMd *mds[] = {&src_v, &dst_v, &src_u, &dst_u, &wei_u,
+                   &bias_u, &src_a, &dst_a, &wei_a, &wei_g};
     for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++) md_free(mds[i]);
     p->bytes = fwd_bytes > bwd_bytes ? fwd_bytes : bwd_bytes;
     context_reserve(ctx, p->bytes);
@@ -444,8 +456,9 @@ static ConvPlan *conv_plan(DnnlConv *c, int B) {
 }
 
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias, int in_lanes, int out_lanes,
+                           int stride, int pad, int has_bias, DnnlAct in_act, DnnlAct out_act,
                            int bf16) {
+    ED_CHECK(bf16 || (!in_act.bf16 && !out_act.bf16), "bf16 activations need a bf16 conv");
     DnnlConv *c = xcalloc(1, sizeof(*c));
     *c = (DnnlConv){.ctx = ctx,
                     .C = C,
@@ -456,8 +469,8 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .stride = stride,
                     .pad = pad,
                     .has_bias = has_bias,
-                    .in_lanes = in_lanes,
-                    .out_lanes = out_lanes,
+                    .in_act = in_act,
+                    .out_act = out_act,
                     .bf16 = bf16};
     conv_plan(c, max_batch);
     return c;
@@ -550,11 +563,15 @@ typedef struct {
     int B;
     dnnl_primitive_t fwd_train, fwd_eval, bwd;
     dnnl_memory_t src, dst, scale, shift, mean, var, ws, dsrc, ddst, dscale, dshift, scratch;
+    /* bf16: our fp32 gradients reordered to the primitive's bf16 ones and back (added to din,
+     * or written over it); the backward scratchpad after their slots */
+    Arg g_ddst, g_dsrc_add, g_dsrc_over;
+    size_t bwd_scratch;
 } BnPlan;
 
 struct DnnlBn {
     DnnlContext *ctx;
-    int C, H, W, lanes, relu;
+    int C, H, W, lanes, relu, bf16;
     unsigned flags;
     float *dscale_tmp;   /* [2C]: diff scale, diff shift (the primitive overwrites them) */
     char *workspace;     /* the fused ReLU's mask, for max_batch */
@@ -574,7 +591,7 @@ static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
     memset(p, 0, sizeof(*p));
     p->B = B;
     dnnl_dims_t dims = {B, bn->C, bn->H, bn->W};
-    EdMd data = plain_md(4, dims, lanes_tag(bn->lanes));
+    EdMd data = act_md(dims, (DnnlAct){bn->lanes, bn->bf16});
     dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
     dnnl_primitive_desc_t fpd, epd, bpd;
     DNNL_CHECK(pd_bn_forward(&fpd, ctx->engine, dnnl_forward_training, md_ref(&data), eps,
@@ -587,6 +604,20 @@ static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
     size_t need = scratchpad_bytes(fpd);
     if (scratchpad_bytes(epd) > need) need = scratchpad_bytes(epd);
     if (scratchpad_bytes(bpd) > need) need = scratchpad_bytes(bpd);
+    if (bn->bf16) {
+        EdMd grad = plain_md(4, dims, lanes_tag(bn->lanes));
+        Layout bl = {0, scratchpad_bytes(bpd)};
+        arg_init(&p->g_ddst, ctx, md_ref(&grad), query_md(bpd, dnnl_query_diff_dst_md, 0), ARG_IN,
+                 &bl);
+        arg_init(&p->g_dsrc_add, ctx, md_ref(&grad), query_md(bpd, dnnl_query_diff_src_md, 0),
+                 ARG_OUT_ADD, &bl);
+        arg_init(&p->g_dsrc_over, ctx, md_ref(&grad), query_md(bpd, dnnl_query_diff_src_md, 0),
+                 ARG_OUT, &bl);
+        md_free(&grad);
+        p->bwd_scratch = bl.next;
+        const size_t bwd_bytes = bl.next + align_up(bl.scratch_bytes);
+        if (bwd_bytes > need) need = bwd_bytes;
+    }
     context_reserve(ctx, need);
     p->src = bn_mem(ctx, fpd, dnnl_query_src_md);
     p->dst = bn_mem(ctx, fpd, dnnl_query_dst_md);
@@ -626,6 +657,9 @@ static void bn_plan_free(BnPlan *p) {
                             p->ws,   p->dsrc, p->ddst,  p->dscale, p->dshift, p->scratch};
     for (size_t i = 0; i < sizeof(mems) / sizeof(mems[0]); i++)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
+    arg_free(&p->g_ddst);
+    arg_free(&p->g_dsrc_add);
+    arg_free(&p->g_dsrc_over);
 }
 
 static BnPlan *bn_plan(DnnlBn *bn, int B, float eps) {
@@ -643,10 +677,11 @@ static BnPlan *bn_plan(DnnlBn *bn, int B, float eps) {
     return p;
 }
 
-DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu) {
+DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu,
+                       int bf16) {
     DnnlBn *bn = xcalloc(1, sizeof(*bn));
     bn->ctx = ctx;
-    bn->C = C, bn->H = H, bn->W = W, bn->lanes = lanes, bn->relu = relu;
+    bn->C = C, bn->H = H, bn->W = W, bn->lanes = lanes, bn->relu = relu, bn->bf16 = bf16;
     bn->flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
     bn->dscale_tmp = xfloats(2 * (size_t)C);
     bn_plan(bn, max_batch, 1e-5f);
@@ -678,25 +713,49 @@ void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const floa
     execute(ctx, training ? p->fwd_train : p->fwd_eval, training && bn->relu ? 8 : 7, args);
 }
 
+/* bf16: points the backward's diff_dst and diff_src at bf16 slots, dout reordered into the
+ * first; returns the Arg that carries diff_src back to din (written or added to), or NULL when
+ * there is no din. */
+static Arg *bn_bind_grads_bf16(DnnlBn *bn, BnPlan *p, float *din, const float *dout,
+                               int din_overwrite, dnnl_memory_t *ddst, dnnl_memory_t *dsrc) {
+    DnnlContext *ctx = bn->ctx;
+    arg_bind(ctx, &p->g_ddst, dout, p->scratch);
+    arg_pull(ctx, &p->g_ddst, p->scratch);
+    Arg *out = din_overwrite ? &p->g_dsrc_over : &p->g_dsrc_add;
+    arg_bind(ctx, out, din, p->scratch); /* never direct: bf16 against our fp32 */
+    *ddst = p->g_ddst.prim;
+    *dsrc = out->prim;
+    return din ? out : NULL;
+}
+
 void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
                       const float *in, const float *gamma, const float *beta, const float *mean,
                       const float *var, int B, float eps, int din_overwrite, float *tmp) {
     DnnlContext *ctx = bn->ctx;
     BnPlan *p = bn_plan(bn, B, eps);
-    float *dsrc = din && din_overwrite ? din : tmp;
-    set(p->src, in), set(p->ddst, dout), set(p->dsrc, dsrc), set(p->scale, gamma);
+    dnnl_memory_t ddst = p->ddst, dsrc = p->dsrc;
+    Arg *push = NULL;
+    if (bn->bf16) {
+        set(p->scratch, ctx->arena + p->bwd_scratch);
+        push = bn_bind_grads_bf16(bn, p, din, dout, din_overwrite, &ddst, &dsrc);
+    } else {
+        set(p->ddst, dout), set(p->dsrc, din && din_overwrite ? din : tmp);
+        set(p->scratch, ctx->arena);
+    }
+    set(p->src, in), set(p->scale, gamma);
     set(p->shift, beta); /* unused, but oneDNN 2.6 counts it (BN_BACKWARD_TAKES_SHIFT) */
-    set(p->mean, mean), set(p->var, var), set(p->scratch, ctx->arena);
+    set(p->mean, mean), set(p->var, var);
     set(p->dscale, bn->dscale_tmp), set(p->dshift, bn->dscale_tmp + bn->C);
     dnnl_exec_arg_t args[11] = {{DNNL_ARG_SHIFT, p->shift},
-                                {DNNL_ARG_SRC, p->src},           {DNNL_ARG_DIFF_DST, p->ddst},
-                                {DNNL_ARG_DIFF_SRC, p->dsrc},     {DNNL_ARG_SCALE, p->scale},
+                                {DNNL_ARG_SRC, p->src},           {DNNL_ARG_DIFF_DST, ddst},
+                                {DNNL_ARG_DIFF_SRC, dsrc},        {DNNL_ARG_SCALE, p->scale},
                                 {DNNL_ARG_MEAN, p->mean},         {DNNL_ARG_VARIANCE, p->var},
                                 {DNNL_ARG_DIFF_SCALE, p->dscale}, {DNNL_ARG_DIFF_SHIFT, p->dshift},
                                 {DNNL_ARG_SCRATCHPAD, p->scratch}, {DNNL_ARG_WORKSPACE, p->ws}};
     const int skip = BN_BACKWARD_TAKES_SHIFT ? 0 : 1; /* the shift is args[0] */
     execute(ctx, p->bwd, (bn->relu ? 11 : 10) - skip, args + skip);
-    if (din && !din_overwrite) {
+    if (push) arg_push(ctx, push, p->scratch);
+    if (!bn->bf16 && din && !din_overwrite) {
         size_t n = (size_t)B * ((bn->C + bn->lanes - 1) / bn->lanes * bn->lanes) * bn->H * bn->W;
         ED_PARALLEL_FOR_SIMD(1, for (size_t i = 0; i < n; i++) {
             din[i] += tmp[i];

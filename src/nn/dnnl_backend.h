@@ -37,37 +37,50 @@ int dnnl_backend_lanes(void);
  * CPU without AVX-512) or without oneDNN. */
 int dnnl_backend_bf16_conv(char *impl, size_t impl_size);
 
+/* How the engine stores one activation: its layout (lanes, as above) and whether its elements
+ * are bf16 (train.precision bf16) rather than fp32. Gradients are always fp32. */
+typedef struct {
+    int lanes;
+    int bf16;
+} DnnlAct;
+
 /* Conv2d out[B,OC,OH,OW] = in[B,C,H,W] (*) weight[OC,C,KS,KS] + bias[OC] (as conv2d_forward),
- * in and out in the layouts in_lanes / out_lanes, weights plain OIHW. bf16: the primitives
- * read bf16 copies of in and weight and write bf16 results, reordered from and to our fp32
- * tensors in the scratch arena; the bias and the weight gradients stay fp32 (oneDNN
- * accumulates in fp32).
+ * in and out stored as `in_act` / `out_act` say, their gradients fp32 in the same layouts,
+ * weights plain OIHW fp32. bf16: the primitives compute in bf16: they read bf16 copies of fp32
+ * inputs (weights, gradients, an fp32 input image), reordered into the scratch arena, and
+ * read and write bf16 activations in place when the layouts match; the bias and the weight
+ * gradients stay fp32 (oneDNN accumulates in fp32).
  * dnnl_conv_create builds the primitives for max_batch; another batch size gets its own the
  * first time it is seen (a few are kept), so only the first step at a new size allocates. */
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
-                           int stride, int pad, int has_bias, int in_lanes, int out_lanes,
+                           int stride, int pad, int has_bias, DnnlAct in_act, DnnlAct out_act,
                            int bf16);
 void dnnl_conv_free(DnnlConv *conv);
 void dnnl_conv_forward(DnnlConv *conv, float *out, const float *in, const float *weight,
                        const float *bias, int B);
 /* dweight, dbias += the adjoints (each may be NULL); din += the adjoint, or din = it when
- * din_overwrite (din may be NULL). */
+ * din_overwrite (din may be NULL). in and out (forward) in their DnnlAct types; dout and din
+ * fp32. */
 void dnnl_conv_backward(DnnlConv *conv, float *din, float *dweight, float *dbias,
                         const float *dout, const float *in, const float *weight, int B,
                         int din_overwrite);
 
 /* BatchNorm2d over in[B,C,H,W] in layout `lanes` (oneDNN batch normalization with scale and
- * shift), optionally fused with the ReLU that follows it (out = max(bn(in), 0)). */
+ * shift), optionally fused with the ReLU that follows it (out = max(bn(in), 0)). bf16: in and
+ * out are bf16 (statistics, scale and shift fp32); backward reorders the fp32 gradients to bf16
+ * and back. */
 typedef struct DnnlBn DnnlBn;
-DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu);
+DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int lanes, int relu,
+                       int bf16);
 void dnnl_bn_free(DnnlBn *bn);
 /* Training: mean[C], var[C] = the batch's statistics (biased variance), written; the fused
- * ReLU's mask kept for backward. Eval: mean and var are read (the running statistics). */
+ * ReLU's mask kept for backward. Eval: mean and var are read (the running statistics). in and
+ * out point at bf16 elements when the layer was created bf16. */
 void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const float *in,
                      const float *gamma, const float *beta, int B, int training, float eps);
 /* din = (or +=, unless din_overwrite) the adjoint w.r.t. in; dgamma, dbeta += theirs. dout is
- * the gradient of the output (after the fused ReLU). tmp: B*C*H*W padded floats of scratch,
- * used when din is added to. */
+ * the gradient of the output (after the fused ReLU); din and dout fp32. tmp: B*C*H*W padded
+ * floats of scratch, used when din is added to (fp32 layers). */
 void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
                       const float *in, const float *gamma, const float *beta, const float *mean,
                       const float *var, int B, float eps, int din_overwrite, float *tmp);

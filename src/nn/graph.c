@@ -1,6 +1,7 @@
 /* Forward and backward over a model's graph: each op dispatched to its layer kernel
  * (layers.h, or oneDNN's for conv when the model has that backend), activations and gradients
- * in the planned arena slots, per-op times when profiling. */
+ * in the planned arena slots, per-op times when profiling. A bf16 value's activation is bf16
+ * (ACT16, the _bf16 kernels); every gradient is fp32. */
 #include "dnnl_backend.h"
 #include "nn_internal.h"
 
@@ -24,6 +25,7 @@ static float mv_noise_init(const void *ctx, int row, int64_t coord) {
 
 #define VAL(i) (m->priv->values[i])
 #define ACT(i) (m->priv->acts + VAL(i).offset)
+#define ACT16(i) ((uint16_t *)ACT(i)) /* a bf16 value's activation (VAL(i).bf16) */
 #define DACT(i) (VAL(i).requires_grad ? m->priv->dacts + VAL(i).goffset : NULL)
 #define PARAM(t) ((t) >= 0 ? m->params + m->tensors.items[t].offset : NULL)
 #define GRAD(t) ((t) >= 0 ? m->grads + m->tensors.items[t].offset : NULL)
@@ -93,9 +95,19 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         break;
     }
     case OP_RELU: /* y = max(x, 0) */
+        if (in.bf16) {
+            relu_forward_bf16(ACT16(op->out), ACT16(op->in), n);
+            break;
+        }
         relu_forward(y, x, n);
         break;
     case OP_MAXPOOL: /* y = max over KS x KS windows */
+        if (in.bf16) {
+            blocked_maxpool_forward_bf16(ACT16(op->out), m->priv->int_scratch + op->iscratch,
+                                         ACT16(op->in), B, in.C, in.H, in.W, in.lanes, op->KS,
+                                         op->stride);
+            break;
+        }
         if (in.lanes > 1) {
             blocked_maxpool_forward(y, m->priv->int_scratch + op->iscratch, x, B, in.C, in.H,
                                     in.W, in.lanes, op->KS, op->stride);
@@ -105,6 +117,10 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
                         op->stride, 0);
         break;
     case OP_GAP: /* y[b,c] = mean_hw x[b,c,h,w] */
+        if (in.bf16) {
+            blocked_gap_forward_bf16(y, ACT16(op->in), B, in.C, in.H * in.W, in.lanes);
+            break;
+        }
         if (in.lanes > 1) {
             blocked_gap_forward(y, x, B, in.C, in.H * in.W, in.lanes);
             break;
@@ -112,9 +128,17 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         global_avgpool_forward(y, x, B, in.C, in.H * in.W);
         break;
     case OP_FLATTEN: /* y is x, seen as [B, C*H*W] (a copy when x is blocked) */
-        if (op->reorder) blocked_to_plain(y, x, B, in.C, in.H * in.W, in.lanes);
+        if (op->reorder && in.bf16)
+            blocked_to_plain_bf16(y, ACT16(op->in), B, in.C, in.H * in.W, in.lanes);
+        else if (op->reorder)
+            blocked_to_plain(y, x, B, in.C, in.H * in.W, in.lanes);
         break;
     case OP_SHORTCUT: /* y = zero-pad channels of x[:, :, ::s, ::s] */
+        if (in.bf16) {
+            blocked_shortcut_forward_bf16(ACT16(op->out), ACT16(op->in), B, in.C, in.H, in.W,
+                                          out.C, op->stride, op->pad, in.lanes);
+            break;
+        }
         if (in.lanes > 1) {
             blocked_shortcut_forward(y, x, B, in.C, in.H, in.W, out.C, op->stride, op->pad,
                                      in.lanes);
@@ -123,6 +147,10 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
         shortcut_pad_forward(y, x, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
         break;
     case OP_ADD: /* y = x + x2 */
+        if (in.bf16) {
+            add_forward_bf16(ACT16(op->out), ACT16(op->in), ACT16(op->in2), n);
+            break;
+        }
         add_forward(y, x, ACT(op->in2), n);
         break;
     case OP_MVCONV: { /* y[b,i] = sum_r sum_p sReLU(<w_{i,r}, x_p>) */
@@ -172,6 +200,10 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         break;
     }
     case OP_RELU: /* the output is > 0 exactly where the input is (the input may be gone) */
+        if (out.bf16) {
+            relu_backward_bf16(dx, dy, ACT16(op->out), n);
+            break;
+        }
         relu_backward(dx, dy, ACT(op->out), n);
         break;
     case OP_MAXPOOL:
@@ -219,7 +251,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
 float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B, int training) {
     ED_CHECK(B >= 1 && B <= m->spec.max_batch, "batch %d outside 1..%d", B, m->spec.max_batch);
     struct ModelPrivate *p = m->priv;
-    memcpy(p->acts + VAL(0).offset, x, (size_t)B * value_size(&VAL(0)) * sizeof(float));
+    memcpy(p->acts + VAL(0).offset, x, (size_t)B * value_act_floats(&VAL(0)) * sizeof(float));
     for (int i = 0; i < p->n_ops; i++) {
         double t0 = p->profile ? clock_now_seconds() : 0.0;
         op_forward(m, &p->ops[i], B, training, sample_ids);

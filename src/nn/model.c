@@ -215,8 +215,10 @@ static void setup_dnnl(Model *m) {
         if (op->kind != OP_CONV) continue;
         const Value in = V[op->in], out = V[op->out];
         p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, B, in.C, in.H, in.W, out.C, op->KS,
-                                           op->stride, op->pad, op->t[1] >= 0, in.lanes,
-                                           out.lanes, m->spec.precision == PRECISION_BF16);
+                                           op->stride, op->pad, op->t[1] >= 0,
+                                           (DnnlAct){in.lanes, in.bf16},
+                                           (DnnlAct){out.lanes, out.bf16},
+                                           m->spec.precision == PRECISION_BF16);
     }
     p->dnnl_bn = xcalloc((size_t)p->n_ops, sizeof(DnnlBn *));
     size_t biggest = 0;
@@ -227,7 +229,8 @@ static void setup_dnnl(Model *m) {
         const Op *op = &p->ops[i];
         if (op->kind != OP_BN) continue;
         const Value in = V[op->in];
-        p->dnnl_bn[i] = dnnl_bn_create(p->dnnl, B, in.C, in.H, in.W, in.lanes, op->relu);
+        p->dnnl_bn[i] =
+            dnnl_bn_create(p->dnnl, B, in.C, in.H, in.W, in.lanes, op->relu, in.bf16);
     }
 }
 
@@ -244,7 +247,7 @@ Model *model_create(const ModelSpec *spec) {
     order_tensors(m, &b);
     set_trainable_range(m);
     take_graph(m, &b, logits);
-    if (use_dnnl) nn_assign_layouts(m, dnnl_backend_lanes());
+    if (use_dnnl) nn_assign_layouts(m, dnnl_backend_lanes(), s.precision == PRECISION_BF16);
     nn_plan_memory(m, s.max_batch);
     nn_plan_grad_ready(m);
     alloc_arenas(m, &b);

@@ -23,6 +23,8 @@ typedef struct {
     int C, H, W;
     int lanes;         /* layout: 1 plain NCHW, 8 or 16 oneDNN's nChw8c / nChw16c (blocked.c) */
     int Cp;            /* C rounded up to a multiple of lanes: the channels stored */
+    int bf16;          /* stored as bf16 in acts (train.precision bf16, blocked values only);
+                        * its gradient in dacts stays fp32 */
     size_t offset;     /* floats into acts */
     size_t goffset;    /* floats into dacts (meaningful when requires_grad) */
     int alias_of;      /* -1, or the value whose memory this one reuses */
@@ -129,9 +131,22 @@ static inline size_t round_up(size_t n) {
     return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
 }
 
-/* Floats of one sample of a value (padding channels included). */
+/* Elements of one sample of a value (padding channels included): the floats of its gradient. */
 static inline size_t value_size(const Value *v) {
     return (size_t)v->Cp * v->H * v->W;
+}
+
+/* Floats its activation takes in acts per sample: half of value_size for a bf16 value (Cp is a
+ * multiple of 8 there, so the count is whole). */
+static inline size_t value_act_floats(const Value *v) {
+    return v->bf16 ? value_size(v) / 2 : value_size(v);
+}
+
+/* Element (b, c, hw) of a [B, C, HW] value in layout `L` (lanes): channels in blocks of L, the
+ * block innermost. */
+static inline size_t blocked_at(int b, int c, size_t hw, int C, size_t HW, int L) {
+    const int Cb = (C + L - 1) / L;
+    return (((size_t)b * Cb + c / L) * HW + hw) * L + c % L;
 }
 
 /* Kernels on blocked activations (blocked.c; `L` = the value's lanes): the same arithmetic as
@@ -151,10 +166,25 @@ void blocked_shortcut_backward(float *din, const float *dout, int B, int C, int 
 void blocked_to_plain(float *out, const float *in, int B, int C, int HW, int L);
 void blocked_from_plain_add(float *din, const float *dout, int B, int C, int HW, int L);
 
+/* The forward kernels above and relu/add (layers.h) on bf16 activations (blocked_bf16.c): the
+ * same arithmetic on the widened values, results rounded to bf16 (only the add rounds; GAP and
+ * the flatten's copy write fp32). Backward needs a bf16 variant only where it reads an
+ * activation: relu_backward_bf16 (din += dout where out > 0; gradients fp32). */
+void blocked_maxpool_forward_bf16(uint16_t *out, int32_t *argmax, const uint16_t *in, int B,
+                                  int C, int H, int W, int L, int KS, int stride);
+void blocked_gap_forward_bf16(float *out, const uint16_t *in, int B, int C, int HW, int L);
+void blocked_shortcut_forward_bf16(uint16_t *out, const uint16_t *in, int B, int C, int H, int W,
+                                   int OC, int stride, int pad_front, int L);
+void blocked_to_plain_bf16(float *out, const uint16_t *in, int B, int C, int HW, int L);
+void relu_forward_bf16(uint16_t *out, const uint16_t *in, size_t n);
+void relu_backward_bf16(float *din, const float *dout, const uint16_t *out, size_t n);
+void add_forward_bf16(uint16_t *out, const uint16_t *a, const uint16_t *b, size_t n);
+
 /* oneDNN backend: gives every value its layout (conv outputs blocked, layout-preserving ops
  * inherit, global pooling and flatten go plain), fuses BN + ReLU where the BN's output has no
- * other reader (model.c). Before nn_plan_memory. */
-void nn_assign_layouts(Model *m, int lanes);
+ * other reader (model.c). bf16: every blocked value is stored as bf16. Before
+ * nn_plan_memory. */
+void nn_assign_layouts(Model *m, int lanes, int bf16);
 
 /* Assigns every value its activation and gradient slots, sizes m->priv's arenas
  * (act_floats, dact_floats) and builds the zeroing lists (plan.c). */

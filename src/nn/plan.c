@@ -72,7 +72,7 @@ void nn_plan_memory(Model *m, int max_batch) {
             V[v].offset = 0;
             continue;
         }
-        size_t size = round_up((size_t)max_batch * value_size(&V[v]));
+        size_t size = round_up((size_t)max_batch * value_act_floats(&V[v]));
         int start = v == 0 ? -1 : prod[v], end = keep[v] ? INT32_MAX : last[v];
         if (end < start) end = start; /* produced and never read */
         V[v].offset = place(slots, ns, size, start, end);
@@ -116,7 +116,7 @@ void nn_plan_memory(Model *m, int max_batch) {
     free(keep);
 }
 
-void nn_assign_layouts(Model *m, int lanes) {
+void nn_assign_layouts(Model *m, int lanes, int bf16) {
     struct ModelPrivate *p = m->priv;
     Value *V = p->values;
     /* BN + ReLU: fused where the ReLU is the BN output's only reader */
@@ -175,6 +175,7 @@ void nn_assign_layouts(Model *m, int lanes) {
         }
         out->lanes = L;
         out->Cp = (out->C + L - 1) / L * L;
+        out->bf16 = bf16 && L > 1;
     }
 }
 

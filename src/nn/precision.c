@@ -15,8 +15,8 @@ int precision_check(Precision p, const char *arch, char *why, size_t why_size) {
     if (model_arch_parse(arch, &name, NULL, 0) == 0 &&
         (name.kind == ARCH_MLP || name.kind == ARCH_MVCONV)) {
         snprintf(why, why_size,
-                 "train.precision bf16 runs a model's convolutions in bf16, and model.arch %s has "
-                 "none; use train.precision: fp32",
+                 "train.precision bf16 runs a model's convolutions and their activations in "
+                 "bf16, and model.arch %s has none; use train.precision: fp32",
                  arch);
         return -1;
     }

@@ -87,7 +87,8 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     memcpy(dw_ref, dw0, nw * sizeof(float));
     memcpy(db_ref, db0, OC * sizeof(float));
     DnnlConv *conv =
-        dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias, 1, 1, bf16);
+        dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias, (DnnlAct){1, 0},
+                         (DnnlAct){1, 0}, bf16);
     for (int r = 0; r < 2; r++) {
         din[r] = xfloats(nin);
         dw[r] = xfloats(nw);

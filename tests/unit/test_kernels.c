@@ -1,6 +1,7 @@
 /* Fast kernels against their plain twins (conv2d, linear, mvconv) on random shapes, and the
  * forward values of the other layers and losses against definitions written out here.
  * Prints the worst error of each family; exits 1 if any exceeds its tolerance. */
+#include "../../src/nn/bf16_inline.h"
 #include "../../src/nn/nn_internal.h"
 #include "../../src/nn/srelu_inline.h"
 #include "ensdistill/alloc.h"
@@ -595,6 +596,107 @@ static void test_blocked(void) {
         }
 }
 
+/* bf16 rounding: to nearest, ties to even; NaN stays NaN, overflow goes to infinity */
+static void test_bf16_rounding(void) {
+    const float cases[][2] = {
+        {1.0f, 1.0f},
+        {1.0f + 0x1p-8f, 1.0f},                      /* a tie, to the even 1.0 */
+        {1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-6f},        /* a tie, to the even neighbour above */
+        {1.0f + 0x1p-8f + 0x1p-20f, 1.0f + 0x1p-7f}, /* above the tie */
+        {-2.5f, -2.5f},
+        {3.4e38f, INFINITY},
+        {-INFINITY, -INFINITY},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const float got = bf16_to_f32(f32_to_bf16(cases[i][0]));
+        if (got != cases[i][1]) {
+            fprintf(stderr, "FAIL bf16 rounding of %.9g: %.9g, want %.9g\n", cases[i][0], got,
+                    cases[i][1]);
+            failures++;
+        }
+    }
+    const float nan = bf16_to_f32(f32_to_bf16(NAN));
+    if (nan == nan) {
+        fprintf(stderr, "FAIL bf16 rounding of NaN is not NaN\n");
+        failures++;
+    }
+}
+
+/* x rounded to bf16: as floats in r, as bf16 in h */
+static void bf16_round(float *r, uint16_t *h, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h[i] = f32_to_bf16(x[i]);
+        r[i] = bf16_to_f32(h[i]);
+    }
+}
+
+static void widen(float *out, const uint16_t *h, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = bf16_to_f32(h[i]);
+}
+
+/* The bf16 kernels against the fp32 ones on bf16-rounded inputs: equal (only the add rounds,
+ * and its result must be the fp32 sum rounded). */
+static void test_blocked_bf16(void) {
+    const int lanes[2] = {8, 16}, chans[2] = {13, 32};
+    for (int li = 0; li < 2; li++)
+        for (int ci = 0; ci < 2; ci++) {
+            const int L = lanes[li], C = chans[ci], B = 3, H = 8, W = 6, OC = 2 * C;
+            const int Cp = (C + L - 1) / L * L, OCp = (OC + L - 1) / L * L;
+            const size_t n = (size_t)B * C * H * W, nb = (size_t)B * Cp * H * W;
+            const size_t nob = (size_t)B * Cp * (H / 2) * (W / 2);
+            const size_t nsb = (size_t)B * OCp * (H / 2) * (W / 2), big = nsb > nb ? nsb : nb;
+            float *x = xfloats(n), *xb = xfloats(nb), *xr = xfloats(nb), *want = xfloats(big);
+            float *got = xfloats(big), *dy = xfloats(nb), *dx = xfloats(nb), *dx2 = xfloats(nb);
+            uint16_t *xh = xcalloc(nb, 2), *yh = xcalloc(big, 2), *zh = xcalloc(nb, 2);
+            int32_t *am = xcalloc(nob, sizeof(int32_t)), *am16 = xcalloc(nob, sizeof(int32_t));
+            char what[64];
+            fill_normal(x, n, 1.0f);
+            to_blocked(xb, x, B, C, (size_t)H * W, L);
+            bf16_round(xr, xh, xb, nb);
+            blocked_maxpool_forward(want, am, xr, B, C, H, W, L, 2, 2);
+            blocked_maxpool_forward_bf16(yh, am16, xh, B, C, H, W, L, 2, 2);
+            widen(got, yh, nob);
+            snprintf(what, sizeof what, "bf16 blocked maxpool L=%d C=%d", L, C);
+            expect(what, got, want, nob, 0.0);
+            for (size_t i = 0; i < nob; i++) got[i] = (float)(am16[i] - am[i]);
+            memset(want, 0, nob * sizeof(float));
+            expect("bf16 blocked maxpool argmax", got, want, nob, 0.0);
+            blocked_gap_forward(want, xr, B, C, H * W, L);
+            blocked_gap_forward_bf16(got, xh, B, C, H * W, L);
+            snprintf(what, sizeof what, "bf16 blocked gap L=%d C=%d", L, C);
+            expect(what, got, want, (size_t)B * C, 0.0);
+            blocked_shortcut_forward(want, xr, B, C, H, W, OC, 2, C / 2, L);
+            blocked_shortcut_forward_bf16(yh, xh, B, C, H, W, OC, 2, C / 2, L);
+            widen(got, yh, nsb);
+            snprintf(what, sizeof what, "bf16 blocked shortcut L=%d C=%d", L, C);
+            expect(what, got, want, nsb, 0.0);
+            blocked_to_plain(want, xr, B, C, H * W, L);
+            blocked_to_plain_bf16(got, xh, B, C, H * W, L);
+            snprintf(what, sizeof what, "bf16 blocked to plain L=%d C=%d", L, C);
+            expect(what, got, want, n, 0.0);
+            /* elementwise: ReLU and its mask, the residual add */
+            relu_forward(want, xr, nb);
+            relu_forward_bf16(yh, xh, nb);
+            widen(got, yh, nb);
+            expect("bf16 relu", got, want, nb, 0.0);
+            fill_normal(dy, nb, 1.0f);
+            memset(dx, 0, nb * sizeof(float));
+            memset(dx2, 0, nb * sizeof(float));
+            relu_backward(dx, dy, want, nb);
+            relu_backward_bf16(dx2, dy, yh, nb);
+            expect("bf16 relu backward", dx2, dx, nb, 0.0);
+            add_forward(want, xr, got, nb); /* xr + relu(xr), rounded below */
+            for (size_t i = 0; i < nb; i++) want[i] = bf16_to_f32(f32_to_bf16(want[i]));
+            add_forward_bf16(zh, xh, yh, nb);
+            widen(got, zh, nb);
+            expect("bf16 add", got, want, nb, 0.0);
+            float *all[] = {x, xb, xr, want, got, dy, dx, dx2};
+            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
+            void *rest[] = {xh, yh, zh, am, am16};
+            for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++) free(rest[i]);
+        }
+}
+
 int main(void) {
     rng = rng_make(2024, rng_stream(RNG_PURPOSE_TEST, 1, 0, 0));
     test_conv2d();
@@ -605,6 +707,8 @@ int main(void) {
     test_small_layers();
     test_losses();
     test_blocked();
+    test_bf16_rounding();
+    test_blocked_bf16();
     if (failures) {
         printf("kernels: %d FAILED\n", failures);
         return 1;

@@ -52,9 +52,10 @@ static const char *bench_usage =
     "  --profile adds the time per phase, per layer kind and the slowest layers.\n"
     "  --backend picks the conv kernels: oneDNN or im2col + BLAS (auto: oneDNN when the build\n"
     "  has it).\n"
-    "  --precision bf16 (train.precision) runs the convolutions in bf16; refused, saying why,\n"
-    "  where the CPU lacks avx512_bf16 and AMX. bench then also measures the bf16 peak\n"
-    "  (vdpbf16ps chains) and reports the step's share of it.\n";
+    "  --precision bf16 (train.precision) runs the convolutions, batch norm and the\n"
+    "  activations in bf16; refused, saying why, where the CPU lacks avx512_bf16 and AMX.\n"
+    "  bench then also measures the bf16 peak (vdpbf16ps chains) and reports the step's\n"
+    "  share of it.\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -364,7 +365,7 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
            a->arch, a->C, a->H, a->W, a->classes, batch, threads, model_param_count(m),
            model_trainable_count(m), flops / 1e6, model_bytes(m) / 1048576.0,
            model_backend_name(m),
-           a->precision == PRECISION_BF16 ? "bf16 convolutions" : "fp32");
+           a->precision == PRECISION_BF16 ? "bf16 mixed precision" : "fp32");
     printf("step = forward + %s + backward%s%s + sgd_step (momentum 0.9, Nesterov, weight "
            "decay 5e-4); %d warm-up + %d timed steps\n",
            a->kd          ? "distillation loss (T 4, alpha 0.9)"
