@@ -1,17 +1,20 @@
 # bf16 mixed precision (train.precision: bf16) end to end, wherever oneDNN can run it: natively
 # on a CPU with avx512_bf16 or AMX; emulated by oneDNN on AVX-512 without them
-# (ENSDISTILL_BF16_EMULATED=1); or, on a CPU without AVX-512 under oneDNN 2.x, on oneDNN's
-# reference kernels through the bf16ref library (tests/tools/bf16ref.c). It skips, saying why,
-# where none of these can (oneDNN 3.x on an AVX2 CPU; the sanitizer build, whose runtime must
-# come first in LD_PRELOAD).
+# (ENSDISTILL_BF16_EMULATED=1); or, on a CPU without AVX-512, on oneDNN's reference kernels
+# through the bf16ref library (tests/tools/bf16ref.c; oneDNN 2.6 and 3.7 alike). It skips,
+# saying why, where none of these can (the sanitizer build, whose runtime must come first in
+# LD_PRELOAD).
 # On a small cnn (Fashion-MNIST pooled to 7x7, so the reference kernels take seconds):
-# - the convolutions report bf16 and match the naive kernels (test_dnnl's bf16 cases run);
+# - the convolutions report bf16 and match the naive kernels, and whole models in bf16 stay
+#   near fp32 (test_dnnl's bf16 cases run);
 # - members train to well above chance, near fp32's accuracy;
 # - run.h5 and every checkpoint record train.precision bf16;
 # - the teacher and every model are bitwise equal on 1 and 2 ranks;
 # - a run stopped by SIGUSR1 and resumed ends bitwise equal to the uninterrupted one;
 # - resuming with fp32, reusing the teacher with fp32, and eval with fp32 are refused, naming
-#   train.precision.
+#   train.precision;
+# - a resnet-8 (batch norm, shortcuts and residual adds in bf16) trains near fp32 and is
+#   bitwise equal on 1 and 2 ranks.
 source "$(dirname "$0")/lib.sh"
 need_h5py
 scratch
@@ -124,3 +127,25 @@ expect_refused "eval in fp32" "train.precision bf16" \
 "${pre[@]}" "$ED_BIN" eval "$ED_TMP/ref/models/member-000.h5" > eval.txt 2>&1 \
     || { cat eval.txt; fail "eval of a bf16 checkpoint"; }
 echo "ok   eval of a bf16 checkpoint in bf16: $(grep -m1 -i 'acc' eval.txt)"
+
+# 4. a resnet: batch norm, the shortcuts and the residual adds in bf16 too; trains, bitwise on 1
+#    and 2 ranks
+args=(--set model.arch=resnet-8 --set train.epochs=2 --set "distill.students=[]")
+run_named res 2
+run_named res1 1
+run_named res32 2 -- --set train.precision=fp32
+"$ED_PYTHON" "$ED_SOURCE_DIR/analysis/compare_runs.py" "$ED_TMP/res" "$ED_TMP/res1" \
+    || fail "bf16 resnet-8 on 1 rank differs from 2 ranks"
+"$ED_PYTHON" - "$ED_TMP" <<'PY'
+import sys, h5py
+acc = {}
+for run in ("res", "res32"):
+    with h5py.File(f"{sys.argv[1]}/{run}/run.h5") as f:
+        r = f["results"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in r["name"][...]]
+        acc[run] = dict(zip(names, r["test_acc"][...]))["single"]
+print(f"resnet-8 single test accuracy: bf16 {acc['res']:.4f}, fp32 {acc['res32']:.4f}")
+if not (acc["res"] > 0.3 and abs(acc["res"] - acc["res32"]) < 0.1):
+    sys.exit("FAIL: bf16 resnet-8 not near fp32 (want > 0.3 and within 10 points)")
+PY
+echo "bf16 resnet-8: bitwise equal on 1 and 2 ranks"

@@ -1,23 +1,30 @@
-/* bf16ref: an LD_PRELOAD library that lets the bf16 path be tested on a CPU where oneDNN 2.x
- * has no bf16 kernels (AVX2 only). It answers oneDNN's internal question "does this CPU support
- * bf16 data?" with yes (the library calls it through its PLT, so the preloaded definition
- * wins), so oneDNN offers its reference (plain C++) bf16 convolutions and reorders; and it
- * skips the gemm-based bf16 convolutions, whose bf16 gemm is AVX-512 code, by walking oneDNN's
- * implementation list past them. Slow, and for tests only: the results are oneDNN's reference
- * arithmetic (bf16 inputs, fp32 sums), which the native kernels match up to summation order.
- * oneDNN 3.x has another API for this walk: there the library does nothing and the bf16 tests
- * skip on such a CPU. */
+/* bf16ref: an LD_PRELOAD library that lets the bf16 path be tested on a CPU where oneDNN has no
+ * bf16 kernels (AVX2 only). It answers oneDNN's internal questions "does this CPU support bf16
+ * data?" and (3.x) "can it train in bf16?" with yes (the library calls them through its PLT, so
+ * the preloaded definitions win), so oneDNN offers its reference (plain C++) bf16 convolutions,
+ * batch normalization and reorders. Under oneDNN 2.x it also skips the gemm-based bf16
+ * convolutions, whose bf16 gemm is AVX-512 code, by walking oneDNN's implementation list past
+ * them (3.x does not offer them on such a CPU). Slow, and for tests only: the results are
+ * oneDNN's reference arithmetic (bf16 inputs, fp32 sums), which the native kernels match up to
+ * summation order. */
 #include <oneapi/dnnl/dnnl.h>
 
 #include <stdbool.h>
 #include <string.h>
 
-#if DNNL_VERSION_MAJOR < 3
 bool bf16ref_has_data_type_support(int dt) __asm__(
     "_ZN4dnnl4impl3cpu8platform21has_data_type_supportE16dnnl_data_type_t");
 bool bf16ref_has_data_type_support(int dt) {
     return dt != dnnl_f16;
 }
+/* oneDNN 3.x asks a second question before it trains in a data type */
+bool bf16ref_has_training_support(int dt) __asm__(
+    "_ZN4dnnl4impl3cpu8platform20has_training_supportE16dnnl_data_type_t");
+bool bf16ref_has_training_support(int dt) {
+    return dt != dnnl_f16;
+}
+
+#if DNNL_VERSION_MAJOR < 3
 
 static int involves_bf16(const_dnnl_primitive_desc_t pd) {
     static const dnnl_query_t qs[] = {dnnl_query_src_md, dnnl_query_diff_dst_md,
@@ -58,6 +65,4 @@ dnnl_status_t dnnl_primitive_desc_create(dnnl_primitive_desc_t *pd, const_dnnl_o
     dnnl_primitive_desc_iterator_destroy(it);
     return st;
 }
-#else
-int bf16ref_unused; /* oneDNN 3.x: nothing to do (an empty library) */
 #endif
