@@ -1,6 +1,7 @@
 /* ensdistill: the executable. Initialises MPI, dispatches to a subcommand, finalises. */
 #include "ensdistill/cli.h"
 #include "ensdistill/error.h"
+#include "ensdistill/signals.h"
 
 #include <hdf5.h>
 #include <mpi.h>
@@ -78,6 +79,10 @@ int main(int argc, char **argv) {
      * user wins. */
     setenv("OMPI_MCA_osc", "^ucx", 0);
 #endif
+    /* run takes SIGTERM / SIGUSR1 as a stop request, from the start (a signal during start-up
+     * must not kill a rank): blocked before MPI or OpenMP starts a thread, so that none of
+     * theirs ever runs a handler (signals.c) */
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) signals_install();
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     int status;
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

@@ -1,8 +1,9 @@
 /* malloccount: an LD_PRELOAD library that counts heap allocation calls (malloc, calloc, realloc,
  * posix_memalign, aligned_alloc, memalign, valloc), not bytes. Calls of the threads that run the
  * step (the main thread, and OpenMP's threads while they are inside a parallel region) made while
- * any thread is inside oneDNN's dnnl_primitive_execute (also interposed here) are counted as
- * oneDNN's: its per-call argument map and execution context. Calls of every other thread (Open
+ * any thread is inside oneDNN's dnnl_primitive_execute or dnnl_sgemm (both also interposed here)
+ * are counted as oneDNN's: the per-call argument map and execution context of the one, the
+ * packing buffers of the other (the linear layers' products). Calls of every other thread (Open
  * MPI's and PMIx's progress threads, whose allocations depend on timing, not on the steps) are
  * counted apart. At exit one line is appended to the file ED_MALLOC_COUNT_FILE (stderr when unset):
  *   malloccount <program> calls <all> outside_dnnl <outside> inside_dnnl <inside> dnnl_executes <n>
@@ -14,6 +15,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,7 @@ extern void *__libc_memalign(size_t, size_t);
 extern void __libc_free(void *);
 
 static atomic_long calls_outside, calls_inside, calls_other, executes;
-static atomic_int inside_dnnl; /* threads now inside dnnl_primitive_execute */
+static atomic_int inside_dnnl; /* threads now inside dnnl_primitive_execute or dnnl_sgemm */
 static int (*omp_in_parallel_fn)(void); /* the program's OpenMP runtime, when it has one */
 
 /* Found once all objects are mapped, before main: a lookup inside malloc could recurse. */
@@ -94,6 +96,20 @@ int dnnl_primitive_execute(const void *primitive, void *stream, int nargs, const
     atomic_fetch_add(&executes, 1);
     atomic_fetch_add(&inside_dnnl, 1);
     int st = real(primitive, stream, nargs, args);
+    atomic_fetch_sub(&inside_dnnl, 1);
+    return st;
+}
+
+/* oneDNN's BLAS-like sgemm (the same prototype in 2.x and 3.x; dnnl_dim_t is int64_t). */
+typedef int (*sgemm_fn)(char, char, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                        const float *, int64_t, float, float *, int64_t);
+int dnnl_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    static sgemm_fn real;
+    if (!real) real = (sgemm_fn)dlsym(RTLD_NEXT, "dnnl_sgemm");
+    atomic_fetch_add(&executes, 1);
+    atomic_fetch_add(&inside_dnnl, 1);
+    int st = real(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     atomic_fetch_sub(&inside_dnnl, 1);
     return st;
 }

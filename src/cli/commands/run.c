@@ -270,8 +270,6 @@ static int attach_teacher(RunContext *ctx, TeacherRun *t, char *err, size_t err_
 }
 
 int cmd_run(int argc, char **argv) {
-    /* First: a stop signal during start-up (config, data) must not kill the rank. */
-    signals_install();
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const char *config_path = NULL;
