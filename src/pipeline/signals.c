@@ -6,9 +6,9 @@
  * signals_stop_requested takes it (sigtimedwait) between steps. Why not a handler alone:
  * oneDNN's JIT gemm kernels (2.6 and 3.7; fixed upstream in 2026, oneDNN PR #4855) point rsp
  * into a heap buffer while they run, and a handler's frame, which the kernel writes below rsp,
- * then overwrites the heap: glibc aborts at the next free. The handler is for the threads a
- * library started before main (OpenBLAS's pthread pool, at load time), which do not block
- * them: it only sets the flag, and those threads run no oneDNN code. */
+ * then overwrites the heap: glibc aborts at the next free. The handler only covers a thread
+ * that unblocks them on its own or was started before main (a library's constructor): it sets
+ * the flag. (In a run, /proc/PID/task/TID/status shows every thread with both blocked.) */
 #include "ensdistill/error.h"
 #include "ensdistill/signals.h"
 
