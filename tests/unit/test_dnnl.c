@@ -8,6 +8,7 @@
  * bf16 (train.precision), where precision_check allows it: the same conv cases against the
  * naive kernels run on inputs rounded to bf16 (so only the bf16 outputs' rounding and the
  * summation order differ), deterministic too; and the models in bf16 against fp32. */
+#include "../../src/nn/bf16_inline.h"
 #include "../../src/nn/dnnl_backend.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/layers.h"
@@ -52,12 +53,7 @@ static void same_bits(const float *a, const float *b, size_t n, const char *what
 
 /* x rounded to the nearest bf16 (ties to even), as oneDNN's reorders round */
 static void round_bf16(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        memcpy(&x[i], &u, 4);
-    }
+    for (size_t i = 0; i < n; i++) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
 }
 
 static int bf16; /* the conv cases run in bf16 */
