@@ -253,6 +253,14 @@ static void arg_init(Arg *a, DnnlContext *ctx, MdRef user_md, MdRef prim_md, Arg
     dnnl_primitive_attr_destroy(attr);
 }
 
+/* A backward's diff_src, both ways it reaches our din: added to it (add) or written over it
+ * (over); the backward picks one per call (din_overwrite). */
+static void din_args_init(Arg *add, Arg *over, DnnlContext *ctx, MdRef user_md, MdRef prim_md,
+                          Layout *lay) {
+    arg_init(add, ctx, user_md, prim_md, ARG_OUT_ADD, lay);
+    arg_init(over, ctx, user_md, prim_md, ARG_OUT, lay);
+}
+
 static void arg_free(Arg *a) {
     if (!a->used) return;
     dnnl_memory_destroy(a->user);
@@ -406,10 +414,8 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
              ARG_IN, &bl);
     arg_init(&p->d_wei, ctx, md_ref(&wei_u), query_md(dpd, dnnl_query_weights_md, 0), ARG_IN,
              &bl);
-    arg_init(&p->d_diff_src, ctx, md_ref(&src_u), query_md(dpd, dnnl_query_diff_src_md, 0),
-             ARG_OUT_ADD, &bl);
-    arg_init(&p->d_diff_src_over, ctx, md_ref(&src_u), query_md(dpd, dnnl_query_diff_src_md, 0),
-             ARG_OUT, &bl);
+    din_args_init(&p->d_diff_src, &p->d_diff_src_over, ctx, md_ref(&src_u),
+                  query_md(dpd, dnnl_query_diff_src_md, 0), &bl);
     p->share_diff_dst = !p->w_diff_dst.direct && !p->d_diff_dst.direct &&
                         dnnl_memory_desc_equal(query_md(wpd, dnnl_query_diff_dst_md, 0),
                                                query_md(dpd, dnnl_query_diff_dst_md, 0));
@@ -609,10 +615,8 @@ static void bn_plan_build(DnnlBn *bn, BnPlan *p, int B, float eps) {
         Layout bl = {0, scratchpad_bytes(bpd)};
         arg_init(&p->g_ddst, ctx, md_ref(&grad), query_md(bpd, dnnl_query_diff_dst_md, 0), ARG_IN,
                  &bl);
-        arg_init(&p->g_dsrc_add, ctx, md_ref(&grad), query_md(bpd, dnnl_query_diff_src_md, 0),
-                 ARG_OUT_ADD, &bl);
-        arg_init(&p->g_dsrc_over, ctx, md_ref(&grad), query_md(bpd, dnnl_query_diff_src_md, 0),
-                 ARG_OUT, &bl);
+        din_args_init(&p->g_dsrc_add, &p->g_dsrc_over, ctx, md_ref(&grad),
+                      query_md(bpd, dnnl_query_diff_src_md, 0), &bl);
         md_free(&grad);
         p->bwd_scratch = bl.next;
         const size_t bwd_bytes = bl.next + align_up(bl.scratch_bytes);
