@@ -4,6 +4,7 @@
  * scratch arena per context for those layouts and the primitives' scratchpads. */
 #include "dnnl_backend.h"
 
+#include "bf16_round.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
 #include "ensdistill/threads.h"
@@ -26,6 +27,9 @@ void dnnl_context_free(DnnlContext *ctx) {
 size_t dnnl_context_bytes(const DnnlContext *ctx) {
     (void)ctx;
     return 0;
+}
+float *dnnl_context_floats(DnnlContext *ctx, int slot, size_t n) {
+    ED_DIE("dnnl_context_floats: this build has no oneDNN");
 }
 const char *dnnl_backend_isa(void) {
     return "none";
@@ -87,13 +91,15 @@ void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const
  * global batch or its shard, the last training batch or its shard, the last evaluation chunk);
  * eight keep every one built after its first use, so no plan is rebuilt (allocating) each
  * epoch. */
-enum { ARENA_ALIGN = 64, MAX_PLANS = 8 };
+enum { ARENA_ALIGN = 64, MAX_PLANS = 8, FLOAT_SLOTS = 4 };
 
 struct DnnlContext {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     char *arena; /* 64-byte aligned */
     size_t arena_bytes;
+    float *floats[FLOAT_SLOTS]; /* dnnl_context_floats */
+    size_t floats_n[FLOAT_SLOTS];
 };
 
 static size_t align_up(size_t n) {
@@ -132,11 +138,25 @@ void dnnl_context_free(DnnlContext *ctx) {
     dnnl_stream_destroy(ctx->stream);
     dnnl_engine_destroy(ctx->engine);
     free(ctx->arena);
+    for (int i = 0; i < FLOAT_SLOTS; i++) free(ctx->floats[i]);
     free(ctx);
 }
 
 size_t dnnl_context_bytes(const DnnlContext *ctx) {
-    return ctx ? ctx->arena_bytes : 0;
+    if (!ctx) return 0;
+    size_t bytes = ctx->arena_bytes;
+    for (int i = 0; i < FLOAT_SLOTS; i++) bytes += ctx->floats_n[i] * sizeof(float);
+    return bytes;
+}
+
+float *dnnl_context_floats(DnnlContext *ctx, int slot, size_t n) {
+    ED_CHECK(slot >= 0 && slot < FLOAT_SLOTS, "no float slot %d in a oneDNN context", slot);
+    if (n > ctx->floats_n[slot]) {
+        free(ctx->floats[slot]);
+        ctx->floats[slot] = xfloats(n);
+        ctx->floats_n[slot] = n;
+    }
+    return ctx->floats[slot];
 }
 
 /* Grows the arena to at least `bytes` (only while preparing a layer, never in a step). */
@@ -350,6 +370,7 @@ struct DnnlConv {
     int C, H, W, OC, KS, stride, pad, has_bias;
     DnnlAct in_act, out_act; /* how the engine stores in and out (their gradients: fp32) */
     int bf16;                /* the primitives compute in bf16 (dnnl_conv_create) */
+    RoundConv *round;        /* bf16 by rounding (bf16_round.h) runs it instead, or NULL */
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -478,18 +499,27 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .in_act = in_act,
                     .out_act = out_act,
                     .bf16 = bf16};
-    conv_plan(c, max_batch);
+    if (bf16 && bf16_round_enabled())
+        c->round = round_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, has_bias,
+                                     in_act, out_act);
+    else
+        conv_plan(c, max_batch);
     return c;
 }
 
 void dnnl_conv_free(DnnlConv *c) {
     if (!c) return;
+    round_conv_free(c->round);
     for (int i = 0; i < c->n_plans; i++) conv_plan_free(&c->plans[i]);
     free(c);
 }
 
 void dnnl_conv_forward(DnnlConv *c, float *out, const float *in, const float *weight,
                        const float *bias, int B) {
+    if (c->round) {
+        round_conv_forward(c->round, out, in, weight, bias, B);
+        return;
+    }
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->fwd_scratch));
@@ -517,6 +547,10 @@ void dnnl_conv_forward(DnnlConv *c, float *out, const float *in, const float *we
 void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
                         const float *dout, const float *in, const float *weight, int B,
                         int din_overwrite) {
+    if (c->round) {
+        round_conv_backward(c->round, din, dweight, dbias, dout, in, weight, B, din_overwrite);
+        return;
+    }
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->bwd_scratch));
@@ -578,6 +612,7 @@ typedef struct {
 struct DnnlBn {
     DnnlContext *ctx;
     int C, H, W, lanes, relu, bf16;
+    RoundBn *round; /* bf16 by rounding (bf16_round.h) runs it instead, or NULL */
     unsigned flags;
     float *dscale_tmp;   /* [2C]: diff scale, diff shift (the primitive overwrites them) */
     char *workspace;     /* the fused ReLU's mask, for max_batch */
@@ -688,12 +723,16 @@ DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int
     bn->C = C, bn->H = H, bn->W = W, bn->lanes = lanes, bn->relu = relu, bn->bf16 = bf16;
     bn->flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
     bn->dscale_tmp = xfloats(2 * (size_t)C);
-    bn_plan(bn, max_batch, 1e-5f);
+    if (bf16 && bf16_round_enabled())
+        bn->round = round_bn_create(ctx, max_batch, C, H, W, lanes, relu);
+    else
+        bn_plan(bn, max_batch, 1e-5f);
     return bn;
 }
 
 void dnnl_bn_free(DnnlBn *bn) {
     if (!bn) return;
+    round_bn_free(bn->round);
     for (int i = 0; i < bn->n_plans; i++) bn_plan_free(&bn->plans[i]);
     free(bn->dscale_tmp);
     free(bn->workspace);
@@ -706,6 +745,10 @@ static void set(dnnl_memory_t mem, const void *ptr) {
 
 void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const float *in,
                      const float *gamma, const float *beta, int B, int training, float eps) {
+    if (bn->round) {
+        round_bn_forward(bn->round, out, mean, var, in, gamma, beta, B, training, eps);
+        return;
+    }
     DnnlContext *ctx = bn->ctx;
     BnPlan *p = bn_plan(bn, B, eps);
     set(p->src, in), set(p->dst, out), set(p->scale, gamma), set(p->shift, beta);
@@ -735,6 +778,11 @@ static Arg *bn_bind_grads_bf16(DnnlBn *bn, BnPlan *p, float *din, const float *d
 void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
                       const float *in, const float *gamma, const float *beta, const float *mean,
                       const float *var, int B, float eps, int din_overwrite, float *tmp) {
+    if (bn->round) {
+        round_bn_backward(bn->round, din, dgamma, dbeta, dout, in, gamma, beta, mean, var, B, eps,
+                          din_overwrite);
+        return;
+    }
     DnnlContext *ctx = bn->ctx;
     BnPlan *p = bn_plan(bn, B, eps);
     dnnl_memory_t ddst = p->ddst, dsrc = p->dsrc;

@@ -20,8 +20,13 @@ int dnnl_backend_available(void);
  * one layer runs at a time. */
 DnnlContext *dnnl_context_create(void);
 void dnnl_context_free(DnnlContext *ctx);
-/* Bytes of the context's scratch arena (grows when a layer is prepared for a new batch size). */
+/* Bytes of the context's scratch arena and float slots (both grow when a layer is prepared for
+ * a new batch size). */
 size_t dnnl_context_bytes(const DnnlContext *ctx);
+/* Slot `slot` (0..3) of the context's float buffers, at least n floats, 64-byte aligned: scratch
+ * beside the arena for layers built on the primitives (bf16_round.h). Grows (allocating) only
+ * when n exceeds every earlier request for the slot. */
+float *dnnl_context_floats(DnnlContext *ctx, int slot, size_t n);
 /* The instruction set oneDNN's kernels use on this CPU ("avx512_core", "avx2", ...); "none"
  * without oneDNN. */
 const char *dnnl_backend_isa(void);

@@ -1,6 +1,7 @@
 /* train.precision (precision.h): whether this CPU and build can run it. */
 #include "ensdistill/precision.h"
 
+#include "bf16_round.h"
 #include "dnnl_backend.h"
 #include "ensdistill/model.h"
 #include "ensdistill/threads.h"
@@ -26,6 +27,7 @@ int precision_check(Precision p, const char *arch, char *why, size_t why_size) {
                  "(install libdnnl-dev and rebuild), or use train.precision: fp32");
         return -1;
     }
+    if (bf16_round_enabled()) return 0; /* fp32 kernels between roundings: any CPU */
     char impl[128];
     if (!dnnl_backend_bf16_conv(impl, sizeof(impl))) {
         snprintf(why, why_size,
@@ -40,7 +42,8 @@ int precision_check(Precision p, const char *arch, char *why, size_t why_size) {
         snprintf(why, why_size,
                  "train.precision bf16: this CPU lacks the avx512_bf16 instructions (and AMX), "
                  "so oneDNN would emulate bf16 (%s) at several times the time of fp32; use "
-                 "train.precision: fp32 (%s=1 runs it anyway, to test the bf16 path)",
+                 "train.precision: fp32 (%s=1 runs it anyway, to test the bf16 path; =round "
+                 "rounds fp32 kernels to bf16, to measure bf16's accuracy)",
                  impl, PRECISION_EMULATED_ENV);
         return -1;
     }
