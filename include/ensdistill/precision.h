@@ -26,4 +26,8 @@
  * PRECISION_EMULATED_ENV=round skips the last two: no bf16 primitive runs. */
 int precision_check(Precision p, const char *arch, char *why, size_t why_size);
 
+/* How precision p runs in this process, for logs: "fp32", "bf16 mixed precision", or, with
+ * PRECISION_EMULATED_ENV=round, "bf16 mixed precision, emulated by rounding on fp32 kernels". */
+const char *precision_describe(Precision p);
+
 #endif

@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *precision_describe(Precision p) {
+    if (p == PRECISION_FP32) return "fp32";
+    return bf16_round_enabled() ? "bf16 mixed precision, emulated by rounding on fp32 kernels"
+                                : "bf16 mixed precision";
+}
+
 int precision_check(Precision p, const char *arch, char *why, size_t why_size) {
     if (p == PRECISION_FP32) return 0;
     ArchName name;
@@ -33,8 +39,9 @@ int precision_check(Precision p, const char *arch, char *why, size_t why_size) {
         snprintf(why, why_size,
                  "train.precision bf16: oneDNN has no bf16 convolution on this CPU (it runs %s "
                  "here): bf16 needs avx512_bf16 (AMD Zen 4 and later, Intel Cooper Lake and "
-                 "later) or AMX; use train.precision: fp32",
-                 dnnl_backend_isa());
+                 "later) or AMX; use train.precision: fp32 (%s=round emulates bf16 by rounding "
+                 "on fp32 kernels, to measure its accuracy, not its speed)",
+                 dnnl_backend_isa(), PRECISION_EMULATED_ENV);
         return -1;
     }
     const char *env = getenv(PRECISION_EMULATED_ENV);
@@ -43,7 +50,7 @@ int precision_check(Precision p, const char *arch, char *why, size_t why_size) {
                  "train.precision bf16: this CPU lacks the avx512_bf16 instructions (and AMX), "
                  "so oneDNN would emulate bf16 (%s) at several times the time of fp32; use "
                  "train.precision: fp32 (%s=1 runs it anyway, to test the bf16 path; =round "
-                 "rounds fp32 kernels to bf16, to measure bf16's accuracy)",
+                 "emulates bf16 by rounding on fp32 kernels, to measure its accuracy)",
                  impl, PRECISION_EMULATED_ENV);
         return -1;
     }

@@ -3,7 +3,8 @@
 # is read or written, with exit 2 and a message naming what is missing: for a model without
 # convolutions (mlp: bf16 runs the convolutions), and, on a CPU without avx512_bf16 and AMX,
 # the instruction set (whether oneDNN has no bf16 kernels there or would emulate them).
-# `bench --precision bf16` the same. (bf16.sh trains in bf16 where it can run.)
+# `bench --precision bf16` the same. ENSDISTILL_BF16_EMULATED=round runs bf16 anywhere, saying
+# so, and trains. (bf16.sh trains in bf16 where it can run.)
 source "$(dirname "$0")/lib.sh"
 scratch
 cd "$ED_TMP"
@@ -32,6 +33,23 @@ else
     [ ! -e "$ED_TMP/run" ] || fail "a refused bf16 run wrote $(ls -R "$ED_TMP/run")"
     expect_refusal "bench cnn --precision bf16" "avx512_bf16" \
         "$ED_BIN" bench cnn --precision bf16 --steps 1 --warmup 0
+fi
+
+# bf16 by rounding (ENSDISTILL_BF16_EMULATED=round) runs on any CPU oneDNN runs on, says so,
+# and trains (test_dnnl checks its numbers against the bf16 kernels)
+if "$ED_BIN" bench cnn --steps 1 --warmup 0 --batch 2 2>&1 | grep -q 'onednn kernels'; then
+    ENSDISTILL_BF16_EMULATED=round $ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set model.arch=cnn \
+        --set train.precision=bf16 --set ensemble.members=2 --set "distill.students=[kd]" \
+        --set checkpoint.dir="$ED_TMP/round" > round.log 2>&1 \
+        || { cat round.log; fail "bf16 by rounding did not run"; }
+    grep -qF "train.precision: bf16 mixed precision, emulated by rounding" round.log \
+        || { cat round.log; fail "the run does not say it emulates bf16 by rounding"; }
+    single=$(awk '$1 == "single" && $2 == "member" { sub("%", "", $4); print $4 }' round.log)
+    awk -v a="$single" 'BEGIN { exit !(a > 50) }' \
+        || { cat round.log; fail "bf16 by rounding trained the cnn to '$single'%"; }
+    echo "ok   bf16 by rounding runs on this CPU and says so; the cnn members: $single%"
+else
+    echo "this build has no oneDNN: bf16 by rounding not tested"
 fi
 
 "$ED_BIN" config check "$cfg" > resolved.yaml

@@ -365,7 +365,7 @@ static void bench_report(const BenchArgs *a, const Bench *bn, const Timings *t) 
            a->arch, a->C, a->H, a->W, a->classes, batch, threads, model_param_count(m),
            model_trainable_count(m), flops / 1e6, model_bytes(m) / 1048576.0,
            model_backend_name(m),
-           a->precision == PRECISION_BF16 ? "bf16 mixed precision" : "fp32");
+           precision_describe(a->precision));
     printf("step = forward + %s + backward%s%s + sgd_step (momentum 0.9, Nesterov, weight "
            "decay 5e-4); %d warm-up + %d timed steps\n",
            a->kd          ? "distillation loss (T 4, alpha 0.9)"

@@ -300,6 +300,8 @@ int cmd_run(int argc, char **argv) {
         free(config_text);
         return ED_EXIT_USER;
     }
+    if (rank == 0 && cfg.train.precision == PRECISION_BF16)
+        printf("train.precision: %s\n", precision_describe(cfg.train.precision));
 
     Layout lo;
     failed = layout_create(&lo, cfg.parallel.ranks_per_model, cfg.parallel.threads, err,
