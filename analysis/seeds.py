@@ -24,6 +24,13 @@ init and augmentation draw), paired over all runs, with a t-test over the pairs.
 
 then, over the runs, mean +- std (sample std) and a two-sided one-sample t-test of mean = 0
 (n - 1 degrees of freedom): "yes" when p < 0.05. With 3 runs that needs |mean| > 2.48 std.
+
+    /usr/bin/python3 analysis/seeds.py RUN_DIR... --against OTHER_DIR... [--md]
+
+adds the same runs made another way (e.g. train.precision bf16 against fp32, one OTHER_DIR per
+RUN_DIR, in the same order: the same seeds), row by row of the results table (single, ensemble,
+KD, self, sum): each group's values and mean +- std, the paired difference other - first per
+seed, and whether the other group's mean is within 2 std of the first's.
 """
 
 import argparse
@@ -123,24 +130,67 @@ def paired(runs, col):
     return lines
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run_dirs", nargs="+")
-    ap.add_argument("--md", action="store_true", help="markdown tables")
-    args = ap.parse_args()
+ROWS = ["single", "ensemble", "kd", "self", "sum", "ensemble-of-kd", "codistill",
+        "codistill ensemble"]
+
+
+def against(first, other, col, md):
+    """Each row of the results both groups have: values, mean +- std, the paired difference
+    (other - first, per run) and whether other's mean is within 2 std of first's."""
+    rows = []
+    for name in ROWS:
+        a = [r["rows"].get(name, {}).get(col) for r in first]
+        b = [r["rows"].get(name, {}).get(col) for r in other]
+        if not all(report._finite(v) for v in a + b):
+            continue
+        a, b = 100 * np.array(a, dtype=float), 100 * np.array(b, dtype=float)
+        sa = a.std(ddof=1) if len(a) > 1 else math.nan
+        sb = b.std(ddof=1) if len(b) > 1 else math.nan
+        d = b - a
+        within = "n.a." if not math.isfinite(sa) else (
+            "yes" if abs(b.mean() - a.mean()) <= 2 * sa else "no")
+        rows.append([name, ", ".join(f"{v:.2f}" for v in a), f"{a.mean():.2f} ± {sa:.2f}",
+                     ", ".join(f"{v:.2f}" for v in b), f"{b.mean():.2f} ± {sb:.2f}",
+                     ", ".join(f"{v:+.2f}" for v in d), f"{d.mean():+.2f}", within])
+    head = ["row", "first, per run", "mean ± std", "other, per run", "mean ± std",
+            "other - first", "mean", "within 2 std"]
+    if md:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    else:
+        w = [max(len(x) for x in col_) for col_ in zip(head, *rows)]
+        lines = ["  ".join(x.ljust(n) for x, n in zip(r, w)) for r in [head] + rows]
+    return lines
+
+
+def load_all(dirs):
     runs = []
-    for d in args.run_dirs:
+    for d in dirs:
         try:
             runs.append(report.load_run(d))
         except report.NotARun as e:
             print(f"seeds.py: {e}", file=sys.stderr)
             sys.exit(2)
+    return runs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dirs", nargs="+")
+    ap.add_argument("--md", action="store_true", help="markdown tables")
+    ap.add_argument("--against", nargs="+", metavar="OTHER_DIR",
+                    help="the same runs made another way, one per RUN_DIR, in the same order")
+    args = ap.parse_args()
+    runs = load_all(args.run_dirs)
+    other = load_all(args.against) if args.against else []
+    if other and len(other) != len(runs):
+        print(f"seeds.py: --against needs one run per RUN_DIR ({len(runs)}), got {len(other)}",
+              file=sys.stderr)
+        sys.exit(2)
     print(f"{len(runs)} runs: " + ", ".join(args.run_dirs))
-    for r in runs:
+    for r in runs + other:
         R = r["rows"]
-        parts = [f"{k} {100 * R[k]['test_acc']:.2f}" for k in
-                 ("single", "ensemble", "kd", "self", "sum", "ensemble-of-kd", "codistill",
-                  "codistill ensemble") if k in R]
+        parts = [f"{k} {100 * R[k]['test_acc']:.2f}" for k in ROWS if k in R]
         print(f"  {r['dir']}: " + ", ".join(parts))
     cols = [("test accuracy", "test_acc")]
     if any(r["multiview"] for r in runs):
@@ -152,6 +202,11 @@ def main():
         if pairs:
             print(f"co-distilled member - its independent twin (paired; {title}):")
             print("\n".join(pairs))
+        if other:
+            print(f"\n{title}, the same margins of the --against runs")
+            print("\n".join(table(other, col, args.md)))
+            print(f"\n{title}, row by row: the --against runs against the first")
+            print("\n".join(against(runs, other, col, args.md)))
 
 
 if __name__ == "__main__":

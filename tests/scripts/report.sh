@@ -173,6 +173,30 @@ if "single-view test accuracy" not in out:
     sys.exit("no single-view table although one run is multi-view")
 EOF
 echo "ok   seeds.py: margins, mean +- std"
+# --against: the same rows of other runs, paired in order (here tiny, rf against rf, tiny)
+"$ED_PYTHON" "$ED_SOURCE_DIR/analysis/seeds.py" "$ED_TMP/tiny" "$ED_TMP/rf" \
+    --against "$ED_TMP/rf" "$ED_TMP/tiny" > "$ED_TMP/against.out" 2>&1 \
+    || { cat "$ED_TMP/against.out"; fail "seeds.py --against failed"; }
+"$ED_PYTHON" - "$ED_TMP/against.out" "$ED_TMP/tiny" "$ED_TMP/rf" <<'EOF' \
+    || { cat "$ED_TMP/against.out"; fail "seeds.py --against differs from run.h5 (above)"; }
+import sys, h5py
+out = open(sys.argv[1]).read().split("row by row")[1]
+a, b = ({r["name"].decode(): r["test_acc"] for r in h5py.File(f"{d}/run.h5")["results/table"][()]}
+        for d in sys.argv[2:])
+d = [100 * (b["single"] - a["single"]), 100 * (a["single"] - b["single"])]
+want = f"{d[0]:+.2f}, {d[1]:+.2f}"
+line = next((l for l in out.splitlines() if l.startswith("single")), "")
+if want not in line:
+    sys.exit(f"single: expected the paired differences {want}, seeds.py printed {line!r}")
+print(f"ok   seeds.py --against single: {want}")
+EOF
+set +e
+"$ED_PYTHON" "$ED_SOURCE_DIR/analysis/seeds.py" "$ED_TMP/tiny" "$ED_TMP/rf" --against "$ED_TMP/rf" \
+    > "$ED_TMP/against.out" 2>&1; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "one run per RUN_DIR" "$ED_TMP/against.out" \
+    || { cat "$ED_TMP/against.out"; fail "--against with a run missing: exit $rc, expected 2"; }
+echo "ok   seeds.py --against: paired rows; a missing run refused"
 
 # 5. Not a run: exit 2 with a message.
 mkdir -p "$ED_TMP/empty"
