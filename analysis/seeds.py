@@ -30,7 +30,8 @@ then, over the runs, mean +- std (sample std) and a two-sided one-sample t-test 
 adds the same runs made another way (e.g. train.precision bf16 against fp32, one OTHER_DIR per
 RUN_DIR, in the same order: the same seeds), row by row of the results table (single, ensemble,
 KD, self, sum): each group's values and mean +- std, the paired difference other - first per
-seed, and whether the other group's mean is within 2 std of the first's.
+seed with a paired t-test of mean 0, and whether the other group's mean is within 2 std of the
+first's.
 """
 
 import argparse
@@ -136,7 +137,8 @@ ROWS = ["single", "ensemble", "kd", "self", "sum", "ensemble-of-kd", "codistill"
 
 def against(first, other, col, md):
     """Each row of the results both groups have: values, mean +- std, the paired difference
-    (other - first, per run) and whether other's mean is within 2 std of first's."""
+    (other - first, per run) with its t-test's p, and whether other's mean is within 2 std of
+    first's."""
     rows = []
     for name in ROWS:
         a = [r["rows"].get(name, {}).get(col) for r in first]
@@ -149,11 +151,13 @@ def against(first, other, col, md):
         d = b - a
         within = "n.a." if not math.isfinite(sa) else (
             "yes" if abs(b.mean() - a.mean()) <= 2 * sa else "no")
+        _, p = t_test(d)
         rows.append([name, ", ".join(f"{v:.2f}" for v in a), f"{a.mean():.2f} ± {sa:.2f}",
                      ", ".join(f"{v:.2f}" for v in b), f"{b.mean():.2f} ± {sb:.2f}",
-                     ", ".join(f"{v:+.2f}" for v in d), f"{d.mean():+.2f}", within])
+                     ", ".join(f"{v:+.2f}" for v in d), f"{d.mean():+.2f}", f"{p:.2f}",
+                     within])
     head = ["row", "first, per run", "mean ± std", "other, per run", "mean ± std",
-            "other - first", "mean", "within 2 std"]
+            "other - first", "mean", "p (paired)", "within 2 std"]
     if md:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
