@@ -197,12 +197,15 @@ static double l2_distance(const float *a, const float *b, size_t n) {
 }
 
 /* bf16 by rounding against oneDNN's bf16 kernels, both against oneDNN in fp32: the same
- * roundings summed in another order, so rounding must be far closer to the kernels than fp32 is
- * (measured on Zen 3 under bf16ref: logits and gradients 0-2% of fp32's distance, BN statistics
- * up to 11%, wrn-10-2 the farthest; leaving out the rounding of a BN's diff_dst makes resnet-8's
- * gradients 5% of it, of the weights far more). Logits, parameter gradients and batch norm
- * statistics, by relative L2 distance. */
-static void round_case(const char *arch, int C, int H, int W, int max_batch, int B) {
+ * roundings summed in another order, so rounding must be far closer to the kernels than fp32 is.
+ * Logits, parameter gradients and batch norm statistics, by relative L2 distance; `limit` is the
+ * largest share of fp32's distance allowed for logits and gradients (BN statistics: 5x it).
+ * Measured on Zen 3 under bf16ref: cnn and resnets 0-0.04% of fp32's distance (BN statistics
+ * 0.01%), wrn-10-2 up to 2% (BN statistics 11%); leaving out the rounding of a batch norm's
+ * diff_dst puts the resnets' gradients at 4-5% and wrn-10-2's at 3.4%, of the weights all of them
+ * at 80-120%. */
+static void round_case(const char *arch, int C, int H, int W, int max_batch, int B,
+                       double limit) {
     ModelSpec s = model_spec(arch, C, H, W, max_batch);
     s.backend = MODEL_BACKEND_ONEDNN;
     const char *mode[3] = {"1", "round", NULL}; /* kernels, rounding, fp32 */
@@ -232,7 +235,7 @@ static void round_case(const char *arch, int C, int H, int W, int max_batch, int
         const double fp32_to_kernels = l2_distance(parts[i].v[2], parts[i].v[0], parts[i].n);
         printf("bf16 by rounding, model %s %s: %.3g from the kernels (fp32: %.3g)\n", arch,
                parts[i].name, to_kernels, fp32_to_kernels);
-        EXPECT(to_kernels < (i == 2 ? 0.25 : 0.05) * fp32_to_kernels,
+        EXPECT(to_kernels < (i == 2 ? 5 * limit : limit) * fp32_to_kernels,
                "bf16 by rounding, model %s %s: %.3g from the bf16 kernels, not far below fp32's "
                "%.3g",
                arch, parts[i].name, to_kernels, fp32_to_kernels);
@@ -299,10 +302,10 @@ int main(void) {
     printf("bf16 by rounding (%s=round):\n", PRECISION_EMULATED_ENV);
     all_cases(ctx);
     if (kernels) {
-        round_case("cnn", 1, 28, 28, 6, 5);
-        round_case("resnet-8", 3, 16, 16, 6, 4);
-        round_case("resnet-8-proj", 3, 16, 16, 4, 4);
-        round_case("wrn-10-2", 3, 16, 16, 5, 3);
+        round_case("cnn", 1, 28, 28, 6, 5, 0.01);
+        round_case("resnet-8", 3, 16, 16, 6, 4, 0.01);
+        round_case("resnet-8-proj", 3, 16, 16, 4, 4, 0.01);
+        round_case("wrn-10-2", 3, 16, 16, 5, 3, 0.05); /* more ties land apart: see above */
     }
     dnnl_context_free(ctx);
     if (failures) {
