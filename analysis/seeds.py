@@ -83,6 +83,15 @@ def margins(runs, col):
     return out
 
 
+def render(head, rows, md):
+    """The lines of a table: markdown, or columns padded to their widest cell."""
+    if md:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return lines + ["| " + " | ".join(r) + " |" for r in rows]
+    w = [max(len(x) for x in col_) for col_ in zip(head, *rows)]
+    return ["  ".join(x.ljust(n) for x, n in zip(r, w)) for r in [head] + rows]
+
+
 def table(runs, col, md):
     rows = []
     for label, vals in margins(runs, col):
@@ -92,13 +101,7 @@ def table(runs, col, md):
         rows.append([label, ", ".join(f"{v:+.2f}" for v in vals),
                      f"{np.mean(vals):+.2f} ± {sd:.2f}", f"{t:.2f}", f"{p:.3f}", sig])
     head = ["margin (points)", "per run", "mean ± std", "t", "p", "p < 0.05"]
-    if md:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        w = [max(len(x) for x in col_) for col_ in zip(head, *rows)]
-        lines = ["  ".join(x.ljust(n) for x, n in zip(r, w)) for r in [head] + rows]
-    return lines
+    return render(head, rows, md)
 
 
 def paired(runs, col):
@@ -158,13 +161,7 @@ def against(first, other, col, md):
                      within])
     head = ["row", "first, per run", "mean ± std", "other, per run", "mean ± std",
             "other - first", "mean", "p (paired)", "within 2 std"]
-    if md:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        w = [max(len(x) for x in col_) for col_ in zip(head, *rows)]
-        lines = ["  ".join(x.ljust(n) for x, n in zip(r, w)) for r in [head] + rows]
-    return lines
+    return render(head, rows, md)
 
 
 def load_all(dirs):
