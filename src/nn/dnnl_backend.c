@@ -4,7 +4,6 @@
  * scratch arena per context for those layouts and the primitives' scratchpads. */
 #include "dnnl_backend.h"
 
-#include "bf16_round.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
 #include "ensdistill/threads.h"
@@ -370,7 +369,6 @@ struct DnnlConv {
     int C, H, W, OC, KS, stride, pad, has_bias;
     DnnlAct in_act, out_act; /* how the engine stores in and out (their gradients: fp32) */
     int bf16;                /* the primitives compute in bf16 (dnnl_conv_create) */
-    RoundConv *round;        /* bf16 by rounding (bf16_round.h) runs it instead, or NULL */
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -499,27 +497,18 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .in_act = in_act,
                     .out_act = out_act,
                     .bf16 = bf16};
-    if (bf16 && bf16_round_enabled())
-        c->round = round_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, has_bias,
-                                     in_act, out_act);
-    else
-        conv_plan(c, max_batch);
+    conv_plan(c, max_batch);
     return c;
 }
 
 void dnnl_conv_free(DnnlConv *c) {
     if (!c) return;
-    round_conv_free(c->round);
     for (int i = 0; i < c->n_plans; i++) conv_plan_free(&c->plans[i]);
     free(c);
 }
 
 void dnnl_conv_forward(DnnlConv *c, float *out, const float *in, const float *weight,
                        const float *bias, int B) {
-    if (c->round) {
-        round_conv_forward(c->round, out, in, weight, bias, B);
-        return;
-    }
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->fwd_scratch));
@@ -547,10 +536,6 @@ void dnnl_conv_forward(DnnlConv *c, float *out, const float *in, const float *we
 void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
                         const float *dout, const float *in, const float *weight, int B,
                         int din_overwrite) {
-    if (c->round) {
-        round_conv_backward(c->round, din, dweight, dbias, dout, in, weight, B, din_overwrite);
-        return;
-    }
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->bwd_scratch));
@@ -612,7 +597,6 @@ typedef struct {
 struct DnnlBn {
     DnnlContext *ctx;
     int C, H, W, lanes, relu, bf16;
-    RoundBn *round; /* bf16 by rounding (bf16_round.h) runs it instead, or NULL */
     unsigned flags;
     float *dscale_tmp;   /* [2C]: diff scale, diff shift (the primitive overwrites them) */
     char *workspace;     /* the fused ReLU's mask, for max_batch */
@@ -723,16 +707,12 @@ DnnlBn *dnnl_bn_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int
     bn->C = C, bn->H = H, bn->W = W, bn->lanes = lanes, bn->relu = relu, bn->bf16 = bf16;
     bn->flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
     bn->dscale_tmp = xfloats(2 * (size_t)C);
-    if (bf16 && bf16_round_enabled())
-        bn->round = round_bn_create(ctx, max_batch, C, H, W, lanes, relu);
-    else
-        bn_plan(bn, max_batch, 1e-5f);
+    bn_plan(bn, max_batch, 1e-5f);
     return bn;
 }
 
 void dnnl_bn_free(DnnlBn *bn) {
     if (!bn) return;
-    round_bn_free(bn->round);
     for (int i = 0; i < bn->n_plans; i++) bn_plan_free(&bn->plans[i]);
     free(bn->dscale_tmp);
     free(bn->workspace);
@@ -745,10 +725,6 @@ static void set(dnnl_memory_t mem, const void *ptr) {
 
 void dnnl_bn_forward(DnnlBn *bn, float *out, float *mean, float *var, const float *in,
                      const float *gamma, const float *beta, int B, int training, float eps) {
-    if (bn->round) {
-        round_bn_forward(bn->round, out, mean, var, in, gamma, beta, B, training, eps);
-        return;
-    }
     DnnlContext *ctx = bn->ctx;
     BnPlan *p = bn_plan(bn, B, eps);
     set(p->src, in), set(p->dst, out), set(p->scale, gamma), set(p->shift, beta);
@@ -778,11 +754,6 @@ static Arg *bn_bind_grads_bf16(DnnlBn *bn, BnPlan *p, float *din, const float *d
 void dnnl_bn_backward(DnnlBn *bn, float *din, float *dgamma, float *dbeta, const float *dout,
                       const float *in, const float *gamma, const float *beta, const float *mean,
                       const float *var, int B, float eps, int din_overwrite, float *tmp) {
-    if (bn->round) {
-        round_bn_backward(bn->round, din, dgamma, dbeta, dout, in, gamma, beta, mean, var, B, eps,
-                          din_overwrite);
-        return;
-    }
     DnnlContext *ctx = bn->ctx;
     BnPlan *p = bn_plan(bn, B, eps);
     dnnl_memory_t ddst = p->ddst, dsrc = p->dsrc;

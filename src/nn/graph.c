@@ -2,6 +2,7 @@
  * (layers.h, or oneDNN's for conv when the model has that backend), activations and gradients
  * in the planned arena slots, per-op times when profiling. A bf16 value's activation is bf16
  * (ACT16, the _bf16 kernels); every gradient is fp32. */
+#include "bf16_round.h"
 #include "dnnl_backend.h"
 #include "nn_internal.h"
 
@@ -42,20 +43,68 @@ static MvNoise op_noise(const Model *m, const Op *op, const int64_t *sample_ids)
     return nz;
 }
 
+/* A conv or BN op on oneDNN: its primitives (dnnl_backend.h), or bf16 by rounding's layer on
+ * fp32 primitives (bf16_round.h) when the model was built with it. */
+static void conv_forward_dnnl(Model *m, const Op *op, float *y, const float *x, int B) {
+    const struct ModelPrivate *p = m->priv;
+    const ptrdiff_t i = op - p->ops;
+    if (p->round_conv)
+        round_conv_forward(p->round_conv[i], y, x, PARAM(op->t[0]), PARAM(op->t[1]), B);
+    else
+        dnnl_conv_forward(p->dnnl_conv[i], y, x, PARAM(op->t[0]), PARAM(op->t[1]), B);
+}
+
+static void conv_backward_dnnl(Model *m, const Op *op, float *dx, const float *dy,
+                               const float *x, int B, int dx_overwrite) {
+    const struct ModelPrivate *p = m->priv;
+    const ptrdiff_t i = op - p->ops;
+    if (p->round_conv)
+        round_conv_backward(p->round_conv[i], dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x,
+                            PARAM(op->t[0]), B, dx_overwrite);
+    else
+        dnnl_conv_backward(p->dnnl_conv[i], dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x,
+                           PARAM(op->t[0]), B, dx_overwrite);
+}
+
+static void bn_primitives_forward(Model *m, const Op *op, float *y, float *mean, float *var,
+                           const float *x, int B, int training) {
+    const struct ModelPrivate *p = m->priv;
+    const ptrdiff_t i = op - p->ops;
+    if (p->round_bn && p->round_bn[i])
+        round_bn_forward(p->round_bn[i], y, mean, var, x, PARAM(op->t[0]), PARAM(op->t[1]), B,
+                         training, BN_EPS);
+    else
+        dnnl_bn_forward(p->dnnl_bn[i], y, mean, var, x, PARAM(op->t[0]), PARAM(op->t[1]), B,
+                        training, BN_EPS);
+}
+
+/* var: the batch's biased variance (saved by the forward) */
+static void bn_backward_dnnl(Model *m, const Op *op, float *dx, const float *dy, const float *x,
+                             const float *mean, const float *var, int B, int dx_overwrite) {
+    const struct ModelPrivate *p = m->priv;
+    const ptrdiff_t i = op - p->ops;
+    if (p->round_bn && p->round_bn[i])
+        round_bn_backward(p->round_bn[i], dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x,
+                          PARAM(op->t[0]), PARAM(op->t[1]), mean, var, B, BN_EPS, dx_overwrite);
+    else
+        dnnl_bn_backward(p->dnnl_bn[i], dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x,
+                         PARAM(op->t[0]), PARAM(op->t[1]), mean, var, B, BN_EPS, dx_overwrite,
+                         p->gtemp);
+}
+
 /* oneDNN batch normalization (with the fused ReLU when op->relu); running statistics as
  * batchnorm_forward updates them: running <- (1 - momentum) running + momentum batch, the
  * variance unbiased. */
 static void bn_forward_dnnl(Model *m, const Op *op, float *y, const float *x, int B,
                             int training) {
     const int C = VAL(op->in).C;
-    DnnlBn *bn = m->priv->dnnl_bn[op - m->priv->ops];
     float *rmean = BUFFER(op->t[2]), *rvar = BUFFER(op->t[3]);
     if (!training) {
-        dnnl_bn_forward(bn, y, rmean, rvar, x, PARAM(op->t[0]), PARAM(op->t[1]), B, 0, BN_EPS);
+        bn_primitives_forward(m, op, y, rmean, rvar, x, B, 0);
         return;
     }
     float *mean = m->priv->saved + op->saved, *var = mean + C;
-    dnnl_bn_forward(bn, y, mean, var, x, PARAM(op->t[0]), PARAM(op->t[1]), B, 1, BN_EPS);
+    bn_primitives_forward(m, op, y, mean, var, x, B, 1);
     const double N = (double)B * VAL(op->in).H * VAL(op->in).W;
     for (int c = 0; c < C; c++) {
         const double unbiased = N > 1 ? var[c] * N / (N - 1) : var[c];
@@ -73,8 +122,7 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
     switch (op->kind) {
     case OP_CONV: /* y = conv2d(x, W) + b */
         if (m->priv->dnnl_conv) {
-            dnnl_conv_forward(m->priv->dnnl_conv[op - m->priv->ops], y, x, PARAM(op->t[0]),
-                              PARAM(op->t[1]), B);
+            conv_forward_dnnl(m, op, y, x, B);
             break;
         }
         conv2d_forward(y, x, PARAM(op->t[0]), PARAM(op->t[1]), B, in.C, in.H, in.W, out.C, op->KS,
@@ -175,8 +223,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
     switch (op->kind) {
     case OP_CONV:
         if (m->priv->dnnl_conv) {
-            dnnl_conv_backward(m->priv->dnnl_conv[op - m->priv->ops], dx, GRAD(op->t[0]),
-                               GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, dx_overwrite);
+            conv_backward_dnnl(m, op, dx, dy, x, B, dx_overwrite);
             break;
         }
         conv2d_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), B, in.C, in.H,
@@ -189,10 +236,7 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
     case OP_BN: {
         const float *mean = m->priv->saved + op->saved, *invstd = mean + in.C;
         if (m->priv->dnnl_bn) { /* invstd is the variance here */
-            dnnl_bn_backward(m->priv->dnnl_bn[op - m->priv->ops], dx, GRAD(op->t[0]),
-                             GRAD(op->t[1]), dy, x, PARAM(op->t[0]), PARAM(op->t[1]), mean, invstd,
-                             B, BN_EPS,
-                             dx_overwrite, m->priv->gtemp);
+            bn_backward_dnnl(m, op, dx, dy, x, mean, invstd, B, dx_overwrite);
             break;
         }
         batchnorm_backward(dx, GRAD(op->t[0]), GRAD(op->t[1]), dy, x, PARAM(op->t[0]), mean,

@@ -2,6 +2,7 @@
  * architectures and builder.c, order the tensor table, plan the arenas, allocate them, set up
  * oneDNN), model_free, and deterministic init. The memory plan is in plan.c, forward and
  * backward over the graph in graph.c, counts and the per-op profile in profile.c. */
+#include "bf16_round.h"
 #include "dnnl_backend.h"
 #include "nn_internal.h"
 
@@ -202,25 +203,33 @@ static void setup_profile_and_noise(Model *m) {
     }
 }
 
-/* oneDNN: every conv and BN layer's primitives, built for max_batch, and the gradient
- * temporary the size of the largest value. */
+/* oneDNN: every conv and BN layer's primitives (or, bf16 by rounding, its layers on fp32
+ * primitives), built for max_batch, and the gradient temporary the size of the largest value. */
 static void setup_dnnl(Model *m) {
     struct ModelPrivate *p = m->priv;
     const Value *V = p->values;
     const int B = m->spec.max_batch;
+    const int bf16 = m->spec.precision == PRECISION_BF16, round = bf16 && bf16_round_enabled();
     p->dnnl = dnnl_context_create();
     p->dnnl_conv = xcalloc((size_t)p->n_ops, sizeof(DnnlConv *));
+    p->dnnl_bn = xcalloc((size_t)p->n_ops, sizeof(DnnlBn *));
+    if (round) {
+        p->round_conv = xcalloc((size_t)p->n_ops, sizeof(RoundConv *));
+        p->round_bn = xcalloc((size_t)p->n_ops, sizeof(RoundBn *));
+    }
     for (int i = 0; i < p->n_ops; i++) {
         const Op *op = &p->ops[i];
         if (op->kind != OP_CONV) continue;
         const Value in = V[op->in], out = V[op->out];
-        p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, B, in.C, in.H, in.W, out.C, op->KS,
-                                           op->stride, op->pad, op->t[1] >= 0,
-                                           (DnnlAct){in.lanes, in.bf16},
-                                           (DnnlAct){out.lanes, out.bf16},
-                                           m->spec.precision == PRECISION_BF16);
+        const DnnlAct a_in = {in.lanes, in.bf16}, a_out = {out.lanes, out.bf16};
+        if (round)
+            p->round_conv[i] = round_conv_create(p->dnnl, B, in.C, in.H, in.W, out.C, op->KS,
+                                                 op->stride, op->pad, op->t[1] >= 0, a_in, a_out);
+        else
+            p->dnnl_conv[i] = dnnl_conv_create(p->dnnl, B, in.C, in.H, in.W, out.C, op->KS,
+                                               op->stride, op->pad, op->t[1] >= 0, a_in, a_out,
+                                               bf16);
     }
-    p->dnnl_bn = xcalloc((size_t)p->n_ops, sizeof(DnnlBn *));
     size_t biggest = 0;
     for (int v = 0; v < p->n_values; v++)
         if (value_size(&V[v]) > biggest) biggest = value_size(&V[v]);
@@ -229,8 +238,11 @@ static void setup_dnnl(Model *m) {
         const Op *op = &p->ops[i];
         if (op->kind != OP_BN) continue;
         const Value in = V[op->in];
-        p->dnnl_bn[i] =
-            dnnl_bn_create(p->dnnl, B, in.C, in.H, in.W, in.lanes, op->relu, in.bf16);
+        if (round && in.bf16)
+            p->round_bn[i] = round_bn_create(p->dnnl, B, in.C, in.H, in.W, in.lanes, op->relu);
+        else
+            p->dnnl_bn[i] =
+                dnnl_bn_create(p->dnnl, B, in.C, in.H, in.W, in.lanes, op->relu, in.bf16);
     }
 }
 
@@ -283,6 +295,13 @@ void model_free(Model *m) {
     if (p->dnnl_bn)
         for (int i = 0; i < p->n_ops; i++) dnnl_bn_free(p->dnnl_bn[i]);
     free(p->dnnl_bn);
+    if (p->round_conv)
+        for (int i = 0; i < p->n_ops; i++) {
+            round_conv_free(p->round_conv[i]);
+            round_bn_free(p->round_bn[i]);
+        }
+    free(p->round_conv);
+    free(p->round_bn);
     free(p->gtemp);
     dnnl_context_free(p->dnnl);
     free(p);

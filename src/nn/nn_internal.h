@@ -118,10 +118,13 @@ struct ModelPrivate {
     long profile_steps;
     double zero_seconds; /* model_backward's zeroing of grads and dacts */
     /* oneDNN (dnnl_backend.h): the context and each conv op's primitives; NULL when the
-     * model runs the im2col + BLAS kernels */
+     * model runs the im2col + BLAS kernels. bf16 by rounding (bf16_round.h) builds its layers
+     * instead of the bf16 ones: round_conv and round_bn are NULL without it. */
     struct DnnlContext *dnnl;
     struct DnnlConv **dnnl_conv; /* [n_ops] */
     struct DnnlBn **dnnl_bn;     /* [n_ops] */
+    struct RoundConv **round_conv; /* [n_ops] */
+    struct RoundBn **round_bn;     /* [n_ops] */
     float *gtemp;                /* one activation of scratch (a gradient added, not written) */
 };
 

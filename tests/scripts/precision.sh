@@ -37,7 +37,8 @@ fi
 
 # bf16 by rounding (ENSDISTILL_BF16_EMULATED=round) runs on any CPU oneDNN runs on, says so,
 # and trains (test_dnnl checks its numbers against the bf16 kernels)
-if "$ED_BIN" bench cnn --steps 1 --warmup 0 --batch 2 2>&1 | grep -q 'onednn kernels'; then
+kernels=$("$ED_BIN" bench cnn --steps 1 --warmup 0 --batch 2 2>&1)
+if grep -q 'onednn kernels' <<< "$kernels"; then
     ENSDISTILL_BF16_EMULATED=round $ED_MPIEXEC -n 2 "$ED_BIN" run "$cfg" --set model.arch=cnn \
         --set train.precision=bf16 --set ensemble.members=2 --set "distill.students=[kd]" \
         --set checkpoint.dir="$ED_TMP/round" > round.log 2>&1 \

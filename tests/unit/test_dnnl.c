@@ -12,6 +12,7 @@
  * the bf16 kernels run too, the models by rounding against them: the same roundings, so far
  * closer than bf16 to fp32. */
 #include "../../src/nn/bf16_inline.h"
+#include "../../src/nn/bf16_round.h"
 #include "../../src/nn/dnnl_backend.h"
 #include "ensdistill/alloc.h"
 #include "ensdistill/layers.h"
@@ -85,9 +86,14 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     memcpy(din_ref, din0, nin * sizeof(float));
     memcpy(dw_ref, dw0, nw * sizeof(float));
     memcpy(db_ref, db0, OC * sizeof(float));
-    DnnlConv *conv =
-        dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad, with_bias, (DnnlAct){1, 0},
-                         (DnnlAct){1, 0}, bf16);
+    const DnnlAct plain = {1, 0};
+    const int round = bf16 && bf16_round_enabled(); /* its layer, as the model builds it */
+    DnnlConv *conv = round ? NULL
+                           : dnnl_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad,
+                                              with_bias, plain, plain, bf16);
+    RoundConv *rconv = round ? round_conv_create(ctx, max_batch, C, H, W, OC, KS, stride, pad,
+                                                 with_bias, plain, plain)
+                             : NULL;
     for (int r = 0; r < 2; r++) {
         din[r] = xfloats(nin);
         dw[r] = xfloats(nw);
@@ -95,9 +101,14 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
         memcpy(din[r], din0, nin * sizeof(float));
         memcpy(dw[r], dw0, nw * sizeof(float));
         memcpy(db[r], db0, OC * sizeof(float));
-        dnnl_conv_forward(conv, out[r], in, w, with_bias ? bias : NULL, B);
-        dnnl_conv_backward(conv, with_din ? din[r] : NULL, dw[r], with_bias ? db[r] : NULL, dout,
-                           in, w, B, 0);
+        float *bias_r = with_bias ? bias : NULL, *db_r = with_bias ? db[r] : NULL;
+        if (rconv) {
+            round_conv_forward(rconv, out[r], in, w, bias_r, B);
+            round_conv_backward(rconv, with_din ? din[r] : NULL, dw[r], db_r, dout, in, w, B, 0);
+        } else {
+            dnnl_conv_forward(conv, out[r], in, w, bias_r, B);
+            dnnl_conv_backward(conv, with_din ? din[r] : NULL, dw[r], db_r, dout, in, w, B, 0);
+        }
     }
     if (bf16) { /* the reference sees what the bf16 kernels see */
         round_bf16(in, nin);
@@ -119,6 +130,7 @@ static void conv_case(DnnlContext *ctx, int max_batch, int B, int C, int H, int 
     same_bits(dw[0], dw[1], nw, what, "dweight");
     same_bits(db[0], db[1], OC, what, "dbias");
     dnnl_conv_free(conv);
+    round_conv_free(rconv);
     float *all[] = {in,   w,    bias,   dout,   out[0], out[1], out_ref, din0,   dw0,   db0,
                     din[0], din[1], dw[0], dw[1], db[0], db[1], din_ref, dw_ref, db_ref};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
