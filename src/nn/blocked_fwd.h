@@ -8,6 +8,38 @@
 #error "blocked_fwd.h: define ELEM, LOAD, STORE and NAME first"
 #endif
 
+/* One row of output pixels of one block of L channels. The output row holds the running
+ * maximum, and each window offset (kh, kw) sweeps the row with the lane loop innermost and no
+ * branch, so GCC vectorises it; the callers pass a constant L (8, 16) where they can. The
+ * maximum is selected, not recomputed, so a value (a NaN too) comes through as it came in. */
+static inline __attribute__((always_inline)) void NAME(maxpool_row)(ELEM *restrict y,
+                                                                     int32_t *restrict am,
+                                                                     const ELEM *restrict x,
+                                                                     int W, int OW, int oh,
+                                                                     int KS, int stride,
+                                                                     const int L) {
+    const ELEM lowest = STORE(-INFINITY);
+    for (int ow = 0; ow < OW; ow++)
+        for (int l = 0; l < L; l++) {
+            y[(size_t)ow * L + l] = lowest;
+            am[(size_t)ow * L + l] = oh * stride * W + ow * stride;
+        }
+    for (int kh = 0; kh < KS; kh++)
+        for (int kw = 0; kw < KS; kw++)
+            for (int ow = 0; ow < OW; ow++) {
+                const int32_t i = (oh * stride + kh) * W + ow * stride + kw;
+                const ELEM *xi = x + (size_t)i * L;
+                ELEM *yo = y + (size_t)ow * L;
+                int32_t *ao = am + (size_t)ow * L;
+                for (int l = 0; l < L; l++) {
+                    const float v = LOAD(xi[l]);
+                    const int take = (v > LOAD(yo[l])) | (v != v);
+                    yo[l] = take ? xi[l] : yo[l];
+                    ao[l] = take ? i : ao[l];
+                }
+            }
+}
+
 /* out = max over KS x KS windows (no padding), argmax = the window's spatial index, chosen as
  * maxpool_forward does (first maximum; NaN propagates). */
 void NAME(blocked_maxpool_forward)(ELEM *out, int32_t *argmax, const ELEM *in, int B, int C,
@@ -16,24 +48,15 @@ void NAME(blocked_maxpool_forward)(ELEM *out, int32_t *argmax, const ELEM *in, i
     const size_t images = (size_t)B * ((C + L - 1) / L);
     ED_PARALLEL_FOR(images * H * W * L >= PAR_MIN_WORK, for (size_t bc = 0; bc < images; bc++) {
         const ELEM *x = in + bc * H * W * L;
-        ELEM *y = out + bc * OH * OW * L;
-        int32_t *am = argmax + bc * OH * OW * L;
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++)
-                for (int l = 0; l < L; l++) {
-                    float best = -INFINITY;
-                    int32_t at = (oh * stride) * W + ow * stride;
-                    for (int kh = 0; kh < KS; kh++)
-                        for (int kw = 0; kw < KS; kw++) {
-                            const int32_t i = (oh * stride + kh) * W + ow * stride + kw;
-                            const float v = LOAD(x[(size_t)i * L + l]);
-                            const int take = v > best || v != v;
-                            best = take ? v : best;
-                            at = take ? i : at;
-                        }
-                    y[((size_t)oh * OW + ow) * L + l] = STORE(best);
-                    am[((size_t)oh * OW + ow) * L + l] = at;
-                }
+        for (int oh = 0; oh < OH; oh++) {
+            const size_t o = (bc * OH + oh) * OW * L;
+            if (L == 16)
+                NAME(maxpool_row)(out + o, argmax + o, x, W, OW, oh, KS, stride, 16);
+            else if (L == 8)
+                NAME(maxpool_row)(out + o, argmax + o, x, W, OW, oh, KS, stride, 8);
+            else
+                NAME(maxpool_row)(out + o, argmax + o, x, W, OW, oh, KS, stride, L);
+        }
     });
 }
 
