@@ -4,6 +4,8 @@
  * scratch arena per context for those layouts and the primitives' scratchpads. */
 #include "dnnl_backend.h"
 
+#include "conv_wgrad.h"
+
 #include "ensdistill/alloc.h"
 #include "ensdistill/error.h"
 #include "ensdistill/threads.h"
@@ -359,6 +361,7 @@ typedef struct {
     Arg d_diff_dst, d_wei, d_diff_src, d_diff_src_over;
     Arg w_src, w_diff_dst, w_diff_wei, w_diff_bias;
     size_t fwd_scratch, bwd_scratch; /* offsets of the scratchpads */
+    size_t wgrad_scratch; /* offset of conv_wgrad_1ch's partial sums (own_wgrad) */
     int share_diff_dst; /* both backward primitives read diff_dst in the same (reordered) layout */
     dnnl_memory_t scratch;           /* the scratchpad memory (handle set per execution) */
     size_t bytes;                    /* arena bytes this plan needs */
@@ -369,6 +372,7 @@ struct DnnlConv {
     int C, H, W, OC, KS, stride, pad, has_bias;
     DnnlAct in_act, out_act; /* how the engine stores in and out (their gradients: fp32) */
     int bf16;                /* the primitives compute in bf16 (dnnl_conv_create) */
+    int own_wgrad; /* the weight gradient comes from conv_wgrad_1ch, not a primitive */
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -415,33 +419,41 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     dnnl_primitive_desc_t dpd;
     DNNL_CHECK(pd_conv_backward_data(&dpd, ctx->engine, md_ref(&src_a), md_ref(&wei_a),
                                      md_ref(&dst_a), strides, pads, fpd, attr));
-    /* backward weights: diff_weight (and diff_bias) from src and diff_dst, added to the grads */
-    dnnl_primitive_desc_t wpd;
-    DNNL_CHECK(pd_conv_backward_weights(&wpd, ctx->engine, md_ref(&src_a), md_ref(&wei_g), bias,
-                                        md_ref(&dst_a), strides, pads, fpd, attr));
-    size_t ds = scratchpad_bytes(dpd), ws = scratchpad_bytes(wpd);
+    /* backward weights: diff_weight (and diff_bias) from src and diff_dst, added to the grads;
+     * or conv_wgrad_1ch's partial sums */
+    dnnl_primitive_desc_t wpd = NULL;
+    if (!c->own_wgrad)
+        DNNL_CHECK(pd_conv_backward_weights(&wpd, ctx->engine, md_ref(&src_a), md_ref(&wei_g),
+                                            bias, md_ref(&dst_a), strides, pads, fpd, attr));
+    size_t ds = scratchpad_bytes(dpd), ws = wpd ? scratchpad_bytes(wpd) : 0;
     Layout bl = {0, ds > ws ? ds : ws};
-    arg_init(&p->w_src, ctx, md_ref(&src_v), query_md(wpd, dnnl_query_src_md, 0), ARG_IN, &bl);
-    arg_init(&p->w_diff_dst, ctx, md_ref(&dst_u), query_md(wpd, dnnl_query_diff_dst_md, 0),
-             ARG_IN, &bl);
-    arg_init(&p->w_diff_wei, ctx, md_ref(&wei_u), query_md(wpd, dnnl_query_diff_weights_md, 0),
-             ARG_OUT_ADD, &bl);
-    if (c->has_bias)
-        arg_init(&p->w_diff_bias, ctx, bias, query_md(wpd, dnnl_query_diff_weights_md, 1),
-                 ARG_OUT_ADD, &bl);
+    if (wpd) {
+        arg_init(&p->w_src, ctx, md_ref(&src_v), query_md(wpd, dnnl_query_src_md, 0), ARG_IN,
+                 &bl);
+        arg_init(&p->w_diff_dst, ctx, md_ref(&dst_u), query_md(wpd, dnnl_query_diff_dst_md, 0),
+                 ARG_IN, &bl);
+        arg_init(&p->w_diff_wei, ctx, md_ref(&wei_u),
+                 query_md(wpd, dnnl_query_diff_weights_md, 0), ARG_OUT_ADD, &bl);
+        if (c->has_bias)
+            arg_init(&p->w_diff_bias, ctx, bias, query_md(wpd, dnnl_query_diff_weights_md, 1),
+                     ARG_OUT_ADD, &bl);
+    } else {
+        p->wgrad_scratch = bl.next;
+        bl.next += align_up(conv_wgrad_1ch_scratch(B, c->OC, c->KS) * sizeof(float));
+    }
     arg_init(&p->d_diff_dst, ctx, md_ref(&dst_u), query_md(dpd, dnnl_query_diff_dst_md, 0),
              ARG_IN, &bl);
     arg_init(&p->d_wei, ctx, md_ref(&wei_u), query_md(dpd, dnnl_query_weights_md, 0), ARG_IN,
              &bl);
     din_args_init(&p->d_diff_src, &p->d_diff_src_over, ctx, md_ref(&src_u),
                   query_md(dpd, dnnl_query_diff_src_md, 0), &bl);
-    p->share_diff_dst = !p->w_diff_dst.direct && !p->d_diff_dst.direct &&
+    p->share_diff_dst = wpd && !p->w_diff_dst.direct && !p->d_diff_dst.direct &&
                         dnnl_memory_desc_equal(query_md(wpd, dnnl_query_diff_dst_md, 0),
                                                query_md(dpd, dnnl_query_diff_dst_md, 0));
     p->bwd_scratch = bl.next;
     size_t bwd_bytes = bl.next + align_up(bl.scratch_bytes);
     DNNL_CHECK(dnnl_primitive_create(&p->bwd_data, dpd));
-    DNNL_CHECK(dnnl_primitive_create(&p->bwd_weights, wpd));
+    if (wpd) DNNL_CHECK(dnnl_primitive_create(&p->bwd_weights, wpd));
     p->scratch = scratch_memory(ctx);
     EdMd *mds[] = {&src_v, &dst_v, &src_u, &dst_u, &wei_u,
                    &bias_u, &src_a, &dst_a, &wei_a, &wei_g};
@@ -450,14 +462,14 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
     context_reserve(ctx, p->bytes);
     dnnl_primitive_desc_destroy(fpd);
     dnnl_primitive_desc_destroy(dpd);
-    dnnl_primitive_desc_destroy(wpd);
+    if (wpd) dnnl_primitive_desc_destroy(wpd);
     dnnl_primitive_attr_destroy(attr);
 }
 
 static void conv_plan_free(ConvPlan *p) {
     dnnl_primitive_destroy(p->fwd);
     dnnl_primitive_destroy(p->bwd_data);
-    dnnl_primitive_destroy(p->bwd_weights);
+    if (p->bwd_weights) dnnl_primitive_destroy(p->bwd_weights);
     Arg *args[] = {&p->f_src,      &p->f_wei,      &p->f_bias,      &p->f_dst,
                    &p->d_diff_dst, &p->d_wei,      &p->d_diff_src,  &p->w_src,
                    &p->w_diff_dst, &p->w_diff_wei, &p->w_diff_bias, &p->d_diff_src_over};
@@ -497,6 +509,9 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .in_act = in_act,
                     .out_act = out_act,
                     .bf16 = bf16};
+    /* one input channel, fp32 and plain (an image): see conv_wgrad.h */
+    c->own_wgrad =
+        C == 1 && !bf16 && in_act.lanes == 1 && conv_wgrad_1ch_fits(W, KS, pad, out_act.lanes);
     conv_plan(c, max_batch);
     return c;
 }
@@ -539,7 +554,13 @@ void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->bwd_scratch));
-    if (dweight || dbias) {
+    if ((dweight || dbias) && c->own_wgrad) {
+        ED_CHECK(dweight && (dbias || !c->has_bias),
+                 "conv backward: the bias gradient comes with the weight's");
+        conv_wgrad_1ch(dweight, c->has_bias ? dbias : NULL, dout, in, B, c->H, c->W, c->OC, c->KS,
+                       c->stride, c->pad, c->out_act.lanes,
+                       (float *)(ctx->arena + p->wgrad_scratch));
+    } else if (dweight || dbias) {
         ED_CHECK(dweight && (dbias || !c->has_bias),
                  "conv backward: the bias gradient comes with the weight's");
         arg_bind(ctx, &p->w_src, in, p->scratch);

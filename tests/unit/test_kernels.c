@@ -2,6 +2,7 @@
  * forward values of the other layers and losses against definitions written out here.
  * Prints the worst error of each family; exits 1 if any exceeds its tolerance. */
 #include "../../src/nn/bf16_inline.h"
+#include "../../src/nn/conv_wgrad.h"
 #include "../../src/nn/nn_internal.h"
 #include "../../src/nn/srelu_inline.h"
 #include "ensdistill/alloc.h"
@@ -12,6 +13,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,6 +699,62 @@ static void test_blocked_bf16(void) {
         }
 }
 
+/* The one-channel weight gradient (conv_wgrad.h) against conv2d_backward_naive, with dout in
+ * each layout, on shapes that take its specialised paths (KS 3 and 5 at 8 and 16 lanes) and
+ * its general one, a last block of channels only partly used, a batch that is not a whole
+ * number of chunks, stride 2 and no padding; and the same bits at 1 and 2 threads. */
+static void test_conv_wgrad(void) {
+    static const int shapes[][7] = {
+        /* B, H, W, OC, KS, stride, pad */
+        {9, 28, 28, 32, 5, 1, 2}, {3, 10, 12, 13, 3, 1, 1}, {17, 9, 7, 16, 3, 2, 1},
+        {4, 8, 8, 5, 4, 2, 0},    {2, 6, 5, 20, 7, 1, 3},   {5, 11, 11, 8, 5, 2, 1},
+    };
+    static const int lanes[] = {1, 8, 16};
+    double worst = 0.0;
+    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+        for (size_t li = 0; li < sizeof(lanes) / sizeof(lanes[0]); li++) {
+            const int *sh = shapes[si], L = lanes[li];
+            const int B = sh[0], H = sh[1], W = sh[2], OC = sh[3], KS = sh[4], s = sh[5], p = sh[6];
+            const int OH = conv2d_out_size(H, KS, s, p), OW = conv2d_out_size(W, KS, s, p);
+            const size_t nin = (size_t)B * H * W, nout = (size_t)B * OC * OH * OW;
+            const size_t noutb = (size_t)B * ((OC + L - 1) / L) * L * OH * OW;
+            const size_t nw = (size_t)OC * KS * KS;
+            float *in = xmalloc(nin * sizeof(float)), *dout = xmalloc(nout * sizeof(float));
+            float *doutb = xmalloc(noutb * sizeof(float));
+            float *dw0 = xmalloc(nw * sizeof(float)), *db0 = xmalloc(OC * sizeof(float));
+            float *dw[2], *db[2];
+            float *scratch = xmalloc(conv_wgrad_1ch_scratch(B, OC, KS) * sizeof(float));
+            fill_normal(in, nin, 1.0f);
+            fill_normal(dout, nout, 1.0f);
+            fill_normal(dw0, nw, 1.0f);
+            fill_normal(db0, OC, 1.0f);
+            to_blocked(doutb, dout, B, OC, (size_t)OH * OW, L);
+            for (int t = 0; t < 2; t++) {
+                dw[t] = xmalloc(nw * sizeof(float));
+                db[t] = xmalloc(OC * sizeof(float));
+                memcpy(dw[t], dw0, nw * sizeof(float));
+                memcpy(db[t], db0, OC * sizeof(float));
+                omp_set_num_threads(t + 1);
+                conv_wgrad_1ch(dw[t], db[t], doutb, in, B, H, W, OC, KS, s, p, L, scratch);
+            }
+            omp_set_num_threads(1);
+            conv2d_backward_naive(NULL, dw0, db0, dout, in, NULL, B, 1, H, W, OC, KS, s, p);
+            char what[96];
+            snprintf(what, sizeof what, "conv_wgrad_1ch B=%d %dx%d OC=%d KS=%d s=%d p=%d L=%d", B,
+                     H, W, OC, KS, s, p, L);
+            const double e = rel_err(dw[0], dw0, nw), eb = rel_err(db[0], db0, OC);
+            if (e > worst) worst = e;
+            EXPECT(e <= 1e-5 && eb <= 1e-5, "%s: relative error %.3g (weights), %.3g (bias)",
+                   what, e, eb);
+            EXPECT(!memcmp(dw[0], dw[1], nw * sizeof(float)) &&
+                       !memcmp(db[0], db[1], OC * sizeof(float)),
+                   "%s: 1 and 2 threads differ", what);
+            float *all[] = {in, dout, doutb, dw0, db0, dw[0], dw[1], db[0], db[1], scratch};
+            for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
+        }
+    printf("conv_wgrad_1ch: worst relative error %.3g\n", worst);
+}
+
 int main(void) {
     rng = rng_make(2024, rng_stream(RNG_PURPOSE_TEST, 1, 0, 0));
     test_conv2d();
@@ -707,6 +765,7 @@ int main(void) {
     test_small_layers();
     test_losses();
     test_blocked();
+    test_conv_wgrad();
     test_bf16_rounding();
     test_blocked_bf16();
     if (failures) {
