@@ -8,6 +8,7 @@
 
 #include "ensdistill/error.h"
 #include "parallel.h"
+#include "vec8.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,6 +20,28 @@
 #define NAME(n) n
 #include "blocked_fwd.h"
 
+/* One output row of non-overlapping windows (KS == stride) of 8 * NV lanes: every input
+ * position of the row's windows gathers its gradient from its own window, so there is no
+ * scatter and no branch. Adding -0.0 where the position is not the window's maximum leaves every
+ * float as it was, as the scatter would. */
+static inline __attribute__((always_inline)) void maxpool_back_row(float *dx, const float *dy,
+                                                                    const int32_t *am, int W,
+                                                                    int OW, int oh, int KS,
+                                                                    const int NV) {
+    const v8f none = (v8f){0} - 0.0f;
+    for (int kh = 0; kh < KS; kh++)
+        for (int kw = 0; kw < KS; kw++)
+            for (int ow = 0; ow < OW; ow++) {
+                const int32_t i = (oh * KS + kh) * W + ow * KS + kw;
+                for (int v = 0; v < NV; v++) {
+                    float *d = dx + ((size_t)i * NV + v) * 8;
+                    const size_t o = ((size_t)ow * NV + v) * 8;
+                    const v8i take = v8i_load(am + o) == i;
+                    v8f_store(d, v8f_load(d) + v8f_select(take, v8f_load(dy + o), none));
+                }
+            }
+}
+
 /* din[argmax] += dout */
 void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C,
                               int H, int W, int L, int KS, int stride) {
@@ -28,8 +51,19 @@ void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argm
         float *dx = din + bc * H * W * L;
         const float *dy = dout + bc * OH * OW * L;
         const int32_t *am = argmax + bc * OH * OW * L;
-        for (size_t o = 0; o < (size_t)OH * OW; o++)
-            for (int l = 0; l < L; l++) dx[(size_t)am[o * L + l] * L + l] += dy[o * L + l];
+        if (KS != stride || L % 8) { /* overlapping windows (a position may take several
+                                        gradients) or plain layout: scatter */
+            for (size_t o = 0; o < (size_t)OH * OW; o++)
+                for (int l = 0; l < L; l++) dx[(size_t)am[o * L + l] * L + l] += dy[o * L + l];
+            continue;
+        }
+        for (int oh = 0; oh < OH; oh++) {
+            const size_t o = (size_t)oh * OW * L;
+            if (L == 8)
+                maxpool_back_row(dx, dy + o, am + o, W, OW, oh, KS, 1);
+            else
+                maxpool_back_row(dx, dy + o, am + o, W, OW, oh, KS, L / 8);
+        }
     });
 }
 

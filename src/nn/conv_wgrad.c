@@ -11,6 +11,7 @@
 #include "ensdistill/error.h"
 #include "ensdistill/layers.h" /* conv2d_out_size */
 #include "ensdistill/threads.h"
+#include "vec8.h"
 
 #include <string.h>
 
@@ -27,29 +28,19 @@ size_t conv_wgrad_1ch_scratch(int B, int OC, int KS) {
     return chunks * (size_t)OC * (KS * KS + 1);
 }
 
-/* 8 floats: GCC's vector extension, lowered to whatever the target has (one AVX register,
- * two SSE ones) */
-typedef float v8 __attribute__((vector_size(32)));
-
-static inline v8 load8(const float *p) {
-    v8 v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
 /* acc[kw][v] += sum over ow of d[ow][8v .. 8v+7] * xp[ow*stride + kw], for one output row d
  * (OW pixels of 8 * NV lanes) and one input row xp, zero-padded (pad zeros before it) */
 static inline __attribute__((always_inline)) void
-tap_row(v8 (*acc)[2], const float *d, const float *xp, int OW, int KS, int stride, const int NV) {
-    v8 a[MAX_KS][2];
+tap_row(v8f (*acc)[2], const float *d, const float *xp, int OW, int KS, int stride, const int NV) {
+    v8f a[MAX_KS][2];
     for (int kw = 0; kw < KS; kw++)
         for (int v = 0; v < NV; v++)
             a[kw][v] = acc[kw][v];
     for (int ow = 0; ow < OW; ow++) {
         const float *x = xp + ow * stride;
-        v8 dv[2];
+        v8f dv[2];
         for (int v = 0; v < NV; v++)
-            dv[v] = load8(d + ((size_t)ow * NV + v) * 8);
+            dv[v] = v8f_load(d + ((size_t)ow * NV + v) * 8);
         for (int kw = 0; kw < KS; kw++)
             for (int v = 0; v < NV; v++)
                 a[kw][v] += dv[v] * x[kw];
@@ -62,7 +53,7 @@ tap_row(v8 (*acc)[2], const float *d, const float *xp, int OW, int KS, int strid
 /* One task's sums over images b0..b1-1 of block `blk` (8 * NV channels): acc[kh*KS + kw][v],
  * bias[v] */
 static inline __attribute__((always_inline)) void
-task_sums(v8 (*acc)[2], v8 *bias, const float *dout, const float *in, int b0, int b1, int blk,
+task_sums(v8f (*acc)[2], v8f *bias, const float *dout, const float *in, int b0, int b1, int blk,
           int H, int W, int OC, int KS, int stride, int pad, const int NV) {
     const int OH = conv2d_out_size(H, KS, stride, pad), OW = conv2d_out_size(W, KS, stride, pad);
     const int L = 8 * NV, blocks = (OC + L - 1) / L;
@@ -80,7 +71,7 @@ task_sums(v8 (*acc)[2], v8 *bias, const float *dout, const float *in, int b0, in
             }
         for (int p = 0; p < OH * OW; p++)
             for (int v = 0; v < NV; v++)
-                bias[v] += load8(d + ((size_t)p * NV + v) * 8);
+                bias[v] += v8f_load(d + ((size_t)p * NV + v) * 8);
     }
 }
 
@@ -121,7 +112,7 @@ static void task(float *part, int t, const float *dout, const float *in, int B, 
         part[(size_t)OC * taps + blk] = bias;
         return;
     }
-    v8 acc[MAX_KS * MAX_KS][2], bias[2];
+    v8f acc[MAX_KS * MAX_KS][2], bias[2];
     memset(acc, 0, sizeof(acc));
     memset(bias, 0, sizeof(bias));
     if (L == 8 && KS == 5)
