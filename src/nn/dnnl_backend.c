@@ -548,40 +548,45 @@ void dnnl_conv_forward(DnnlConv *c, float *out, const float *in, const float *we
     arg_push(ctx, &p->f_dst, p->scratch);
 }
 
+/* dweight, dbias += the adjoints: from conv_wgrad_1ch, or the backward-weights primitive */
+static void conv_weights_grad(DnnlConv *c, ConvPlan *p, float *dweight, float *dbias,
+                              const float *dout, const float *in, int B) {
+    DnnlContext *ctx = c->ctx;
+    ED_CHECK(dweight && (dbias || !c->has_bias),
+             "conv backward: the bias gradient comes with the weight's");
+    if (c->own_wgrad) {
+        conv_wgrad_1ch(dweight, c->has_bias ? dbias : NULL, dout, in, B, c->H, c->W, c->OC, c->KS,
+                       c->stride, c->pad, c->out_act.lanes,
+                       (float *)(ctx->arena + p->wgrad_scratch));
+        return;
+    }
+    arg_bind(ctx, &p->w_src, in, p->scratch);
+    arg_bind(ctx, &p->w_diff_dst, dout, p->scratch);
+    arg_bind(ctx, &p->w_diff_wei, dweight, p->scratch);
+    arg_pull(ctx, &p->w_src, p->scratch);
+    arg_pull(ctx, &p->w_diff_dst, p->scratch);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->w_src.prim},
+                               {DNNL_ARG_DIFF_DST, p->w_diff_dst.prim},
+                               {DNNL_ARG_DIFF_WEIGHTS, p->w_diff_wei.prim},
+                               {DNNL_ARG_SCRATCHPAD, p->scratch},
+                               {DNNL_ARG_DIFF_BIAS, NULL}};
+    int nargs = 4;
+    if (c->has_bias) {
+        arg_bind(ctx, &p->w_diff_bias, dbias, p->scratch);
+        args[nargs++].memory = p->w_diff_bias.prim;
+    }
+    execute(ctx, p->bwd_weights, nargs, args);
+    arg_push(ctx, &p->w_diff_wei, p->scratch);
+    if (c->has_bias) arg_push(ctx, &p->w_diff_bias, p->scratch);
+}
+
 void dnnl_conv_backward(DnnlConv *c, float *din, float *dweight, float *dbias,
                         const float *dout, const float *in, const float *weight, int B,
                         int din_overwrite) {
     DnnlContext *ctx = c->ctx;
     ConvPlan *p = conv_plan(c, B);
     DNNL_CHECK(dnnl_memory_set_data_handle(p->scratch, ctx->arena + p->bwd_scratch));
-    if ((dweight || dbias) && c->own_wgrad) {
-        ED_CHECK(dweight && (dbias || !c->has_bias),
-                 "conv backward: the bias gradient comes with the weight's");
-        conv_wgrad_1ch(dweight, c->has_bias ? dbias : NULL, dout, in, B, c->H, c->W, c->OC, c->KS,
-                       c->stride, c->pad, c->out_act.lanes,
-                       (float *)(ctx->arena + p->wgrad_scratch));
-    } else if (dweight || dbias) {
-        ED_CHECK(dweight && (dbias || !c->has_bias),
-                 "conv backward: the bias gradient comes with the weight's");
-        arg_bind(ctx, &p->w_src, in, p->scratch);
-        arg_bind(ctx, &p->w_diff_dst, dout, p->scratch);
-        arg_bind(ctx, &p->w_diff_wei, dweight, p->scratch);
-        arg_pull(ctx, &p->w_src, p->scratch);
-        arg_pull(ctx, &p->w_diff_dst, p->scratch);
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->w_src.prim},
-                                   {DNNL_ARG_DIFF_DST, p->w_diff_dst.prim},
-                                   {DNNL_ARG_DIFF_WEIGHTS, p->w_diff_wei.prim},
-                                   {DNNL_ARG_SCRATCHPAD, p->scratch},
-                                   {DNNL_ARG_DIFF_BIAS, NULL}};
-        int nargs = 4;
-        if (c->has_bias) {
-            arg_bind(ctx, &p->w_diff_bias, dbias, p->scratch);
-            args[nargs++].memory = p->w_diff_bias.prim;
-        }
-        execute(ctx, p->bwd_weights, nargs, args);
-        arg_push(ctx, &p->w_diff_wei, p->scratch);
-        if (c->has_bias) arg_push(ctx, &p->w_diff_bias, p->scratch);
-    }
+    if (dweight || dbias) conv_weights_grad(c, p, dweight, dbias, dout, in, B);
     if (din) {
         if (dweight && p->share_diff_dst) { /* reordered above already */
             DNNL_CHECK(dnnl_memory_set_data_handle(p->d_diff_dst.prim,

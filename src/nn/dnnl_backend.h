@@ -54,7 +54,8 @@ typedef struct {
  * weights plain OIHW fp32. bf16: the primitives compute in bf16: they read bf16 copies of fp32
  * inputs (weights, gradients, an fp32 input image), reordered into the scratch arena, and
  * read and write bf16 activations in place when the layouts match; the bias and the weight
- * gradients stay fp32 (oneDNN accumulates in fp32).
+ * gradients stay fp32 (oneDNN accumulates in fp32). fp32 with one plain input channel (an
+ * image): the weight gradient comes from conv_wgrad_1ch (conv_wgrad.h), not oneDNN.
  * dnnl_conv_create builds the primitives for max_batch; another batch size gets its own the
  * first time it is seen (a few are kept), so only the first step at a new size allocates. */
 DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W, int OC, int KS,
