@@ -27,4 +27,16 @@ size_t conv_wgrad_1ch_scratch(int B, int OC, int KS);
 void conv_wgrad_1ch(float *dweight, float *dbias, const float *dout, const float *in, int B, int H,
                     int W, int OC, int KS, int stride, int pad, int L, float *scratch);
 
+/* 1 when conv_wgrad3 takes this convolution: a 3x3 kernel, pad 0-2, C and OC multiples of 8, in
+ * and dout in the 8-lane blocked layout (AVX2's; oneDNN's JIT kernel reaches about 65% of the
+ * FMA peak there, against 88-95% for the same layer's forward and backward data). */
+int conv_wgrad3_fits(int C, int OC, int KS, int pad, int L);
+/* Floats of scratch conv_wgrad3 needs for a batch of B. */
+size_t conv_wgrad3_scratch(int B, int C, int OC);
+/* dweight[OC, C, 3, 3] += d/dweight, dbias[OC] += d/dbias (dbias may be NULL) of
+ * out = conv(in, weight) + bias, from in (fp32 [B, C, H, W]) and dout (fp32 [B, OC, OH, OW]),
+ * both 8-lane blocked. scratch: the floats conv_wgrad3_scratch asks for. */
+void conv_wgrad3(float *dweight, float *dbias, const float *dout, const float *in, int B, int C,
+                 int H, int W, int OC, int stride, int pad, float *scratch);
+
 #endif

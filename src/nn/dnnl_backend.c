@@ -361,7 +361,7 @@ typedef struct {
     Arg d_diff_dst, d_wei, d_diff_src, d_diff_src_over;
     Arg w_src, w_diff_dst, w_diff_wei, w_diff_bias;
     size_t fwd_scratch, bwd_scratch; /* offsets of the scratchpads */
-    size_t wgrad_scratch; /* offset of conv_wgrad_1ch's partial sums (own_wgrad) */
+    size_t wgrad_scratch; /* offset of conv_wgrad_1ch's or conv_wgrad3's partial sums */
     int share_diff_dst; /* both backward primitives read diff_dst in the same (reordered) layout */
     dnnl_memory_t scratch;           /* the scratchpad memory (handle set per execution) */
     size_t bytes;                    /* arena bytes this plan needs */
@@ -372,7 +372,9 @@ struct DnnlConv {
     int C, H, W, OC, KS, stride, pad, has_bias;
     DnnlAct in_act, out_act; /* how the engine stores in and out (their gradients: fp32) */
     int bf16;                /* the primitives compute in bf16 (dnnl_conv_create) */
-    int own_wgrad; /* the weight gradient comes from conv_wgrad_1ch, not a primitive */
+    /* the weight gradient comes from conv_wgrad_1ch (WGRAD_1CH) or conv_wgrad3 (WGRAD_3X3), not
+     * a primitive (WGRAD_DNNL) */
+    enum { WGRAD_DNNL, WGRAD_1CH, WGRAD_3X3 } own_wgrad;
     ConvPlan plans[MAX_PLANS];
     int n_plans, next_evict;
 };
@@ -439,7 +441,9 @@ static void conv_plan_build(DnnlConv *c, ConvPlan *p, int B) {
                      ARG_OUT_ADD, &bl);
     } else {
         p->wgrad_scratch = bl.next;
-        bl.next += align_up(conv_wgrad_1ch_scratch(B, c->OC, c->KS) * sizeof(float));
+        const size_t floats = c->own_wgrad == WGRAD_1CH ? conv_wgrad_1ch_scratch(B, c->OC, c->KS)
+                                                        : conv_wgrad3_scratch(B, c->C, c->OC);
+        bl.next += align_up(floats * sizeof(float));
     }
     arg_init(&p->d_diff_dst, ctx, md_ref(&dst_u), query_md(dpd, dnnl_query_diff_dst_md, 0),
              ARG_IN, &bl);
@@ -509,9 +513,12 @@ DnnlConv *dnnl_conv_create(DnnlContext *ctx, int max_batch, int C, int H, int W,
                     .in_act = in_act,
                     .out_act = out_act,
                     .bf16 = bf16};
-    /* one input channel, fp32 and plain (an image): see conv_wgrad.h */
-    c->own_wgrad =
-        C == 1 && !bf16 && in_act.lanes == 1 && conv_wgrad_1ch_fits(W, KS, pad, out_act.lanes);
+    /* fp32 with one plain input channel (an image), or 3x3 between 8-lane blocks: conv_wgrad.h */
+    if (!bf16 && C == 1 && in_act.lanes == 1 && conv_wgrad_1ch_fits(W, KS, pad, out_act.lanes))
+        c->own_wgrad = WGRAD_1CH;
+    else if (!bf16 && in_act.lanes == out_act.lanes &&
+             conv_wgrad3_fits(C, OC, KS, pad, in_act.lanes))
+        c->own_wgrad = WGRAD_3X3;
     conv_plan(c, max_batch);
     return c;
 }
@@ -554,10 +561,15 @@ static void conv_weights_grad(DnnlConv *c, ConvPlan *p, float *dweight, float *d
     DnnlContext *ctx = c->ctx;
     ED_CHECK(dweight && (dbias || !c->has_bias),
              "conv backward: the bias gradient comes with the weight's");
-    if (c->own_wgrad) {
+    float *scratch = (float *)(ctx->arena + p->wgrad_scratch);
+    if (c->own_wgrad == WGRAD_1CH) {
         conv_wgrad_1ch(dweight, c->has_bias ? dbias : NULL, dout, in, B, c->H, c->W, c->OC, c->KS,
-                       c->stride, c->pad, c->out_act.lanes,
-                       (float *)(ctx->arena + p->wgrad_scratch));
+                       c->stride, c->pad, c->out_act.lanes, scratch);
+        return;
+    }
+    if (c->own_wgrad == WGRAD_3X3) {
+        conv_wgrad3(dweight, c->has_bias ? dbias : NULL, dout, in, B, c->C, c->H, c->W, c->OC,
+                    c->stride, c->pad, scratch);
         return;
     }
     arg_bind(ctx, &p->w_src, in, p->scratch);

@@ -755,6 +755,66 @@ static void test_conv_wgrad(void) {
     printf("conv_wgrad_1ch: worst relative error %.3g\n", worst);
 }
 
+/* The 3x3 weight gradient on 8-lane blocked activations (conv_wgrad.h) against
+ * conv2d_backward_naive: 16 output channels a task and 8 (OC 8, 24), stride 1 and 2, pad 0, 1
+ * and 2, widths where the edge taps and the last stride-2 column fall outside, a 1x1 image, a
+ * batch that is not a whole number of chunks; and the same bits at 1 and 2 threads. */
+static void test_conv_wgrad3(void) {
+    static const int shapes[][7] = {
+        /* B, C, H, W, OC, stride, pad */
+        {9, 16, 10, 12, 32, 1, 1}, {3, 8, 7, 9, 8, 2, 1}, {17, 24, 6, 6, 24, 1, 1},
+        {4, 16, 9, 8, 16, 2, 0},   {2, 8, 5, 5, 16, 1, 2}, {5, 16, 1, 1, 16, 1, 1},
+    };
+    const int L = 8;
+    double worst = 0.0;
+    for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+        const int *sh = shapes[si];
+        const int B = sh[0], C = sh[1], H = sh[2], W = sh[3], OC = sh[4], s = sh[5], p = sh[6];
+        const int OH = conv2d_out_size(H, 3, s, p), OW = conv2d_out_size(W, 3, s, p);
+        const size_t nin = (size_t)B * C * H * W, nout = (size_t)B * OC * OH * OW;
+        const size_t nw = (size_t)OC * C * 9;
+        float *in = xmalloc(nin * sizeof(float)), *dout = xmalloc(nout * sizeof(float));
+        float *inb = xmalloc(nin * sizeof(float)), *doutb = xmalloc(nout * sizeof(float));
+        float *dw0 = xmalloc(nw * sizeof(float)), *db0 = xmalloc(OC * sizeof(float));
+        float *dw[2], *db[2];
+        float *scratch = xmalloc(conv_wgrad3_scratch(B, C, OC) * sizeof(float));
+        EXPECT(conv_wgrad3_fits(C, OC, 3, p, L), "conv_wgrad3 refuses C=%d OC=%d pad %d", C, OC,
+               p);
+        fill_normal(in, nin, 1.0f);
+        fill_normal(dout, nout, 1.0f);
+        fill_normal(dw0, nw, 1.0f);
+        fill_normal(db0, OC, 1.0f);
+        to_blocked(inb, in, B, C, (size_t)H * W, L);
+        to_blocked(doutb, dout, B, OC, (size_t)OH * OW, L);
+        for (int t = 0; t < 2; t++) {
+            dw[t] = xmalloc(nw * sizeof(float));
+            db[t] = xmalloc(OC * sizeof(float));
+            memcpy(dw[t], dw0, nw * sizeof(float));
+            memcpy(db[t], db0, OC * sizeof(float));
+            omp_set_num_threads(t + 1);
+            conv_wgrad3(dw[t], db[t], doutb, inb, B, C, H, W, OC, s, p, scratch);
+        }
+        omp_set_num_threads(1);
+        conv2d_backward_naive(NULL, dw0, db0, dout, in, NULL, B, C, H, W, OC, 3, s, p);
+        char what[96];
+        snprintf(what, sizeof what, "conv_wgrad3 B=%d C=%d %dx%d OC=%d s=%d p=%d", B, C, H, W, OC,
+                 s, p);
+        const double e = rel_err(dw[0], dw0, nw), eb = rel_err(db[0], db0, OC);
+        if (e > worst) worst = e;
+        EXPECT(e <= 1e-5 && eb <= 1e-5, "%s: relative error %.3g (weights), %.3g (bias)", what, e,
+               eb);
+        EXPECT(!memcmp(dw[0], dw[1], nw * sizeof(float)) &&
+                   !memcmp(db[0], db[1], OC * sizeof(float)),
+               "%s: 1 and 2 threads differ", what);
+        float *all[] = {in, dout, inb, doutb, dw0, db0, dw[0], dw[1], db[0], db[1], scratch};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) free(all[i]);
+    }
+    EXPECT(!conv_wgrad3_fits(12, 16, 3, 1, 8) && !conv_wgrad3_fits(16, 16, 5, 2, 8) &&
+               !conv_wgrad3_fits(16, 16, 3, 1, 16),
+           "conv_wgrad3 takes a shape it cannot");
+    printf("conv_wgrad3: worst relative error %.3g\n", worst);
+}
+
 int main(void) {
     rng = rng_make(2024, rng_stream(RNG_PURPOSE_TEST, 1, 0, 0));
     test_conv2d();
@@ -766,6 +826,7 @@ int main(void) {
     test_losses();
     test_blocked();
     test_conv_wgrad();
+    test_conv_wgrad3();
     test_bf16_rounding();
     test_blocked_bf16();
     if (failures) {
