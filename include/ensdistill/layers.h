@@ -73,6 +73,8 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 void relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (in > 0) */
 void relu_backward(float *din, const float *dout, const float *in, size_t n);
+/* din = dout * (in > 0): the same, where din holds no other contribution yet */
+void relu_backward_write(float *din, const float *dout, const float *in, size_t n);
 /* out = a + b */
 void add_forward(float *out, const float *a, const float *b, size_t n);
 /* dx += dout (the backward of add, for each operand) */

@@ -18,6 +18,14 @@ void relu_backward(float *din, const float *dout, const float *in, size_t n) {
     });
 }
 
+/* din = dout * (in > 0) */
+void relu_backward_write(float *din, const float *dout, const float *in, size_t n) {
+    ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {
+        const float g = dout[i];
+        din[i] = in[i] > 0.0f ? g : 0.0f;
+    });
+}
+
 /* out = a + b */
 void add_forward(float *out, const float *a, const float *b, size_t n) {
     ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {

@@ -23,12 +23,12 @@
 /* One output row of non-overlapping windows (KS == stride) of 8 * NV lanes: every input
  * position of the row's windows gathers its gradient from its own window, so there is no
  * scatter and no branch. Adding -0.0 where the position is not the window's maximum leaves every
- * float as it was, as the scatter would. */
+ * float as it was, as the scatter would; with `write` the position gets its gradient or 0. */
 static inline __attribute__((always_inline)) void maxpool_back_row(float *dx, const float *dy,
                                                                     const int32_t *am, int W,
                                                                     int OW, int oh, int KS,
-                                                                    const int NV) {
-    const v8f none = (v8f){0} - 0.0f;
+                                                                    int write, const int NV) {
+    const v8f none = (v8f){0} - 0.0f, zero = (v8f){0};
     for (int kh = 0; kh < KS; kh++)
         for (int kw = 0; kw < KS; kw++)
             for (int ow = 0; ow < OW; ow++) {
@@ -37,14 +37,24 @@ static inline __attribute__((always_inline)) void maxpool_back_row(float *dx, co
                     float *d = dx + ((size_t)i * NV + v) * 8;
                     const size_t o = ((size_t)ow * NV + v) * 8;
                     const v8i take = v8i_load(am + o) == i;
-                    v8f_store(d, v8f_load(d) + v8f_select(take, v8f_load(dy + o), none));
+                    if (write)
+                        v8f_store(d, v8f_select(take, v8f_load(dy + o), zero));
+                    else
+                        v8f_store(d, v8f_load(d) + v8f_select(take, v8f_load(dy + o), none));
                 }
             }
 }
 
 /* din[argmax] += dout */
+int blocked_maxpool_backward_writes(int H, int W, int L, int KS, int stride) {
+    return KS == stride && L % 8 == 0 && H % KS == 0 && W % KS == 0;
+}
+
 void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C,
-                              int H, int W, int L, int KS, int stride) {
+                              int H, int W, int L, int KS, int stride, int write) {
+    ED_CHECK(!write || blocked_maxpool_backward_writes(H, W, L, KS, stride),
+             "blocked maxpool backward cannot write a %dx%d input (window %d, stride %d)", H, W,
+             KS, stride);
     const int OH = conv2d_out_size(H, KS, stride, 0), OW = conv2d_out_size(W, KS, stride, 0);
     const size_t images = (size_t)B * ((C + L - 1) / L);
     ED_PARALLEL_FOR(images * H * W * L >= PAR_MIN_WORK, for (size_t bc = 0; bc < images; bc++) {
@@ -60,9 +70,9 @@ void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argm
         for (int oh = 0; oh < OH; oh++) {
             const size_t o = (size_t)oh * OW * L;
             if (L == 8)
-                maxpool_back_row(dx, dy + o, am + o, W, OW, oh, KS, 1);
+                maxpool_back_row(dx, dy + o, am + o, W, OW, oh, KS, write, 1);
             else
-                maxpool_back_row(dx, dy + o, am + o, W, OW, oh, KS, L / 8);
+                maxpool_back_row(dx, dy + o, am + o, W, OW, oh, KS, write, L / 8);
         }
     });
 }

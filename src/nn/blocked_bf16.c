@@ -25,8 +25,15 @@ void relu_forward_bf16(uint16_t *out, const uint16_t *in, size_t n) {
     });
 }
 
-/* din += dout * (out > 0), out being the ReLU's output */
-void relu_backward_bf16(float *din, const float *dout, const uint16_t *out, size_t n) {
+/* din += dout * (out > 0), out being the ReLU's output; din = that where `write` */
+void relu_backward_bf16(float *din, const float *dout, const uint16_t *out, size_t n, int write) {
+    if (write) {
+        ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {
+            const float g = dout[i];
+            din[i] = bf16_to_f32(out[i]) > 0.0f ? g : 0.0f;
+        });
+        return;
+    }
     ED_PARALLEL_FOR_SIMD(n >= PAR_MIN_WORK, for (size_t i = 0; i < n; i++) {
         const float g = dout[i];
         din[i] += bf16_to_f32(out[i]) > 0.0f ? g : 0.0f;

@@ -212,10 +212,11 @@ static void op_forward(Model *m, const Op *op, int B, int training, const int64_
     }
 }
 
-/* dx_overwrite: the op writes d(in) instead of adding to it (it is the first contribution;
- * only the oneDNN conv and BN do this, see model_backward). */
-static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids,
-                        int dx_overwrite) {
+/* write: WRITE_IN (WRITE_IN2): the op writes d(in) (d(in2)) instead of adding to it, this
+ * being the first contribution (op_writes, model_backward). */
+enum { WRITE_IN = 1, WRITE_IN2 = 2 };
+static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids, int write) {
+    const int dx_overwrite = write & WRITE_IN;
     const Value in = VAL(op->in), out = VAL(op->out);
     const float *x = ACT(op->in), *dy = m->priv->dacts + out.goffset;
     float *dx = DACT(op->in);
@@ -245,15 +246,18 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
     }
     case OP_RELU: /* the output is > 0 exactly where the input is (the input may be gone) */
         if (out.bf16) {
-            relu_backward_bf16(dx, dy, ACT16(op->out), n);
+            relu_backward_bf16(dx, dy, ACT16(op->out), n, dx_overwrite);
             break;
         }
-        relu_backward(dx, dy, ACT(op->out), n);
+        if (dx_overwrite)
+            relu_backward_write(dx, dy, ACT(op->out), n);
+        else
+            relu_backward(dx, dy, ACT(op->out), n);
         break;
     case OP_MAXPOOL:
         if (in.lanes > 1) {
             blocked_maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H,
-                                     in.W, in.lanes, op->KS, op->stride);
+                                     in.W, in.lanes, op->KS, op->stride, dx_overwrite);
             break;
         }
         maxpool_backward(dx, dy, m->priv->int_scratch + op->iscratch, B, in.C, in.H, in.W, op->KS,
@@ -277,10 +281,18 @@ static void op_backward(Model *m, const Op *op, int B, const int64_t *sample_ids
         }
         shortcut_pad_backward(dx, dy, B, in.C, in.H, in.W, out.C, op->stride, op->pad);
         break;
-    case OP_ADD:
-        if (dx) add_backward(dx, dy, n);
-        if (VAL(op->in2).requires_grad) add_backward(DACT(op->in2), dy, n);
+    case OP_ADD: {
+        float *dx2 = DACT(op->in2);
+        if (dx && dx_overwrite)
+            memcpy(dx, dy, n * sizeof(float));
+        else if (dx)
+            add_backward(dx, dy, n);
+        if (dx2 && (write & WRITE_IN2))
+            memcpy(dx2, dy, n * sizeof(float));
+        else if (dx2)
+            add_backward(dx2, dy, n);
         break;
+    }
     case OP_MVCONV: {
         MvNoise nz;
         if (op->t[1] >= 0) nz = op_noise(m, op, sample_ids);
@@ -308,6 +320,31 @@ float *model_forward(Model *m, const float *x, const int64_t *sample_ids, int B,
     return ACT(p->logits_value);
 }
 
+/* WRITE_IN or WRITE_IN2 when op's backward can write value v's gradient whole (v being its
+ * input or second input) instead of adding to it; 0 otherwise */
+static int op_writes(const Model *m, const Op *op, int v) {
+    const struct ModelPrivate *p = m->priv;
+    const Value in = VAL(op->in);
+    switch (op->kind) {
+    case OP_CONV: /* the oneDNN conv, and BN on oneDNN */
+        return p->dnnl && v == op->in ? WRITE_IN : 0;
+    case OP_BN:
+        return p->dnnl && p->dnnl_bn && v == op->in ? WRITE_IN : 0;
+    case OP_RELU:
+        return v == op->in ? WRITE_IN : 0;
+    case OP_MAXPOOL:
+        return v == op->in && in.lanes > 1 &&
+                       blocked_maxpool_backward_writes(in.H, in.W, in.lanes, op->KS, op->stride)
+                   ? WRITE_IN
+                   : 0;
+    case OP_ADD: /* x + x takes its gradient twice */
+        if (op->in == op->in2) return 0;
+        return v == op->in ? WRITE_IN : v == op->in2 ? WRITE_IN2 : 0;
+    default:
+        return 0;
+    }
+}
+
 void model_backward(Model *m, const float *dlogits) {
     model_backward_notify(m, dlogits, NULL, NULL);
 }
@@ -331,18 +368,18 @@ void model_backward_notify(Model *m, const float *dlogits, GradReadyFn ready, vo
         if (!VAL(op->out).requires_grad) continue;
         double t_op = p->profile ? clock_now_seconds() : 0.0;
         /* gradients whose first contribution comes from this op start at zero, or are
-         * written rather than added to by the oneDNN conv and BN */
-        const int writes = p->dnnl && (op->kind == OP_CONV || (op->kind == OP_BN && p->dnnl_bn));
-        int dx_overwrite = 0;
+         * written rather than added to where the op can (op_writes) */
+        int write = 0;
         for (int k = p->zero_begin[i]; k < p->zero_begin[i + 1]; k++) {
-            if (writes && p->zero_list[k] == op->in) {
-                dx_overwrite = 1;
+            const int w = op_writes(m, op, p->zero_list[k]);
+            if (w) {
+                write |= w;
                 continue;
             }
             const Value *v = &VAL(p->zero_list[k]);
             memset(p->dacts + v->goffset, 0, (size_t)B * value_size(v) * sizeof(float));
         }
-        op_backward(m, op, B, p->sample_ids, dx_overwrite);
+        op_backward(m, op, B, p->sample_ids, write);
         if (p->profile) p->op_bwd_seconds[i] += clock_now_seconds() - t_op;
         if (ready) ready(p->grad_ready[i], ctx);
     }

@@ -159,7 +159,10 @@ static inline size_t blocked_at(int b, int c, size_t hw, int C, size_t HW, int L
 void blocked_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H,
                              int W, int L, int KS, int stride);
 void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C,
-                              int H, int W, int L, int KS, int stride);
+                              int H, int W, int L, int KS, int stride, int write);
+/* 1 when blocked_maxpool_backward can write din (`write`) instead of adding to it: windows that
+ * tile the input exactly, in blocks of a multiple of 8 lanes (its gather path) */
+int blocked_maxpool_backward_writes(int H, int W, int L, int KS, int stride);
 void blocked_gap_forward(float *out, const float *in, int B, int C, int HW, int L);
 void blocked_gap_backward(float *din, const float *dout, int B, int C, int HW, int L);
 void blocked_shortcut_forward(float *out, const float *in, int B, int C, int H, int W, int OC,
@@ -172,7 +175,8 @@ void blocked_from_plain_add(float *din, const float *dout, int B, int C, int HW,
 /* The forward kernels above and relu/add (layers.h) on bf16 activations (blocked_bf16.c): the
  * same arithmetic on the widened values, results rounded to bf16 (only the add rounds; GAP and
  * the flatten's copy write fp32). Backward needs a bf16 variant only where it reads an
- * activation: relu_backward_bf16 (din += dout where out > 0; gradients fp32). */
+ * activation: relu_backward_bf16 (din += dout where out > 0, or din = that where `write`;
+ * gradients fp32). */
 void blocked_maxpool_forward_bf16(uint16_t *out, int32_t *argmax, const uint16_t *in, int B,
                                   int C, int H, int W, int L, int KS, int stride);
 void blocked_gap_forward_bf16(float *out, const uint16_t *in, int B, int C, int HW, int L);
@@ -180,7 +184,7 @@ void blocked_shortcut_forward_bf16(uint16_t *out, const uint16_t *in, int B, int
                                    int OC, int stride, int pad_front, int L);
 void blocked_to_plain_bf16(float *out, const uint16_t *in, int B, int C, int HW, int L);
 void relu_forward_bf16(uint16_t *out, const uint16_t *in, size_t n);
-void relu_backward_bf16(float *din, const float *dout, const uint16_t *out, size_t n);
+void relu_backward_bf16(float *din, const float *dout, const uint16_t *out, size_t n, int write);
 void add_forward_bf16(uint16_t *out, const uint16_t *a, const uint16_t *b, size_t n);
 
 /* oneDNN backend: gives every value its layout (conv outputs blocked, layout-preserving ops

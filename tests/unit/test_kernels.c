@@ -552,10 +552,19 @@ static void test_blocked(void) {
             memset(dx, 0, n * sizeof(float));
             memset(dxb, 0, nb * sizeof(float));
             maxpool_backward(dx, dy, am, B, C, H, W, 2, 2, 0);
-            blocked_maxpool_backward(dxb, dyb, amb, B, C, H, W, L, 2, 2);
+            blocked_maxpool_backward(dxb, dyb, amb, B, C, H, W, L, 2, 2, 0);
             to_blocked(got, dx, B, C, (size_t)H * W, L);
             snprintf(what, sizeof what, "blocked maxpool backward L=%d C=%d", L, C);
             expect(what, dxb, got, nb, 0.0);
+            /* the same, written over what was there (the first contribution) */
+            fill_normal(dxb, nb, 1.0f);
+            blocked_maxpool_backward(dxb, dyb, amb, B, C, H, W, L, 2, 2, 1);
+            snprintf(what, sizeof what, "blocked maxpool backward, written, L=%d C=%d", L, C);
+            expect(what, dxb, got, nb, 0.0);
+            EXPECT(blocked_maxpool_backward_writes(H, W, L, 2, 2) &&
+                       !blocked_maxpool_backward_writes(H + 1, W, L, 2, 2) &&
+                       !blocked_maxpool_backward_writes(H, W, L, 3, 2),
+                   "blocked maxpool backward writes where it cannot, or not where it can");
             /* global average pooling: plain [B, C] out */
             global_avgpool_forward(want, x, B, C, H * W);
             blocked_gap_forward(got, xb, B, C, H * W, L);
@@ -685,8 +694,14 @@ static void test_blocked_bf16(void) {
             memset(dx, 0, nb * sizeof(float));
             memset(dx2, 0, nb * sizeof(float));
             relu_backward(dx, dy, want, nb);
-            relu_backward_bf16(dx2, dy, yh, nb);
+            relu_backward_bf16(dx2, dy, yh, nb, 0);
             expect("bf16 relu backward", dx2, dx, nb, 0.0);
+            fill_normal(dx2, nb, 1.0f); /* written over what was there */
+            relu_backward_bf16(dx2, dy, yh, nb, 1);
+            expect("bf16 relu backward, written", dx2, dx, nb, 0.0);
+            fill_normal(dx2, nb, 1.0f);
+            relu_backward_write(dx2, dy, want, nb);
+            expect("relu backward, written", dx2, dx, nb, 0.0);
             add_forward(want, xr, got, nb); /* xr + relu(xr), rounded below */
             for (size_t i = 0; i < nb; i++) want[i] = bf16_to_f32(f32_to_bf16(want[i]));
             add_forward_bf16(zh, xh, yh, nb);
