@@ -45,11 +45,11 @@ static inline __attribute__((always_inline)) void maxpool_back_row(float *dx, co
             }
 }
 
-/* din[argmax] += dout */
 int blocked_maxpool_backward_writes(int H, int W, int L, int KS, int stride) {
     return KS == stride && L % 8 == 0 && H % KS == 0 && W % KS == 0;
 }
 
+/* din[argmax] += dout (din = that, and 0 elsewhere, where `write`) */
 void blocked_maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C,
                               int H, int W, int L, int KS, int stride, int write) {
     ED_CHECK(!write || blocked_maxpool_backward_writes(H, W, L, KS, stride),

@@ -28,8 +28,9 @@ void conv_wgrad_1ch(float *dweight, float *dbias, const float *dout, const float
                     int W, int OC, int KS, int stride, int pad, int L, float *scratch);
 
 /* 1 when conv_wgrad3 takes this convolution: a 3x3 kernel, pad 0-2, C and OC multiples of 8, in
- * and dout in the 8-lane blocked layout (AVX2's; oneDNN's JIT kernel reaches about 65% of the
- * FMA peak there, against 88-95% for the same layer's forward and backward data). */
+ * and dout in the 8-lane blocked layout (AVX2's; oneDNN 2.6's JIT kernel reached 64-69% of
+ * the FMA peak there on a Zen 3, against 83-92% for the same layers' forward and backward
+ * data). */
 int conv_wgrad3_fits(int C, int OC, int KS, int pad, int L);
 /* Floats of scratch conv_wgrad3 needs for a batch of B. */
 size_t conv_wgrad3_scratch(int B, int C, int OC);
